@@ -7,7 +7,7 @@ class GridEdgeError(Exception):
     """Base of every error the agent raises on purpose."""
 
 
-class ConfigError(GridEdgeError):
+class ConfigError(GridEdgeError, ValueError):
     """A config file or document is invalid; `problems` lists (key path, reason)."""
 
     def __init__(self, problems: list[tuple[str, str]]) -> None:

@@ -1,0 +1,354 @@
+"""The supervisor: builds every component from the config, owns their lifetimes and signals."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import signal
+import time
+from collections.abc import Callable, Mapping
+from contextlib import AsyncExitStack
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from agent import __version__, health
+from agent.clock import SystemClock
+from agent.config import Config
+from agent.errors import GridEdgeError, StoreError
+from agent.modectl import ModeControl
+from agent.modes import EffectiveMode, ModeDoc, validate_mode_body
+from agent.state import DocState
+from sync import envelope
+from sync.downlink import Downlink, Trust
+from sync.link import BdSeq, LinkSettings, MqttLink, Session
+from sync.outbox import Outbox
+from sync.publisher import Publisher
+from sync.reconnect import Backoff
+from sync.verify import BodyValidator, Document, b64url_decode
+
+log = logging.getLogger(__name__)
+
+CMD_ACTIONS = ("rebirth", "status_now", "snapshot")
+
+
+def trusted_keys(cfg: Config) -> dict[str, Ed25519PublicKey]:
+    """The [trust] keys as verifier objects."""
+    return {
+        k.kid: Ed25519PublicKey.from_public_bytes(b64url_decode(k.public_key))
+        for k in cfg.trust.ops_keys
+    }
+
+
+def validate_cmd_body(body: Mapping[str, Any]) -> dict[str, Any]:
+    """Check a §6 cmd body."""
+    if set(body) - {"action", "args"}:
+        raise ValueError("cmd body takes only action and args")
+    if body.get("action") not in CMD_ACTIONS:
+        raise ValueError(f"action must be one of {', '.join(CMD_ACTIONS)}")
+    args = body.get("args", {})
+    if not isinstance(args, dict):
+        raise ValueError("args must be an object")
+    return {"action": body["action"], "args": args}
+
+
+class Agent:
+    """One running agent. `async with Agent(cfg)` starts it; `await agent.wait()` until stopped."""
+
+    def __init__(
+        self,
+        cfg: Config,
+        *,
+        clock: SystemClock | None = None,
+        rng: random.Random | None = None,
+        extra_validators: Mapping[str, BodyValidator] | None = None,
+    ) -> None:
+        self.cfg = cfg
+        self.clock = clock or SystemClock()
+        self._rng = rng or random.Random()
+        self._stack = AsyncExitStack()
+        self._started = time.monotonic()
+        self.state = DocState(cfg.device.state_dir)
+        self._keys = trusted_keys(cfg)
+        self._central_online = False
+        self._status_now = asyncio.Event()
+        self._stopped = asyncio.Event()
+        self.status_extra: list[Callable[[], Mapping[str, Any]]] = []
+        self.gps_status: Callable[[], Mapping[str, Any]] | None = None
+        self.snapshot: Callable[[Mapping[str, Any]], Any] | None = None
+        self.tasks_listeners: list[Callable[[Mapping[str, Any]], None]] = []
+        self._validators: dict[str, BodyValidator] = {
+            "mode": validate_mode_body,
+            "cmd": validate_cmd_body,
+        }
+        self._validators.update(extra_validators or {})
+
+    # ----- time ------------------------------------------------------------------------------
+    def trusted_now_ms(self) -> int | None:
+        """Now, if the wall clock is known right; else the latest time that was (§6 step 5)."""
+        stamp = self.clock.stamp()
+        if stamp.time_ok:
+            return stamp.ts
+        return self.state.good_ms
+
+    # ----- lifecycle -------------------------------------------------------------------------
+    async def __aenter__(self) -> Agent:
+        cfg = self.cfg
+        try:
+            await self._start(cfg)
+        except BaseException:
+            await self._stack.aclose()
+            raise
+        return self
+
+    async def _start(self, cfg: Config) -> None:
+        st = self._stack
+        self.outbox = await st.enter_async_context(
+            Outbox(
+                cfg.device.state_dir,
+                cfg.device.id,
+                stamp=self.clock.stamp,
+                budget_bytes=cfg.sync.outbox_budget_bytes,
+                online=self.online,
+            )
+        )
+        self.modes = await st.enter_async_context(
+            ModeControl(
+                self.state,
+                default=lambda: self.cfg.modes.default,
+                now_ms=self.trusted_now_ms,
+                targets=self._mode_targets,
+            )
+        )
+        self.modes.listeners.append(self._mode_changed)
+        self.publisher = await st.enter_async_context(
+            Publisher(
+                self.outbox,
+                window=cfg.sync.inflight_window,
+                low_share=cfg.sync.low_priority_share,
+                puback_timeout_s=cfg.sync.puback_timeout_s,
+                gate_open=(lambda: self._central_online) if cfg.sync.flush_gate else None,
+            )
+        )
+        self.downlink = await st.enter_async_context(
+            Downlink(
+                trust=self._trust,
+                versions=self.state,
+                now_ms=self.trusted_now_ms,
+                validators=self._validators,
+                appliers={"tasks": self._apply_tasks, "mode": self._apply_mode, "cmd": self._cmd},
+                store_ack=lambda body: self.outbox.append("ack", body),
+                on_applied=self.publish_reported,
+                on_central=self._central,
+            )
+        )
+        b = cfg.broker
+        self.link = await st.enter_async_context(
+            MqttLink(
+                LinkSettings(
+                    dev=cfg.device.id,
+                    host=b.host,
+                    port=b.port,
+                    protocol=b.protocol,
+                    keepalive_s=b.keepalive_s,
+                    connect_timeout_s=b.connect_timeout_s,
+                    tls=b.tls,
+                    ca_file=b.ca_file,
+                    cert_file=b.cert_file,
+                    key_file=b.key_file,
+                    username=b.username,
+                    password_file=b.password_file,
+                ),
+                bdseq=BdSeq(cfg.device.state_dir / "bdseq.json"),
+                birth=self.birth,
+                subscriptions=self.downlink.topics,
+                on_message=self.downlink.on_message,
+                on_session=self._session,
+                backoff=Backoff(cfg.sync.backoff_base_s, cfg.sync.backoff_cap_s),
+                rng=self._rng,
+            )
+        )
+        for name, coro in (("status", self._status_loop()), ("good-time", self._good_time_loop())):
+            task = asyncio.create_task(coro, name=name)
+            st.push_async_callback(_cancel, task)
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self._stack.aclose()
+
+    def online(self) -> bool:
+        """True while a broker session is up (messages created now are not `hist`)."""
+        return self.link.session is not None if hasattr(self, "link") else False
+
+    def stop(self) -> None:
+        """Ask the agent to shut down (SIGTERM does this)."""
+        self._stopped.set()
+
+    async def wait(self) -> None:
+        """Until stop() is called."""
+        await self._stopped.wait()
+
+    # ----- session ---------------------------------------------------------------------------
+    def _trust(self) -> Trust:
+        return Trust(self.cfg.device.id, frozenset(self.cfg.device.zones), self._keys)
+
+    def _mode_targets(self) -> set[str]:
+        return {f"dev:{self.cfg.device.id}", *(f"zone:{z}" for z in self.cfg.device.zones)}
+
+    def birth(self, bdseq: int) -> bytes:
+        """The §5 birth payload for `bdseq`."""
+        return envelope.birth(
+            bdseq=bdseq,
+            boot=self.clock.boot,
+            ts=self.clock.stamp().ts,
+            agent=__version__,
+            role=self.cfg.device.role,
+            config_ver=self.config_ver,
+            tasks_ver=self.tasks_ver,
+            mode=self.modes.current.name,
+        )
+
+    @property
+    def config_ver(self) -> int | None:
+        """Ver of the applied config document, None while only the local file applies."""
+        return self.state.last_ver("config", f"dev:{self.cfg.device.id}")
+
+    @property
+    def tasks_ver(self) -> int | None:
+        """Ver of the applied tasks document."""
+        return self.state.last_ver("tasks", f"dev:{self.cfg.device.id}")
+
+    async def _session(self, session: Session) -> None:
+        self.publish_reported()
+        await self.publisher.run(session)
+
+    def publish_reported(self) -> None:
+        """Publish `reported` (retained) when connected; it is sent again on every connect."""
+        session = self.link.session
+        if session is None:
+            return
+        payload = envelope.reported(
+            config_ver=self.config_ver,
+            tasks_ver=self.tasks_ver,
+            mode=self.modes.current.reported(),
+            ts=self.clock.stamp().ts,
+        )
+        with contextlib.suppress(GridEdgeError):
+            session.publish(envelope.topic(self.cfg.device.id, "reported"), payload, 1, True)
+
+    def _mode_changed(self, mode: EffectiveMode) -> None:
+        self.publish_reported()
+        self._status_now.set()  # the interval may have changed, and central wants to see it
+
+    def _central(self, online: bool) -> None:
+        if online != self._central_online:
+            log.info("central ingest %s", "online" if online else "offline")
+            self._central_online = online
+            self.publisher.gate_changed()
+
+    # ----- appliers --------------------------------------------------------------------------
+    async def _apply_tasks(self, doc: Document) -> str | None:
+        record = {"id": doc.id, "ver": doc.ver, "iat": doc.iat, "body": dict(doc.body)}
+        try:
+            await asyncio.to_thread(self.state.set_tasks, record)
+        except OSError as exc:
+            log.error("could not store tasks ver %d: %s", doc.ver, exc)
+            return "apply_failed"
+        for listener in self.tasks_listeners:
+            listener(record)
+        return None
+
+    async def _apply_mode(self, doc: Document) -> str | None:
+        body = validate_mode_body(doc.body)
+        mdoc = ModeDoc(doc.target.key, body["mode"], doc.ver, doc.exp, body["reason"])
+        try:
+            self.modes.apply(mdoc)
+        except OSError as exc:
+            log.error("could not store mode ver %d: %s", doc.ver, exc)
+            return "apply_failed"
+        return None
+
+    async def _cmd(self, doc: Document) -> str | None:
+        action = doc.body["action"]
+        log.info("command %s (ver %d)", action, doc.ver)
+        if action == "rebirth":
+            session = self.link.session
+            if session is not None:
+                topic = envelope.topic(self.cfg.device.id, "state")
+                session.publish(topic, self.birth(session.bdseq), 1, True)
+                self.publish_reported()
+        elif action == "status_now":
+            self._status_now.set()
+        elif action == "snapshot":
+            if self.snapshot is None:
+                log.warning("snapshot asked for, but this device has no camera")
+                return "apply_failed"
+            await self.snapshot(doc.body.get("args", {}))
+        return None
+
+    # ----- periodic --------------------------------------------------------------------------
+    async def status_body(self) -> dict[str, Any]:
+        """The §8 status body now."""
+        extra: dict[str, Any] = {}
+        for part in self.status_extra:
+            extra.update(part())
+        try:
+            oldest = await self.outbox.oldest_ms()
+        except StoreError:
+            oldest = None
+        return health.status_body(
+            ts=self.clock.stamp().ts,
+            mode=self.modes.current.name,
+            config_ver=self.config_ver,
+            uptime_s=int(time.monotonic() - self._started),
+            outbox={
+                "depth": self.outbox.depth,
+                "bytes": self.outbox.bytes,
+                "oldest_ms": oldest,
+                "media_refused": self.outbox.media_refused,
+            },
+            gps=self.gps_status() if self.gps_status else None,
+            disk_free=health.disk_free_mb(self.cfg.device.state_dir),
+            cpu_temp=health.cpu_temp_c(),
+            batt=health.batt_pct(),
+            extra=extra,
+        )
+
+    async def _status_loop(self) -> None:
+        while True:
+            interval = self.cfg.modes.profile(self.modes.current.name).status_interval_s
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._status_now.wait(), interval)
+            self._status_now.clear()
+            session = self.link.session
+            if session is None:
+                continue  # status is ephemeral: never stored while offline (§2, §8)
+            body = await self.status_body()
+            with contextlib.suppress(GridEdgeError):
+                topic = envelope.topic(self.cfg.device.id, "status")
+                session.publish(topic, envelope.dumps(body), 0, False)
+
+    async def _good_time_loop(self) -> None:
+        while True:
+            stamp = self.clock.stamp()
+            if stamp.time_ok:
+                await asyncio.to_thread(self.state.note_good_time, stamp.ts)
+            await asyncio.sleep(60.0)
+
+
+async def _cancel(task: asyncio.Task[Any]) -> None:
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+
+
+async def run(cfg: Config) -> int:
+    """Run until SIGTERM/SIGINT; return the process exit code."""
+    loop = asyncio.get_running_loop()
+    async with Agent(cfg) as agent:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, agent.stop)
+        log.info("edge-agent %s running as %s (%s)", __version__, cfg.device.id, cfg.device.role)
+        await agent.wait()
+        log.info("shutting down")
+    return 0

@@ -1,0 +1,87 @@
+"""The `edge-agent` command: run, check-config, demo and the operations tool."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from agent import __version__
+from agent.errors import ConfigError
+
+
+def _setup_logging(verbose: bool) -> None:
+    # stdout, no timestamps of our own: journald adds them.
+    logging.basicConfig(
+        stream=sys.stdout,
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from agent import app, config
+
+    try:
+        cfg = config.load(Path(args.config))
+    except ConfigError as exc:
+        _print_problems(args.config, exc)
+        return 2
+    return asyncio.run(app.run(cfg))
+
+
+def _print_problems(path: str, exc: ConfigError) -> None:
+    print(f"{path}: invalid config", file=sys.stderr)
+    for key, reason in exc.problems:
+        print(f"  {key}: {reason}", file=sys.stderr)
+
+
+def _cmd_check(args: argparse.Namespace) -> int:
+    from agent import config
+
+    try:
+        cfg = config.load(Path(args.file))
+    except ConfigError as exc:
+        _print_problems(args.file, exc)
+        return 1
+    print(f"{args.file}: ok ({cfg.device.role} {cfg.device.id})")
+    return 0
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from agent import demo
+
+    return asyncio.run(demo.main(seconds=args.seconds, workdir=args.workdir))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of `edge-agent`."""
+    parser = argparse.ArgumentParser(prog="edge-agent", description=__doc__)
+    parser.add_argument("--version", action="version", version=__version__)
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("run", help="run the agent")
+    p.add_argument("--config", required=True, help="TOML config file")
+    p.set_defaults(func=_cmd_run)
+    p = sub.add_parser("check-config", help="validate a config file; non-zero exit when invalid")
+    p.add_argument("file")
+    p.set_defaults(func=_cmd_check)
+    p = sub.add_parser("demo", help="run against a local broker with simulated devices")
+    p.add_argument("--seconds", type=float, default=None, help="stop after this long")
+    p.add_argument("--workdir", default=None, help="where to keep state (default: a temp dir)")
+    p.set_defaults(func=_cmd_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the console script."""
+    args = build_parser().parse_args(argv)
+    _setup_logging(args.verbose)
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

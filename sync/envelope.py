@@ -1,0 +1,131 @@
+"""Pure builders for the grid/v1 upstream messages (contract §3, §5, §8); no I/O."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+PREFIX = "grid/v1"
+MAX_UP_PAYLOAD = 131072  # contract §1: every payload the device publishes
+MAX_CHUNK = 65536  # contract §2: media chunk size
+
+
+@dataclass(frozen=True, slots=True)
+class TimeStamp:
+    """The §3 time fields of one message at its creation."""
+
+    ts: int
+    ts_src: str
+    time_ok: bool
+    boot: str
+    mono_ms: int
+
+
+def uuid7(unix_ms: int, rand: bytes | None = None) -> str:
+    """Return a UUIDv7 string for `unix_ms` (RFC 9562), 74 random bits from `rand` or os.urandom."""
+    r = rand if rand is not None else os.urandom(10)
+    if len(r) < 10:
+        raise ValueError("uuid7 needs 10 random bytes")
+    value = (unix_ms & 0xFFFF_FFFF_FFFF) << 80
+    value |= 0x7 << 76  # version
+    value |= (int.from_bytes(r[0:2], "big") & 0x0FFF) << 64  # rand_a
+    value |= 0b10 << 62  # variant
+    value |= int.from_bytes(r[2:10], "big") & 0x3FFF_FFFF_FFFF_FFFF  # rand_b
+    h = f"{value:032x}"
+    return f"{h[0:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:32]}"
+
+
+def dumps(obj: Any) -> bytes:
+    """Compact UTF-8 JSON without BOM, the one serialisation every published payload uses."""
+    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
+
+
+def topic(dev: str, *parts: str) -> str:
+    """Return `grid/v1/<dev>/<parts...>`."""
+    return "/".join((PREFIX, dev, *parts))
+
+
+def event_topic(dev: str, kind: str) -> str:
+    """Topic of a stored message: `evt/{kind}`, or `ack` for acks."""
+    return topic(dev, "ack") if kind == "ack" else topic(dev, "evt", kind)
+
+
+def envelope(
+    *,
+    kind: str,
+    msg_id: str,
+    dev: str,
+    seq: int,
+    stamp: TimeStamp,
+    hist: bool,
+    body: Mapping[str, Any],
+) -> bytes:
+    """Serialise one §3 envelope; these bytes are stored and republished unchanged."""
+    return dumps(
+        {
+            "v": 1,
+            "kind": kind,
+            "id": msg_id,
+            "dev": dev,
+            "seq": seq,
+            "boot": stamp.boot,
+            "mono_ms": stamp.mono_ms,
+            "ts": stamp.ts,
+            "ts_src": stamp.ts_src,
+            "time_ok": stamp.time_ok,
+            "hist": hist,
+            "body": dict(body),
+        }
+    )
+
+
+def birth(
+    *,
+    bdseq: int,
+    boot: str,
+    ts: int,
+    agent: str,
+    role: str,
+    config_ver: int | None,
+    tasks_ver: int | None,
+    mode: str,
+) -> bytes:
+    """The §5 birth payload."""
+    return dumps(
+        {
+            "v": 1,
+            "online": True,
+            "bdseq": bdseq,
+            "boot": boot,
+            "ts": ts,
+            "agent": agent,
+            "role": role,
+            "config_ver": config_ver,
+            "tasks_ver": tasks_ver,
+            "mode": mode,
+        }
+    )
+
+
+def offline(bdseq: int, reason: str) -> bytes:
+    """The §5 will (`lost`) or graceful-stop (`shutdown`) payload."""
+    return dumps({"v": 1, "online": False, "bdseq": bdseq, "reason": reason})
+
+
+def reported(
+    *, config_ver: int | None, tasks_ver: int | None, mode: Mapping[str, Any], ts: int
+) -> bytes:
+    """The §6 retained `reported` payload."""
+    return dumps(
+        {"v": 1, "config_ver": config_ver, "tasks_ver": tasks_ver, "mode": dict(mode), "ts": ts}
+    )
+
+
+def ack_body(
+    *, ref: str | None, typ: str, ver: int | None, status: str, reason: str | None
+) -> dict[str, Any]:
+    """The §6 ack body."""
+    return {"ref": ref, "typ": typ, "ver": ver, "status": status, "reason": reason}

@@ -1,0 +1,366 @@
+"""The only module that touches paho-mqtt: one MQTT session at a time, driven on the asyncio loop."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import ssl
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as paho
+from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from paho.mqtt.subscribeoptions import SubscribeOptions
+
+from agent.errors import LinkError
+from sync import envelope
+from sync.reconnect import Backoff, LinkState, Reconnect
+from sync.statefile import read_json, write_json
+
+log = logging.getLogger(__name__)
+
+SESSION_EXPIRY_S = 86400  # contract §1
+
+
+@dataclass(frozen=True, slots=True)
+class LinkSettings:
+    """Everything the link needs from the config, as plain values."""
+
+    dev: str
+    host: str
+    port: int
+    protocol: int = 5
+    keepalive_s: int = 30
+    connect_timeout_s: float = 10.0
+    tls: bool = False
+    ca_file: Path | None = None
+    cert_file: Path | None = None
+    key_file: Path | None = None
+    username: str | None = None
+    password_file: Path | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Inbound:
+    """A message received from the broker, with what is needed to acknowledge it."""
+
+    topic: str
+    payload: bytes
+    retained: bool
+    mid: int
+    qos: int
+
+
+class BdSeq:
+    """The §5 `bdseq`, persisted in the state dir and bumped before every CONNECT attempt."""
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+        data = read_json(path, {})
+        self.value = int(data.get("bdseq", 0)) if isinstance(data, dict) else 0
+
+    def bump(self) -> int:
+        """Increment, make it durable, return the new value."""
+        self.value += 1
+        write_json(self._path, {"bdseq": self.value})
+        return self.value
+
+
+class Session:
+    """One connected MQTT session; gone for good once `closed` is done."""
+
+    def __init__(self, client: paho.Client, loop: asyncio.AbstractEventLoop, bdseq: int) -> None:
+        self._client = client
+        self._loop = loop
+        self.bdseq = bdseq
+        self.receive_maximum = 65535
+        self.closed: asyncio.Future[str] = loop.create_future()
+        self.on_puback: Callable[[int, bool], None] = lambda mid, ok: None
+        self._waiters: dict[int, asyncio.Future[bool]] = {}
+        self._writing = False
+
+    # paho callbacks (always on the loop thread once connected)
+    def _puback(self, mid: int, ok: bool) -> None:
+        waiter = self._waiters.pop(mid, None)
+        if waiter is not None and not waiter.done():
+            waiter.set_result(ok)
+            return
+        self.on_puback(mid, ok)
+
+    def _lost(self, reason: str) -> None:
+        if not self.closed.done():
+            self.closed.set_result(reason)
+            for waiter in self._waiters.values():
+                if not waiter.done():
+                    waiter.set_exception(LinkError(reason))
+
+    def publish(self, topic: str, payload: bytes, qos: int = 1, retain: bool = False) -> int:
+        """Queue a PUBLISH; returns its mid. Raises LinkError when the session is gone."""
+        if self.closed.done():
+            raise LinkError("session closed")
+        info = self._client.publish(topic, payload, qos=qos, retain=retain)
+        if info.rc not in (MQTTErrorCode.MQTT_ERR_SUCCESS, MQTTErrorCode.MQTT_ERR_QUEUE_SIZE):
+            self._lost(f"publish failed: {paho.error_string(info.rc)}")
+            raise LinkError(paho.error_string(info.rc))
+        self.want_write()
+        return int(info.mid)
+
+    async def publish_wait(
+        self, topic: str, payload: bytes, *, retain: bool = False, timeout: float = 10.0
+    ) -> bool:
+        """Publish at QoS 1 and wait for the PUBACK; False when it does not come in time."""
+        fut: asyncio.Future[bool] = self._loop.create_future()
+        mid = self.publish(topic, payload, 1, retain)
+        self._waiters[mid] = fut
+        try:
+            return await asyncio.wait_for(fut, timeout)
+        except TimeoutError:
+            self._waiters.pop(mid, None)
+            return False
+
+    def ack(self, msg: Inbound) -> None:
+        """PUBACK an inbound QoS 1 message once it is handled (manual ack)."""
+        if msg.qos > 0 and not self.closed.done():
+            self._client.ack(msg.mid, msg.qos)
+            self.want_write()
+
+    def want_write(self) -> None:
+        """Arm the writer when paho has bytes left over (socket buffer was full)."""
+        sock = self._client.socket()
+        if sock is None or self._writing or not self._client.want_write():
+            return
+        self._writing = True
+        self._loop.add_writer(sock, self._on_writable)
+
+    def _on_writable(self) -> None:
+        rc = self._client.loop_write()
+        if rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
+            self._lost(f"write failed: {paho.error_string(rc)}")
+        if not self._client.want_write() or self.closed.done():
+            self._stop_writing()
+
+    def _stop_writing(self) -> None:
+        sock = self._client.socket()
+        if self._writing and sock is not None:
+            self._loop.remove_writer(sock)
+        self._writing = False
+
+    def abort(self, reason: str) -> None:
+        """Drop the connection (e.g. no PUBACKs): the link reconnects."""
+        log.warning("aborting MQTT session: %s", reason)
+        self._lost(reason)
+
+
+class MqttLink:
+    """Owns the connect/reconnect loop; hands each live session to `on_session`."""
+
+    def __init__(
+        self,
+        settings: LinkSettings,
+        *,
+        bdseq: BdSeq,
+        birth: Callable[[int], bytes],
+        subscriptions: Callable[[], list[str]],
+        on_message: Callable[[Session, Inbound], None],
+        on_session: Callable[[Session], Awaitable[None]],
+        backoff: Backoff,
+        rng: random.Random | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self._s = settings
+        self._bdseq = bdseq
+        self._birth = birth
+        self._subscriptions = subscriptions
+        self._on_message = on_message
+        self._on_session = on_session
+        self._backoff = backoff
+        self._rng = rng or random.Random()
+        self._sleep = sleep
+        self.machine = Reconnect()
+        self.session: Session | None = None
+        self.connected = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self.connects = 0
+
+    async def __aenter__(self) -> MqttLink:
+        self._task = asyncio.create_task(self._run(), name="mqtt-link")
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        session = self.session
+        if session is not None and not session.closed.done():
+            try:
+                ok = await session.publish_wait(
+                    envelope.topic(self._s.dev, "state"),
+                    envelope.offline(session.bdseq, "shutdown"),
+                    retain=True,
+                    timeout=3.0,
+                )
+                if not ok:
+                    log.warning("graceful offline state was not acknowledged")
+            except LinkError as err:
+                log.warning("could not publish graceful offline state: %s", err)
+        self.machine = self.machine.closed()
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+
+    def _client(self, bdseq: int) -> paho.Client:
+        s = self._s
+        v5 = s.protocol == 5
+        client = paho.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=s.dev,
+            protocol=paho.MQTTv5 if v5 else paho.MQTTv311,
+            clean_session=None if v5 else False,
+            manual_ack=True,
+        )
+        # Our own publisher bounds the window; paho's bookkeeping is fastest unlimited.
+        client.max_inflight_messages_set(0)
+        client.max_queued_messages_set(0)
+        client.will_set(
+            envelope.topic(s.dev, "state"), envelope.offline(bdseq, "lost"), qos=1, retain=True
+        )
+        if s.tls:
+            client.tls_set(
+                ca_certs=str(s.ca_file) if s.ca_file else None,
+                certfile=str(s.cert_file) if s.cert_file else None,
+                keyfile=str(s.key_file) if s.key_file else None,
+                cert_reqs=ssl.CERT_REQUIRED,
+            )
+        if s.username is not None:
+            password = s.password_file.read_text().strip() if s.password_file else None
+            client.username_pw_set(s.username, password)
+        return client
+
+    async def _run(self) -> None:
+        while True:
+            self.machine = self.machine.connecting()
+            try:
+                await self._connect_once()
+                reason = "closed"
+            except (LinkError, OSError, ssl.SSLError) as exc:
+                reason = str(exc) or type(exc).__name__
+            self.machine = self.machine.failed()
+            delay = self._backoff.delay(self.machine.failures - 1, self._rng)
+            log.warning("MQTT link down (%s); reconnecting in %.1f s", reason, delay)
+            await self._sleep(delay)
+
+    async def _connect_once(self) -> None:
+        loop = asyncio.get_running_loop()
+        bdseq = self._bdseq.bump()
+        client = self._client(bdseq)
+        session = Session(client, loop, bdseq)
+        connack: asyncio.Future[int] = loop.create_future()
+        self._wire(client, session, connack)
+        kwargs: dict[str, Any] = {"keepalive": self._s.keepalive_s}
+        if self._s.protocol == 5:
+            props = Properties(PacketTypes.CONNECT)
+            props.SessionExpiryInterval = SESSION_EXPIRY_S
+            kwargs.update(clean_start=False, properties=props)
+        # TCP connect, DNS and the TLS handshake block: they leave the loop.
+        await asyncio.wait_for(
+            asyncio.to_thread(client.connect, self._s.host, self._s.port, **kwargs),
+            self._s.connect_timeout_s,
+        )
+        sock = client.socket()
+        if sock is None:
+            raise LinkError("no socket after connect")
+        loop.add_reader(sock, self._on_readable, client, session)
+        session.want_write()
+        misc = asyncio.create_task(self._misc(client, session), name="mqtt-keepalive")
+        graceful = False
+        try:
+            rc = await asyncio.wait_for(asyncio.shield(connack), self._s.connect_timeout_s)
+            if rc != 0:
+                raise LinkError(f"CONNACK refused: {rc}")
+            await self._established(session)
+        except asyncio.CancelledError:
+            graceful = True
+            raise
+        finally:
+            misc.cancel()
+            loop.remove_reader(sock)
+            session._stop_writing()
+            self.session = None
+            self.connected.clear()
+            session._lost("closed")
+            if graceful and client.is_connected():
+                # A normal DISCONNECT: the broker drops the will, the shutdown state stands.
+                client.disconnect()
+                client.loop_write()
+            # Otherwise just drop the socket, so the broker publishes the will (§5 "lost").
+            sock.close()
+
+    def _wire(self, client: paho.Client, session: Session, connack: asyncio.Future[int]) -> None:
+        def on_connect(_c: Any, _u: Any, _f: Any, rc: Any, props: Any) -> None:
+            if props is not None and hasattr(props, "ReceiveMaximum"):
+                session.receive_maximum = int(props.ReceiveMaximum)
+            if not connack.done():
+                connack.set_result(int(rc.value) if hasattr(rc, "value") else int(rc))
+
+        def on_disconnect(_c: Any, _u: Any, _f: Any, rc: Any, _p: Any) -> None:
+            session._lost(f"disconnected: {rc}")
+            if not connack.done():
+                connack.set_exception(LinkError(f"disconnected before CONNACK: {rc}"))
+
+        def on_publish(_c: Any, _u: Any, mid: int, rc: Any, _p: Any) -> None:
+            session._puback(mid, not getattr(rc, "is_failure", False))
+
+        def on_message(_c: Any, _u: Any, msg: paho.MQTTMessage) -> None:
+            self._on_message(
+                session, Inbound(msg.topic, bytes(msg.payload), bool(msg.retain), msg.mid, msg.qos)
+            )
+
+        client.on_connect = on_connect
+        client.on_disconnect = on_disconnect
+        client.on_publish = on_publish
+        client.on_message = on_message
+
+    def _on_readable(self, client: paho.Client, session: Session) -> None:
+        rc = client.loop_read(256)
+        if rc not in (MQTTErrorCode.MQTT_ERR_SUCCESS, MQTTErrorCode.MQTT_ERR_AGAIN):
+            session._lost(f"read failed: {paho.error_string(rc)}")
+        session.want_write()
+
+    async def _misc(self, client: paho.Client, session: Session) -> None:
+        while not session.closed.done():
+            await asyncio.sleep(1.0)
+            if client.loop_misc() != MQTTErrorCode.MQTT_ERR_SUCCESS:
+                session._lost("keepalive failed")
+            session.want_write()
+
+    async def _established(self, session: Session) -> None:
+        self.machine = self.machine.connected()
+        self.connects += 1
+        dev = self._s.dev
+        # Birth goes out before anything else on every connect (§5).
+        session.publish(envelope.topic(dev, "state"), self._birth(session.bdseq), 1, True)
+        self._subscribe(session)
+        self.session = session
+        self.connected.set()
+        log.info("MQTT connected to %s:%d (bdseq %d)", self._s.host, self._s.port, session.bdseq)
+        worker = asyncio.create_task(self._on_session(session), name="mqtt-session")
+        try:
+            await asyncio.wait({worker, session.closed}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            worker.cancel()
+            await asyncio.gather(worker, return_exceptions=True)
+        if worker.done() and not worker.cancelled() and worker.exception() is not None:
+            raise LinkError(f"session worker failed: {worker.exception()!r}")
+
+    def _subscribe(self, session: Session) -> None:
+        topics = self._subscriptions()
+        client = session._client  # noqa: SLF001 - same module
+        if self._s.protocol == 5:
+            # retainHandling=1: retained documents only for a new subscription, not every reconnect.
+            opts = SubscribeOptions(qos=1, retainHandling=1)
+            client.subscribe([(t, opts) for t in topics])
+        else:
+            client.subscribe([(t, 1) for t in topics])
+        session.want_write()

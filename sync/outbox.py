@@ -1,0 +1,424 @@
+"""Durable SQLite outbox (contract §3, §7): append assigns id and seq; delete only after PUBACK."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sqlite3
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+
+from agent.errors import MediaRefused, StoreError, StoreFull
+from agent.events import DEFAULT_PRIORITY, Stored
+from sync import envelope
+from sync.envelope import TimeStamp
+from sync.ordering import MEDIA_PRIORITY, RowInfo, choose_evictions, eviction_notice
+from sync.statefile import read_json, write_json
+
+log = logging.getLogger(__name__)
+
+SEQ_RESERVE = 10_000  # seq numbers reserved ahead in seq.json, so a lost database never reuses one
+ROW_OVERHEAD = 64  # bytes counted per row on top of topic + payload
+MAX_BATCH = 512
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS outbox (
+    rowid INTEGER PRIMARY KEY AUTOINCREMENT,
+    priority INTEGER NOT NULL,
+    seq INTEGER,
+    kind TEXT NOT NULL,
+    topic TEXT NOT NULL,
+    payload BLOB NOT NULL,
+    size INTEGER NOT NULL,
+    hist INTEGER NOT NULL,
+    created_ms INTEGER NOT NULL,
+    grp TEXT
+);
+CREATE INDEX IF NOT EXISTS outbox_order ON outbox(priority, rowid);
+CREATE INDEX IF NOT EXISTS outbox_grp ON outbox(grp) WHERE grp IS NOT NULL;
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    """One stored message as the publisher sees it."""
+
+    rowid: int
+    priority: int
+    topic: str
+    payload: bytes
+    size: int
+    hist: bool
+
+
+@dataclass(slots=True)
+class _Pending:
+    kind: str
+    priority: int
+    hist: bool
+    body: Mapping[str, Any] | None  # envelope body; None for a raw (chunk) row
+    topic: str
+    payload: bytes | None  # raw rows only
+    group: str | None
+    future: asyncio.Future[Stored]
+
+
+class Outbox:
+    """The outbox; `async with` opens (checking, quarantining) and runs the group-commit writer."""
+
+    def __init__(
+        self,
+        state_dir: Path,
+        dev: str,
+        *,
+        stamp: Callable[[], TimeStamp],
+        budget_bytes: int,
+        online: Callable[[], bool] = lambda: False,
+        queue_size: int = 4096,
+    ) -> None:
+        self._dir = state_dir
+        self._path = state_dir / "outbox.db"
+        self._seq_file = state_dir / "seq.json"
+        self._dev = dev
+        self._stamp = stamp
+        self._budget = budget_bytes
+        self._online = online
+        self._queue: asyncio.Queue[_Pending] = asyncio.Queue(queue_size)
+        self._db: aiosqlite.Connection | None = None  # writes (and reads inside them)
+        self._rdb: aiosqlite.Connection | None = None  # the publisher's reads (WAL: no blocking)
+        self._wlock = asyncio.Lock()  # one write transaction at a time on the writer connection
+        self._seq = 0
+        self._ceiling = 0
+        self.bytes = 0
+        self.depth = 0
+        self.media_refused = False
+        self._listeners: list[Callable[[int], None]] = []
+        self._writer: asyncio.Task[None] | None = None
+        self.startup_notices: list[dict[str, Any]] = []
+
+    # ----- lifecycle -------------------------------------------------------------------------
+    async def __aenter__(self) -> Outbox:
+        self._dir.mkdir(parents=True, exist_ok=True)
+        seq_state = read_json(self._seq_file)
+        reserved = int(seq_state["ceiling"]) if isinstance(seq_state, dict) else None
+        db_existed = self._path.exists()
+        problem = await self._open_checked()
+        if problem is not None:
+            moved = await self._quarantine(problem)
+            self.startup_notices.append(
+                {"type": "store_quarantined", "file": moved, "reason": problem}
+            )
+            problem = await self._open_checked()
+            if problem is not None:
+                raise StoreError(f"cannot start a new outbox database: {problem}")
+        elif not db_existed and reserved is not None:
+            self.startup_notices.append(
+                {"type": "store_quarantined", "file": None, "reason": "outbox database missing"}
+            )
+        db_seq = await self._meta("seq")
+        if db_seq is not None:
+            self._seq = max(db_seq, 0)
+        elif reserved is not None:
+            # Database gone or quarantined: continue after every seq that may have been used.
+            self._seq = reserved
+        else:
+            self.startup_notices.append({"type": "state_reset"})
+        self._ceiling = max(reserved or 0, self._seq)
+        await self._load_counts()
+        self._rdb = await aiosqlite.connect(self._path, isolation_level=None)
+        self._writer = asyncio.create_task(self._write_loop(), name="outbox-writer")
+        for body in self.startup_notices:
+            log.warning("outbox start: %s", body)
+            await self.append("notice", body)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._writer is not None:
+            if not self._writer.done():
+                # Appends already queued commit first: their callers are waiting on them.
+                await self._queue.join()
+            self._writer.cancel()
+            await asyncio.gather(self._writer, return_exceptions=True)
+        for conn in (self._rdb, self._db):
+            if conn is not None:
+                await conn.close()
+        self._db = self._rdb = None
+
+    async def _connect(self) -> None:
+        if self._db is None:
+            self._db = await aiosqlite.connect(self._path, isolation_level=None)
+            # WAL + FULL: a commit is on disk when it returns, also across power loss.
+            await self._db.execute("PRAGMA journal_mode=WAL")
+            await self._db.execute("PRAGMA synchronous=FULL")
+            await self._db.executescript(_SCHEMA)
+
+    async def _open_checked(self) -> str | None:
+        """Open and check the database; return what is wrong with it, or None."""
+        try:
+            await self._connect()
+            assert self._db is not None
+            async with self._db.execute("PRAGMA quick_check") as cur:
+                rows = [r[0] async for r in cur]
+            if rows != ["ok"]:
+                return "quick_check: " + "; ".join(str(r) for r in rows[:3])
+            async with self._db.execute("SELECT count(*) FROM outbox") as cur:
+                await cur.fetchone()
+        except sqlite3.DatabaseError as exc:
+            return f"{type(exc).__name__}: {exc}"
+        return None
+
+    async def _quarantine(self, problem: str) -> str:
+        log.error("outbox database %s is damaged (%s); moving it aside", self._path, problem)
+        if self._db is not None:
+            try:
+                await self._db.close()
+            except sqlite3.Error as exc:
+                log.warning("closing the damaged database: %s", exc)
+            self._db = None
+        stamp = time.strftime("%Y%m%dT%H%M%S")
+        target = self._path.with_name(f"outbox.db.corrupt-{stamp}")
+        for suffix in ("", "-wal", "-shm"):
+            src = self._path.with_name(self._path.name + suffix)
+            if src.exists():
+                src.rename(target.with_name(target.name + suffix))
+        return target.name
+
+    async def _meta(self, key: str) -> int | None:
+        assert self._db is not None
+        async with self._db.execute("SELECT v FROM meta WHERE k=?", (key,)) as cur:
+            row = await cur.fetchone()
+        return None if row is None else int(row[0])
+
+    async def _load_counts(self) -> None:
+        assert self._db is not None
+        async with self._db.execute("SELECT count(*), coalesce(sum(size),0) FROM outbox") as cur:
+            row = await cur.fetchone()
+        assert row is not None
+        self.depth, self.bytes = int(row[0]), int(row[1])
+
+    # ----- producers -------------------------------------------------------------------------
+    def subscribe(self, listener: Callable[[int], None]) -> None:
+        """Call `listener(priority)` after every commit that added a row of that priority."""
+        self._listeners.append(listener)
+
+    async def append(
+        self, kind: str, body: Mapping[str, Any], *, priority: int | None = None
+    ) -> Stored:
+        """Store one `evt/*` or `ack` message durably; returns after the commit."""
+        prio = DEFAULT_PRIORITY.get(kind, 3) if priority is None else priority
+        return await self._submit(kind, prio, body, envelope.event_topic(self._dev, kind), None, None)
+
+    emit = append  # agent.events.EventSink
+
+    async def append_raw(
+        self, kind: str, topic: str, payload: bytes, *, priority: int, group: str | None
+    ) -> Stored:
+        """Store a message without envelope or seq (a media chunk); returns after the commit."""
+        return await self._submit(kind, priority, None, topic, payload, group)
+
+    async def _submit(
+        self,
+        kind: str,
+        priority: int,
+        body: Mapping[str, Any] | None,
+        topic: str,
+        payload: bytes | None,
+        group: str | None,
+    ) -> Stored:
+        if self._writer is None or self._writer.done():
+            raise StoreError("outbox is not open")
+        fut: asyncio.Future[Stored] = asyncio.get_running_loop().create_future()
+        item = _Pending(kind, priority, not self._online(), body, topic, payload, group, fut)
+        await self._queue.put(item)
+        return await fut
+
+    # ----- the writer: one transaction per batch (group commit) ------------------------------
+    async def _write_loop(self) -> None:
+        while True:
+            batch = [await self._queue.get()]
+            while len(batch) < MAX_BATCH and not self._queue.empty():
+                batch.append(self._queue.get_nowait())
+            try:
+                async with self._wlock:
+                    await self._commit(batch)
+            finally:
+                for _ in batch:
+                    self._queue.task_done()
+
+    async def _commit(self, batch: list[_Pending]) -> None:
+        assert self._db is not None
+        seq_before, ceiling_before = self._seq, self._ceiling
+        rows: list[tuple[_Pending, Stored, int]] = []
+        evicted: list[RowInfo] = []
+        try:
+            await self._db.execute("BEGIN IMMEDIATE")
+            for item in batch:
+                if item.future.cancelled():
+                    continue
+                stored, size = self._build(item)
+                over = self.bytes + sum(r[2] for r in rows) + size - self._budget
+                if over > 0:
+                    dropped = await self._evict(over)
+                    evicted.extend(dropped)
+                    self.bytes -= sum(r.size for r in dropped)
+                    self.depth -= len(dropped)
+                    still_over = self.bytes + sum(r[2] for r in rows) + size > self._budget
+                    if still_over and item.priority >= MEDIA_PRIORITY:
+                        self.media_refused = True
+                        item.future.set_exception(MediaRefused("outbox full of priority 0-1"))
+                        if stored.seq:
+                            self._seq -= 1  # it was the last one given out; nothing used it
+                        continue
+                rows.append((item, stored, size))
+            if self._seq > self._ceiling:
+                self._ceiling = self._seq + SEQ_RESERVE
+                await asyncio.to_thread(write_json, self._seq_file, {"ceiling": self._ceiling})
+            now = self._stamp().ts
+            await self._db.executemany(
+                "INSERT INTO outbox(priority, seq, kind, topic, payload, size, hist, created_ms, grp)"
+                " VALUES (?,?,?,?,?,?,?,?,?)",
+                [
+                    (s.priority, s.seq or None, i.kind, s.topic, s.payload, size, i.hist, now, i.group)
+                    for i, s, size in rows
+                ],
+            )
+            await self._db.execute(
+                "INSERT INTO meta(k, v) VALUES('seq', ?) ON CONFLICT(k) DO UPDATE SET v=excluded.v",
+                (self._seq,),
+            )
+            await self._db.execute("COMMIT")
+        except (sqlite3.Error, OSError) as exc:
+            await self._rollback()
+            self._seq, self._ceiling = seq_before, ceiling_before
+            self.bytes += sum(r.size for r in evicted)
+            self.depth += len(evicted)
+            full = isinstance(exc, sqlite3.OperationalError) and "full" in str(exc)
+            err: StoreError = StoreFull(str(exc)) if full else StoreError(str(exc))
+            log.error("outbox commit of %d messages failed: %s", len(batch), exc)
+            for item in batch:
+                if not item.future.done():
+                    item.future.set_exception(err)
+            return
+        self.bytes += sum(size for _, _, size in rows)
+        self.depth += len(rows)
+        for item, stored, _ in rows:
+            if not item.future.done():
+                item.future.set_result(stored)
+        for prio in sorted({s.priority for _, s, _ in rows}):
+            for listener in self._listeners:
+                listener(prio)
+        if evicted:
+            log.warning("outbox over budget: evicted %d messages", len(evicted))
+            notice = eviction_notice(evicted)
+            asyncio.get_running_loop().create_task(self._notice(notice), name="outbox-notice")
+
+    async def _notice(self, body: Mapping[str, Any]) -> None:
+        try:
+            await self.append("notice", body)
+        except StoreError as exc:
+            log.error("could not store notice %s: %s", body.get("type"), exc)
+
+    async def _rollback(self) -> None:
+        assert self._db is not None
+        try:
+            await self._db.execute("ROLLBACK")
+        except sqlite3.Error as exc:
+            log.debug("rollback: %s", exc)
+
+    def _build(self, item: _Pending) -> tuple[Stored, int]:
+        """Give the item its seq and exact bytes (envelope) inside the open transaction."""
+        if item.body is None:
+            assert item.payload is not None
+            stored = Stored(item.group or "", 0, item.topic, item.payload, item.priority)
+        else:
+            self._seq += 1
+            stamp = self._stamp()
+            msg_id = envelope.uuid7(stamp.ts)
+            payload = envelope.envelope(
+                kind=item.kind,
+                msg_id=msg_id,
+                dev=self._dev,
+                seq=self._seq,
+                stamp=stamp,
+                hist=item.hist,
+                body=item.body,
+            )
+            stored = Stored(msg_id, self._seq, item.topic, payload, item.priority)
+        return stored, len(stored.payload) + len(stored.topic) + ROW_OVERHEAD
+
+    async def _evict(self, need: int) -> list[RowInfo]:
+        """Delete the rows §7 says go first, inside the open transaction."""
+        assert self._db is not None
+        sql = (
+            "SELECT rowid, priority, size, kind, seq, grp FROM outbox WHERE priority > 1"
+            " ORDER BY priority DESC, rowid ASC LIMIT 256"
+        )
+        async with self._db.execute(sql) as cur:
+            cands = [RowInfo(r[0], r[1], r[2], r[3], r[4], r[5]) async for r in cur]
+        groups = {c.group for c in cands if c.group is not None}
+        for grp in groups:
+            async with self._db.execute(
+                "SELECT rowid, priority, size, kind, seq, grp FROM outbox WHERE grp=?", (grp,)
+            ) as cur:
+                known = {c.rowid for c in cands}
+                cands += [RowInfo(*r) async for r in cur if r[0] not in known]
+        chosen = choose_evictions(cands, need)
+        if chosen:
+            await self._db.executemany(
+                "DELETE FROM outbox WHERE rowid=?", [(r.rowid,) for r in chosen]
+            )
+        return chosen
+
+    # ----- the publisher's side --------------------------------------------------------------
+    async def fetch(
+        self, after: tuple[int, int], limit: int, *, live_only: bool = False
+    ) -> list[Row]:
+        """Rows after (priority, rowid) in send order (§7); `live_only` skips the hist backlog."""
+        assert self._rdb is not None
+        where = "(priority, rowid) > (?, ?)" + (" AND hist = 0" if live_only else "")
+        sql = (
+            f"SELECT rowid, priority, topic, payload, size, hist FROM outbox WHERE {where}"
+            " ORDER BY priority, rowid LIMIT ?"
+        )
+        rows = await self._rdb.execute_fetchall(sql, (after[0], after[1], limit))
+        return [Row(r[0], r[1], r[2], bytes(r[3]), r[4], bool(r[5])) for r in rows]
+
+    async def delete(self, rowids: Sequence[int]) -> None:
+        """Delete acknowledged rows in one commit (rows evicted meanwhile are simply gone)."""
+        if not rowids:
+            return
+        assert self._db is not None
+        sql = f"DELETE FROM outbox WHERE rowid IN ({','.join('?' * len(rowids))}) RETURNING size"
+        async with self._wlock:
+            try:
+                await self._db.execute("BEGIN IMMEDIATE")
+                sizes = [r[0] for r in await self._db.execute_fetchall(sql, tuple(rowids))]
+                await self._db.execute("COMMIT")
+            except sqlite3.Error as exc:
+                await self._rollback()
+                # Not deleting only means a duplicate later, which central dedupes on `id`.
+                log.error("deleting %d acknowledged rows failed: %s", len(rowids), exc)
+                return
+        self.depth -= len(sizes)
+        self.bytes -= sum(sizes)
+        if self.bytes < self._budget:
+            self.media_refused = False
+
+    async def oldest_ms(self) -> int | None:
+        """Creation time of the oldest stored message, or None when empty."""
+        assert self._rdb is not None
+        rows = list(
+            await self._rdb.execute_fetchall("SELECT created_ms FROM outbox ORDER BY rowid LIMIT 1")
+        )
+        return int(rows[0][0]) if rows else None
+
+    @property
+    def seq(self) -> int:
+        """The last seq given out."""
+        return self._seq

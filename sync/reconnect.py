@@ -1,0 +1,62 @@
+"""Pure reconnect state machine with jittered, capped exponential backoff (no clock, no sleep)."""
+
+from __future__ import annotations
+
+import enum
+import random
+from dataclasses import dataclass, replace
+
+
+class LinkState(enum.Enum):
+    """Where the MQTT session is."""
+
+    IDLE = "idle"
+    CONNECTING = "connecting"
+    CONNECTED = "connected"
+    BACKOFF = "backoff"
+    CLOSED = "closed"
+
+
+@dataclass(frozen=True, slots=True)
+class Backoff:
+    """Full-jitter backoff: delay = uniform(base/2, min(cap, base * 2**attempt))."""
+
+    base_s: float = 1.0
+    cap_s: float = 60.0
+
+    def delay(self, attempt: int, rng: random.Random) -> float:
+        """Delay before reconnect attempt number `attempt` (0 = first retry)."""
+        ceiling = min(self.cap_s, self.base_s * (2 ** min(attempt, 30)))
+        low = min(self.base_s / 2, ceiling)
+        return rng.uniform(low, ceiling)
+
+
+@dataclass(frozen=True, slots=True)
+class Reconnect:
+    """State plus failed-attempt count; every transition returns a new value."""
+
+    state: LinkState = LinkState.IDLE
+    failures: int = 0
+
+    def connecting(self) -> Reconnect:
+        """A CONNECT attempt starts."""
+        self._require(LinkState.IDLE, LinkState.BACKOFF)
+        return replace(self, state=LinkState.CONNECTING)
+
+    def connected(self) -> Reconnect:
+        """CONNACK accepted: the failure count resets."""
+        self._require(LinkState.CONNECTING)
+        return Reconnect(LinkState.CONNECTED, 0)
+
+    def failed(self) -> Reconnect:
+        """The attempt or the live session failed: back off."""
+        self._require(LinkState.CONNECTING, LinkState.CONNECTED)
+        return Reconnect(LinkState.BACKOFF, self.failures + 1)
+
+    def closed(self) -> Reconnect:
+        """Shutdown: no more attempts."""
+        return Reconnect(LinkState.CLOSED, self.failures)
+
+    def _require(self, *states: LinkState) -> None:
+        if self.state not in states:
+            raise ValueError(f"invalid transition from {self.state.value}")

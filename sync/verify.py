@@ -1,0 +1,221 @@
+"""Pure §6 verification of downlink documents, check by check in the contract's order."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+MAX_DOWN_PAYLOAD = 262144
+DOC_TYPES = ("config", "tasks", "mode", "cmd")
+_ENVELOPE_KEYS = frozenset({"v", "alg", "kid", "payload", "sig"})
+_B64URL = re.compile(r"^[A-Za-z0-9_-]*={0,2}$")
+
+# A body validator raises ValueError (or a subclass, e.g. ConfigError) with a readable reason.
+BodyValidator = Callable[[Mapping[str, Any]], object]
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """A document's target: exactly one of a device id or a zone id."""
+
+    dev: str | None = None
+    zone: str | None = None
+
+    @property
+    def key(self) -> str:
+        """Stable key for the per-(typ, target) version memory: `dev:D` or `zone:Z`."""
+        return f"dev:{self.dev}" if self.dev is not None else f"zone:{self.zone}"
+
+
+@dataclass(frozen=True, slots=True)
+class Document:
+    """A document that passed every check; `body` is what the validator returned."""
+
+    typ: str
+    id: str
+    target: Target
+    ver: int
+    iat: int
+    exp: int | None
+    body: Mapping[str, Any]
+    parsed: object = field(default=None, compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """A document that failed; `status` is `rejected` or `duplicate`, `reason` per §6."""
+
+    status: str
+    reason: str | None
+    ref: str | None
+    ver: int | None
+    detail: str = ""
+    target: str | None = None  # the target key, once the payload is known to be signed
+
+
+@dataclass(frozen=True, slots=True)
+class Context:
+    """What the checks need to know about this device, all passed in (no I/O, no clock)."""
+
+    dev: str
+    zones: frozenset[str]
+    keys: Mapping[str, Ed25519PublicKey]
+    last_ver: Callable[[str, str], int | None]  # (typ, target.key) -> last applied ver
+    now_ms: int | None  # the best time known to be right (§6 step 5); None: unknown
+    validators: Mapping[str, BodyValidator]
+
+
+def b64url_decode(text: str) -> bytes:
+    """Decode base64url with or without padding; raise ValueError on anything else."""
+    if not _B64URL.match(text):
+        raise ValueError("not base64url")
+    try:
+        return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    except (binascii.Error, ValueError) as exc:
+        raise ValueError("not base64url") from exc
+
+
+def b64url_encode(data: bytes) -> str:
+    """Unpadded base64url, the form the ops tool writes."""
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _int(value: object) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _parse_target(value: object) -> Target | None:
+    if not isinstance(value, dict) or len(value) != 1:
+        return None
+    if isinstance(value.get("dev"), str):
+        return Target(dev=value["dev"])
+    if isinstance(value.get("zone"), str):
+        return Target(zone=value["zone"])
+    return None
+
+
+def _payload_shape(payload: Mapping[str, Any]) -> str | None:
+    """Return why the payload lacks the §6 fields, or None when its shape is right."""
+    if not isinstance(payload.get("typ"), str) or not isinstance(payload.get("id"), str):
+        return "payload needs string typ and id"
+    if _parse_target(payload.get("target")) is None:
+        return "payload target must be {dev} or {zone}"
+    if _int(payload.get("ver")) is None or _int(payload.get("iat")) is None:
+        return "payload ver and iat must be integers"
+    if payload.get("exp") is not None and _int(payload.get("exp")) is None:
+        return "payload exp must be an integer or null"
+    if not isinstance(payload.get("body"), dict):
+        return "payload body must be an object"
+    return None
+
+
+def verify(topic_typ: str, raw: bytes, ctx: Context) -> Document | Refusal:
+    """Run the §6 checks on `raw` received on a `topic_typ` topic; stop at the first failure."""
+    if len(raw) > MAX_DOWN_PAYLOAD:
+        return Refusal("rejected", "too_large", None, None, f"{len(raw)} bytes")
+
+    def bad(detail: str, ref: str | None = None, ver: int | None = None) -> Refusal:
+        return Refusal("rejected", "bad_envelope", ref, ver, detail)
+
+    # Step 1: envelope shape.
+    try:
+        env = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        return bad("not UTF-8 JSON")
+    if not isinstance(env, dict) or set(env) != _ENVELOPE_KEYS:
+        return bad("envelope must be an object with exactly v, alg, kid, payload, sig")
+    if env["v"] != 1 or isinstance(env["v"], bool):
+        return bad("v must be 1")
+    if not all(isinstance(env[k], str) for k in ("alg", "kid", "payload", "sig")):
+        return bad("alg, kid, payload and sig must be strings")
+    try:
+        payload_bytes = b64url_decode(env["payload"])
+        sig = b64url_decode(env["sig"])
+    except ValueError:
+        return bad("payload or sig is not base64url")
+    try:
+        payload = json.loads(payload_bytes.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        return bad("payload is not UTF-8 JSON")
+    if not isinstance(payload, dict):
+        return bad("payload is not a JSON object")
+    ref = payload.get("id") if isinstance(payload.get("id"), str) else None
+    ver = _int(payload.get("ver"))
+    if len(sig) != 64:
+        return bad("signature must be 64 bytes", ref, ver)
+    if env["alg"] != "ed25519":
+        return bad("alg must be ed25519", ref, ver)
+    shape = _payload_shape(payload)
+    if shape is not None:
+        return bad(shape, ref, ver)
+
+    # Step 2: key and signature.
+    key = ctx.keys.get(env["kid"])
+    if key is None:
+        return Refusal("rejected", "unknown_key", ref, ver, env["kid"])
+    try:
+        key.verify(sig, payload_bytes)
+    except InvalidSignature:
+        return Refusal("rejected", "bad_signature", ref, ver)
+
+    # Step 3: topic and target.
+    if payload["typ"] != topic_typ:
+        return Refusal("rejected", "wrong_topic", ref, ver, payload["typ"])
+    target = _parse_target(payload["target"])
+    assert target is not None  # checked by _payload_shape
+    if not (target.dev == ctx.dev or (target.zone is not None and target.zone in ctx.zones)):
+        return Refusal("rejected", "wrong_target", ref, ver, target.key)
+
+    # Step 4: version.
+    assert ver is not None
+    last = ctx.last_ver(topic_typ, target.key)
+    if last is not None and ver == last:
+        return Refusal("duplicate", None, ref, ver, target=target.key)
+    if last is not None and ver < last:
+        return Refusal("rejected", "rollback", ref, ver, f"last applied {last}")
+
+    # Step 5: expiry, against the best time known to be right.
+    exp = _int(payload["exp"])
+    if exp is not None and ctx.now_ms is not None and exp <= ctx.now_ms:
+        return Refusal("rejected", "expired", ref, ver)
+
+    # Step 6: body.
+    validator = ctx.validators.get(topic_typ)
+    parsed: object = None
+    if validator is not None:
+        try:
+            parsed = validator(payload["body"])
+        except ValueError as exc:
+            return Refusal("rejected", "invalid_body", ref, ver, str(exc))
+    return Document(
+        typ=topic_typ,
+        id=payload["id"],
+        target=target,
+        ver=ver,
+        iat=payload["iat"],
+        exp=exp,
+        body=payload["body"],
+        parsed=parsed,
+    )
+
+
+def sign(payload: Mapping[str, Any], kid: str, private_key: Any) -> bytes:
+    """Build a §6 envelope: the exact payload bytes, base64url, signed with `private_key`."""
+    payload_bytes = json.dumps(payload, separators=(",", ":")).encode()
+    sig = private_key.sign(payload_bytes)
+    env = {
+        "v": 1,
+        "alg": "ed25519",
+        "kid": kid,
+        "payload": b64url_encode(payload_bytes),
+        "sig": b64url_encode(sig),
+    }
+    return json.dumps(env, separators=(",", ":")).encode()

@@ -1,0 +1,76 @@
+"""A real Mosquitto broker on a free loopback port, stoppable and restartable by fault tests."""
+
+from __future__ import annotations
+
+import getpass
+import shutil
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def mosquitto_path() -> str | None:
+    """The mosquitto binary, if installed."""
+    return shutil.which("mosquitto") or (
+        "/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None
+    )
+
+
+class Broker:
+    """One mosquitto process with persistence, so a restart keeps sessions and retained messages."""
+
+    def __init__(self, workdir: Path, port: int | None = None) -> None:
+        self.dir = workdir
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.port = port or free_port()
+        self.host = "127.0.0.1"
+        self.conf = self.dir / "mosquitto.conf"
+        self.conf.write_text(
+            f"listener {self.port} 127.0.0.1\n"
+            "allow_anonymous true\n"
+            "persistence true\n"
+            f"persistence_location {self.dir}/\n"
+            "autosave_interval 1\n"
+            f"log_dest file {self.dir}/mosquitto.log\n"
+            "max_queued_messages 100000\n"
+            # Running as root, mosquitto would switch to the `mosquitto` user and lose tmp_path.
+            f"user {getpass.getuser()}\n"
+        )
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        """Start and wait until the port accepts connections."""
+        exe = mosquitto_path()
+        if exe is None:
+            raise RuntimeError("mosquitto is not installed (apt-get install mosquitto)")
+        self.proc = subprocess.Popen([exe, "-c", str(self.conf)], stdout=subprocess.DEVNULL)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                with socket.create_connection((self.host, self.port), timeout=0.2):
+                    return
+            except OSError:
+                if self.proc.poll() is not None:
+                    raise RuntimeError(f"mosquitto exited: {self.log()}") from None
+                time.sleep(0.05)
+        raise RuntimeError("mosquitto did not start")
+
+    def stop(self) -> None:
+        """Stop the broker (SIGTERM: it saves its persistence file)."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(10)
+        self.proc = None
+
+    def log(self) -> str:
+        """The broker's log so far."""
+        p = self.dir / "mosquitto.log"
+        return p.read_text(errors="replace") if p.exists() else ""

@@ -1,0 +1,65 @@
+"""A plain paho client for tests: records what the device publishes, publishes documents."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import paho.mqtt.client as paho
+from paho.mqtt.enums import CallbackAPIVersion
+
+
+class Watcher:
+    """Subscribes to `grid/v1/#` (the central side's view) and keeps every message."""
+
+    def __init__(self, host: str, port: int, topic: str = "grid/v1/#") -> None:
+        self.messages: list[tuple[str, bytes, bool]] = []
+        self._cond = threading.Condition()
+        self._client = paho.Client(CallbackAPIVersion.VERSION2, client_id="", protocol=paho.MQTTv5)
+        self._client.on_message = self._on_message
+        self._client.connect(host, port)
+        self._client.subscribe(topic, qos=1)
+        self._client.loop_start()
+
+    def _on_message(self, _c: Any, _u: Any, msg: paho.MQTTMessage) -> None:
+        with self._cond:
+            self.messages.append((msg.topic, bytes(msg.payload), bool(msg.retain)))
+            self._cond.notify_all()
+
+    def wait_for(self, pred: Callable[[list[tuple[str, bytes, bool]]], bool], timeout: float = 20) -> bool:
+        """Block until `pred(messages)` holds or the timeout passes."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while not pred(self.messages):
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._cond.wait(left)
+            return True
+
+    def events(self, suffix: str = "") -> list[dict[str, Any]]:
+        """Decoded envelopes of evt/* and ack messages (optionally topic-suffix filtered)."""
+        with self._cond:
+            return [
+                json.loads(p)
+                for t, p, _ in self.messages
+                if ("/evt/" in t or t.endswith("/ack")) and t.endswith(suffix)
+            ]
+
+    def on(self, topic: str) -> list[bytes]:
+        """Payloads received on exactly `topic`."""
+        with self._cond:
+            return [p for t, p, _ in self.messages if t == topic]
+
+    def publish(self, topic: str, payload: bytes, retain: bool = False) -> None:
+        """Publish at QoS 1 and wait until the broker has it."""
+        info = self._client.publish(topic, payload, qos=1, retain=retain)
+        info.wait_for_publish(10)
+
+    def close(self) -> None:
+        """Disconnect."""
+        self._client.loop_stop()
+        self._client.disconnect()
