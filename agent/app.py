@@ -20,6 +20,7 @@ from agent.config import Config
 from agent.errors import GridEdgeError, StoreError
 from agent.modectl import ModeControl
 from agent.modes import EffectiveMode, ModeDoc, validate_mode_body
+from agent.patrol.schema import parse_tasks_body
 from agent.state import DocState
 from sync import envelope
 from sync.downlink import Downlink, Trust
@@ -74,6 +75,7 @@ class Agent:
         self._keys = trusted_keys(cfg)
         self._central_online = False
         self._status_now = asyncio.Event()
+        self._reported: tuple[object, ...] = ()
         self._stopped = asyncio.Event()
         self.status_extra: list[Callable[[], Mapping[str, Any]]] = []
         self.gps_status: Callable[[], Mapping[str, Any]] | None = None
@@ -82,6 +84,7 @@ class Agent:
         self._validators: dict[str, BodyValidator] = {
             "mode": validate_mode_body,
             "cmd": validate_cmd_body,
+            "tasks": parse_tasks_body,
         }
         self._validators.update(extra_validators or {})
 
@@ -220,14 +223,18 @@ class Agent:
         return self.state.last_ver("tasks", f"dev:{self.cfg.device.id}")
 
     async def _session(self, session: Session) -> None:
-        self.publish_reported()
+        self.publish_reported(force=True)
         await self.publisher.run(session)
 
-    def publish_reported(self) -> None:
-        """Publish `reported` (retained) when connected; it is sent again on every connect."""
+    def publish_reported(self, force: bool = False) -> None:
+        """Publish `reported` (retained) when connected and changed; `force` on (re)birth."""
         session = self.link.session
         if session is None:
             return
+        what = (self.config_ver, self.tasks_ver, self.modes.current)
+        if what == self._reported and not force:
+            return
+        self._reported = what
         payload = envelope.reported(
             config_ver=self.config_ver,
             tasks_ver=self.tasks_ver,
@@ -277,7 +284,7 @@ class Agent:
             if session is not None:
                 topic = envelope.topic(self.cfg.device.id, "state")
                 session.publish(topic, self.birth(session.bdseq), 1, True)
-                self.publish_reported()
+                self.publish_reported(force=True)
         elif action == "status_now":
             self._status_now.set()
         elif action == "snapshot":

@@ -124,7 +124,7 @@ class ModeProfile(_Model):
     p0_detection_rules: list[str] = []
 
 
-def _default_profiles() -> dict[str, ModeProfile]:
+def _default_profiles() -> dict[ModeName, ModeProfile]:
     return {
         "normal": ModeProfile(),
         "holiday": ModeProfile(status_interval_s=30.0),
@@ -146,7 +146,8 @@ class ModesConfig(_Model):
 
     def profile(self, name: str) -> ModeProfile:
         """The profile of `name`, falling back to the built-in one."""
-        return self.profiles.get(name) or _default_profiles().get(name) or ModeProfile()  # type: ignore[call-overload]
+        profiles: dict[str, ModeProfile] = {**_default_profiles(), **self.profiles}
+        return profiles.get(name, ModeProfile())
 
 
 class Config(_Model):

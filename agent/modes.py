@@ -88,8 +88,14 @@ def resolve(docs: Iterable[ModeDoc], now_ms: int | None, default: str) -> Effect
     return EffectiveMode(best.mode, best.ver, _scope(best.target))
 
 
-def _rank(doc: ModeDoc) -> tuple[int, int, int]:
-    return (SEVERITY.get(doc.mode, -1), 1 if doc.target.startswith("dev:") else 0, doc.ver)
+def _rank(doc: ModeDoc) -> tuple[int, int, int, str]:
+    # The target breaks the last tie so the result never depends on the order of documents.
+    return (
+        SEVERITY.get(doc.mode, -1),
+        1 if doc.target.startswith("dev:") else 0,
+        doc.ver,
+        doc.target,
+    )
 
 
 def next_expiry(docs: Iterable[ModeDoc], now_ms: int) -> int | None:

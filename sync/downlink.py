@@ -187,4 +187,3 @@ class Downlink:
             return
         if isinstance(online, bool):
             self._on_central(online)
-

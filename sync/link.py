@@ -1,4 +1,4 @@
-"""The only module that touches paho-mqtt: one MQTT session at a time, driven on the asyncio loop."""
+"""The only module that touches paho-mqtt: one MQTT session at a time, on the asyncio loop."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import asyncio
 import logging
 import random
 import ssl
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,7 +19,7 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from agent.errors import LinkError
 from sync import envelope
-from sync.reconnect import Backoff, LinkState, Reconnect
+from sync.reconnect import Backoff, Reconnect
 from sync.statefile import read_json, write_json
 
 log = logging.getLogger(__name__)
@@ -167,7 +167,7 @@ class MqttLink:
         birth: Callable[[int], bytes],
         subscriptions: Callable[[], list[str]],
         on_message: Callable[[Session, Inbound], None],
-        on_session: Callable[[Session], Awaitable[None]],
+        on_session: Callable[[Session], Coroutine[Any, Any, None]],
         backoff: Backoff,
         rng: random.Random | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
@@ -260,7 +260,7 @@ class MqttLink:
         self._wire(client, session, connack)
         kwargs: dict[str, Any] = {"keepalive": self._s.keepalive_s}
         if self._s.protocol == 5:
-            props = Properties(PacketTypes.CONNECT)
+            props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
             props.SessionExpiryInterval = SESSION_EXPIRY_S
             kwargs.update(clean_start=False, properties=props)
         # TCP connect, DNS and the TLS handshake block: they leave the loop.
@@ -346,17 +346,20 @@ class MqttLink:
         self.connected.set()
         log.info("MQTT connected to %s:%d (bdseq %d)", self._s.host, self._s.port, session.bdseq)
         worker = asyncio.create_task(self._on_session(session), name="mqtt-session")
+        waiters: list[asyncio.Future[Any]] = [worker, session.closed]
         try:
-            await asyncio.wait({worker, session.closed}, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
         finally:
             worker.cancel()
             await asyncio.gather(worker, return_exceptions=True)
-        if worker.done() and not worker.cancelled() and worker.exception() is not None:
-            raise LinkError(f"session worker failed: {worker.exception()!r}")
+        failure = worker.exception() if worker.done() and not worker.cancelled() else None
+        if failure is not None:
+            log.error("session worker failed", exc_info=failure)
+            raise LinkError(f"session worker failed: {failure!r}")
 
     def _subscribe(self, session: Session) -> None:
         topics = self._subscriptions()
-        client = session._client  # noqa: SLF001 - same module
+        client = session._client
         if self._s.protocol == 5:
             # retainHandling=1: retained documents only for a new subscription, not every reconnect.
             opts = SubscribeOptions(qos=1, retainHandling=1)

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 PROTECTED_MAX_PRIORITY = 1  # priorities 0 and 1 are never evicted
 MEDIA_PRIORITY = 4
@@ -34,7 +35,9 @@ def choose_evictions(candidates: Iterable[RowInfo], need_bytes: int) -> list[Row
     """
     if need_bytes <= 0:
         return []
-    rows = sorted((r for r in candidates if r.priority > PROTECTED_MAX_PRIORITY), key=eviction_order_key)
+    rows = sorted(
+        (r for r in candidates if r.priority > PROTECTED_MAX_PRIORITY), key=eviction_order_key
+    )
     by_group: dict[str, list[RowInfo]] = {}
     for r in rows:
         if r.group is not None:
@@ -64,14 +67,31 @@ def seq_ranges(seqs: Iterable[int]) -> list[list[int]]:
     return out
 
 
-def eviction_notice(evicted: Sequence[RowInfo]) -> dict[str, object]:
-    """The §4 `outbox_evicted` notice body for rows that were dropped."""
+def eviction_notice(
+    evicted: Sequence[RowInfo], earlier: Sequence[Mapping[str, Any]] = ()
+) -> dict[str, Any]:
+    """The §4 `outbox_evicted` notice body for dropped rows.
+
+    `earlier` are bodies of evicted `outbox_evicted` notices: their news is carried over, so
+    every seq gap stays explained even when a notice itself had to go.
+    """
     kinds: dict[str, int] = {}
+    seqs: set[int] = set()
+    total = 0
+    for body in earlier:
+        for kind, n in dict(body.get("kinds", {})).items():
+            kinds[str(kind)] = kinds.get(str(kind), 0) + int(n)
+        for lo, hi in body.get("seq_ranges", []):
+            seqs.update(range(int(lo), int(hi) + 1))
+        total += int(body.get("bytes", 0))
     for r in evicted:
         kinds[r.kind] = kinds.get(r.kind, 0) + 1
+        if r.seq is not None:
+            seqs.add(r.seq)
+        total += r.size
     return {
         "type": "outbox_evicted",
         "kinds": kinds,
-        "seq_ranges": seq_ranges(r.seq for r in evicted if r.seq is not None),
-        "bytes": sum(r.size for r in evicted),
+        "seq_ranges": seq_ranges(seqs),
+        "bytes": total,
     }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import sqlite3
 import time
@@ -212,7 +213,9 @@ class Outbox:
     ) -> Stored:
         """Store one `evt/*` or `ack` message durably; returns after the commit."""
         prio = DEFAULT_PRIORITY.get(kind, 3) if priority is None else priority
-        return await self._submit(kind, prio, body, envelope.event_topic(self._dev, kind), None, None)
+        return await self._submit(
+            kind, prio, body, envelope.event_topic(self._dev, kind), None, None
+        )
 
     emit = append  # agent.events.EventSink
 
@@ -256,6 +259,8 @@ class Outbox:
         seq_before, ceiling_before = self._seq, self._ceiling
         rows: list[tuple[_Pending, Stored, int]] = []
         evicted: list[RowInfo] = []
+        carried: list[dict[str, Any]] = []
+        refused: list[_Pending] = []
         try:
             await self._db.execute("BEGIN IMMEDIATE")
             for item in batch:
@@ -264,27 +269,54 @@ class Outbox:
                 stored, size = self._build(item)
                 over = self.bytes + sum(r[2] for r in rows) + size - self._budget
                 if over > 0:
-                    dropped = await self._evict(over)
+                    dropped, earlier = await self._evict(over)
                     evicted.extend(dropped)
+                    carried.extend(earlier)
                     self.bytes -= sum(r.size for r in dropped)
                     self.depth -= len(dropped)
                     still_over = self.bytes + sum(r[2] for r in rows) + size > self._budget
                     if still_over and item.priority >= MEDIA_PRIORITY:
                         self.media_refused = True
-                        item.future.set_exception(MediaRefused("outbox full of priority 0-1"))
+                        refused.append(item)
                         if stored.seq:
                             self._seq -= 1  # it was the last one given out; nothing used it
                         continue
                 rows.append((item, stored, size))
+            if evicted:
+                # The notice commits with the eviction: no window where rows are gone unexplained.
+                body = eviction_notice(evicted, carried)
+                loop = asyncio.get_running_loop()
+                note = _Pending(
+                    "notice",
+                    3,
+                    not self._online(),
+                    body,
+                    envelope.event_topic(self._dev, "notice"),
+                    None,
+                    None,
+                    loop.create_future(),
+                )
+                stored, size = self._build(note)
+                rows.append((note, stored, size))
             if self._seq > self._ceiling:
                 self._ceiling = self._seq + SEQ_RESERVE
                 await asyncio.to_thread(write_json, self._seq_file, {"ceiling": self._ceiling})
             now = self._stamp().ts
             await self._db.executemany(
-                "INSERT INTO outbox(priority, seq, kind, topic, payload, size, hist, created_ms, grp)"
-                " VALUES (?,?,?,?,?,?,?,?,?)",
+                "INSERT INTO outbox(priority, seq, kind, topic, payload, size, hist,"
+                " created_ms, grp) VALUES (?,?,?,?,?,?,?,?,?)",
                 [
-                    (s.priority, s.seq or None, i.kind, s.topic, s.payload, size, i.hist, now, i.group)
+                    (
+                        s.priority,
+                        s.seq or None,
+                        i.kind,
+                        s.topic,
+                        s.payload,
+                        size,
+                        i.hist,
+                        now,
+                        i.group,
+                    )
                     for i, s, size in rows
                 ],
             )
@@ -307,6 +339,9 @@ class Outbox:
             return
         self.bytes += sum(size for _, _, size in rows)
         self.depth += len(rows)
+        for item in refused:
+            if not item.future.done():
+                item.future.set_exception(MediaRefused("outbox full of priority 0-1 messages"))
         for item, stored, _ in rows:
             if not item.future.done():
                 item.future.set_result(stored)
@@ -315,14 +350,6 @@ class Outbox:
                 listener(prio)
         if evicted:
             log.warning("outbox over budget: evicted %d messages", len(evicted))
-            notice = eviction_notice(evicted)
-            asyncio.get_running_loop().create_task(self._notice(notice), name="outbox-notice")
-
-    async def _notice(self, body: Mapping[str, Any]) -> None:
-        try:
-            await self.append("notice", body)
-        except StoreError as exc:
-            log.error("could not store notice %s: %s", body.get("type"), exc)
 
     async def _rollback(self) -> None:
         assert self._db is not None
@@ -352,7 +379,7 @@ class Outbox:
             stored = Stored(msg_id, self._seq, item.topic, payload, item.priority)
         return stored, len(stored.payload) + len(stored.topic) + ROW_OVERHEAD
 
-    async def _evict(self, need: int) -> list[RowInfo]:
+    async def _evict(self, need: int) -> tuple[list[RowInfo], list[dict[str, Any]]]:
         """Delete the rows §7 says go first, inside the open transaction."""
         assert self._db is not None
         sql = (
@@ -369,11 +396,21 @@ class Outbox:
                 known = {c.rowid for c in cands}
                 cands += [RowInfo(*r) async for r in cur if r[0] not in known]
         chosen = choose_evictions(cands, need)
+        earlier: list[dict[str, Any]] = []
+        for r in chosen:
+            if r.kind == "notice":
+                # An eviction notice about to go: its news moves into the next one.
+                rows = await self._db.execute_fetchall(
+                    "SELECT payload FROM outbox WHERE rowid=?", (r.rowid,)
+                )
+                body = json.loads(bytes(next(iter(rows))[0]))["body"]
+                if body.get("type") == "outbox_evicted":
+                    earlier.append(body)
         if chosen:
             await self._db.executemany(
                 "DELETE FROM outbox WHERE rowid=?", [(r.rowid,) for r in chosen]
             )
-        return chosen
+        return chosen, earlier
 
     # ----- the publisher's side --------------------------------------------------------------
     async def fetch(

@@ -48,6 +48,7 @@ class Publisher:
         self._wake = asyncio.Event()
         self._reset_to: int | None = None
         self._acked: list[int] = []
+        self._done: set[int] = set()  # PUBACKed rows until their delete commits: never resend
         self._ack_ready = asyncio.Event()
         self._deleter: asyncio.Task[None] | None = None
         self.inflight = 0
@@ -94,6 +95,7 @@ class Publisher:
                 low -= 1
             if ok:
                 self._acked.append(entry.rowid)
+                self._done.add(entry.rowid)
                 self._ack_ready.set()
                 self.acked += 1
             else:
@@ -115,7 +117,7 @@ class Publisher:
                     rows = await self._outbox.fetch(cursor, FETCH, live_only=live_only)
                     if rows:
                         cursor = (rows[-1].priority, rows[-1].rowid)
-                        skip = {e.rowid for e in inflight.values()} | rejected
+                        skip = {e.rowid for e in inflight.values()} | rejected | self._done
                         buffer.extend(r for r in rows if r.rowid not in skip)
                         continue
                     await self._idle(inflight, session)
@@ -164,6 +166,7 @@ class Publisher:
         while self._acked:
             batch, self._acked = self._acked[:DELETE_BATCH], self._acked[DELETE_BATCH:]
             await self._outbox.delete(batch)
+            self._done.difference_update(batch)
 
 
 def _rescan_from(cursor: tuple[int, int], buffer: deque[Row], priority: int) -> tuple[int, int]:

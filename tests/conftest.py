@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.broker import Broker, mosquitto_path
+from agent.localbroker import Broker, mosquitto_path
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
@@ -16,7 +16,9 @@ SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 def broker(tmp_path: Path) -> Iterator[Broker]:
     """A fresh Mosquitto on a free loopback port, stopped after the test."""
     if mosquitto_path() is None:
-        pytest.fail("mosquitto is not installed: scripts/test installs it (apt-get install mosquitto)")
+        pytest.fail(
+            "mosquitto is not installed: scripts/test installs it (apt-get install mosquitto)"
+        )
     b = Broker(tmp_path / "broker")
     b.start()
     try:
@@ -29,5 +31,7 @@ def broker(tmp_path: Path) -> Iterator[Broker]:
 def shared_data() -> Path:
     """../shared/data beside the checkout, or a skip saying why."""
     if not SHARED_DATA.is_dir():
-        pytest.skip(f"real-world captures not found at {SHARED_DATA} (CI has them; a clone does not)")
+        pytest.skip(
+            f"real-world captures not found at {SHARED_DATA} (CI has them; a clone does not)"
+        )
     return SHARED_DATA

@@ -29,7 +29,9 @@ class Watcher:
             self.messages.append((msg.topic, bytes(msg.payload), bool(msg.retain)))
             self._cond.notify_all()
 
-    def wait_for(self, pred: Callable[[list[tuple[str, bytes, bool]]], bool], timeout: float = 20) -> bool:
+    def wait_for(
+        self, pred: Callable[[list[tuple[str, bytes, bool]]], bool], timeout: float = 20
+    ) -> bool:
         """Block until `pred(messages)` holds or the timeout passes."""
         deadline = time.monotonic() + timeout
         with self._cond:

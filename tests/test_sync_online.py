@@ -7,20 +7,9 @@ from pathlib import Path
 
 from agent.app import Agent
 from tests.agentkit import DEV, make_config
-from tests.broker import Broker
+from tests.asynckit import wait_until
+from agent.localbroker import Broker
 from tests.mqttc import Watcher
-
-
-async def wait_until(cond, timeout: float = 20.0) -> None:
-    """Poll-free wait helper for asyncio tests: re-check after each loop turn batch."""
-    import asyncio
-
-    loop = asyncio.get_running_loop()
-    end = loop.time() + timeout
-    while not cond():
-        if loop.time() > end:
-            raise AssertionError("condition not reached")
-        await asyncio.sleep(0.02)
 
 
 async def test_events_reach_broker_with_contract_envelope(broker: Broker, tmp_path: Path) -> None:
@@ -35,7 +24,18 @@ async def test_events_reach_broker_with_contract_envelope(broker: Broker, tmp_pa
     assert [e["id"] for e in evts] == [s.id for s in stored]
     first = evts[0]
     assert set(first) == {
-        "v", "kind", "id", "dev", "seq", "boot", "mono_ms", "ts", "ts_src", "time_ok", "hist", "body",
+        "v",
+        "kind",
+        "id",
+        "dev",
+        "seq",
+        "boot",
+        "mono_ms",
+        "ts",
+        "ts_src",
+        "time_ok",
+        "hist",
+        "body",
     }
     assert first["dev"] == DEV and first["kind"] == "incident" and first["hist"] is False
     # Bytes on the wire are the stored bytes.
@@ -48,7 +48,12 @@ async def test_events_reach_broker_with_contract_envelope(broker: Broker, tmp_pa
     states = [json.loads(p) for p in watcher.on(f"grid/v1/{DEV}/state")]
     assert states[0]["online"] is True and states[0]["role"] == "patrol"
     assert states[0]["mode"] == "normal" and states[0]["tasks_ver"] is None
-    assert states[-1] == {"v": 1, "online": False, "bdseq": states[0]["bdseq"], "reason": "shutdown"}
+    assert states[-1] == {
+        "v": 1,
+        "online": False,
+        "bdseq": states[0]["bdseq"],
+        "reason": "shutdown",
+    }
     reported = json.loads(watcher.on(f"grid/v1/{DEV}/reported")[0])
     assert reported["mode"] == {"name": "normal", "ver": None, "scope": "default"}
     watcher.close()

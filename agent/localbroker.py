@@ -1,4 +1,4 @@
-"""A real Mosquitto broker on a free loopback port, stoppable and restartable by fault tests."""
+"""A local Mosquitto on a free loopback port, for the demo and the tests (stop/start for faults)."""
 
 from __future__ import annotations
 

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Shared by scripts/test and scripts/demo: installs Mosquitto and a venv with the project.
+# Usage: scripts/setup.sh EXTRAS   (e.g. "test" or "vision")
+set -euo pipefail
+cd "$(dirname "$0")/.."
+extras="${1:-test}"
+
+sudo_cmd=()
+if [ "$(id -u)" -ne 0 ]; then sudo_cmd=(sudo); fi
+
+missing=()
+command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || missing+=(mosquitto)
+python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || missing+=(python3-venv)
+if [ "${#missing[@]}" -gt 0 ]; then
+  echo "installing ${missing[*]} (apt)"
+  "${sudo_cmd[@]}" apt-get update -qq
+  "${sudo_cmd[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+python3 - <<'PY'
+import sys
+if sys.version_info < (3, 11):
+    sys.exit(f"Grid Edge needs Python >= 3.11 (found {sys.version.split()[0]})")
+PY
+
+if [ ! -x .venv/bin/python ]; then
+  python3 -m venv .venv
+fi
+.venv/bin/python -m pip install -q --disable-pip-version-check -e ".[${extras}]"
