@@ -10,7 +10,7 @@ FixKind = Literal["none", "2d", "3d"]
 
 @dataclass(frozen=True, slots=True)
 class Fix:
-    """One receiver epoch merged from GGA/RMC (+GSA/GST/VTG); `valid` only when the receiver says so."""
+    """One receiver epoch merged from GGA/RMC (+GSA/GST/VTG); valid only if the receiver says so."""
 
     valid: bool
     utc_ms: int | None  # fix time, Unix epoch ms (UTC), None when the receiver gave no date/time
@@ -25,6 +25,8 @@ class Fix:
     speed_mps: float | None = None
     course_deg: float | None = None
     mono_ms: int | None = None  # CLOCK_BOOTTIME ms when the epoch was completed on this device
+    # Why `valid` is False ("no_fix", "rmc_void", "time_backwards", ...); None when valid.
+    invalid_reason: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
