@@ -1,4 +1,4 @@
-"""Time for the §3 envelope: the pure choice of source, and a thin reader of the OS clocks."""
+"""Time for the §3 envelope: reads the OS clocks; the choice of source is gpstime.best_time."""
 
 from __future__ import annotations
 
@@ -8,43 +8,11 @@ import os
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
+from firmware_bridge.gpstime import GpsClock, best_time
+from firmware_bridge.types import Fix
 from sync.envelope import TimeStamp
-
-# A GPS time is trusted for this long after the fix that carried it; then only the OS counts.
-GPS_TIME_MAX_AGE_MS = 10 * 60 * 1000
-
-
-@dataclass(frozen=True, slots=True)
-class OsTime:
-    """One reading of the OS clocks."""
-
-    wall_ms: int
-    mono_ms: int  # CLOCK_BOOTTIME
-    ntp_synced: bool
-    has_rtc: bool
-
-
-@dataclass(frozen=True, slots=True)
-class GpsTime:
-    """UTC time of a valid fix and the CLOCK_BOOTTIME ms at which it was received."""
-
-    utc_ms: int
-    mono_ms: int
-
-
-def choose(os_time: OsTime, gps: GpsTime | None, boot: str) -> TimeStamp:
-    """Pick the best wall time per §3: NTP, then a recent GPS fix, then RTC, else none."""
-    if os_time.ntp_synced:
-        return TimeStamp(os_time.wall_ms, "ntp", True, boot, os_time.mono_ms)
-    if gps is not None and 0 <= os_time.mono_ms - gps.mono_ms <= GPS_TIME_MAX_AGE_MS:
-        now = gps.utc_ms + (os_time.mono_ms - gps.mono_ms)
-        return TimeStamp(now, "gps", True, boot, os_time.mono_ms)
-    src = "rtc" if os_time.has_rtc else "none"
-    return TimeStamp(os_time.wall_ms, src, False, boot, os_time.mono_ms)
-
 
 class _Timex(ctypes.Structure):
     # Only `modes` must be zero (read-only query); the rest is room for the kernel to fill.
@@ -76,7 +44,7 @@ def read_boot_id(path: Path = Path("/proc/sys/kernel/random/boot_id")) -> str:
 
 
 class SystemClock:
-    """Reads the OS clocks; GPS time is fed in by the GPS source."""
+    """Reads the OS clocks; valid fixes feed GPS time in (used while NTP is not synced)."""
 
     def __init__(
         self,
@@ -84,24 +52,41 @@ class SystemClock:
         boot: str | None = None,
         synced: Callable[[], bool] | None = None,
         has_rtc: bool | None = None,
+        wall_ms: Callable[[], int] | None = None,
+        mono_ms: Callable[[], int] | None = None,
     ) -> None:
         self.boot = boot if boot is not None else read_boot_id()
         self._synced = synced if synced is not None else KernelSync()
         self._has_rtc = os.path.exists("/dev/rtc0") if has_rtc is None else has_rtc
-        self._gps: GpsTime | None = None
+        self._wall = wall_ms or (lambda: int(time.time() * 1000))
+        self._mono = mono_ms or (lambda: int(time.clock_gettime(time.CLOCK_BOOTTIME) * 1000))
+        self.gps = GpsClock()
+        self._fix: Fix | None = None
 
     def mono_ms(self) -> int:
         """CLOCK_BOOTTIME in ms."""
-        return int(time.clock_gettime(time.CLOCK_BOOTTIME) * 1000)
+        return self._mono()
 
-    def os_time(self) -> OsTime:
-        """Read the OS clocks once."""
-        return OsTime(int(time.time() * 1000), self.mono_ms(), self._synced(), self._has_rtc)
+    def on_fix(self, fix: Fix) -> None:
+        """Feed a fix; valid ones with a date become the GPS time source."""
+        if fix.valid and fix.utc_ms is not None and fix.mono_ms is not None:
+            self._fix = fix
+            self.gps.on_fix(fix)
 
-    def set_gps_time(self, utc_ms: int, mono_ms: int) -> None:
-        """Feed the UTC time of a valid fix received at `mono_ms`."""
-        self._gps = GpsTime(utc_ms, mono_ms)
+    def clock_jump(self) -> int | None:
+        """GPS minus OS time in ms when they disagree by more than the threshold (once a jump)."""
+        return self.gps.check(self._wall(), self._synced(), self._mono()).jump_ms
 
     def stamp(self) -> TimeStamp:
         """The §3 time fields for a message created now."""
-        return choose(self.os_time(), self._gps, self.boot)
+        fix = self._fix
+        now_mono = self._mono()
+        choice = best_time(
+            self._wall(),
+            self._synced(),
+            fix.utc_ms if fix else None,
+            fix.mono_ms if fix else None,
+            now_mono,
+        )
+        src = "rtc" if choice.source == "none" and self._has_rtc else choice.source
+        return TimeStamp(choice.wall_ms, src, choice.time_ok, self.boot, now_mono)

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from agent.clock import GpsTime, OsTime, choose
+from agent.clock import SystemClock
 from agent.config import parse
 from agent.errors import ConfigError
 from agent.modes import ModeDoc, next_expiry, resolve, validate_mode_body
@@ -171,15 +171,23 @@ def test_envelope_is_compact_utf8_json() -> None:
     assert json.loads(raw)["hist"] is True
 
 
-def test_time_source_choice() -> None:
-    os_synced = OsTime(1_000_000, 50_000, True, True)
-    assert choose(os_synced, None, "b").ts_src == "ntp"
-    unsynced = OsTime(1_000_000, 50_000, False, True)
-    gps = GpsTime(2_000_000, 49_000)
-    stamp = choose(unsynced, gps, "b")
-    assert (stamp.ts_src, stamp.time_ok, stamp.ts) == ("gps", True, 2_001_000)
-    assert choose(unsynced, GpsTime(2_000_000, 50_000 - 11 * 60_000), "b").ts_src == "rtc"
-    assert choose(OsTime(1, 1, False, False), None, "b").time_ok is False
+def test_clock_prefers_ntp_then_recent_gps_then_rtc() -> None:
+    from firmware_bridge.types import Fix
+
+    mono = [50_000]
+    synced = [False]
+    clock = SystemClock(boot="b", synced=lambda: synced[0], has_rtc=True,
+                        wall_ms=lambda: 1_800_000_000_000, mono_ms=lambda: mono[0])
+    assert (clock.stamp().ts_src, clock.stamp().time_ok) == ("rtc", False)
+    fix = Fix(valid=True, utc_ms=1_800_000_100_000, lat=1.0, lon=2.0, mono_ms=49_000)
+    clock.on_fix(fix)
+    stamp = clock.stamp()
+    assert (stamp.ts_src, stamp.time_ok, stamp.ts, stamp.mono_ms) == (
+        "gps", True, 1_800_000_101_000, 50_000)
+    assert clock.clock_jump() == 101_000  # GPS is 101 s ahead of the OS clock: once
+    assert clock.clock_jump() is None
+    synced[0] = True
+    assert clock.stamp().ts_src == "ntp" and clock.stamp().ts == 1_800_000_000_000
 
 
 # ----- config ----------------------------------------------------------------------------------

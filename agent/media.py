@@ -1,0 +1,133 @@
+"""Content-addressed photo store with a byte quota; sends chunks after the naming event (§4)."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from agent.errors import MediaRefused, StoreError
+from agent.events import Stored
+from sync import envelope
+from sync.envelope import MAX_CHUNK
+from sync.outbox import Outbox
+from sync.statefile import read_json, write_json
+
+log = logging.getLogger(__name__)
+
+MEDIA_PRIORITY = 4
+
+
+def _write_file(path: Path, data: bytes) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.write(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+
+
+class MediaStore:
+    """agent.events.MediaSink over the state dir; files go once all their chunks are acked."""
+
+    def __init__(self, state_dir: Path, dev: str, outbox: Outbox, *, quota_bytes: int) -> None:
+        self._dir = state_dir / "media"
+        self._dir.mkdir(parents=True, exist_ok=True)
+        self._index_path = self._dir / "index.json"
+        self._dev = dev
+        self._outbox = outbox
+        self._quota = quota_bytes
+        index = read_json(self._index_path, {})
+        # media_id -> {"sha256", "bytes", "mime", "sent"}; survives restarts.
+        self._index: dict[str, dict[str, Any]] = index if isinstance(index, dict) else {}
+        self._lock = asyncio.Lock()
+
+    def path(self, sha256: str) -> Path:
+        """Where the photo with this digest lives."""
+        return self._dir / f"{sha256}.jpg"
+
+    def used_bytes(self) -> int:
+        """Bytes the stored photos take."""
+        return sum(p.stat().st_size for p in self._dir.glob("*.jpg"))
+
+    async def store(self, data: bytes, mime: str = "image/jpeg") -> dict[str, Any]:
+        """Keep the bytes durably under their SHA-256; return the §4 media ref."""
+        digest = hashlib.sha256(data).hexdigest()
+        path = self.path(digest)
+        async with self._lock:
+            if not path.exists():
+                used = await asyncio.to_thread(self.used_bytes)
+                if used + len(data) > self._quota:
+                    raise MediaRefused(f"media quota {self._quota} bytes reached")
+                await asyncio.to_thread(_write_file, path, data)
+            media_id = envelope.uuid7(self._outbox_ts())
+            self._index[media_id] = {"sha256": digest, "bytes": len(data), "mime": mime,
+                                     "sent": False}
+            await asyncio.to_thread(write_json, self._index_path, self._index)
+        return {"media_id": media_id, "sha256": digest, "bytes": len(data), "mime": mime}
+
+    def _outbox_ts(self) -> int:
+        return self._outbox.stamp().ts
+
+    async def send(self, ref: Mapping[str, Any], naming: Stored) -> None:
+        """Queue the chunks, then the `media` event, after `naming` (which lists `ref`)."""
+        media_id = str(ref["media_id"])
+        entry = self._index.get(media_id)
+        if entry is None:
+            raise StoreError(f"unknown media {media_id}")
+        data = await asyncio.to_thread(self.path(entry["sha256"]).read_bytes)
+        chunks = [data[i : i + MAX_CHUNK] for i in range(0, len(data), MAX_CHUNK)] or [b""]
+        for n, chunk in enumerate(chunks):
+            await self._outbox.append_raw(
+                "media_chunk",
+                envelope.topic(self._dev, "media", media_id, str(n)),
+                chunk,
+                priority=MEDIA_PRIORITY,
+                group=media_id,
+            )
+        body = {
+            "media_id": media_id,
+            "sha256": entry["sha256"],
+            "bytes": len(data),
+            "chunks": len(chunks),
+            "mime": entry["mime"],
+            "ref": {"kind": _kind(naming.topic), "id": naming.id},
+        }
+        await self._outbox.append("media", body, priority=MEDIA_PRIORITY, group=media_id)
+        async with self._lock:
+            entry["sent"] = True
+            await asyncio.to_thread(write_json, self._index_path, self._index)
+
+    async def reap(self) -> int:
+        """Delete photos whose every chunk and `media` event were acknowledged; return count."""
+        async with self._lock:
+            done = [m for m, e in self._index.items() if e["sent"]]
+            pending = await self._outbox.groups_present(done)
+            gone = [m for m in done if m not in pending]
+            for media_id in gone:
+                entry = self._index.pop(media_id)
+                still_used = any(e["sha256"] == entry["sha256"] for e in self._index.values())
+                if not still_used:
+                    self.path(entry["sha256"]).unlink(missing_ok=True)
+            if gone:
+                await asyncio.to_thread(write_json, self._index_path, self._index)
+        return len(gone)
+
+    async def run_reaper(self, interval_s: float = 30.0) -> None:
+        """Reap forever (a supervisor task)."""
+        while True:
+            await asyncio.sleep(interval_s)
+            removed = await self.reap()
+            if removed:
+                log.info("deleted %d uploaded photos", removed)
+
+
+def _kind(topic: str) -> str:
+    """`checkin` from `grid/v1/D/evt/checkin`."""
+    return topic.rsplit("/", 1)[-1]

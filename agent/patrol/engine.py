@@ -1,0 +1,403 @@
+"""PatrolEngine: pure patrol state (task set + progress) fed fixes, tags, presses and ticks."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from agent.errors import ConfigError
+from agent.patrol.decisions import (
+    CheckIn,
+    Decision,
+    Ended,
+    Method,
+    NoCheckpointInReach,
+    Progress,
+    TagIgnored,
+    TaskStatus,
+    UnknownTag,
+)
+from agent.patrol.geo import distance_m
+from agent.patrol.geofence import (
+    CheckinParams,
+    DwellRun,
+    FixOrder,
+    Gate,
+    accuracy_m,
+    gate_from_json,
+    gate_to_json,
+    is_evidence,
+    judge,
+    step_gate,
+    step_order,
+    step_run,
+)
+from agent.patrol.schema import parse_tasks_body
+from agent.patrol.tasks import Checkpoint, Task, TaskSet, normalize_uid
+from firmware_bridge.types import Fix
+
+log = logging.getLogger(__name__)
+
+SNAPSHOT_VERSION = 1
+
+
+@dataclass(slots=True)
+class _Progress:
+    # Mutable per-task state owned by one engine; snapshot() is its only way out.
+    started: bool = False
+    ended: Ended | None = None
+    checked: dict[str, tuple[Method, int]] = field(default_factory=dict)  # cp -> (method, at_ms)
+    missed: dict[str, int] = field(default_factory=dict)  # cp -> at_ms
+    runs: dict[str, DwellRun] = field(default_factory=dict)  # cp -> live dwell run
+
+    def resolved(self, cp_id: str) -> bool:
+        return cp_id in self.checked or cp_id in self.missed
+
+
+def _unresolved(task: Task, pr: _Progress) -> list[Checkpoint]:
+    return [cp for cp in task.checkpoints if not pr.resolved(cp.id)]
+
+
+class PatrolEngine:
+    """Decides check-ins and progress events; no I/O, no clock: time is always passed in."""
+
+    def __init__(self, tasks: TaskSet | None = None, params: CheckinParams | None = None) -> None:
+        self.params = params or CheckinParams()
+        self._tasks = TaskSet()
+        self._progress: dict[str, _Progress] = {}
+        self._gate = Gate()
+        self._order = FixOrder()
+        self.counters: dict[str, int] = dict.fromkeys(
+            ("fixes", "not_evidence", "late", "outliers", "time_resets"), 0
+        )
+        if tasks is not None:
+            self.replace_tasks(tasks, 0, False)
+
+    @property
+    def tasks(self) -> TaskSet:
+        """The task set in force."""
+        return self._tasks
+
+    # ---- inputs -------------------------------------------------------------------------------
+
+    def on_fix(self, fix: Fix, now_ms: int, time_ok: bool) -> list[Decision]:
+        """Judge one GPS fix (any order, any validity); returns check-ins and progress events."""
+        out = self._settle(now_ms, time_ok)
+        self.counters["fixes"] += 1
+        if not is_evidence(fix) or accuracy_m(fix, self.params) is None:
+            self.counters["not_evidence"] += 1
+            return out
+        self._order, ready_fixes, outcome = step_order(self._order, fix, self.params)
+        if outcome == "late":
+            self.counters["late"] += 1
+        elif outcome == "reset":
+            self.counters["time_resets"] += 1
+            self._gate = Gate()
+            for pr in self._progress.values():
+                pr.runs.clear()
+        for ready in ready_fixes:
+            self._gate, accepted = step_gate(self._gate, ready, self.params)
+            if not accepted:
+                self.counters["outliers"] += 1
+            for good in accepted:
+                out += self._judge(good, now_ms, time_ok)
+        return out
+
+    def on_tag(self, uid: str, fix: Fix | None, now_ms: int, time_ok: bool) -> list[Decision]:
+        """An NFC scan: checks in at once where the tag is listed; fix = the current one or None."""
+        out = self._settle(now_ms, time_ok)
+        tag = normalize_uid(uid)
+        matched = False
+        for task in self._tasks.tasks:
+            listing = [cp for cp in task.checkpoints if tag in cp.tags]
+            if not listing:
+                continue
+            matched = True
+            pr = self._progress[task.id]
+            # The earliest unresolved one: a loop's start and end may share a tag.
+            target = next((cp for cp in listing if not pr.resolved(cp.id)), None)
+            if target is None:
+                out.append(TagIgnored(tag, task.id, listing[0].id, "resolved"))
+            elif not task.is_active(now_ms, time_ok):
+                out.append(TagIgnored(tag, task.id, target.id, "not_active"))
+            else:
+                out += self._check_in(task, pr, target, "nfc", fix, now_ms, tag_uid=tag)
+        if not matched:
+            log.info("tag %s is not a checkpoint of any task", tag)
+            out.append(UnknownTag(tag))
+        return out
+
+    def on_manual(self, fix: Fix | None, now_ms: int, time_ok: bool) -> list[Decision]:
+        """The check-in button: the nearest checkpoint within reach, always with a photo."""
+        out = self._settle(now_ms, time_ok)
+        open_tasks = [
+            (task, pr, left)
+            for task in self._tasks.tasks
+            if not (pr := self._progress[task.id]).ended
+            and task.is_active(now_ms, time_ok)
+            and (left := _unresolved(task, pr))
+        ]
+        if not open_tasks:
+            return [*out, NoCheckpointInReach("no_active_task")]
+        acc = accuracy_m(fix, self.params) if fix is not None and is_evidence(fix) else None
+        if fix is None or acc is None or acc > self.params.manual_max_acc_m:
+            return out + self._manual_blind(open_tasks, fix, now_ms)
+        lat, lon = fix.lat, fix.lon
+        assert lat is not None and lon is not None  # is_evidence checked them
+        best: tuple[float, Task, _Progress, Checkpoint] | None = None
+        nearest: tuple[float, Task, Checkpoint] | None = None
+        for task, pr, left in open_tasks:
+            dists = [(distance_m(lat, lon, cp.lat, cp.lon), cp) for cp in left]
+            near = min(dists, key=lambda dc: dc[0])
+            if nearest is None or near[0] < nearest[0]:
+                nearest = (near[0], task, near[1])
+            reach = [dc for dc in dists if dc[0] <= dc[1].radius_m + self.params.manual_k * acc]
+            if not reach:
+                continue
+            # A sequence task prefers its next checkpoint when in reach: a press is not a skip.
+            pick = reach[0] if task.order == "sequence" and reach[0][1] is left[0] else None
+            pick = pick or min(reach, key=lambda dc: dc[0])
+            if best is None or pick[0] < best[0]:
+                best = (pick[0], task, pr, pick[1])
+        if best is None:
+            assert nearest is not None
+            return [
+                *out,
+                NoCheckpointInReach("out_of_reach", nearest[1].id, nearest[2].id, nearest[0]),
+            ]
+        _, task, pr, cp = best
+        return out + self._check_in(task, pr, cp, "manual", fix, now_ms, needs_photo=True)
+
+    def tick(self, now_ms: int, time_ok: bool) -> list[Decision]:
+        """Time passes: windows that ended raise checkpoint_missed and overdue."""
+        return self._settle(now_ms, time_ok)
+
+    def replace_tasks(self, tasks: TaskSet, now_ms: int, time_ok: bool) -> list[Decision]:
+        """Install a new task set; check-ins (and misses) of ids that still exist are kept."""
+        progress: dict[str, _Progress] = {}
+        for task in tasks.tasks:
+            prev = self._progress.get(task.id)
+            old = self._tasks.task(task.id)
+            pr = _Progress()
+            if prev is not None and old is not None:
+                pr.started, pr.ended = prev.started, prev.ended
+                for cp in task.checkpoints:
+                    if cp.id in prev.checked:
+                        pr.checked[cp.id] = prev.checked[cp.id]
+                    if cp.id in prev.missed:
+                        pr.missed[cp.id] = prev.missed[cp.id]
+                    # A dwell run only carries over when the place and rule are unchanged.
+                    if cp.id in prev.runs and old.checkpoint(cp.id) == cp:
+                        pr.runs[cp.id] = prev.runs[cp.id]
+            progress[task.id] = pr
+        self._tasks, self._progress = tasks, progress
+        return self._settle(now_ms, time_ok)
+
+    # ---- views --------------------------------------------------------------------------------
+
+    def status(self) -> list[TaskStatus]:
+        """One TaskStatus per task, in task-set order."""
+        out = []
+        for task in self._tasks.tasks:
+            pr = self._progress[task.id]
+            left = _unresolved(task, pr)
+            out.append(
+                TaskStatus(
+                    task.id,
+                    len(pr.checked),
+                    len(pr.missed),
+                    task.total,
+                    pr.started,
+                    pr.ended,
+                    left[0].id if left and not pr.ended else None,
+                )
+            )
+        return out
+
+    # ---- internals ----------------------------------------------------------------------------
+
+    def _judge(self, fix: Fix, now_ms: int, time_ok: bool) -> list[Decision]:
+        lat, lon, t, acc = fix.lat, fix.lon, fix.utc_ms, accuracy_m(fix, self.params)
+        assert lat is not None and lon is not None and t is not None and acc is not None
+        out: list[Decision] = []
+        for task in self._tasks.tasks:
+            pr = self._progress[task.id]
+            if pr.ended:
+                continue
+            active = task.is_active(now_ms, time_ok)
+            for cp in task.checkpoints:
+                if pr.resolved(cp.id):
+                    continue
+                dist = distance_m(lat, lon, cp.lat, cp.lon)
+                run = pr.runs.get(cp.id)
+                verdict = judge(dist, acc, cp.radius_m, self.params)
+                run = step_run(run, verdict, t, self.params)
+                if run is None:
+                    pr.runs.pop(cp.id, None)
+                    continue
+                pr.runs[cp.id] = run
+                if (
+                    active
+                    and run.dwelled_ms() >= cp.dwell_s * 1000.0
+                    # GPS never skips in a sequence: passing a later checkpoint is not a visit.
+                    and (task.order == "any" or cp is _unresolved(task, pr)[0])
+                ):
+                    out += self._check_in(task, pr, cp, "gps", fix, now_ms)
+        return out
+
+    def _check_in(
+        self,
+        task: Task,
+        pr: _Progress,
+        cp: Checkpoint,
+        method: Method,
+        fix: Fix | None,
+        now_ms: int,
+        *,
+        tag_uid: str | None = None,
+        needs_photo: bool | None = None,
+    ) -> list[Decision]:
+        out: list[Decision] = []
+        if not pr.started:
+            pr.started = True
+            out.append(Progress(task.id, "started", None, len(pr.checked), task.total, now_ms))
+        used = fix if fix is not None and is_evidence(fix) else None
+        dist = acc = None
+        if used is not None and used.lat is not None and used.lon is not None:
+            dist = distance_m(used.lat, used.lon, cp.lat, cp.lon)
+            acc = accuracy_m(used, self.params)
+        pr.checked[cp.id] = (method, now_ms)
+        pr.runs.pop(cp.id, None)
+        out.append(
+            CheckIn(
+                task.id,
+                cp.id,
+                task.staff_id,
+                method,
+                used,
+                dist,
+                acc,
+                tag_uid,
+                cp.photo if needs_photo is None else needs_photo,
+                now_ms,
+            )
+        )
+        if task.order == "sequence":
+            for earlier in task.checkpoints[: task.checkpoints.index(cp)]:
+                if not pr.resolved(earlier.id):
+                    out.append(self._miss(task, pr, earlier, now_ms))
+        return out + self._finish(task, pr, now_ms)
+
+    def _miss(self, task: Task, pr: _Progress, cp: Checkpoint, now_ms: int) -> Progress:
+        pr.missed[cp.id] = now_ms
+        pr.runs.pop(cp.id, None)
+        return Progress(task.id, "checkpoint_missed", cp.id, len(pr.checked), task.total, now_ms)
+
+    def _finish(self, task: Task, pr: _Progress, now_ms: int) -> list[Decision]:
+        # completed = every checkpoint resolved (checked in or skipped) before the window ended.
+        if pr.ended or _unresolved(task, pr):
+            return []
+        pr.ended = "completed"
+        pr.runs.clear()
+        return [Progress(task.id, "completed", None, len(pr.checked), task.total, now_ms)]
+
+    def _settle(self, now_ms: int, time_ok: bool) -> list[Decision]:
+        out: list[Decision] = []
+        for task in self._tasks.tasks:
+            pr = self._progress[task.id]
+            if pr.ended:
+                continue
+            out += self._finish(task, pr, now_ms)
+            if pr.ended or not task.is_over(now_ms, time_ok):
+                continue
+            out += [self._miss(task, pr, cp, now_ms) for cp in _unresolved(task, pr)]
+            pr.ended = "overdue"
+            pr.runs.clear()
+            out.append(Progress(task.id, "overdue", None, len(pr.checked), task.total, now_ms))
+        return out
+
+    def _manual_blind(
+        self,
+        open_tasks: list[tuple[Task, _Progress, list[Checkpoint]]],
+        fix: Fix | None,
+        now_ms: int,
+    ) -> list[Decision]:
+        # No usable fix: only an obvious candidate will do (a sequence's next, or a last one left).
+        obvious = [
+            (task, pr, left[0])
+            for task, pr, left in open_tasks
+            if task.order == "sequence" or len(left) == 1
+        ]
+        if len(obvious) != 1:
+            return [NoCheckpointInReach("ambiguous" if obvious else "no_fix")]
+        task, pr, cp = obvious[0]
+        return self._check_in(task, pr, cp, "manual", fix, now_ms, needs_photo=True)
+
+    # ---- persistence --------------------------------------------------------------------------
+
+    def snapshot(self) -> dict[str, Any]:
+        """JSON-serialisable state; restore() of it continues exactly where this engine is."""
+        return {
+            "v": SNAPSHOT_VERSION,
+            "tasks": self._tasks.to_body(),
+            "progress": {
+                tid: {
+                    "started": pr.started,
+                    "ended": pr.ended,
+                    "checked": {c: {"method": m, "at_ms": t} for c, (m, t) in pr.checked.items()},
+                    "missed": dict(pr.missed),
+                    "runs": {c: [r.start_ms, r.last_ms, r.confirmed] for c, r in pr.runs.items()},
+                }
+                for tid, pr in self._progress.items()
+            },
+            "gate": gate_to_json(self._gate),
+            "order": self._order.to_json(),
+        }
+
+    def restore(self, data: Mapping[str, Any]) -> None:
+        """Replace all state with a snapshot(); ConfigError (nothing changed) when malformed."""
+        try:
+            if data["v"] != SNAPSHOT_VERSION:
+                raise ValueError(f"unknown snapshot version {data['v']!r}")
+            tasks = parse_tasks_body(data["tasks"])
+            progress: dict[str, _Progress] = {}
+            for task in tasks.tasks:
+                raw = data["progress"].get(task.id) or {}
+                ids = {cp.id for cp in task.checkpoints}
+                if raw.get("ended") not in _ENDED:
+                    raise ValueError(f"bad ended {raw.get('ended')!r}")
+                ended = _ENDED[raw.get("ended")]
+                progress[task.id] = _Progress(
+                    started=bool(raw.get("started", False)),
+                    ended=ended,
+                    checked={
+                        c: (_method(v["method"]), int(v["at_ms"]))
+                        for c, v in raw.get("checked", {}).items()
+                        if c in ids
+                    },
+                    missed={c: int(t) for c, t in raw.get("missed", {}).items() if c in ids},
+                    runs={
+                        c: DwellRun(int(r[0]), int(r[1]), bool(r[2]))
+                        for c, r in raw.get("runs", {}).items()
+                        if c in ids
+                    },
+                )
+            gate = gate_from_json(data["gate"])
+            order = FixOrder.from_json(data["order"])
+        except ConfigError as exc:
+            raise ConfigError([(f"snapshot.tasks.{p}", r) for p, r in exc.problems]) from None
+        except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
+            raise ConfigError([("snapshot", f"{type(exc).__name__}: {exc}")]) from None
+        self._tasks, self._progress, self._gate, self._order = tasks, progress, gate, order
+
+
+_METHODS: dict[object, Method] = {"gps": "gps", "nfc": "nfc", "manual": "manual"}
+_ENDED: dict[object, Ended | None] = {None: None, "completed": "completed", "overdue": "overdue"}
+
+
+def _method(value: object) -> Method:
+    if value not in _METHODS:
+        raise ValueError(f"bad method {value!r}")
+    return _METHODS[value]

@@ -1,0 +1,529 @@
+"""PatrolEngine: GPS/NFC/manual check-ins, windows, sequence, progress, replace, persist."""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+import pytest
+
+from agent.errors import ConfigError
+from agent.patrol import (
+    CheckIn,
+    CheckinParams,
+    Decision,
+    NoCheckpointInReach,
+    PatrolEngine,
+    Progress,
+    TagIgnored,
+    UnknownTag,
+    parse_tasks_body,
+)
+from agent.patrol.geo import offset_deg
+from firmware_bridge.types import Fix
+
+C = (30.2741, 120.1551)  # checkpoint "a"; "b" is 200 m north, "c" 400 m north, "d" 600 m north
+T0 = 1_764_000_000_000
+HOUR = 3_600_000
+
+
+def at(north: float, east: float = 0.0) -> tuple[float, float]:
+    return offset_deg(C[0], C[1], north, east)
+
+
+def cp(
+    cp_id: str,
+    north: float,
+    *,
+    tags: list[str] | None = None,
+    photo: bool = False,
+    radius: float = 25.0,
+    dwell: float = 10.0,
+) -> dict[str, Any]:
+    lat, lon = at(north)
+    return {
+        "id": cp_id,
+        "name": cp_id.upper(),
+        "lat": lat,
+        "lon": lon,
+        "radius_m": radius,
+        "dwell_s": dwell,
+        "tags": tags or [],
+        "photo": photo,
+    }
+
+
+def task(
+    task_id: str,
+    cps: list[dict[str, Any]],
+    *,
+    order: str = "any",
+    start: int = T0,
+    end: int = T0 + HOUR,
+    staff: str | None = "s1",
+) -> dict[str, Any]:
+    return {
+        "id": task_id,
+        "name": task_id,
+        "staff_id": staff,
+        "start_ms": start,
+        "end_ms": end,
+        "order": order,
+        "checkpoints": cps,
+    }
+
+
+def engine(*tasks: dict[str, Any], params: CheckinParams | None = None) -> PatrolEngine:
+    return PatrolEngine(parse_tasks_body({"tasks": list(tasks)}), params)
+
+
+def fix(
+    north: float,
+    t_s: float,
+    *,
+    east: float = 0.0,
+    acc: float | None = 3.0,
+    valid: bool = True,
+    hdop: float | None = 0.9,
+) -> Fix:
+    lat, lon = at(north, east)
+    return Fix(
+        valid=valid,
+        utc_ms=T0 + int(t_s * 1000),
+        lat=lat,
+        lon=lon,
+        fix="3d",
+        sats=9,
+        hdop=hdop,
+        acc_m=acc,
+        mono_ms=int(t_s * 1000),
+    )
+
+
+def stand(e: PatrolEngine, north: float, t_from: float, t_to: float, **kw: Any) -> list[Decision]:
+    out: list[Decision] = []
+    t = t_from
+    while t <= t_to:
+        out += e.on_fix(fix(north, t, **kw), T0 + int(t * 1000), True)
+        t += 1.0
+    return out
+
+
+def checkins(ds: list[Decision]) -> list[tuple[str, str, str]]:
+    return [(d.task_id, d.checkpoint_id, d.method) for d in ds if isinstance(d, CheckIn)]
+
+
+def events(ds: list[Decision]) -> list[tuple[str, str, str | None, int, int]]:
+    return [
+        (d.task_id, d.event, d.checkpoint_id, d.done, d.total)
+        for d in ds
+        if isinstance(d, Progress)
+    ]
+
+
+# ---- GPS ---------------------------------------------------------------------------------------
+
+
+def test_gps_check_in_after_dwell_and_only_once() -> None:
+    e = engine(task("t", [cp("a", 0), cp("b", 200)]))
+    assert stand(e, 5.0, 0, 9) == []  # 9 s inside: not yet
+    ds = stand(e, 5.0, 10, 60)
+    assert checkins(ds) == [("t", "a", "gps")]
+    ci = next(d for d in ds if isinstance(d, CheckIn))
+    assert ci.fix is not None and ci.fix.utc_ms == T0 + 10_000  # the deciding fix
+    assert ci.dist_m == pytest.approx(5.0, abs=0.01)
+    assert ci.acc_m == 3.0 and ci.staff_id == "s1" and not ci.needs_photo
+    assert events(ds) == [("t", "started", None, 0, 2)]
+
+
+def test_checkin_body_has_the_contract_fields() -> None:
+    e = engine(task("t", [cp("a", 0, photo=True)]))
+    ci = next(d for d in stand(e, 0.0, 0, 10) if isinstance(d, CheckIn))
+    b = ci.to_body()
+    assert set(b) | {"photos", "prev"} == {
+        "task_id",
+        "checkpoint_id",
+        "staff_id",
+        "method",
+        "lat",
+        "lon",
+        "acc_m",
+        "fix",
+        "sats",
+        "hdop",
+        "gps_ts",
+        "dist_m",
+        "tag_uid",
+        "photos",
+        "prev",
+    }
+    assert (b["method"], b["fix"], b["gps_ts"], b["tag_uid"]) == ("gps", "3d", T0 + 10_000, None)
+    assert ci.needs_photo
+
+
+def test_dwell_at_zero_checks_in_on_the_first_inside_fix() -> None:
+    e = engine(task("t", [cp("a", 0, dwell=0)]))
+    assert checkins(e.on_fix(fix(0.0, 0), T0, True)) == [("t", "a", "gps")]
+
+
+def test_inaccurate_fixes_are_not_evidence_either_way() -> None:
+    e = engine(task("t", [cp("a", 0)]))
+    # acc 30 m at the centre: 0 + 1.5*30 > 25 -> unknown; they neither start nor break a run.
+    assert stand(e, 0.0, 0, 60, acc=30.0) == []
+    stand(e, 0.0, 61, 65)
+    stand(e, 0.0, 66, 70, acc=30.0)  # unknown inside a live run: no break, no extension
+    assert checkins(stand(e, 0.0, 71, 71)) == [("t", "a", "gps")]
+
+
+def test_likely_fixes_count_once_one_fix_is_confidently_inside() -> None:
+    e = engine(task("t", [cp("a", 0)]))
+    # acc 8 at 10 m: 10 + 1.5*8 <= 25 is "likely", 10 + 2.5*8 > 25 is not "inside".
+    assert stand(e, 10.0, 0, 12, acc=8.0) == []  # 12 s: past dwell_s, but unconfirmed
+    ds = stand(e, 10.0, 13, 13, acc=3.0)  # one confident fix confirms the whole run
+    assert checkins(ds) == [("t", "a", "gps")]
+
+
+def test_a_long_likely_run_confirms_itself() -> None:
+    p = CheckinParams()
+    e = engine(task("t", [cp("a", 0)]))
+    assert stand(e, 10.0, 0, p.confirm_s - 1, acc=8.0) == []
+    ds = stand(e, 10.0, p.confirm_s, p.confirm_s, acc=8.0)
+    assert checkins(ds) == [("t", "a", "gps")]
+
+
+def test_invalid_and_unpositioned_fixes_are_ignored() -> None:
+    e = engine(task("t", [cp("a", 0)]))
+    for t in range(30):
+        e.on_fix(fix(0.0, t, valid=False), T0, True)
+        e.on_fix(Fix(valid=True, utc_ms=T0 + t * 1000, lat=None, lon=None, fix="3d"), T0, True)
+        e.on_fix(fix(0.0, t + 0.5, acc=None, hdop=None), T0, True)  # accuracy unknown
+    assert e.counters["not_evidence"] == 90
+    assert checkins(stand(e, 0.0, 100, 110)) == [("t", "a", "gps")]
+
+
+def test_hdop_stands_in_for_missing_acc() -> None:
+    e = engine(task("t", [cp("a", 0)]))
+    assert checkins(stand(e, 0.0, 0, 10, acc=None, hdop=1.0)) == [("t", "a", "gps")]
+    e = engine(task("t", [cp("a", 0)]))
+    assert stand(e, 0.0, 0, 60, acc=None, hdop=4.0) == []  # 20 m: 1.5*20 > 25, unknown
+
+
+def test_leaving_breaks_the_dwell_and_edge_jitter_does_not() -> None:
+    e = engine(task("t", [cp("a", 0)]))
+    stand(e, 0.0, 0, 6)
+    for t, north in [(7, 20.0), (8, 40.0), (9, 60.0), (10, 40.0), (11, 20.0)]:
+        assert e.on_fix(fix(north, t), T0, True) == []  # out to 60 m: run broken
+    assert stand(e, 0.0, 12, 20) == []  # 9 s of the new run (from 11)
+    e = engine(task("t", [cp("a", 0)]))
+    out: list[Decision] = []
+    for t in range(0, 16):  # entered at 15 m, then jitter between 19 and 24 m
+        out += e.on_fix(fix(15.0 if t < 2 else (19.0 if t % 2 else 24.0), t), T0, True)
+    assert checkins(out) == [("t", "a", "gps")]
+
+
+def test_gap_up_to_gap_s_is_bridged_longer_restarts() -> None:
+    p = CheckinParams()
+    e = engine(task("t", [cp("a", 0, dwell=20)]))
+    stand(e, 0.0, 0, 2)
+    assert checkins(stand(e, 0.0, 2 + p.gap_s, 2 + p.gap_s)) == [("t", "a", "gps")]
+    e = engine(task("t", [cp("a", 0, dwell=20)]))
+    stand(e, 0.0, 0, 2)
+    assert stand(e, 0.0, 3 + p.gap_s, 3 + p.gap_s + 19) == []
+
+
+def test_multipath_jump_does_not_break_a_dwell() -> None:
+    e = engine(task("t", [cp("a", 0)]))
+    out = stand(e, 0.0, 0, 5)
+    out += e.on_fix(fix(150.0, 6), T0, True)  # a jump of 150 m in 1 s
+    out += stand(e, 0.0, 7, 10)
+    assert checkins(out) == [("t", "a", "gps")]
+    assert e.counters["outliers"] == 1
+
+
+def test_gate_follows_a_real_move_after_reanchor_n_fixes() -> None:
+    e = engine(task("t", [cp("a", 0)]))
+    stand(e, 500.0, 0, 5)
+    # Teleport (a car ride the receiver missed): rejected at first, followed after 3 fixes.
+    ds = stand(e, 0.0, 6, 30)
+    assert checkins(ds) == [("t", "a", "gps")]
+    ci = next(d for d in ds if isinstance(d, CheckIn))
+    # The chain 6, 7, 8 re-anchors; the dwell counts from its first fix.
+    assert ci.fix is not None and ci.fix.utc_ms == T0 + 16_000
+    assert e.counters["outliers"] == 2
+
+
+def test_late_and_replayed_fixes_are_dropped() -> None:
+    e = engine(task("t", [cp("a", 0)]))
+    stand(e, 0.0, 0, 5)
+    assert e.on_fix(fix(0.0, 3), T0, True) == []
+    assert e.on_fix(fix(0.0, 5), T0, True) == []
+    assert e.counters["late"] == 2
+
+
+def test_reorder_window_judges_late_fixes_in_fix_time_order() -> None:
+    e = engine(task("t", [cp("a", 0)]), params=CheckinParams(reorder_ms=3000))
+    out = []
+    for t in [0, 2, 1, 4, 3, 5, 7, 6, 9, 8, 10, 11, 12, 13]:
+        out += e.on_fix(fix(0.0, t), T0 + t * 1000, True)
+    assert checkins(out) == [("t", "a", "gps")]
+    ci = next(d for d in out if isinstance(d, CheckIn))
+    assert ci.fix is not None and ci.fix.utc_ms == T0 + 10_000  # released when 13 arrived
+    assert e.counters["late"] == 0
+
+
+def test_receiver_time_reset_starts_judging_afresh() -> None:
+    e = engine(task("t", [cp("a", 0)]))
+    stand(e, 0.0, 0, 5)
+    far = fix(0.0, 10_000)  # a bogus time far ahead
+    e.on_fix(far, T0, True)
+    assert checkins(stand(e, 0.0, 6, 16)) == [("t", "a", "gps")]
+    assert e.counters["time_resets"] == 1
+
+
+def test_no_gps_check_in_outside_the_window_but_dwell_counts_once_it_opens() -> None:
+    e = engine(task("t", [cp("a", 0)], start=T0 + 60_000))
+    out = []
+    for t in range(0, 65):
+        out += e.on_fix(fix(0.0, t), T0 + t * 1000, True)
+    assert checkins(out) == [("t", "a", "gps")]
+    assert next(d for d in out if isinstance(d, CheckIn)).at_ms == T0 + 60_000
+
+
+def test_without_right_time_every_task_is_active() -> None:
+    e = engine(task("t", [cp("a", 0)], start=T0 + 10 * HOUR, end=T0 + 11 * HOUR))
+    out = []
+    for t in range(0, 11):
+        out += e.on_fix(fix(0.0, t), 0, False)  # wall clock unknown
+    assert checkins(out) == [("t", "a", "gps")]
+
+
+def test_overlapping_tasks_each_get_their_check_in() -> None:
+    e = engine(task("t1", [cp("a", 0)]), task("t2", [cp("x", 3), cp("y", 200)]))
+    assert sorted(checkins(stand(e, 0.0, 0, 10))) == [("t1", "a", "gps"), ("t2", "x", "gps")]
+
+
+# ---- sequence, progress ------------------------------------------------------------------------
+
+
+def test_sequence_gps_never_skips_and_nfc_skip_marks_earlier_missed() -> None:
+    e = engine(
+        task("t", [cp("a", 0), cp("b", 200, tags=["0A0B0C0D"]), cp("c", 400)], order="sequence")
+    )
+    assert stand(e, 400.0, 0, 40) == []  # standing at c while a is next: no check-in
+    ds = e.on_tag("0a:0b:0c:0d", None, T0 + 50_000, True)
+    assert checkins(ds) == [("t", "b", "nfc")]
+    assert events(ds) == [("t", "started", None, 0, 3), ("t", "checkpoint_missed", "a", 1, 3)]
+    ds = stand(e, 400.0, 60, 80)
+    assert checkins(ds) == [("t", "c", "gps")]
+    assert events(ds) == [("t", "completed", None, 2, 3)]
+
+
+def test_sequence_loop_with_start_and_end_at_the_same_place() -> None:
+    e = engine(
+        task(
+            "t",
+            [cp("a", 0, tags=["11223344"]), cp("b", 200), cp("z", 0, tags=["11223344"])],
+            order="sequence",
+        )
+    )
+    ds = stand(e, 0.0, 0, 20)
+    assert checkins(ds) == [("t", "a", "gps")]  # not z: that would skip b
+    ds = e.on_tag("11223344", None, T0 + 30_000, True)  # the shared tag: earliest unresolved = z
+    assert checkins(ds) == [("t", "z", "nfc")]
+    assert ("t", "checkpoint_missed", "b", 2, 3) in events(ds)
+
+
+def test_window_end_misses_the_rest_then_overdue_once() -> None:
+    e = engine(task("t", [cp("a", 0), cp("b", 200), cp("c", 400)]))
+    stand(e, 0.0, 0, 10)
+    assert e.tick(T0 + HOUR - 1, True) == []
+    ds = e.tick(T0 + HOUR, True)
+    assert events(ds) == [
+        ("t", "checkpoint_missed", "b", 1, 3),
+        ("t", "checkpoint_missed", "c", 1, 3),
+        ("t", "overdue", None, 1, 3),
+    ]
+    assert e.tick(T0 + 2 * HOUR, True) == []
+    assert stand(e, 200.0, 4000, 4100) == []  # ended: nothing more
+
+
+def test_no_overdue_while_time_is_unknown() -> None:
+    e = engine(task("t", [cp("a", 0)]))
+    assert e.tick(T0 + 5 * HOUR, False) == []
+    assert events(e.tick(T0 + 5 * HOUR, True))[-1] == ("t", "overdue", None, 0, 1)
+
+
+def test_never_started_task_goes_overdue_without_started() -> None:
+    e = engine(task("t", [cp("a", 0)]))
+    assert [ev[1] for ev in events(e.tick(T0 + HOUR, True))] == ["checkpoint_missed", "overdue"]
+
+
+def test_completed_when_every_checkpoint_is_checked_in() -> None:
+    e = engine(task("t", [cp("a", 0), cp("b", 200)]))
+    stand(e, 0.0, 0, 10)
+    ds = stand(e, 200.0, 300, 320)
+    assert events(ds) == [("t", "completed", None, 2, 2)]
+    assert e.tick(T0 + HOUR, True) == []
+    st = e.status()[0]
+    assert (st.done, st.missed, st.total, st.ended, st.next_checkpoint_id) == (
+        2,
+        0,
+        2,
+        "completed",
+        None,
+    )
+
+
+def test_progress_body_matches_contract() -> None:
+    e = engine(task("t", [cp("a", 0)]))
+    p = next(d for d in e.tick(T0 + HOUR, True) if isinstance(d, Progress))
+    assert p.to_body() == {
+        "task_id": "t",
+        "event": "checkpoint_missed",
+        "checkpoint_id": "a",
+        "done": 0,
+        "total": 1,
+    }
+
+
+# ---- NFC ---------------------------------------------------------------------------------------
+
+
+def test_nfc_checks_in_at_once_with_the_current_fix(caplog: pytest.LogCaptureFixture) -> None:
+    e = engine(task("t", [cp("a", 0, tags=["04A1B2C3"], photo=True)]))
+    ds = e.on_tag("04a1b2c3", fix(8.0, 1), T0 + 1000, True)
+    ci = next(d for d in ds if isinstance(d, CheckIn))
+    assert (ci.method, ci.tag_uid, ci.needs_photo) == ("nfc", "04A1B2C3", True)
+    assert ci.dist_m == pytest.approx(8.0, abs=0.01)
+    ds = e.on_tag("04A1B2C3", None, T0 + 2000, True)
+    assert ds == [TagIgnored("04A1B2C3", "t", "a", "resolved")]
+
+
+def test_nfc_without_fix_has_null_position() -> None:
+    e = engine(task("t", [cp("a", 0, tags=["04A1B2C3"])]))
+    ci = next(
+        d for d in e.on_tag("04A1B2C3", fix(0, 0, valid=False), T0, True) if isinstance(d, CheckIn)
+    )
+    b = ci.to_body()
+    assert ci.fix is None and b["fix"] == "none"
+    assert all(b[k] is None for k in ("lat", "lon", "acc_m", "sats", "hdop", "gps_ts", "dist_m"))
+
+
+def test_unknown_tag_is_logged_and_never_checks_in(caplog: pytest.LogCaptureFixture) -> None:
+    e = engine(task("t", [cp("a", 0, tags=["04A1B2C3"])]))
+    with caplog.at_level(logging.INFO, logger="agent.patrol.engine"):
+        assert e.on_tag("DEADBEEF", fix(0.0, 0), T0, True) == [UnknownTag("DEADBEEF")]
+    assert "DEADBEEF" in caplog.text
+    assert e.status()[0].done == 0
+
+
+def test_tag_of_a_task_not_in_its_window_is_ignored() -> None:
+    e = engine(task("t", [cp("a", 0, tags=["04A1B2C3"])], start=T0 + HOUR, end=T0 + 2 * HOUR))
+    assert e.on_tag("04A1B2C3", None, T0, True) == [TagIgnored("04A1B2C3", "t", "a", "not_active")]
+    assert checkins(e.on_tag("04A1B2C3", None, T0, False)) == [("t", "a", "nfc")]
+
+
+# ---- manual ------------------------------------------------------------------------------------
+
+
+def test_manual_picks_the_nearest_in_reach_and_always_wants_a_photo() -> None:
+    e = engine(task("t", [cp("a", 0), cp("b", 40), cp("c", 400)]))
+    ds = e.on_manual(fix(30.0, 0), T0, True)
+    ci = next(d for d in ds if isinstance(d, CheckIn))
+    assert (ci.checkpoint_id, ci.method, ci.needs_photo) == ("b", "manual", True)
+    assert ci.dist_m == pytest.approx(10.0, abs=0.01)
+
+
+def test_manual_out_of_reach_names_the_nearest() -> None:
+    e = engine(task("t", [cp("a", 0), cp("c", 400)]))
+    [d] = e.on_manual(fix(100.0, 0, acc=5.0), T0, True)
+    assert isinstance(d, NoCheckpointInReach)
+    assert (d.reason, d.nearest_checkpoint_id) == ("out_of_reach", "a")
+    assert d.nearest_dist_m == pytest.approx(100.0, abs=0.01)
+    # reach = radius + acc: 29 m away with acc 5 is within reach.
+    assert checkins(e.on_manual(fix(29.0, 1, acc=5.0), T0, True)) == [("t", "a", "manual")]
+
+
+def test_manual_in_a_sequence_prefers_the_next_checkpoint() -> None:
+    e = engine(task("t", [cp("a", 0), cp("b", 20)], order="sequence"))
+    assert checkins(e.on_manual(fix(18.0, 0), T0, True)) == [("t", "a", "manual")]
+
+
+def test_manual_without_fix_only_when_one_obvious_candidate() -> None:
+    seq = task("s", [cp("a", 0), cp("b", 200)], order="sequence")
+    anyo = task("n", [cp("x", 0), cp("y", 200)])
+    e = engine(seq)
+    assert checkins(e.on_manual(None, T0, True)) == [("s", "a", "manual")]
+    e = engine(anyo)
+    assert e.on_manual(None, T0, True) == [NoCheckpointInReach("no_fix")]
+    assert checkins(engine(seq, anyo).on_manual(None, T0, True)) == [("s", "a", "manual")]
+    seq2 = task("s2", [cp("p", 400), cp("q", 600)], order="sequence")
+    assert engine(seq, seq2).on_manual(None, T0, True) == [NoCheckpointInReach("ambiguous")]
+    e = engine(anyo)
+    e.on_tag("00", None, T0, True)
+    stand(e, 0.0, 0, 10)  # x checked in: y is the only one left
+    assert checkins(e.on_manual(fix(0, 20, acc=80.0), T0, True)) == [("n", "y", "manual")]
+
+
+def test_manual_with_no_active_task() -> None:
+    e = engine(task("t", [cp("a", 0)], start=T0 + HOUR, end=T0 + 2 * HOUR))
+    assert e.on_manual(fix(0.0, 0), T0, True) == [NoCheckpointInReach("no_active_task")]
+
+
+# ---- replacing the task set --------------------------------------------------------------------
+
+
+def test_replace_keeps_check_ins_and_never_reraises_them() -> None:
+    e = engine(task("t", [cp("a", 0), cp("b", 200), cp("c", 400)]))
+    stand(e, 0.0, 0, 10)
+    new = parse_tasks_body(
+        {"tasks": [task("t", [cp("a", 0), cp("c", 400), cp("d", 600)]), task("u", [cp("a", 0)])]}
+    )
+    assert e.replace_tasks(new, T0 + 20_000, True) == []
+    ds = stand(e, 0.0, 21, 40)
+    assert checkins(ds) == [("u", "a", "gps")]  # t/a stays done; the new task gets its own
+    st = {s.task_id: s for s in e.status()}
+    assert (st["t"].done, st["t"].total) == (1, 3)
+
+
+def test_replace_that_leaves_only_checked_ins_completes() -> None:
+    e = engine(task("t", [cp("a", 0), cp("b", 200)]))
+    stand(e, 0.0, 0, 10)
+    ds = e.replace_tasks(parse_tasks_body({"tasks": [task("t", [cp("a", 0)])]}), T0, True)
+    assert events(ds) == [("t", "completed", None, 1, 1)]
+
+
+def test_replace_with_empty_set_stops_everything() -> None:
+    e = engine(task("t", [cp("a", 0)]))
+    e.replace_tasks(parse_tasks_body({"tasks": []}), T0, True)
+    assert stand(e, 0.0, 0, 30) == [] and e.tick(T0 + 9 * HOUR, True) == []
+
+
+# ---- persistence -------------------------------------------------------------------------------
+
+
+def test_snapshot_restore_continues_a_dwell_across_a_restart() -> None:
+    e = engine(task("t", [cp("a", 0), cp("b", 200)], order="sequence"))
+    stand(e, 0.0, 0, 6)
+    data = json.loads(json.dumps(e.snapshot()))
+    e2 = PatrolEngine()
+    e2.restore(data)
+    assert e2.tasks == e.tasks
+    assert checkins(stand(e2, 0.0, 7, 10)) == [("t", "a", "gps")]
+    assert e2.snapshot()["progress"]["t"]["checked"]["a"]["method"] == "gps"
+
+
+def test_restore_rejects_garbage_and_changes_nothing() -> None:
+    e = engine(task("t", [cp("a", 0)]))
+    before = e.snapshot()
+    for bad in [
+        {},
+        {"v": 2},
+        {**before, "gate": None},
+        {**before, "tasks": {"tasks": [{}]}},
+        {**before, "progress": {"t": {"checked": {"a": {"method": "x", "at_ms": 1}}}}},
+    ]:
+        with pytest.raises(ConfigError):
+            e.restore(bad)
+    assert e.snapshot() == before
