@@ -10,6 +10,7 @@ import signal
 import time
 from collections.abc import Callable, Mapping
 from contextlib import AsyncExitStack
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -20,10 +21,11 @@ from agent.config import Config
 from agent.errors import GridEdgeError, StoreError
 from agent.modectl import ModeControl
 from agent.modes import EffectiveMode, ModeDoc, validate_mode_body
+from agent.ota import MAX_STARTS_WHILE_PENDING, ConfigStore, Staged, health_problems, validate_body
 from agent.patrol.schema import parse_tasks_body
 from agent.state import DocState
 from sync import envelope
-from sync.downlink import Downlink, Trust
+from sync.downlink import DEFERRED, Downlink, Trust
 from sync.link import BdSeq, LinkSettings, MqttLink, Session
 from sync.outbox import Outbox
 from sync.publisher import Publisher
@@ -55,6 +57,17 @@ def validate_cmd_body(body: Mapping[str, Any]) -> dict[str, Any]:
     return {"action": body["action"], "args": args}
 
 
+@dataclass(frozen=True, slots=True)
+class OtaContext:
+    """What the agent needs to run, commit or roll back a remote config."""
+
+    store: ConfigStore
+    local: Config  # the local file: source of the local-only keys
+    staged: Staged | None  # a config in its health window (this agent runs it)
+    lkg: Config  # last-known-good, to go back to
+    startup_acks: tuple[dict[str, Any], ...] = field(default=())
+
+
 class Agent:
     """One running agent. `async with Agent(cfg)` starts it; `await agent.wait()` until stopped."""
 
@@ -65,14 +78,20 @@ class Agent:
         clock: SystemClock | None = None,
         rng: random.Random | None = None,
         extra_validators: Mapping[str, BodyValidator] | None = None,
+        ota: OtaContext | None = None,
     ) -> None:
         self.cfg = cfg
+        self.ota = ota or OtaContext(ConfigStore(cfg.device.state_dir), cfg, None, cfg)
+        self.outcome = "stop"  # or "restart": run() builds a new agent with the new config
+        # name -> callable giving a problem text or None; judged at the end of a health window
+        self.device_checks: dict[str, Callable[[], str | None]] = {}
         self.clock = clock or SystemClock()
         self._rng = rng or random.Random()
         self._stack = AsyncExitStack()
         self._started = time.monotonic()
         self.state = DocState(cfg.device.state_dir)
-        self._keys = trusted_keys(cfg)
+        # During a health window the old keys stay in force (§6 key rotation: after applied).
+        self._keys = trusted_keys(self.ota.lkg if self.ota.staged else cfg)
         self._central_online = False
         self._status_now = asyncio.Event()
         self._reported: tuple[object, ...] = ()
@@ -85,6 +104,7 @@ class Agent:
             "mode": validate_mode_body,
             "cmd": validate_cmd_body,
             "tasks": parse_tasks_body,
+            "config": validate_body(self.ota.local),
         }
         self._validators.update(extra_validators or {})
 
@@ -141,7 +161,12 @@ class Agent:
                 versions=self.state,
                 now_ms=self.trusted_now_ms,
                 validators=self._validators,
-                appliers={"tasks": self._apply_tasks, "mode": self._apply_mode, "cmd": self._cmd},
+                appliers={
+                    "tasks": self._apply_tasks,
+                    "mode": self._apply_mode,
+                    "cmd": self._cmd,
+                    "config": self._apply_config,
+                },
                 store_ack=lambda body: self.outbox.append("ack", body),
                 on_applied=self.publish_reported,
                 on_central=self._central,
@@ -173,9 +198,28 @@ class Agent:
                 rng=self._rng,
             )
         )
-        for name, coro in (("status", self._status_loop()), ("good-time", self._good_time_loop())):
-            task = asyncio.create_task(coro, name=name)
-            st.push_async_callback(_cancel, task)
+        for body in self.ota.startup_acks:
+            await self.outbox.append("ack", body)
+        loops = [("status", self._status_loop()), ("good-time", self._good_time_loop())]
+        if self.ota.staged is not None:
+            loops.append(("config-health", self._health_window(self.ota.staged)))
+        for name, coro in loops:
+            self.start_task(coro, name)
+
+    def start_task(self, coro: Any, name: str) -> asyncio.Task[Any]:
+        """Run `coro` for the agent's lifetime; a crash is logged with its traceback and stops
+        the agent (systemd restarts it) rather than leaving it half alive."""
+        task = asyncio.create_task(coro, name=name)
+        task.add_done_callback(self._task_done)
+        self._stack.push_async_callback(_cancel, task)
+        return task
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        if task.cancelled() or task.exception() is None:
+            return
+        log.error("task %s crashed; stopping the agent", task.get_name(), exc_info=task.exception())
+        self.outcome = "crash"
+        self._stopped.set()
 
     async def __aexit__(self, *exc: object) -> None:
         await self._stack.aclose()
@@ -186,6 +230,11 @@ class Agent:
 
     def stop(self) -> None:
         """Ask the agent to shut down (SIGTERM does this)."""
+        self.outcome = "stop"
+        self._stopped.set()
+
+    def _restart(self) -> None:
+        self.outcome = "restart"
         self._stopped.set()
 
     async def wait(self) -> None:
@@ -265,6 +314,51 @@ class Agent:
         for listener in self.tasks_listeners:
             listener(record)
         return None
+
+    async def _apply_config(self, doc: Document) -> str | None:
+        staged = self.ota.staged
+        if staged is not None:
+            if staged.doc_id == doc.id:
+                return DEFERRED  # the same document again while its window runs
+            log.warning("config ver %d refused: ver %d is still in its health window",
+                        doc.ver, staged.ver)
+            return "apply_failed"
+        try:
+            await asyncio.to_thread(self.ota.store.stage, doc.id, doc.ver, dict(doc.body))
+        except OSError as exc:
+            log.error("could not stage config ver %d: %s", doc.ver, exc)
+            return "apply_failed"
+        log.info("config ver %d staged; restarting the agent with it", doc.ver)
+        self._restart()
+        return DEFERRED
+
+    async def _health_window(self, staged: Staged) -> None:
+        window = self.cfg.sync.config_health_window_s
+        await asyncio.sleep(window)
+        problems = health_problems(
+            connected=self.link.connects > 0,
+            devices={name: check() for name, check in self.device_checks.items()},
+        )
+        target = f"dev:{self.cfg.device.id}"
+        if problems:
+            log.error("config ver %d failed its health window: %s; rolling back",
+                      staged.ver, "; ".join(problems))
+            await asyncio.to_thread(self.ota.store.drop)
+            # Remember the ver, so the retained document is not retried forever.
+            self.state.applied("config", target, staged.ver, staged.doc_id)
+            await self.outbox.append("ack", envelope.ack_body(
+                ref=staged.doc_id, typ="config", ver=staged.ver, status="rolled_back",
+                reason="health_failed"))
+            self._restart()
+            return
+        await asyncio.to_thread(self.ota.store.commit, staged)
+        self.state.applied("config", target, staged.ver, staged.doc_id)
+        self.ota = replace(self.ota, staged=None, lkg=self.cfg)
+        self._keys = trusted_keys(self.cfg)  # rotated keys take effect now
+        log.info("config ver %d applied", staged.ver)
+        await self.outbox.append("ack", envelope.ack_body(
+            ref=staged.doc_id, typ="config", ver=staged.ver, status="applied", reason=None))
+        self.publish_reported()
 
     async def _apply_mode(self, doc: Document) -> str | None:
         body = validate_mode_body(doc.body)
@@ -349,13 +443,47 @@ async def _cancel(task: asyncio.Task[Any]) -> None:
     await asyncio.gather(task, return_exceptions=True)
 
 
-async def run(cfg: Config) -> int:
-    """Run until SIGTERM/SIGINT; return the process exit code."""
+def _rollback_ack(staged: Staged) -> dict[str, Any]:
+    return envelope.ack_body(ref=staged.doc_id, typ="config", ver=staged.ver,
+                             status="rolled_back", reason="apply_failed")
+
+
+async def run(local: Config) -> int:
+    """Run until SIGTERM/SIGINT, rebuilding the agent on a config switch; the exit code."""
     loop = asyncio.get_running_loop()
-    async with Agent(cfg) as agent:
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, agent.stop)
-        log.info("edge-agent %s running as %s (%s)", __version__, cfg.device.id, cfg.device.role)
-        await agent.wait()
-        log.info("shutting down")
-    return 0
+    store = ConfigStore(local.device.state_dir)
+    acks: list[dict[str, Any]] = []
+    while True:
+        cfg, staged, lkg = store.effective(local)
+        if staged is not None and (staged.starts >= MAX_STARTS_WHILE_PENDING or cfg is lkg):
+            log.error("config ver %d cannot run; back to the last-known-good", staged.ver)
+            store.drop()
+            acks.append(_rollback_ack(staged))
+            cfg, staged = lkg, None
+        elif staged is not None:
+            staged = store.started(staged)
+        ota = OtaContext(store, local, staged, lkg, tuple(acks))
+        try:
+            async with Agent(cfg, ota=ota) as agent:
+                acks = []
+                for sig in (signal.SIGTERM, signal.SIGINT):
+                    loop.add_signal_handler(sig, agent.stop)
+                log.info("edge-agent %s running as %s (%s)", __version__, cfg.device.id,
+                         cfg.device.role)
+                await agent.wait()
+                log.info("shutting down (%s)", agent.outcome)
+        except Exception:
+            # The supervisor's one broad catch: a staged config that cannot even start.
+            if staged is None:
+                raise
+            log.exception("agent failed to start with config ver %d; rolling back", staged.ver)
+            store.drop()
+            acks.append(_rollback_ack(staged))
+            continue
+        finally:
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.remove_signal_handler(sig)
+        if agent.outcome == "stop":
+            return 0
+        if agent.outcome == "crash":
+            return 1

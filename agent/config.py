@@ -113,6 +113,8 @@ class SyncConfig(_Model):
     backoff_base_s: Annotated[float, Field(gt=0)] = 1.0
     backoff_cap_s: Annotated[float, Field(gt=0)] = 60.0
     flush_gate: bool = False  # §7: flush the hist backlog only while central/state is online
+    # After a remote config switch: broker and devices must be fine for this long, or roll back.
+    config_health_window_s: Annotated[float, Field(gt=0, le=3600)] = 60.0
 
 
 class ModeProfile(_Model):
@@ -146,8 +148,11 @@ class ModesConfig(_Model):
 
     def profile(self, name: str) -> ModeProfile:
         """The profile of `name`, falling back to the built-in one."""
-        profiles: dict[str, ModeProfile] = {**_default_profiles(), **self.profiles}
-        return profiles.get(name, ModeProfile())
+        for source in (self.profiles, _default_profiles()):
+            for key, prof in source.items():
+                if key == name:
+                    return prof
+        return ModeProfile()
 
 
 class Config(_Model):

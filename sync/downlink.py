@@ -18,8 +18,10 @@ from sync.verify import BodyValidator, Context, Document, Refusal, verify
 
 log = logging.getLogger(__name__)
 
-# An applier returns None when applied, or a `rolled_back` reason (`apply_failed`, ...).
+# An applier returns None when applied, a `rolled_back` reason (`apply_failed`, ...), or
+# DEFERRED when it acks by itself later (config: after its health window).
 Applier = Callable[[Document], Awaitable[str | None]]
+DEFERRED = "deferred"
 
 
 class Versions(Protocol):
@@ -147,7 +149,9 @@ class Downlink:
             except GridEdgeError as exc:
                 log.error("applying %s ver %d failed: %s", typ, result.ver, exc)
                 failure = "apply_failed"
-        if failure is None:
+        if failure == DEFERRED:
+            log.info("%s ver %d staged; acked after its health window", typ, result.ver)
+        elif failure is None:
             self._versions.applied(typ, result.target.key, result.ver, result.id)
             log.info("applied %s ver %d for %s", typ, result.ver, result.target.key)
             await self._ack(result.id, typ, result.ver, "applied", None)
