@@ -14,6 +14,7 @@ from firmware_bridge.gpstime import GpsClock, best_time
 from firmware_bridge.types import Fix
 from sync.envelope import TimeStamp
 
+
 class _Timex(ctypes.Structure):
     # Only `modes` must be zero (read-only query); the rest is room for the kernel to fill.
     _fields_ = [("modes", ctypes.c_uint), ("_rest", ctypes.c_byte * 252)]

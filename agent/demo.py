@@ -1,8 +1,9 @@
-"""`edge-agent demo`: a local Mosquitto, simulated devices, signed documents, a live central view."""
+"""`edge-agent demo`: local Mosquitto, simulated devices, signed documents, a central view."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import signal
@@ -137,10 +138,8 @@ async def main(seconds: float | None, workdir: str | None) -> int:
                 {"category": "facility", "level": 3, "note": "street lamp out", "lat": None,
                  "lon": None, "acc_m": None, "staff_id": "s-1023", "photos": []},
             )
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), seconds)
-            except TimeoutError:
-                pass
     finally:
         central.close()
         broker.stop()

@@ -18,13 +18,11 @@ from pathlib import Path
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from agent.app import Agent  # noqa: E402
-from agent.clock import SystemClock  # noqa: E402
-from agent.config import parse  # noqa: E402
-from agent.localbroker import Broker  # noqa: E402
-from sync.outbox import Outbox  # noqa: E402
+from agent.app import Agent
+from agent.clock import SystemClock
+from agent.config import parse
+from agent.localbroker import Broker
+from sync.outbox import Outbox
 
 BODY = {"task_id": "t-1", "checkpoint_id": "cp-7", "method": "gps", "lat": 34.77905,
         "lon": 113.7312, "acc_m": 4.2, "fix": "3d", "sats": 11, "hdop": 0.9}

@@ -217,13 +217,33 @@ class Outbox:
         self._listeners.append(listener)
 
     async def append(
-        self, kind: str, body: Mapping[str, Any], *, priority: int | None = None
+        self,
+        kind: str,
+        body: Mapping[str, Any],
+        *,
+        priority: int | None = None,
+        group: str | None = None,
     ) -> Stored:
         """Store one `evt/*` or `ack` message durably; returns after the commit."""
         prio = DEFAULT_PRIORITY.get(kind, 3) if priority is None else priority
-        return await self._submit(
-            kind, prio, body, envelope.event_topic(self._dev, kind), None, None
-        )
+        topic = envelope.event_topic(self._dev, kind)
+        return await self._submit(kind, prio, body, topic, None, group)
+
+    def stamp(self) -> TimeStamp:
+        """The time fields a message created now gets."""
+        return self._stamp()
+
+    async def groups_present(self, groups: Sequence[str]) -> set[str]:
+        """Which of these media groups still have rows waiting for a PUBACK."""
+        if not groups:
+            return set()
+        assert self._rdb is not None
+        present: set[str] = set()
+        for i in range(0, len(groups), 500):
+            part = list(groups[i : i + 500])
+            sql = f"SELECT DISTINCT grp FROM outbox WHERE grp IN ({','.join('?' * len(part))})"
+            present.update(r[0] for r in await self._rdb.execute_fetchall(sql, part))
+        return present
 
     emit = append  # agent.events.EventSink
 

@@ -11,10 +11,10 @@ import pytest
 
 from agent.app import Agent
 from agent.clock import SystemClock
+from agent.localbroker import Broker
 from sync.verify import b64url_decode, b64url_encode
 from tests.agentkit import DEV, OpsKey, make_config
 from tests.asynckit import wait_until
-from agent.localbroker import Broker
 from tests.mqttc import Watcher
 
 TASKS = {

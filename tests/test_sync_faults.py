@@ -8,9 +8,9 @@ import signal
 from pathlib import Path
 
 from agent.app import Agent
+from agent.localbroker import Broker
 from tests.agentkit import make_config
 from tests.asynckit import wait_until
-from agent.localbroker import Broker
 from tests.mqttc import Watcher
 
 

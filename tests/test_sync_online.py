@@ -6,9 +6,9 @@ import json
 from pathlib import Path
 
 from agent.app import Agent
+from agent.localbroker import Broker
 from tests.agentkit import DEV, make_config
 from tests.asynckit import wait_until
-from agent.localbroker import Broker
 from tests.mqttc import Watcher
 
 
