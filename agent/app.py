@@ -198,6 +198,10 @@ class Agent:
                 rng=self._rng,
             )
         )
+        if cfg.device.role == "camera_gateway":
+            from agent.gateway_wiring import start_gateway
+
+            self.gateway = await start_gateway(self, st)
         for body in self.ota.startup_acks:
             await self.outbox.append("ack", body)
         loops = [("status", self._status_loop()), ("good-time", self._good_time_loop())]

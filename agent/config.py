@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from agent.errors import ConfigError
 from agent.modes import MODES
+from agent.vision.config import AlarmHttpConfig, CameraList
 
 DEVICE_ID = r"^[a-z0-9][a-z0-9-]{0,62}$"
 ZONE_ID = r"^[a-z0-9][a-z0-9_-]*(\.[a-z0-9][a-z0-9_-]*)*$"
@@ -123,7 +124,6 @@ class ModeProfile(_Model):
     status_interval_s: Annotated[float, Field(gt=0)] = 60.0
     checkin_photo: bool = False  # every check-in takes a photo in this mode
     p0_incident_levels: list[Annotated[int, Field(ge=1, le=4)]] = []
-    p0_detection_rules: list[str] = []
 
 
 def _default_profiles() -> dict[ModeName, ModeProfile]:
@@ -135,7 +135,6 @@ def _default_profiles() -> dict[ModeName, ModeProfile]:
             status_interval_s=5.0,
             checkin_photo=True,
             p0_incident_levels=[1, 2],
-            p0_detection_rules=["crowd", "water_zone"],
         ),
     }
 
@@ -165,6 +164,9 @@ class Config(_Model):
     trust: TrustConfig = TrustConfig()
     sync: SyncConfig = SyncConfig()
     modes: ModesConfig = ModesConfig()
+    # Camera gateway (docs/vision.md); detection thresholds per work mode live per camera.
+    cameras: CameraList = []
+    alarm_http: AlarmHttpConfig | None = None
 
 
 # Keys a config document (§6) may never change: they stay as the local file says.

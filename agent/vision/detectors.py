@@ -1,0 +1,238 @@
+"""Object detectors: OpenCV HOG people (default) and an operator-supplied YOLO-style ONNX model."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Protocol
+
+import cv2
+import numpy as np
+
+from agent.errors import ConfigError, DeviceError
+from agent.vision.config import HogDetectorConfig, OnnxDetectorConfig
+from agent.vision.geometry import Box, area, clip, expand, merge_overlapping, scale_box
+from agent.vision.tracker import Detection
+
+log = logging.getLogger(__name__)
+
+# The default people detector's window and the margin around it that HOG needs.
+_HOG_WIN = (64, 128)
+
+
+class Detector(Protocol):
+    """Finds objects; blocking, called from a worker thread, one caller at a time."""
+
+    def detect(self, image: np.ndarray, rois: Sequence[Box] | None) -> list[Detection]:
+        """Detections in `image` pixels, looking only near `rois` when given (None: everywhere)."""
+        ...
+
+
+def nms(detections: Sequence[Detection], iou_max: float) -> list[Detection]:
+    """Greedy non-maximum suppression per label, highest score kept."""
+    out: list[Detection] = []
+    for label in sorted({d.label for d in detections}):
+        group = [d for d in detections if d.label == label]
+        boxes = np.array([d.box for d in group], dtype=np.float64).reshape(-1, 4)
+        scores = np.array([d.score for d in group], dtype=np.float64)
+        x1, y1 = boxes[:, 0], boxes[:, 1]
+        x2, y2 = x1 + boxes[:, 2], y1 + boxes[:, 3]
+        areas = np.clip(boxes[:, 2], 0, None) * np.clip(boxes[:, 3], 0, None)
+        order = np.argsort(-scores, kind="stable")
+        while order.size:
+            i = int(order[0])
+            out.append(group[i])
+            rest = order[1:]
+            w = np.clip(np.minimum(x2[i], x2[rest]) - np.maximum(x1[i], x1[rest]), 0, None)
+            h = np.clip(np.minimum(y2[i], y2[rest]) - np.maximum(y1[i], y1[rest]), 0, None)
+            inter = w * h
+            union = areas[i] + areas[rest] - inter
+            overlap = np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
+            order = rest[overlap <= iou_max]
+    return out
+
+
+class HogDetector:
+    """OpenCV's default HOG + linear SVM people detector, run on motion regions."""
+
+    def __init__(self, cfg: HogDetectorConfig, full_frame_fraction: float = 0.4) -> None:
+        self._cfg = cfg
+        self._full = full_frame_fraction
+        self._hog = cv2.HOGDescriptor()
+        self._hog.setSVMDetector(np.asarray(cv2.HOGDescriptor.getDefaultPeopleDetector()))
+
+    def _regions(self, rois: Sequence[Box] | None, w: int, h: int, s: float) -> list[Box]:
+        full: list[Box] = [(0.0, 0.0, float(w), float(h))]
+        if rois is None:
+            return full
+        pad = 2 * self._cfg.padding
+        grown = []
+        for roi in rois:
+            box = scale_box(roi, s)
+            tall = box[3] * (1.0 + 2.0 * self._cfg.roi_margin)
+            # A person fills about 3/4 of the 1:2 HOG window: the crop must be at least half as
+            # wide as it is tall, however thin the moving blob was.
+            grown.append(
+                clip(
+                    expand(
+                        box,
+                        self._cfg.roi_margin,
+                        max(_HOG_WIN[0] + pad, tall / 2.0),
+                        _HOG_WIN[1] + pad,
+                    ),
+                    w,
+                    h,
+                )
+            )
+        regions = merge_overlapping([g for g in grown if area(g) > 0])
+        if sum(area(r) for r in regions) >= self._full * w * h:
+            return full  # one pass over the frame is cheaper than many overlapping crops
+        return regions
+
+    def detect(self, image: np.ndarray, rois: Sequence[Box] | None) -> list[Detection]:
+        """People in the frame (or near the rois), scores are SVM margins >= min_score."""
+        cfg = self._cfg
+        h0, w0 = image.shape[:2]
+        s = min(1.0, cfg.max_side / max(h0, w0))
+        img = (
+            cv2.resize(image, (round(w0 * s), round(h0 * s)), interpolation=cv2.INTER_AREA)
+            if s < 1.0
+            else image
+        )
+        h, w = img.shape[:2]
+        found: list[Detection] = []
+        for rx, ry, rw, rh in self._regions(rois, w, h, s):
+            x, y, cw, ch = round(rx), round(ry), round(rw), round(rh)
+            if cw < _HOG_WIN[0] or ch < _HOG_WIN[1]:
+                continue
+            crop = img[y : y + ch, x : x + cw]
+            rects, weights = self._hog.detectMultiScale(
+                crop,
+                hitThreshold=cfg.hit_threshold,
+                winStride=(cfg.win_stride, cfg.win_stride),
+                padding=(cfg.padding, cfg.padding),
+                scale=cfg.scale,
+            )
+            for (bx, by, bw, bh), weight in zip(rects, np.ravel(weights), strict=True):
+                if float(weight) < cfg.min_score:
+                    continue
+                box = ((bx + x) / s, (by + y) / s, bw / s, bh / s)
+                found.append(Detection(box, float(weight), "person"))
+        # Overlapping crops can find the same person twice.
+        return nms(found, 0.5) if len(found) > 1 else found
+
+
+class OnnxDetector:
+    """A YOLO-style ONNX model (yolov5 [1,N,5+C] or yolov8 [1,4+C,N]) on the whole frame."""
+
+    def __init__(self, cfg: OnnxDetectorConfig, base_dir: Path | None = None) -> None:
+        import onnxruntime as ort  # only operators who configure a model pay for the import
+        from onnxruntime.capi import onnxruntime_pybind11_state as ort_state
+
+        # onnxruntime's own error types derive from Exception only, so they are named here.
+        names = (
+            "Fail",
+            "InvalidArgument",
+            "InvalidGraph",
+            "InvalidProtobuf",
+            "NoSuchFile",
+            "NotImplemented",
+            "RuntimeException",
+            "EPFail",
+        )
+        found = (getattr(ort_state, n, None) for n in names)
+        ort_errors = [e for e in found if isinstance(e, type)]
+        self._errors: tuple[type[BaseException], ...] = (
+            RuntimeError,
+            ValueError,
+            OSError,
+            *ort_errors,
+        )
+
+        path = cfg.model if cfg.model.is_absolute() or base_dir is None else base_dir / cfg.model
+        if not path.is_file():
+            raise ConfigError([("detector.model", f"no model file at {path}")])
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = cfg.threads
+        opts.inter_op_num_threads = 1
+        try:
+            self._session = ort.InferenceSession(
+                str(path), opts, providers=["CPUExecutionProvider"]
+            )
+        except self._errors as exc:
+            raise ConfigError(
+                [("detector.model", f"onnxruntime cannot load {path}: {exc}")]
+            ) from exc
+        inp = self._session.get_inputs()[0]
+        self._input = inp.name
+        size = cfg.input_size
+        if size is None:
+            dims = inp.shape
+            if len(dims) == 4 and isinstance(dims[2], int) and dims[2] == dims[3]:
+                size = int(dims[2])
+            else:
+                raise ConfigError(
+                    [("detector.input_size", f"model input {dims} is not fixed; set input_size")]
+                )
+        self._size = size
+        self._cfg = cfg
+
+    def _letterbox(self, image: np.ndarray) -> tuple[np.ndarray, float, float, float]:
+        h, w = image.shape[:2]
+        r = min(self._size / h, self._size / w)
+        nw, nh = max(1, round(w * r)), max(1, round(h * r))
+        px, py = (self._size - nw) // 2, (self._size - nh) // 2
+        canvas = np.full((self._size, self._size, 3), 114, dtype=np.uint8)
+        canvas[py : py + nh, px : px + nw] = cv2.resize(image, (nw, nh))
+        blob = canvas[:, :, ::-1].transpose(2, 0, 1)[None].astype(np.float32) / 255.0
+        return np.ascontiguousarray(blob), r, float(px), float(py)
+
+    def decode(
+        self, output: Any, r: float, px: float, py: float, w: int, h: int
+    ) -> list[Detection]:
+        """Detections from the raw output tensor, in frame pixels after NMS."""
+        cfg = self._cfg
+        out = np.asarray(output, dtype=np.float32)
+        if out.ndim != 3 or out.shape[0] != 1:
+            raise ValueError(f"unexpected output shape {out.shape}")
+        rows = out[0].T if cfg.layout == "yolov8" else out[0]
+        # yolov5 scores are objectness x class; yolov8 has no objectness column.
+        cls = rows[:, 5:] * rows[:, 4:5] if cfg.layout == "yolov5" else rows[:, 4:]
+        if cls.shape[1] == 0:
+            raise ValueError(f"output has no class columns: {out.shape}")
+        best = np.argmax(cls, axis=1)
+        scores = cls[np.arange(len(rows)), best]
+        keep = scores >= cfg.score_threshold
+        found: list[Detection] = []
+        for row, k, score in zip(rows[keep], best[keep], scores[keep], strict=True):
+            label = cfg.classes.get(int(k))
+            if label is None:
+                continue  # a class the operator did not map is not reported
+            cx, cy, bw, bh = (float(v) for v in row[:4])
+            box = ((cx - bw / 2 - px) / r, (cy - bh / 2 - py) / r, bw / r, bh / r)
+            box = clip(box, w, h)
+            if area(box) > 0:
+                found.append(Detection(box, float(score), label))
+        return nms(found, cfg.nms_iou)
+
+    def detect(self, image: np.ndarray, rois: Sequence[Box] | None) -> list[Detection]:
+        """Detections on the whole frame; rois only decide that it runs (YOLO sees it all)."""
+        h, w = image.shape[:2]
+        blob, r, px, py = self._letterbox(image)
+        try:
+            (output, *_rest) = self._session.run(None, {self._input: blob})
+            return self.decode(output, r, px, py, w, h)
+        except self._errors as exc:
+            raise DeviceError(f"ONNX detector failed: {exc}") from exc
+
+
+def build_detector(
+    cfg: HogDetectorConfig | OnnxDetectorConfig,
+    base_dir: Path | None = None,
+    full_frame_fraction: float = 0.4,
+) -> Detector:
+    """The detector a camera's config names; ConfigError when it cannot be built."""
+    if isinstance(cfg, OnnxDetectorConfig):
+        return OnnxDetector(cfg, base_dir)
+    return HogDetector(cfg, full_frame_fraction)

@@ -1,0 +1,171 @@
+"""The camera gateway: every configured camera's pipeline plus the alarm endpoint, as one unit."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from contextlib import AsyncExitStack
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from agent.errors import ConfigError
+from agent.events import EventSink, MediaSink
+from agent.vision.alarm_http import AlarmHttpServer
+from agent.vision.alarms import AlarmForwarder
+from agent.vision.config import AlarmHttpConfig, CameraConfig
+from agent.vision.detectors import Detector, build_detector
+from agent.vision.pipeline import CameraPipeline
+from agent.vision.publish import Publisher
+from agent.vision.sources import FrameSource, open_source
+
+log = logging.getLogger(__name__)
+
+
+def _wall_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+class Gateway:
+    """Async context manager running all cameras and, if configured, the alarm endpoint."""
+
+    def __init__(
+        self,
+        cameras: Sequence[CameraConfig],
+        sink: EventSink,
+        media: MediaSink,
+        *,
+        alarm_http: AlarmHttpConfig | None = None,
+        mode_profile: Callable[[], str] | str = "normal",
+        now_ms: Callable[[], int] = _wall_ms,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        rng: Callable[[], float] = random.random,
+        base_dir: Path | None = None,
+        source_factory: Callable[[CameraConfig], FrameSource] | None = None,
+        detector_factory: Callable[[CameraConfig], Detector] | None = None,
+        run_id: str | None = None,
+    ) -> None:
+        ids = [c.id for c in cameras]
+        if len(set(ids)) != len(ids):
+            raise ConfigError([("cameras", "camera ids must be unique")])
+        self._cameras = list(cameras)
+        self._alarm_cfg = alarm_http
+        self._mode_profile: Callable[[], str] = (
+            (lambda: mode_profile) if isinstance(mode_profile, str) else mode_profile
+        )
+        self._now_ms = now_ms
+        self._clock = clock
+        self._sleep = sleep
+        self._rng = rng
+        self._base_dir = base_dir
+        self._source_factory = source_factory or (lambda cam: open_source(cam, base_dir))
+        self._detector_factory = detector_factory or (
+            lambda cam: build_detector(cam.detector, base_dir, cam.motion.full_frame_fraction)
+        )
+        # Track ids must not repeat across restarts: the run id makes them unique per start.
+        self._run_id = run_id or uuid.uuid4().hex[:8]
+        self._publisher = Publisher(sink, media)
+        self._pipelines: dict[str, CameraPipeline] = {}
+        self._forwarder: AlarmForwarder | None = None
+        self._http: AlarmHttpServer | None = None
+        self._stack: AsyncExitStack | None = None
+
+    def set_mode(self, name: str) -> None:
+        """Fix the work mode (normal, holiday, major_event, emergency) from now on."""
+        self._mode_profile = lambda: name
+
+    @property
+    def mode(self) -> str:
+        """The active work mode name."""
+        return self._mode_profile()
+
+    def _mode(self) -> str:
+        return self._mode_profile()
+
+    async def __aenter__(self) -> Gateway:
+        token = self._alarm_cfg.load_token(self._base_dir) if self._alarm_cfg else None
+        stack = AsyncExitStack()
+        await stack.__aenter__()
+        try:
+            for cam in self._cameras:
+                pipeline = CameraPipeline(
+                    cam,
+                    self._publisher,
+                    source_factory=self._source_factory,
+                    detector_factory=self._detector_factory,
+                    mode=self._mode,
+                    clock=self._clock,
+                    now_ms=self._now_ms,
+                    sleep=self._sleep,
+                    rng=self._rng,
+                    track_prefix=f"{cam.id}.{self._run_id}",
+                )
+                self._pipelines[cam.id] = await stack.enter_async_context(pipeline)
+            if self._alarm_cfg is not None and token is not None:
+                self._forwarder = await stack.enter_async_context(
+                    AlarmForwarder(
+                        self._alarm_cfg,
+                        self._publisher,
+                        mode=self._mode,
+                        clock=self._clock,
+                        now_ms=self._now_ms,
+                        sleep=self._sleep,
+                        latest_image=self._latest_image,
+                        track_prefix=self._run_id,
+                    )
+                )
+                self._http = await stack.enter_async_context(
+                    AlarmHttpServer(
+                        self._alarm_cfg,
+                        token,
+                        known_camera=self._known_camera,
+                        on_alarm=self._forwarder.handle,
+                    )
+                )
+        except BaseException:
+            await stack.aclose()
+            raise
+        self._stack = stack
+        log.info("camera gateway running %d camera(s)", len(self._pipelines))
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        stack, self._stack = self._stack, None
+        if stack is not None:
+            # Reverse order: the endpoint stops taking pushes before anything ends events.
+            await stack.aclose()
+        self._http = None
+        self._forwarder = None
+
+    def _known_camera(self, camera_id: str) -> bool:
+        cfg = self._alarm_cfg
+        return camera_id in self._pipelines or (cfg is not None and camera_id in cfg.cameras)
+
+    def _latest_image(self, camera_id: str) -> np.ndarray | None:
+        pipeline = self._pipelines.get(camera_id)
+        return pipeline.latest_image() if pipeline is not None else None
+
+    def status(self) -> dict[str, dict[str, Any]]:
+        """Per camera id: state (starting/running/reopening/failed/stopped), fps, counters."""
+        return {cam_id: p.status() for cam_id, p in self._pipelines.items()}
+
+    def alarm_status(self) -> dict[str, Any] | None:
+        """The alarm endpoint's counters and open forwarded alarms, or None when not configured."""
+        if self._http is None or self._forwarder is None:
+            return None
+        return {
+            "port": self._http.port,
+            "requests": dict(self._http.stats),
+            "open_events": self._forwarder.open_events(),
+        }
+
+    @property
+    def alarm_port(self) -> int | None:
+        """The alarm endpoint's bound port, or None when it is not running."""
+        return self._http.port if self._http is not None else None

@@ -1,0 +1,84 @@
+"""The camera gateway role end to end: video in, detection events and photos at the broker."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from pathlib import Path
+
+from agent.app import Agent
+from agent.clock import SystemClock
+from agent.localbroker import Broker
+from tests.agentkit import DEV, OpsKey, make_config
+from tests.asynckit import wait_until
+from tests.mqttc import Watcher
+from tests.test_vision_support import background, with_boxes, write_video
+
+LOWER_HALF = [[0, 240], [640, 240], [640, 480], [0, 480]]
+
+
+def gateway_config(tmp_path: Path, broker: Broker, key: OpsKey, video: Path):
+    camera = {
+        "id": "cam-plaza-1",
+        "source": f"file:{video}",
+        "fps": 5,
+        "zones": [{"name": "plaza", "polygon": LOWER_HALF, "rules": ["motion"]}],
+        "thresholds": {"motion": {"min_fraction": 0.01, "min_s": 1},
+                       "events": {"end_after_s": 1}},
+    }
+    return make_config(tmp_path / "state", broker.port, key,
+                       device={"role": "camera_gateway"}, cameras=[camera])
+
+
+def media_complete(w: Watcher, ref: dict) -> bool:
+    chunks = []
+    n = 0
+    while True:
+        got = w.on(f"grid/v1/{DEV}/media/{ref['media_id']}/{n}")
+        if not got:
+            break
+        chunks.append(got[0])
+        n += 1
+    data = b"".join(chunks)
+    return len(data) == ref["bytes"] and hashlib.sha256(data).hexdigest() == ref["sha256"]
+
+
+async def test_gateway_reports_motion_with_snapshot_and_answers_snapshot_cmd(
+    broker: Broker, tmp_path: Path
+) -> None:
+    bg = background()
+    frames = [bg.copy() for _ in range(5)]
+    for i in range(30):
+        frames.append(with_boxes(bg, [(10 + 18 * i, 280, 70, 50), (600 - 15 * i, 380, 50, 40)], 128))
+    frames += [bg.copy() for _ in range(15)]
+    video = write_video(tmp_path / "plaza.avi", frames)
+    key = OpsKey("ops-a")
+    w = Watcher(broker.host, broker.port)
+    cfg = gateway_config(tmp_path, broker, key, video)
+    async with Agent(cfg, clock=SystemClock(synced=lambda: True)) as agent:
+        await wait_until(lambda: any(e["body"]["state"] == "start"
+                                     for e in w.events("/evt/detection")), what="start")
+        start = next(e["body"] for e in w.events("/evt/detection") if e["body"]["state"] == "start")
+        assert start["camera_id"] == "cam-plaza-1" and start["origin"] == "edge"
+        assert start["rule"] == "motion" and start["zone"] == "plaza"
+        ref = start["photos"][0]
+        await wait_until(lambda: media_complete(w, ref), what="snapshot chunks")
+        media = [e["body"] for e in w.events("/evt/media")]
+        assert any(m["media_id"] == ref["media_id"] and m["ref"]["kind"] == "detection"
+                   for m in media)
+        status = await agent.status_body()
+        assert status["cameras"]["cam-plaza-1"]["state"] in {"running", "reopening"}
+        await wait_until(lambda: agent.link.session is not None)
+        w.publish(f"grid/v1/{DEV}/cmd", key.doc(
+            "cmd", {"action": "snapshot", "args": {"camera_id": "cam-plaza-1"}},
+            ver=int(time.time() * 1000)))
+        await wait_until(lambda: any(e["body"].get("type") == "snapshot"
+                                     for e in w.events("/evt/notice")), what="snapshot")
+        snap = next(e["body"] for e in w.events("/evt/notice") if e["body"]["type"] == "snapshot")
+        await wait_until(lambda: media_complete(w, snap["photos"][0]), what="cmd photo")
+        acks = [e["body"] for e in w.events("/ack")]
+        assert acks[-1]["typ"] == "cmd" and acks[-1]["status"] == "applied"
+    states = [json.loads(p) for p in w.on(f"grid/v1/{DEV}/state")]
+    assert states[0]["role"] == "camera_gateway"
+    w.close()
