@@ -50,7 +50,8 @@ async def test_gateway_reports_motion_with_snapshot_and_answers_snapshot_cmd(
     bg = background()
     frames = [bg.copy() for _ in range(5)]
     for i in range(30):
-        frames.append(with_boxes(bg, [(10 + 18 * i, 280, 70, 50), (600 - 15 * i, 380, 50, 40)], 128))
+        boxes = [(10 + 18 * i, 280, 70, 50), (600 - 15 * i, 380, 50, 40)]
+        frames.append(with_boxes(bg, boxes, 128))
     frames += [bg.copy() for _ in range(15)]
     video = write_video(tmp_path / "plaza.avi", frames)
     key = OpsKey("ops-a")
