@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from agent.errors import ConfigError
 from agent.modes import MODES
+from agent.patrol_config import ButtonsConfig, PatrolCameraConfig, PatrolConfig
 from agent.vision.config import AlarmHttpConfig, CameraList
 
 DEVICE_ID = r"^[a-z0-9][a-z0-9-]{0,62}$"
@@ -164,6 +165,10 @@ class Config(_Model):
     trust: TrustConfig = TrustConfig()
     sync: SyncConfig = SyncConfig()
     modes: ModesConfig = ModesConfig()
+    # Patrol device (docs/patrol.md).
+    buttons: ButtonsConfig | None = None
+    camera: PatrolCameraConfig | None = None
+    patrol: PatrolConfig = PatrolConfig()
     # Camera gateway (docs/vision.md); detection thresholds per work mode live per camera.
     cameras: CameraList = []
     alarm_http: AlarmHttpConfig | None = None
