@@ -1,0 +1,107 @@
+"""Config sections of the patrol driver: `[buttons]`, `[camera]`, `[patrol]` (strict edges)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
+
+# gpiozero pin names: a BCM number, or "GPIO17", "BCM17", "BOARD11", "J8:11", "WPI0".
+Pin = Annotated[int, Field(ge=0, le=63)] | Annotated[
+    str, StringConstraints(pattern=r"^(GPIO|BCM|BOARD|WPI|J8:)?\d{1,3}$")
+]
+IncidentCategory = Literal[
+    "vending", "parking", "sanitation", "facility", "safety", "crowd", "water", "fire", "other"
+]
+# The same spellings `[[cameras]].source` accepts (agent.vision.config), so one camera doc holds.
+_SOURCE = re.compile(r"^(picamera2(:\d+)?|v4l2:(\d+|/dev/\S+)|(rtsps?|https?)://\S+|file:.+)$")
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ButtonsConfig(_Model):
+    """[buttons]: GPIO pins (BCM numbering) of the buttons and feedback outputs; all optional."""
+
+    sos: Pin | None = None
+    checkin: Pin | None = None
+    # A third button that reports an incident of this category and level, with a photo.
+    incident: Pin | None = None
+    incident_category: IncidentCategory = "other"
+    incident_level: Annotated[int, Field(ge=1, le=4)] = 3
+    led: Pin | None = None
+    buzzer: Pin | None = None
+
+    @model_validator(mode="after")
+    def _distinct_pins(self) -> ButtonsConfig:
+        pins = (self.sos, self.checkin, self.incident, self.led, self.buzzer)
+        used = [str(p) for p in pins if p is not None]
+        if len(set(used)) != len(used):
+            raise ValueError("each pin may be used once")
+        return self
+
+
+class PatrolCameraConfig(_Model):
+    """[camera]: the patrol device's still camera and how its JPEGs are made."""
+
+    source: str
+    width: Annotated[int, Field(ge=16, le=8192)] | None = 1280
+    height: Annotated[int, Field(ge=16, le=8192)] | None = 960
+    jpeg_quality: Annotated[int, Field(ge=1, le=95)] = 85
+    # Longest a network stream may take to open or give a frame before the photo is given up.
+    timeout_s: Annotated[float, Field(gt=0, le=60)] = 10.0
+
+    @field_validator("source")
+    @classmethod
+    def _source(cls, value: str) -> str:
+        if not _SOURCE.match(value):
+            raise ValueError(
+                'expected "picamera2", "v4l2:<n or /dev/path>", "rtsp://…", "http(s)://…" '
+                'or "file:<video file or image folder>"'
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _size_pair(self) -> PatrolCameraConfig:
+        if (self.width is None) != (self.height is None):
+            raise ValueError("width and height go together")
+        return self
+
+
+class PatrolConfig(_Model):
+    """[patrol]: photo quota, the local API's endpoint, and the driver's timers."""
+
+    media_quota_bytes: Annotated[int, Field(ge=1024 * 1024)] = 64 * 1024 * 1024
+    api: bool = True  # false: no local API at all
+    # Unix socket (default state_dir/api.sock) or a TCP port on 127.0.0.1; not both.
+    api_socket: Path | None = None
+    api_port: Annotated[int, Field(ge=1, le=65535)] | None = None
+    api_max_body_bytes: Annotated[int, Field(ge=256, le=1024 * 1024)] = 16 * 1024
+    tick_s: Annotated[float, Field(gt=0, le=60)] = 1.0
+    # An NFC or manual check-in, incident or SOS attaches the latest fix only if this fresh.
+    fix_max_age_s: Annotated[float, Field(gt=0, le=300)] = 5.0
+    # Dwell runs and the outlier gate are saved at most this often when nothing else happens.
+    save_interval_s: Annotated[float, Field(gt=0, le=3600)] = 10.0
+    reap_interval_s: Annotated[float, Field(gt=0, le=3600)] = 30.0
+
+    @model_validator(mode="after")
+    def _one_endpoint(self) -> PatrolConfig:
+        if self.api_socket is not None and self.api_port is not None:
+            raise ValueError("give api_socket or api_port, not both")
+        return self
+
+    def socket_path(self, state_dir: Path) -> Path | None:
+        """Where the API's unix socket goes, or None when it listens on TCP (or is off)."""
+        if not self.api or self.api_port is not None:
+            return None
+        return self.api_socket or state_dir / "api.sock"
