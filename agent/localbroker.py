@@ -27,7 +27,7 @@ def mosquitto_path() -> str | None:
 class Broker:
     """One mosquitto process with persistence, so a restart keeps sessions and retained messages."""
 
-    def __init__(self, workdir: Path, port: int | None = None) -> None:
+    def __init__(self, workdir: Path, port: int | None = None, listener_conf: str = "") -> None:
         self.dir = workdir
         self.dir.mkdir(parents=True, exist_ok=True)
         self.port = port or free_port()
@@ -35,6 +35,7 @@ class Broker:
         self.conf = self.dir / "mosquitto.conf"
         self.conf.write_text(
             f"listener {self.port} 127.0.0.1\n"
+            f"{listener_conf}"
             "allow_anonymous true\n"
             "persistence true\n"
             f"persistence_location {self.dir}/\n"
