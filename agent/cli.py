@@ -11,6 +11,7 @@ from pathlib import Path
 
 from agent import __version__
 from agent.errors import ConfigError
+from agent.ops.cli import add_ops_parser
 
 
 def _setup_logging(verbose: bool) -> None:
@@ -73,6 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seconds", type=float, default=None, help="stop after this long")
     p.add_argument("--workdir", default=None, help="where to keep state (default: a temp dir)")
     p.set_defaults(func=_cmd_demo)
+    add_ops_parser(sub)
     return parser
 
 

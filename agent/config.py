@@ -174,12 +174,6 @@ class Config(_Model):
     alarm_http: AlarmHttpConfig | None = None
 
 
-# Keys a config document (§6) may never change: they stay as the local file says.
-LOCAL_ONLY = {
-    "device": ("id",),
-    "broker": ("username", "password_file", "ca_file", "cert_file", "key_file"),
-}
-
 assert set(MODES) == {"normal", "holiday", "major_event", "emergency"}
 
 

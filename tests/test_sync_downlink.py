@@ -159,7 +159,7 @@ async def test_zone_emergency_overrides_device_holiday_and_expires(
         await wait_until(lambda: agent.link.session is not None)
         await send_and_ack(agent, w, MODE_TOPIC, key.doc("mode", {"mode": "holiday"}, ver=1))
         assert agent.modes.current.name == "holiday" and agent.modes.current.scope == "dev"
-        exp = int(time.time() * 1000) + 1500
+        exp = int(time.time() * 1000) + 4000
         agent.clock = SystemClock(synced=lambda: True)
         zone_doc = key.doc(
             "mode",

@@ -1,0 +1,400 @@
+"""`edge-agent ops`: the operations tool's sub-commands; thin I/O around the pure ops modules."""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+import logging
+import sys
+import time
+import tomllib
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.markup import escape
+
+from agent.errors import ConfigError, LinkError
+from agent.ops import checkpoints, devices, documents, keys, streamcheck, verify_cmd, watch
+from agent.ops.mqtt import (
+    EXIT_INPUT,
+    EXIT_LINK,
+    EXIT_REFUSED,
+    OpsClient,
+    ack_report,
+    broker_flags,
+    push,
+    settings,
+    signing_flags,
+)
+from sync.envelope import uuid7
+from sync.verify import sign
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[argparse.Namespace], int]
+DAY_MS = 86_400_000
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def _out() -> Console:
+    return Console(highlight=False)
+
+
+def _err() -> Console:
+    # soft_wrap: a message keeps its words together however narrow the terminal or log is.
+    return Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def _guarded(fn: Handler) -> Handler:
+    """Turn the errors users cause into a clear message and an exit code (never a traceback)."""
+
+    @functools.wraps(fn)
+    def run(args: argparse.Namespace) -> int:
+        err = _err()
+        try:
+            return fn(args)
+        except ConfigError as exc:
+            for where, reason in exc.problems:
+                err.print(f"[red]error:[/] {escape(f'{where}: {reason}')}", soft_wrap=True)
+            return EXIT_INPUT
+        except ValueError as exc:
+            err.print(f"[red]error:[/] {escape(str(exc))}", soft_wrap=True)
+            return EXIT_INPUT
+        except LinkError as exc:
+            err.print(f"[red]broker:[/] {escape(str(exc))}", soft_wrap=True)
+            return EXIT_LINK
+        except OSError as exc:
+            err.print(f"[red]error:[/] {escape(str(exc))}", soft_wrap=True)
+            return EXIT_INPUT
+        except KeyboardInterrupt:
+            return 130
+
+    return run
+
+
+# ----- input files -------------------------------------------------------------------------
+def _read_data(path: Path) -> Any:
+    """A JSON file, or TOML when the name does not end in .json."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError([(str(path), f"cannot read: {exc.strerror}")]) from None
+    try:
+        return json.loads(text) if path.suffix == ".json" else tomllib.loads(text)
+    except (ValueError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError([(str(path), f"cannot parse: {exc}")]) from None
+
+
+# ----- pushing documents ---------------------------------------------------------------------
+def _push(
+    args: argparse.Namespace,
+    typ: str,
+    target: documents.DocTarget,
+    body: dict[str, Any],
+    expect: Sequence[str],
+) -> int:
+    """Sign locally, publish, wait for the acks of `expect`; the exit code says how it went."""
+    cfg = settings(args)
+    if cfg.signing.key_file is None or cfg.signing.kid is None:
+        raise ConfigError([("signing", "give --signing-key and --kid (or [signing] in ops.toml)")])
+    key = keys.load_private_key(cfg.signing.key_file)
+    now = _now_ms()
+    exp = documents.parse_expires(args.expires, now)
+    doc = documents.prepare(typ, target, body, now_ms=now, doc_id=uuid7(now), ver=args.ver, exp=exp)
+    raw = sign(doc.payload, cfg.signing.kid, key)
+    documents.check_size(raw)
+    out = _out()
+    if args.dry_run:
+        dry = {"topic": doc.topic, "retain": doc.retain, "payload": doc.payload}
+        out.print(json.dumps({**dry, "document": raw.decode()}), soft_wrap=True, markup=False)
+        return 0
+    acks = push(
+        cfg.broker,
+        doc,
+        raw,
+        expect=[] if args.no_wait else expect,
+        timeout=args.timeout,
+        console=out,
+        client_id=args.client_id,
+    )
+    return ack_report(out, doc, expect, acks, args.timeout) if expect and not args.no_wait else 0
+
+
+def _cmd_push_config(args: argparse.Namespace) -> int:
+    data = _read_data(Path(args.file))
+    if not isinstance(data, dict):
+        raise ConfigError([(args.file, "must hold a table/object of config sections")])
+    body, removed = documents.config_body(data, args.device)
+    if removed:
+        _err().print(f"left out (local-only, never sent): {', '.join(removed)}")
+    return _push(args, "config", documents.DocTarget(dev=args.device), body, [args.device])
+
+
+def _cmd_push_tasks(args: argparse.Namespace) -> int:
+    body = documents.tasks_body(_read_data(Path(args.file)))
+    return _push(args, "tasks", documents.DocTarget(dev=args.device), body, [args.device])
+
+
+def _cmd_set_mode(args: argparse.Namespace) -> int:
+    target = documents.DocTarget(dev=args.dev, zone=args.zone)
+    expect = [args.dev] if args.dev else list(args.expect or [])
+    if not expect:
+        # Every device of the zone acks on its own topic; nobody to wait for unless named.
+        _err().print("zone document: not waiting for acks (name devices with --expect)")
+    return _push(args, "mode", target, documents.mode_body(args.mode, args.reason), expect)
+
+
+def _cmd_cmd(args: argparse.Namespace) -> int:
+    cmd_args: dict[str, Any] = {}
+    for item in args.arg or []:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            raise ValueError(f"--arg {item!r} is not KEY=VALUE")
+        try:
+            cmd_args[name] = json.loads(value)
+        except ValueError:
+            cmd_args[name] = value  # plain text needs no JSON quoting
+    body = documents.cmd_body(args.action, cmd_args)
+    return _push(args, "cmd", documents.DocTarget(dev=args.device), body, [args.device])
+
+
+# ----- keys, import ---------------------------------------------------------------------------
+def _cmd_keygen(args: argparse.Namespace) -> int:
+    pub = keys.keygen(Path(args.out), args.kid, force=args.force)
+    out = _out()
+    out.print(f"private key written to {args.out} (mode 0600): keep it on this machine only")
+    out.print("add this to the config of every device that must accept it:\n", markup=False)
+    out.print(pub.trust_toml(), markup=False)
+    return 0
+
+
+def _cmd_import(args: argparse.Namespace) -> int:
+    path = Path(args.file)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError([(str(path), f"cannot read: {exc.strerror}")]) from None
+    fmt = args.format or ("csv" if path.suffix.lower() == ".csv" else "geojson")
+    defaults = checkpoints.Defaults(args.radius, args.dwell, args.photo)
+    points = (checkpoints.from_csv if fmt == "csv" else checkpoints.from_geojson)(text, defaults)
+    now = _now_ms()
+    start = documents.parse_time_ms(args.start, now) if args.start else now
+    end = documents.parse_time_ms(args.end, start) if args.end else start + DAY_MS
+    spec = checkpoints.TaskSpec(args.task_id, args.task_name, args.staff, start, end, args.order)
+    existing = _read_data(Path(args.into)) if args.into else None
+    if existing is not None and not isinstance(existing, dict):
+        raise ConfigError([(args.into, "must hold a tasks body object")])
+    body = checkpoints.tasks_body(spec, points, existing)
+    text_out = json.dumps(body, ensure_ascii=False, indent=2) + "\n"
+    if args.out:
+        Path(args.out).write_text(text_out, encoding="utf-8")
+        _err().print(f"{len(points)} checkpoints -> task {args.task_id} in {args.out}")
+    else:
+        sys.stdout.write(text_out)
+    return 0
+
+
+# ----- central views -------------------------------------------------------------------------
+def _cmd_devices(args: argparse.Namespace) -> int:
+    cfg = settings(args)
+    with OpsClient(cfg.broker, args.client_id) as client:
+        got = devices.collect(client, args.wait)
+    rows = devices.rows((m.topic, m.payload) for m in got)
+    devices.render(rows, _out(), _now_ms(), args.json)
+    return 0
+
+
+def _cmd_watch(args: argparse.Namespace) -> int:
+    cfg = settings(args)
+    archive = watch.Archive(Path(args.archive)) if args.archive else None
+    try:
+        with OpsClient(cfg.broker, args.client_id) as client:
+            watch.run_watch(
+                client,
+                console=_out(),
+                device=args.device,
+                archive=archive,
+                seconds=args.seconds,
+                show_status=args.status,
+                max_rows=args.rows,
+            )
+    except KeyboardInterrupt:
+        pass  # Ctrl-C is how a watch normally ends
+    finally:
+        if archive is not None:
+            archive.close()
+    return 0
+
+
+def _cmd_verify(args: argparse.Namespace) -> int:
+    # An archive normally starts with the device; a live capture starts anywhere in its stream.
+    first = args.from_seq or ("1" if args.archive else "auto")
+    from_seq = None if first == "auto" else int(first)
+    if args.archive:
+        messages = verify_cmd.from_archive(Path(args.archive))
+    else:
+        cfg = settings(args)
+        with OpsClient(cfg.broker, args.client_id) as client:
+            messages = verify_cmd.capture(client, args.device, args.seconds)
+    report = streamcheck.check(args.device, messages, from_seq=from_seq)
+    verify_cmd.render(report, _out(), args.json)
+    return 0 if report.ok else EXIT_REFUSED
+
+
+# ----- parser --------------------------------------------------------------------------------
+def _from_seq(text: str) -> str:
+    if text != "auto" and not (text.isdigit() and int(text) >= 1):
+        raise argparse.ArgumentTypeError("a seq number >= 1, or auto")
+    return text
+
+
+def _doc_flags() -> argparse.ArgumentParser:
+    doc = argparse.ArgumentParser(add_help=False)
+    g = doc.add_argument_group("document")
+    g.add_argument("--ver", type=int, help="document version (default: now in ms)")
+    g.add_argument(
+        "--expires",
+        metavar="WHEN",
+        help="30m, 2h, 1d, epoch ms or ISO-8601 with offset; default never",
+    )
+    g.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for acks")
+    g.add_argument("--no-wait", action="store_true", help="publish and do not wait for acks")
+    g.add_argument("--dry-run", action="store_true", help="print the signed document only")
+    return doc
+
+
+def add_ops_parser(subparsers: Any) -> None:
+    """Add `ops` and its sub-commands to the `edge-agent` sub-parsers."""
+    broker, signing, doc = broker_flags(), signing_flags(), _doc_flags()
+    ops = subparsers.add_parser(
+        "ops",
+        help="operations tool for the centre (sign, push, watch, verify)",
+        description="Operations tool for the staff at the centre: keys, signed documents "
+        "(config, tasks, mode, cmd), device list, live watch and stream verification. "
+        "Documents are signed on this machine; the private key never leaves it.",
+    )
+    sub = ops.add_subparsers(dest="ops_command", required=True, metavar="COMMAND")
+
+    def add(name: str, fn: Handler, help_: str, *parents: argparse.ArgumentParser) -> Any:
+        p = sub.add_parser(name, help=help_, description=help_, parents=list(parents))
+        p.set_defaults(func=_guarded(fn))
+        return p
+
+    p = add("keygen", _cmd_keygen, "make an Ed25519 signing key (file mode 0600)")
+    p.add_argument("--out", required=True, metavar="PEM", help="where to write the private key")
+    p.add_argument("--kid", required=True, help="key id, e.g. ops-2026a")
+    p.add_argument("--force", action="store_true", help="replace an existing key file")
+
+    p = add(
+        "push-config",
+        _cmd_push_config,
+        "sign and push a config document to a device",
+        broker,
+        signing,
+        doc,
+    )
+    p.add_argument("device")
+    p.add_argument(
+        "--file", required=True, help="config as TOML or .json (local-only keys are left out)"
+    )
+
+    p = add(
+        "push-tasks",
+        _cmd_push_tasks,
+        "sign and push a tasks document (the whole set)",
+        broker,
+        signing,
+        doc,
+    )
+    p.add_argument("device")
+    p.add_argument("--file", required=True, help="tasks body JSON (see import-checkpoints)")
+
+    p = add(
+        "set-mode",
+        _cmd_set_mode,
+        "sign and push a work mode for a device or a zone",
+        broker,
+        signing,
+        doc,
+    )
+    p.add_argument("mode", choices=("normal", "holiday", "major_event", "emergency"))
+    where = p.add_mutually_exclusive_group(required=True)
+    where.add_argument("--dev", help="device id")
+    where.add_argument("--zone", help="zone id, e.g. ruyihu.cbd")
+    p.add_argument("--reason", required=True, help="why (kept with the mode on the device)")
+    p.add_argument(
+        "--expect",
+        action="append",
+        metavar="DEVICE",
+        help="with --zone: wait for this device's ack (repeatable)",
+    )
+
+    p = add("cmd", _cmd_cmd, "sign and send a one-off command", broker, signing, doc)
+    p.add_argument("device")
+    p.add_argument("action", choices=documents.CMD_ACTIONS)
+    p.add_argument("--arg", action="append", metavar="KEY=VALUE", help="command argument")
+
+    p = add("import-checkpoints", _cmd_import, "GeoJSON points or CSV -> a tasks body")
+    p.add_argument("file", help=f"GeoJSON, or CSV with columns {','.join(checkpoints.CSV_COLUMNS)}")
+    p.add_argument("--format", choices=("geojson", "csv"), help="default: from the file name")
+    p.add_argument("--task-id", required=True)
+    p.add_argument("--task-name", required=True)
+    p.add_argument("--staff", default=None, help="staff id (default: any)")
+    p.add_argument("--start", help="epoch ms, ISO-8601 or a duration from now (default now)")
+    p.add_argument("--end", help="epoch ms, ISO-8601 or a duration from start (default +1d)")
+    p.add_argument("--order", choices=("any", "sequence"), default="any")
+    p.add_argument("--radius", type=float, default=25.0, help="default radius_m")
+    p.add_argument("--dwell", type=float, default=10.0, help="default dwell_s")
+    p.add_argument("--photo", action="store_true", help="default photo = true")
+    p.add_argument("--into", metavar="JSON", help="add to (or replace in) this tasks body")
+    p.add_argument("--out", metavar="JSON", help="write here (default stdout)")
+
+    p = add("devices", _cmd_devices, "list devices from their retained state", broker)
+    p.add_argument(
+        "--wait", type=float, default=3.0, help="at most this long for retained messages"
+    )
+    p.add_argument("--json", action="store_true")
+
+    p = add("watch", _cmd_watch, "live table of events, acks and state", broker)
+    p.add_argument("--device", help="only this device")
+    p.add_argument("--archive", metavar="DIR", help="append every message to DIR/grid-DAY.jsonl")
+    p.add_argument("--seconds", type=float, help="stop after this long (default: Ctrl-C)")
+    p.add_argument("--status", action="store_true", help="show status messages too")
+    p.add_argument("--rows", type=int, default=30, help="rows kept in the live table")
+
+    p = add(
+        "verify", _cmd_verify, "check a device's stream: dedupe, gaps, hash chain, media", broker
+    )
+    p.add_argument("device")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--archive", metavar="DIR", help="a watch --archive directory")
+    src.add_argument("--seconds", type=float, help="capture live for this long")
+    p.add_argument(
+        "--from-seq",
+        type=_from_seq,
+        default=None,
+        help="first seq expected, or auto (the lowest seen); default 1 for --archive, "
+        "auto for --seconds",
+    )
+    p.add_argument("--json", action="store_true")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """`edge-agent ops ARGS` as a function: `argv` is what follows `ops`."""
+    parser = argparse.ArgumentParser(prog="edge-agent")
+    parser.add_argument("-v", "--verbose", action="store_true")
+    add_ops_parser(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(["ops", *(sys.argv[1:] if argv is None else argv)])
+    if args.verbose:
+        logging.basicConfig(level=logging.DEBUG, format="%(levelname)s %(name)s: %(message)s")
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
