@@ -63,16 +63,24 @@ class SystemClock:
         self._mono = mono_ms or (lambda: int(time.clock_gettime(time.CLOCK_BOOTTIME) * 1000))
         self.gps = GpsClock()
         self._fix: Fix | None = None
+        self.jump_listeners: list[Callable[[int], None]] = []
 
     def mono_ms(self) -> int:
         """CLOCK_BOOTTIME in ms."""
         return self._mono()
 
     def on_fix(self, fix: Fix) -> None:
-        """Feed a fix; valid ones with a date become the GPS time source."""
+        """Feed a fix; valid ones with a date become the GPS time source.
+
+        A disagreement with the OS clock beyond the threshold is told once to `jump_listeners`.
+        """
         if fix.valid and fix.utc_ms is not None and fix.mono_ms is not None:
             self._fix = fix
             self.gps.on_fix(fix)
+            jump = self.clock_jump()
+            if jump is not None:
+                for listener in self.jump_listeners:
+                    listener(jump)
 
     def clock_jump(self) -> int | None:
         """GPS minus OS time in ms when they disagree by more than the threshold (once a jump)."""

@@ -22,6 +22,8 @@ from rich.console import Console
 from agent.app import Agent
 from agent.config import Config, parse
 from agent.localbroker import Broker
+from firmware_bridge.sim.gps_sim import GpsSimulator
+from firmware_bridge.sim.pn532_sim import Pn532Simulator
 from sync.verify import b64url_encode, sign
 
 log = logging.getLogger(__name__)
@@ -47,6 +49,9 @@ class Central:
 
     def _on_message(self, _c: Any, _u: Any, msg: paho.MQTTMessage) -> None:
         topic = msg.topic.removeprefix(f"grid/v1/{DEV}/")
+        if topic.startswith("desired/") or topic == "cmd":
+            self.console.print(f"[dim]{topic}  (signed document, {len(msg.payload)} bytes)[/dim]")
+            return
         if topic.startswith("media/"):
             self.console.print(f"[dim]{topic}  {len(msg.payload)} bytes[/dim]")
             return
@@ -72,8 +77,9 @@ class Central:
         self.client.disconnect()
 
 
-def demo_config(workdir: Path, port: int, public_key: str) -> Config:
-    """The embedded defaults: a patrol device on the local broker."""
+def demo_config(workdir: Path, port: int, public_key: str, gps: str, nfc: str) -> Config:
+    """The embedded defaults: a patrol device on the local broker with simulated devices."""
+    photos = workdir / "camera"
     return parse(
         {
             "device": {
@@ -84,15 +90,39 @@ def demo_config(workdir: Path, port: int, public_key: str) -> Config:
                 "staff_id": "s-1023",
             },
             "broker": {"host": "127.0.0.1", "port": port},
+            "gps": {"port": gps, "baud": 9600},
+            "nfc": {"port": nfc, "baud": 115200},
+            "camera": {"source": f"file:{photos}", "width": None, "height": None},
             "trust": {"ops_keys": [{"kid": "ops-demo", "public_key": public_key}]},
-            "modes": {"profiles": {"normal": {"status_interval_s": 10}}},
+            "modes": {"profiles": {"normal": {"status_interval_s": 20}}},
         }
     )
 
 
-def tasks_document(key: Ed25519PrivateKey, now_ms: int) -> bytes:
-    """A signed tasks document with one task over the demo checkpoints."""
-    body = {
+def signed(
+    key: Ed25519PrivateKey,
+    typ: str,
+    body: dict[str, Any],
+    target: dict[str, str],
+    exp: int | None = None,
+) -> bytes:
+    """A §6 document signed with the demo's operator key."""
+    now = int(time.time() * 1000)
+    payload = {
+        "typ": typ,
+        "id": str(uuid.uuid4()),
+        "target": target,
+        "ver": now,
+        "iat": now,
+        "exp": exp,
+        "body": body,
+    }
+    return sign(payload, "ops-demo", key)
+
+
+def tasks_body(now_ms: int) -> dict[str, Any]:
+    """One sequence task over the demo checkpoints; the second asks for a photo."""
+    return {
         "tasks": [
             {
                 "id": "t-demo",
@@ -102,16 +132,97 @@ def tasks_document(key: Ed25519PrivateKey, now_ms: int) -> bytes:
                 "end_ms": now_ms + 3_600_000,
                 "order": "sequence",
                 "checkpoints": [
-                    {"id": i, "name": n, "lat": la, "lon": lo, "radius_m": 25, "dwell_s": 10,
-                     "tags": [t], "photo": False}
+                    {
+                        "id": i,
+                        "name": n,
+                        "lat": la,
+                        "lon": lo,
+                        "radius_m": 25,
+                        "dwell_s": 10,
+                        "tags": [t],
+                        "photo": i == "cp-bridge",
+                    }
                     for i, n, la, lo, t in CHECKPOINTS
                 ],
             }
         ]
     }
-    payload = {"typ": "tasks", "id": str(uuid.uuid4()), "target": {"dev": DEV}, "ver": now_ms,
-               "iat": now_ms, "exp": None, "body": body}
-    return sign(payload, "ops-demo", key)
+
+
+def route() -> list[tuple[float, float]]:
+    """Walk to the first two checkpoints and linger ~20 s at each, then head for the third."""
+    points: list[tuple[float, float]] = [(34.77860, 113.73110)]
+    for _, _, lat, lon, _ in CHECKPOINTS[:2]:
+        d = 0.00002  # ~2 m: small loops keep the walker inside the radius for a while
+        for _ in range(4):
+            points += [(lat + d, lon), (lat, lon + d), (lat - d, lon), (lat, lon - d)]
+    points.append((CHECKPOINTS[2][2] - 0.0003, CHECKPOINTS[2][3]))
+    return points
+
+
+def write_demo_photo(folder: Path) -> None:
+    """A picture for the file camera (a real street scene when ../shared/data is there)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    shared = Path(__file__).resolve().parents[2] / "shared" / "data" / "images" / "yolov5_bus.jpg"
+    if shared.exists():
+        (folder / "scene.jpg").write_bytes(shared.read_bytes())
+        return
+    from PIL import Image, ImageDraw
+
+    img = Image.new("RGB", (640, 480), (90, 120, 150))
+    ImageDraw.Draw(img).rectangle((200, 150, 440, 400), fill=(200, 180, 60))
+    img.save(folder / "scene.jpg", quality=85)
+
+
+async def api_incident(sock: Path) -> str:
+    """POST an incident to the device's local API (what a handheld UI would do)."""
+    body = json.dumps(
+        {"category": "facility", "level": 3, "note": "street lamp out", "photo": True}
+    ).encode()
+    reader, writer = await asyncio.open_unix_connection(str(sock))
+    writer.write(
+        b"POST /incident HTTP/1.1\r\nHost: device\r\nContent-Type: application/json\r\n"
+        + f"Content-Length: {len(body)}\r\n\r\n".encode()
+        + body
+    )
+    await writer.drain()
+    status = (await reader.readline()).decode().strip()
+    writer.close()
+    return status
+
+
+async def script(
+    agent: Agent, central: Central, key: Ed25519PrivateKey, nfc: Pn532Simulator, console: Console
+) -> None:
+    """What happens during the demo, with pauses a person can follow."""
+    now = int(time.time() * 1000)
+    central.publish(
+        f"grid/v1/{DEV}/desired/tasks",
+        signed(key, "tasks", tasks_body(now), {"dev": DEV}),
+        retain=True,
+    )
+    await asyncio.sleep(3)
+    sock = agent.cfg.device.state_dir / "api.sock"
+    if sock.exists():
+        console.print(f"[magenta]demo:[/] incident via the local API -> {await api_incident(sock)}")
+    await asyncio.sleep(5)
+    console.print("[magenta]demo:[/] zone ruyihu switches to emergency for 30 s")
+    central.publish(
+        "grid/v1/zone/ruyihu/desired/mode",
+        signed(
+            key,
+            "mode",
+            {"mode": "emergency", "reason": "demo drill"},
+            {"zone": "ruyihu"},
+            exp=int(time.time() * 1000) + 30_000,
+        ),
+        retain=True,
+    )
+    await asyncio.sleep(120)  # by now GPS has checked in at the Pier and the Bridge
+    console.print("[magenta]demo:[/] the worker taps the Plaza tag (NFC)")
+    nfc.present(CHECKPOINTS[2][4])
+    await asyncio.sleep(2)
+    nfc.remove()
 
 
 async def main(seconds: float | None, workdir: str | None) -> int:
@@ -123,23 +234,28 @@ async def main(seconds: float | None, workdir: str | None) -> int:
     console.print(f"[bold]Mosquitto[/] on 127.0.0.1:{broker.port}; state in {base}")
     key = Ed25519PrivateKey.generate()
     public = b64url_encode(key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw))
-    cfg = demo_config(base, broker.port, public)
+    write_demo_photo(base / "camera")
     central = Central(broker.host, broker.port, console)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     try:
-        async with Agent(cfg) as agent:
-            now = int(time.time() * 1000)
-            central.publish(f"grid/v1/{DEV}/desired/tasks", tasks_document(key, now), retain=True)
-            await agent.outbox.append(
-                "incident",
-                {"category": "facility", "level": 3, "note": "street lamp out", "lat": None,
-                 "lon": None, "acc_m": None, "staff_id": "s-1023", "photos": []},
-            )
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), seconds)
+        async with (
+            GpsSimulator(
+                walk=route(), speed_mps=1.6, noise_m=2.0, outlier_prob=0.01, outage_prob=0.0, seed=7
+            ) as gps,
+            Pn532Simulator() as nfc,
+        ):
+            cfg = demo_config(base, broker.port, public, str(gps.port), str(nfc.port))
+            async with Agent(cfg) as agent:
+                task = asyncio.create_task(
+                    script(agent, central, key, nfc, console), name="demo-script"
+                )
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), seconds)
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
     finally:
         central.close()
         broker.stop()

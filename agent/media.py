@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -15,22 +14,11 @@ from agent.events import Stored
 from sync import envelope
 from sync.envelope import MAX_CHUNK
 from sync.outbox import Outbox
-from sync.statefile import read_json, write_json
+from sync.statefile import read_json, write_bytes, write_json
 
 log = logging.getLogger(__name__)
 
 MEDIA_PRIORITY = 4
-
-
-def _write_file(path: Path, data: bytes) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
 
 
 class MediaStore:
@@ -65,10 +53,15 @@ class MediaStore:
                 used = await asyncio.to_thread(self.used_bytes)
                 if used + len(data) > self._quota:
                     raise MediaRefused(f"media quota {self._quota} bytes reached")
-                await asyncio.to_thread(_write_file, path, data)
+                await asyncio.to_thread(write_bytes, path, data)
             media_id = envelope.uuid7(self._outbox_ts())
-            self._index[media_id] = {"sha256": digest, "bytes": len(data), "mime": mime,
-                                     "sent": False}
+            self._index[media_id] = {
+                "sha256": digest,
+                "bytes": len(data),
+                "mime": mime,
+                "sent": False,
+                "stored_ms": self._outbox_ts(),
+            }
             await asyncio.to_thread(write_json, self._index_path, self._index)
         return {"media_id": media_id, "sha256": digest, "bytes": len(data), "mime": mime}
 
@@ -104,14 +97,23 @@ class MediaStore:
             entry["sent"] = True
             await asyncio.to_thread(write_json, self._index_path, self._index)
 
-    async def reap(self) -> int:
-        """Delete photos whose every chunk and `media` event were acknowledged; return count."""
+    async def reap(self, *, orphan_after_ms: int = 10 * 60 * 1000) -> int:
+        """Delete photos whose chunks and `media` event were all acknowledged, and photos
+        stored but never queued (their event failed, or a crash came between) once they are
+        older than `orphan_after_ms`; return how many went."""
         async with self._lock:
-            done = [m for m, e in self._index.items() if e["sent"]]
-            pending = await self._outbox.groups_present(done)
-            gone = [m for m in done if m not in pending]
+            now = self._outbox_ts()
+            candidates = [
+                m
+                for m, e in self._index.items()
+                if e["sent"] or now - int(e.get("stored_ms", 0)) > orphan_after_ms
+            ]
+            pending = await self._outbox.groups_present(candidates)
+            gone = [m for m in candidates if m not in pending]
             for media_id in gone:
                 entry = self._index.pop(media_id)
+                if not entry["sent"]:
+                    log.warning("photo %s was never sent; deleting it", media_id)
                 still_used = any(e["sha256"] == entry["sha256"] for e in self._index.values())
                 if not still_used:
                     self.path(entry["sha256"]).unlink(missing_ok=True)

@@ -40,6 +40,13 @@ def remote_config(local: Config, body: Mapping[str, Any]) -> Config:
 
     Raises ConfigError (key paths) when the body sets a local-only key or is invalid.
     """
+    shape = [
+        (section, "must be a table")
+        for section, value in body.items()
+        if value is not None and not isinstance(value, Mapping | list)
+    ]
+    if shape:
+        raise ConfigError(shape)
     problems = [
         (f"{section}.{key}", "local-only key: may not be changed remotely")
         for section, keys in LOCAL_ONLY.items()

@@ -87,6 +87,11 @@ class Downlink:
         self._task = asyncio.create_task(self._work(), name="downlink")
         return self
 
+    @property
+    def task(self) -> asyncio.Task[None] | None:
+        """The worker, for the supervisor to watch."""
+        return self._task
+
     async def __aexit__(self, *exc: object) -> None:
         if self._task is not None:
             self._task.cancel()
@@ -115,6 +120,10 @@ class Downlink:
             except StoreError as exc:
                 # The ack could not be stored: leave the message un-PUBACKed for redelivery.
                 log.error("could not store the ack for %s: %s", msg.topic, exc)
+                continue
+            except OSError as exc:
+                # State dir trouble (full disk): redelivery may succeed once there is room.
+                log.error("handling %s failed: %s", msg.topic, exc)
                 continue
             session.ack(msg)
 
@@ -146,13 +155,15 @@ class Downlink:
         if applier is not None:
             try:
                 failure = await applier(result)
-            except GridEdgeError as exc:
+            except (GridEdgeError, OSError) as exc:
                 log.error("applying %s ver %d failed: %s", typ, result.ver, exc)
                 failure = "apply_failed"
         if failure == DEFERRED:
             log.info("%s ver %d staged; acked after its health window", typ, result.ver)
         elif failure is None:
-            self._versions.applied(typ, result.target.key, result.ver, result.id)
+            await asyncio.to_thread(
+                self._versions.applied, typ, result.target.key, result.ver, result.id
+            )
             log.info("applied %s ver %d for %s", typ, result.ver, result.target.key)
             await self._ack(result.id, typ, result.ver, "applied", None)
             self._on_applied()

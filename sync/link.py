@@ -191,6 +191,11 @@ class MqttLink:
         self._task = asyncio.create_task(self._run(), name="mqtt-link")
         return self
 
+    @property
+    def task(self) -> asyncio.Task[None] | None:
+        """The connect loop, for the supervisor to watch."""
+        return self._task
+
     async def __aexit__(self, *exc: object) -> None:
         session = self.session
         if session is not None and not session.closed.done():
@@ -221,6 +226,8 @@ class MqttLink:
             manual_ack=True,
         )
         # Our own publisher bounds the window; paho's bookkeeping is fastest unlimited.
+        # paho's own bound on the blocking TCP/TLS connect, so no connect thread outlives us.
+        client.connect_timeout = s.connect_timeout_s
         client.max_inflight_messages_set(0)
         client.max_queued_messages_set(0)
         client.will_set(
@@ -253,7 +260,7 @@ class MqttLink:
 
     async def _connect_once(self) -> None:
         loop = asyncio.get_running_loop()
-        bdseq = self._bdseq.bump()
+        bdseq = await asyncio.to_thread(self._bdseq.bump)  # two fsyncs: off the loop
         client = self._client(bdseq)
         session = Session(client, loop, bdseq)
         connack: asyncio.Future[int] = loop.create_future()
@@ -363,7 +370,11 @@ class MqttLink:
         if self._s.protocol == 5:
             # retainHandling=1: retained documents only for a new subscription, not every reconnect.
             opts = SubscribeOptions(qos=1, retainHandling=1)
-            client.subscribe([(t, opts) for t in topics])
+            # central/state is state, not a document: its retained value is wanted every time.
+            always = SubscribeOptions(qos=1, retainHandling=0)
+            client.subscribe(
+                [(t, always if t.endswith("/central/state") else opts) for t in topics]
+            )
         else:
             client.subscribe([(t, 1) for t in topics])
         session.want_write()

@@ -289,11 +289,18 @@ class Outbox:
         evicted: list[RowInfo] = []
         carried: list[dict[str, Any]] = []
         refused: list[_Pending] = []
+        rejected: list[tuple[_Pending, StoreError]] = []
         try:
             for item in batch:
                 if item.future.cancelled():
                     continue
-                stored, size = self._build(item)
+                try:
+                    stored, size = self._build(item)
+                except StoreError as exc:
+                    # One bad message must not take the batch (or the writer) down with it.
+                    log.error("refusing to store a message: %s", exc)
+                    rejected.append((item, exc))
+                    continue
                 over = self.bytes + sum(r[2] for r in rows) + size - self._budget
                 if over > 0:
                     dropped, earlier = await self._evict(over)
@@ -362,6 +369,9 @@ class Outbox:
             return
         self.bytes += sum(size for _, _, size in rows)
         self.depth += len(rows)
+        for item, why in rejected:
+            if not item.future.done():
+                item.future.set_exception(why)
         for item in refused:
             if not item.future.done():
                 item.future.set_exception(MediaRefused("outbox full of priority 0-1 messages"))
@@ -382,24 +392,34 @@ class Outbox:
             log.debug("rollback: %s", exc)
 
     def _build(self, item: _Pending) -> tuple[Stored, int]:
-        """Give the item its seq and exact bytes (envelope) inside the open transaction."""
+        """Give the item its seq and exact bytes (envelope) inside the open transaction.
+
+        Raises StoreError for a message that cannot be published (not JSON, over 128 KiB);
+        such a message takes no seq.
+        """
         if item.body is None:
             assert item.payload is not None
             stored = Stored(item.group or "", 0, item.topic, item.payload, item.priority)
         else:
-            self._seq += 1
             stamp = self._stamp()
             msg_id = envelope.uuid7(stamp.ts)
-            payload = envelope.envelope(
-                kind=item.kind,
-                msg_id=msg_id,
-                dev=self._dev,
-                seq=self._seq,
-                stamp=stamp,
-                hist=item.hist,
-                body=item.body,
-            )
-            stored = Stored(msg_id, self._seq, item.topic, payload, item.priority)
+            try:
+                payload = envelope.envelope(
+                    kind=item.kind,
+                    msg_id=msg_id,
+                    dev=self._dev,
+                    seq=self._seq + 1,
+                    stamp=stamp,
+                    hist=item.hist,
+                    body=item.body,
+                )
+            except (TypeError, ValueError) as exc:
+                raise StoreError(f"{item.kind} body is not JSON: {exc}") from None
+            stored = Stored(msg_id, self._seq + 1, item.topic, payload, item.priority)
+        if len(stored.payload) > envelope.MAX_UP_PAYLOAD:
+            raise StoreError(f"{item.kind} payload of {len(stored.payload)} bytes exceeds 128 KiB")
+        if stored.seq:
+            self._seq = stored.seq
         return stored, len(stored.payload) + len(stored.topic) + ROW_OVERHEAD
 
     async def _evict(self, need: int) -> tuple[list[RowInfo], list[dict[str, Any]]]:
@@ -476,6 +496,11 @@ class Outbox:
             await self._rdb.execute_fetchall("SELECT created_ms FROM outbox ORDER BY rowid LIMIT 1")
         )
         return int(rows[0][0]) if rows else None
+
+    @property
+    def task(self) -> asyncio.Task[None] | None:
+        """The writer task, for the supervisor to watch."""
+        return self._writer
 
     @property
     def seq(self) -> int:

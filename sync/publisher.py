@@ -171,9 +171,9 @@ class Publisher:
 
 def _rescan_from(cursor: tuple[int, int], buffer: deque[Row], priority: int) -> tuple[int, int]:
     """Move the scan back when a row of `priority` would sort before what is still queued."""
-    last = buffer[-1].priority if buffer else cursor[0]
-    if last <= priority:
-        return cursor  # the new row comes after everything buffered: the scan will reach it
+    # The cursor is at or past every buffered row (rows in flight are skipped but passed).
+    if cursor[0] <= priority:
+        return cursor  # the new row sorts after the cursor: the scan will reach it
     if buffer:
         cursor = (buffer[0].priority, buffer[0].rowid - 1)
         buffer.clear()

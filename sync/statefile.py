@@ -11,13 +11,12 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 
-def write_json(path: Path, data: Any) -> None:
-    """Atomically replace `path` with `data` as JSON; durable when this returns."""
+def write_bytes(path: Path, data: bytes) -> None:
+    """Atomically replace `path` with `data`; durable (file and folder fsynced) when it returns."""
     tmp = path.with_name(path.name + ".tmp")
-    raw = json.dumps(data, separators=(",", ":"), sort_keys=True).encode()
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     try:
-        os.write(fd, raw)
+        os.write(fd, data)
         os.fsync(fd)
     finally:
         os.close(fd)
@@ -27,6 +26,11 @@ def write_json(path: Path, data: Any) -> None:
         os.fsync(dfd)
     finally:
         os.close(dfd)
+
+
+def write_json(path: Path, data: Any) -> None:
+    """Atomically replace `path` with `data` as JSON; durable when this returns."""
+    write_bytes(path, json.dumps(data, separators=(",", ":"), sort_keys=True).encode())
 
 
 def read_json(path: Path, default: Any = None) -> Any:

@@ -128,7 +128,7 @@ def verify(topic_typ: str, raw: bytes, ctx: Context) -> Document | Refusal:
     # Step 1: envelope shape.
     try:
         env = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
+    except (UnicodeDecodeError, ValueError, RecursionError):
         return bad("not UTF-8 JSON")
     if not isinstance(env, dict) or set(env) != _ENVELOPE_KEYS:
         return bad("envelope must be an object with exactly v, alg, kid, payload, sig")
@@ -143,7 +143,7 @@ def verify(topic_typ: str, raw: bytes, ctx: Context) -> Document | Refusal:
         return bad("payload or sig is not base64url")
     try:
         payload = json.loads(payload_bytes.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
+    except (UnicodeDecodeError, ValueError, RecursionError):
         return bad("payload is not UTF-8 JSON")
     if not isinstance(payload, dict):
         return bad("payload is not a JSON object")
@@ -193,7 +193,7 @@ def verify(topic_typ: str, raw: bytes, ctx: Context) -> Document | Refusal:
     if validator is not None:
         try:
             parsed = validator(payload["body"])
-        except ValueError as exc:
+        except (ValueError, TypeError, RecursionError) as exc:
             return Refusal("rejected", "invalid_body", ref, ver, str(exc))
     return Document(
         typ=topic_typ,
