@@ -137,6 +137,9 @@ class Agent:
                 online=self.online,
             )
         )
+        # A rollback decided before this agent started is acked first, before anything can fail.
+        for body in self.ota.startup_acks:
+            await self.outbox.append("ack", body)
         self.modes = await st.enter_async_context(
             ModeControl(
                 self.state,
@@ -198,12 +201,19 @@ class Agent:
                 rng=self._rng,
             )
         )
+        self.clock.jump_listeners.append(self._clock_jump)
+        st.callback(self.clock.jump_listeners.remove, self._clock_jump)
+        if cfg.device.role == "patrol":
+            from agent.patrol_driver import start_patrol
+
+            self.patrol = await start_patrol(self, st)
         if cfg.device.role == "camera_gateway":
             from agent.gateway_wiring import start_gateway
 
             self.gateway = await start_gateway(self, st)
-        for body in self.ota.startup_acks:
-            await self.outbox.append("ack", body)
+        for component in (self.outbox, self.downlink, self.link):
+            if component.task is not None:
+                component.task.add_done_callback(self._task_done)
         loops = [("status", self._status_loop()), ("good-time", self._good_time_loop())]
         if self.ota.staged is not None:
             loops.append(("config-health", self._health_window(self.ota.staged)))
@@ -217,6 +227,16 @@ class Agent:
         task.add_done_callback(self._task_done)
         self._stack.push_async_callback(_cancel, task)
         return task
+
+    def _clock_jump(self, delta_ms: int) -> None:
+        log.warning("OS clock and GPS time differ by %d ms", delta_ms)
+        self.start_task(self._notice({"type": "clock_jump", "delta_ms": delta_ms}), "notice")
+
+    async def _notice(self, body: dict[str, Any]) -> None:
+        try:
+            await self.outbox.append("notice", body)
+        except StoreError as exc:
+            log.error("could not store notice %s: %s", body["type"], exc)
 
     def _task_done(self, task: asyncio.Task[Any]) -> None:
         if task.cancelled() or task.exception() is None:
@@ -267,8 +287,15 @@ class Agent:
 
     @property
     def config_ver(self) -> int | None:
-        """Ver of the applied config document, None while only the local file applies."""
-        return self.state.last_ver("config", f"dev:{self.cfg.device.id}")
+        """Ver of the config document running now (last-known-good), None: the local file.
+
+        Not the last ver acked: a rolled-back ver is remembered for §6 step 4 but never runs.
+        """
+        staged = self.ota.staged
+        if staged is not None:
+            return staged.ver
+        applied = self.ota.store.applied()
+        return int(applied["ver"]) if applied is not None else None
 
     @property
     def tasks_ver(self) -> int | None:
@@ -320,12 +347,16 @@ class Agent:
         return None
 
     async def _apply_config(self, doc: Document) -> str | None:
+        if self.outcome == "restart":
+            log.warning("config ver %d refused: a switch to another config is under way", doc.ver)
+            return "apply_failed"
         staged = self.ota.staged
         if staged is not None:
             if staged.doc_id == doc.id:
                 return DEFERRED  # the same document again while its window runs
-            log.warning("config ver %d refused: ver %d is still in its health window",
-                        doc.ver, staged.ver)
+            log.warning(
+                "config ver %d refused: ver %d is still in its health window", doc.ver, staged.ver
+            )
             return "apply_failed"
         try:
             await asyncio.to_thread(self.ota.store.stage, doc.id, doc.ver, dict(doc.body))
@@ -337,31 +368,31 @@ class Agent:
         return DEFERRED
 
     async def _health_window(self, staged: Staged) -> None:
-        window = self.cfg.sync.config_health_window_s
-        await asyncio.sleep(window)
+        await asyncio.sleep(self.cfg.sync.config_health_window_s)
         problems = health_problems(
             connected=self.link.connects > 0,
             devices={name: check() for name, check in self.device_checks.items()},
         )
-        target = f"dev:{self.cfg.device.id}"
+        # Ack and version first, the switch last: a crash in between re-runs the window (the
+        # document stays pending) and at worst acks twice, never leaves it un-acked.
+        status, reason = ("rolled_back", "health_failed") if problems else ("applied", None)
+        await self.outbox.append("ack", config_ack(staged, status, reason))
+        await asyncio.to_thread(
+            self.state.applied, "config", f"dev:{self.cfg.device.id}", staged.ver, staged.doc_id
+        )
         if problems:
-            log.error("config ver %d failed its health window: %s; rolling back",
-                      staged.ver, "; ".join(problems))
+            log.error(
+                "config ver %d failed its health window: %s; rolling back",
+                staged.ver,
+                "; ".join(problems),
+            )
             await asyncio.to_thread(self.ota.store.drop)
-            # Remember the ver, so the retained document is not retried forever.
-            self.state.applied("config", target, staged.ver, staged.doc_id)
-            await self.outbox.append("ack", envelope.ack_body(
-                ref=staged.doc_id, typ="config", ver=staged.ver, status="rolled_back",
-                reason="health_failed"))
             self._restart()
             return
         await asyncio.to_thread(self.ota.store.commit, staged)
-        self.state.applied("config", target, staged.ver, staged.doc_id)
         self.ota = replace(self.ota, staged=None, lkg=self.cfg)
         self._keys = trusted_keys(self.cfg)  # rotated keys take effect now
         log.info("config ver %d applied", staged.ver)
-        await self.outbox.append("ack", envelope.ack_body(
-            ref=staged.doc_id, typ="config", ver=staged.ver, status="applied", reason=None))
         self.publish_reported()
 
     async def _apply_mode(self, doc: Document) -> str | None:
@@ -447,9 +478,20 @@ async def _cancel(task: asyncio.Task[Any]) -> None:
     await asyncio.gather(task, return_exceptions=True)
 
 
-def _rollback_ack(staged: Staged) -> dict[str, Any]:
-    return envelope.ack_body(ref=staged.doc_id, typ="config", ver=staged.ver,
-                             status="rolled_back", reason="apply_failed")
+def config_ack(staged: Staged, status: str, reason: str | None) -> dict[str, Any]:
+    """The one ack a config document gets (§6)."""
+    return envelope.ack_body(
+        ref=staged.doc_id, typ="config", ver=staged.ver, status=status, reason=reason
+    )
+
+
+def _give_up(store: ConfigStore, local: Config, staged: Staged) -> dict[str, Any]:
+    """Roll back a staged config that cannot run; remember its ver; return its ack."""
+    DocState(local.device.state_dir).applied(
+        "config", f"dev:{local.device.id}", staged.ver, staged.doc_id
+    )
+    store.drop()
+    return config_ack(staged, "rolled_back", "apply_failed")
 
 
 async def run(local: Config) -> int:
@@ -461,8 +503,7 @@ async def run(local: Config) -> int:
         cfg, staged, lkg = store.effective(local)
         if staged is not None and (staged.starts >= MAX_STARTS_WHILE_PENDING or cfg is lkg):
             log.error("config ver %d cannot run; back to the last-known-good", staged.ver)
-            store.drop()
-            acks.append(_rollback_ack(staged))
+            acks.append(_give_up(store, local, staged))
             cfg, staged = lkg, None
         elif staged is not None:
             staged = store.started(staged)
@@ -472,8 +513,9 @@ async def run(local: Config) -> int:
                 acks = []
                 for sig in (signal.SIGTERM, signal.SIGINT):
                     loop.add_signal_handler(sig, agent.stop)
-                log.info("edge-agent %s running as %s (%s)", __version__, cfg.device.id,
-                         cfg.device.role)
+                log.info(
+                    "edge-agent %s running as %s (%s)", __version__, cfg.device.id, cfg.device.role
+                )
                 await agent.wait()
                 log.info("shutting down (%s)", agent.outcome)
         except Exception:
@@ -481,8 +523,7 @@ async def run(local: Config) -> int:
             if staged is None:
                 raise
             log.exception("agent failed to start with config ver %d; rolling back", staged.ver)
-            store.drop()
-            acks.append(_rollback_ack(staged))
+            acks.append(_give_up(store, local, staged))
             continue
         finally:
             for sig in (signal.SIGTERM, signal.SIGINT):

@@ -16,9 +16,10 @@ from pydantic import (
 )
 
 # gpiozero pin names: a BCM number, or "GPIO17", "BCM17", "BOARD11", "J8:11", "WPI0".
-Pin = Annotated[int, Field(ge=0, le=63)] | Annotated[
-    str, StringConstraints(pattern=r"^(GPIO|BCM|BOARD|WPI|J8:)?\d{1,3}$")
-]
+Pin = (
+    Annotated[int, Field(ge=0, le=63)]
+    | Annotated[str, StringConstraints(pattern=r"^(GPIO|BCM|BOARD|WPI|J8:)?\d{1,3}$")]
+)
 IncidentCategory = Literal[
     "vending", "parking", "sanitation", "facility", "safety", "crowd", "water", "fire", "other"
 ]

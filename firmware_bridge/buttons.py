@@ -33,9 +33,6 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from types import TracebackType
 from typing import Any, Literal, Self
 
-import gpiozero
-from gpiozero.exc import GPIOZeroError
-
 from agent.errors import DeviceError
 from firmware_bridge.serial_link import Sleep, cancel_task
 from firmware_bridge.types import ButtonPress
@@ -106,9 +103,15 @@ class Buttons:
         self._pattern: asyncio.Task[None] | None = None
         self._presses = 0
         self._dropped = 0
+        # gpiozero is imported on entry (it costs ~9 MB of RSS): boards without buttons skip it.
+        self._gpio_error: type[Exception] = DeviceError
 
     async def __aenter__(self) -> Self:
         self._loop = asyncio.get_running_loop()
+        import gpiozero
+        from gpiozero.exc import GPIOZeroError
+
+        self._gpio_error = GPIOZeroError
         try:
             for name, pin in self._pins.items():
                 button = gpiozero.Button(
@@ -193,7 +196,7 @@ class Buttons:
                     device.on()
                 else:
                     device.off()
-            except GPIOZeroError as exc:
+            except self._gpio_error as exc:
                 log.warning("feedback output failed: %s", exc)
 
     def _from_gpio_thread(self, name: str) -> None:
@@ -235,7 +238,7 @@ class Buttons:
                 continue
             try:
                 device.close()
-            except GPIOZeroError as exc:
+            except self._gpio_error as exc:
                 log.debug("closing %r: %s", device, exc)
         self._devices.clear()
         self._led = self._buzzer = None

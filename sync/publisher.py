@@ -109,6 +109,9 @@ class Publisher:
         self._reset_to = None
         try:
             while True:
+                # Cleared before looking, never after: a row committed while a fetch is under
+                # way sets it again, so the wait below cannot miss it.
+                self._wake.clear()
                 if self._reset_to is not None:
                     cursor = _rescan_from(cursor, buffer, self._reset_to)
                     self._reset_to = None
@@ -141,7 +144,6 @@ class Publisher:
 
     async def _idle(self, inflight: dict[int, _InFlight], session: Session) -> None:
         """Wait for a PUBACK, a new row or a gate change; abort when the oldest PUBACK is late."""
-        self._wake.clear()
         if not inflight:
             await self._wake.wait()
             return

@@ -1,0 +1,521 @@
+"""PatrolDriver: fixes, tag scans and presses in; check-ins, progress, incidents and SOS out.
+
+The pure PatrolEngine decides; the driver stores what it decided in the outbox (photos first,
+then the event with its hash-chain `prev`, then the photo chunks), gives the person feedback,
+and keeps the engine snapshot and chain head in state_dir/patrol.json (agent/patrol_state.py).
+Every engine call and the events it produces run as one batch under one lock, in a task of
+their own, so a caller that is cancelled never leaves a batch half stored (docs/patrol.md).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+import sqlite3
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+from agent.config import ModeProfile
+from agent.errors import ConfigError, StoreError
+from agent.events import Stored
+from agent.localapi import LocalApi
+from agent.media import MediaStore
+from agent.patrol import (
+    CheckIn,
+    CheckinParams,
+    Decision,
+    NoCheckpointInReach,
+    PatrolEngine,
+    Progress,
+    TagIgnored,
+    UnknownTag,
+    parse_tasks_body,
+)
+from agent.patrol.geofence import accuracy_m, is_evidence
+from agent.patrol_config import ButtonsConfig, PatrolCameraConfig, PatrolConfig
+from agent.patrol_devices import open_devices
+from agent.patrol_events import Reporter, StillCamera
+from agent.patrol_state import ChainHead, committed_checkins, recover, state_doc, tasks_view
+from firmware_bridge.buttons import FeedbackKind
+from firmware_bridge.types import ButtonPress, Fix, TagScan
+from sync.envelope import TimeStamp
+from sync.outbox import Outbox
+from sync.statefile import read_json, write_json
+
+if TYPE_CHECKING:
+    from agent.app import Agent
+
+log = logging.getLogger(__name__)
+
+STATE_FILE = "patrol.json"
+DRAIN_S = 30.0  # at shutdown, how long a batch in progress (a photo) may take to finish
+
+Decide = Callable[[int, bool], list[Decision]]  # (now_ms, time_ok) -> engine decisions
+
+
+class PatrolClock(Protocol):
+    """The agent clock as the driver uses it (agent.clock.SystemClock)."""
+
+    def stamp(self) -> TimeStamp: ...
+    def on_fix(self, fix: Fix) -> None: ...
+    def mono_ms(self) -> int: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """One engine decision and the event that stored it (None: no event, or storing failed)."""
+
+    decision: Decision
+    stored: Stored | None
+
+
+class PatrolDriver:
+    """The patrol device's driver; `async with` restores state and runs the input loops."""
+
+    def __init__(
+        self,
+        *,
+        outbox: Outbox,
+        media: MediaStore,
+        clock: PatrolClock,
+        state_dir: Path,
+        staff_id: str | None,
+        profile: Callable[[], ModeProfile],
+        tasks: Mapping[str, Any] | None,
+        fixes: AsyncIterator[Fix] | None = None,
+        tags: AsyncIterator[TagScan] | None = None,
+        presses: AsyncIterator[ButtonPress] | None = None,
+        feedback: Callable[[FeedbackKind], None] | None = None,
+        camera: StillCamera | None = None,
+        settings: PatrolConfig | None = None,
+        buttons: ButtonsConfig | None = None,
+        params: CheckinParams | None = None,
+        on_crash: Callable[[BaseException], None] | None = None,
+    ) -> None:
+        self.reporter = Reporter(
+            outbox=outbox,
+            media=media,
+            stamp=clock.stamp,
+            staff_id=staff_id,
+            profile=profile,
+            camera=camera,
+            feedback=feedback,
+        )
+        self._outbox, self._media, self._clock = outbox, media, clock
+        self._path = state_dir / STATE_FILE
+        self._record = tasks
+        self._inputs = (fixes, tags, presses)
+        self._cfg = settings or PatrolConfig()
+        self._buttons = buttons or ButtonsConfig()
+        self._params = params or CheckinParams()
+        self._on_crash = on_crash
+        self._engine = PatrolEngine(params=self._params)
+        self._chain = ChainHead()
+        self._lock = asyncio.Lock()
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._batches: set[asyncio.Task[list[Outcome]]] = set()
+        self._latest: Fix | None = None  # newest fix of any kind (status)
+        self._evidence: tuple[Fix, int] | None = None  # newest usable fix, mono ms received
+        self._dirty = False  # engine state changed since the last save
+        self._settled = True  # False while a batch is between its engine call and its save
+        self._saved_at = 0
+        self._closed = False
+        self.stats: dict[str, Any] = {"checkins": 0, "fix_to_outbox_ms": None}
+
+    # ----- lifecycle -------------------------------------------------------------------------
+    async def __aenter__(self) -> PatrolDriver:
+        saved = await asyncio.to_thread(read_json, self._path, None)
+        saved = saved if isinstance(saved, dict) else {}
+        try:
+            self._engine.restore(saved["engine"])
+        except KeyError:
+            self._fresh_engine()
+        except ConfigError as exc:
+            log.error("patrol state unusable (%s); progress starts afresh", exc)
+            self._fresh_engine()
+        chain = ChainHead.from_json(saved.get("chain"))
+        found = await committed_checkins(self._outbox, chain.seq)
+        self._chain, snap = recover(chain, self._engine.snapshot(), found)
+        if found:
+            try:
+                self._engine.restore(snap)
+            except ConfigError as exc:
+                log.error("check-ins found in the outbox not applied to progress: %s", exc)
+            self._dirty = True
+        if self._record is not None:
+            # The stored tasks document wins over the snapshot's copy; replacing keeps progress.
+            await self._run(functools.partial(self._replace, self._record))
+        fixes, tags, presses = self._inputs
+        if fixes is not None:
+            self._spawn(self._fix_loop(fixes), "patrol-fixes")
+        if tags is not None:
+            self._spawn(self._tag_loop(tags), "patrol-tags")
+        if presses is not None:
+            self._spawn(self._press_loop(presses), "patrol-presses")
+        self._spawn(self._tick_loop(), "patrol-tick")
+        self._spawn(self._reap_loop(), "media-reaper")
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self._closed = True
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        if self._batches:
+            # Let a check-in that is being stored finish (its photo may take a moment).
+            _, late = await asyncio.wait(list(self._batches), timeout=DRAIN_S)
+            for task in late:
+                task.cancel()
+            await asyncio.gather(*late, return_exceptions=True)
+        async with self._lock:
+            if self._settled and self._dirty:
+                await self._save()
+
+    def _fresh_engine(self) -> None:
+        # With the stored task set in place, check-ins found in the outbox can be marked done.
+        if self._record is None:
+            return
+        try:
+            self._engine = PatrolEngine(parse_tasks_body(self._record.get("body")), self._params)
+        except ConfigError as exc:
+            log.error("stored tasks ver %s not usable: %s", self._record.get("ver"), exc)
+
+    def _spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> asyncio.Task[Any]:
+        task = asyncio.create_task(coro, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+        return task
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if task.cancelled() or task.exception() is None:
+            return
+        exc = task.exception()
+        assert exc is not None
+        log.error("patrol task %s crashed", task.get_name(), exc_info=exc)
+        if self._on_crash is not None:
+            self._on_crash(exc)
+
+    # ----- inputs ----------------------------------------------------------------------------
+    def on_tasks(self, record: Mapping[str, Any]) -> None:
+        """agent.tasks_listeners hook: a newly applied tasks document replaces the task set."""
+        if self._closed:
+            return  # stored by the agent already; the next start applies it
+        self._batch_task(functools.partial(self._replace, record), True)
+
+    def _replace(self, record: Mapping[str, Any], now_ms: int, time_ok: bool) -> list[Decision]:
+        try:
+            taskset = parse_tasks_body(record.get("body"))
+        except ConfigError as exc:
+            log.error("tasks ver %s not usable: %s", record.get("ver"), exc)
+            return []
+        self._record = record
+        log.info("patrol task set ver %s: %d task(s)", record.get("ver"), len(taskset.tasks))
+        return self._engine.replace_tasks(taskset, now_ms, time_ok)
+
+    async def _fix_loop(self, fixes: AsyncIterator[Fix]) -> None:
+        async for fix in fixes:
+            self._clock.on_fix(fix)
+            self._latest = fix
+            if is_evidence(fix):
+                self._evidence = (fix, self._clock.mono_ms())
+            await self._run(functools.partial(self._engine.on_fix, fix))
+
+    async def _tag_loop(self, tags: AsyncIterator[TagScan]) -> None:
+        async for scan in tags:
+            fix, _ = self.current_fix()
+            await self._run(functools.partial(self._engine.on_tag, scan.uid, fix))
+
+    async def _press_loop(self, presses: AsyncIterator[ButtonPress]) -> None:
+        b = self._buttons
+        actions: dict[str, Callable[[], Awaitable[Any]]] = {
+            "sos": functools.partial(self.sos, note="SOS button"),
+            "checkin": self.manual_checkin,
+            "incident": functools.partial(
+                self.incident,
+                category=b.incident_category,
+                level=b.incident_level,
+                note="incident button",
+            ),
+        }
+        async for press in presses:
+            action = actions.get(press.button)
+            if action is None:
+                log.warning("press of unknown button %r ignored", press.button)
+                continue
+            # Each press in its own task: an SOS must not wait behind a check-in's photo.
+            self._spawn(self._guard(action(), press.button), f"press:{press.button}")
+
+    async def _guard(self, op: Awaitable[Any], button: str) -> None:
+        try:
+            await op
+        except StoreError as exc:
+            self.reporter.error(f"{button} button: not stored: {exc}")
+            self.reporter.signal("error")
+
+    async def _tick_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self._cfg.tick_s)
+            await self._run(self._engine.tick, dirty=False)
+            due = self._clock.mono_ms() - self._saved_at >= self._cfg.save_interval_s * 1000
+            if self._dirty and due:
+                # Dwell runs and the outlier gate, so a restart resumes a run within gap_s.
+                async with self._lock:
+                    await self._save()
+
+    async def _reap_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self._cfg.reap_interval_s)
+            try:
+                removed = await self._media.reap()
+            except (StoreError, OSError, sqlite3.Error) as exc:
+                log.warning("media reaping failed: %s", exc)
+                continue
+            if removed:
+                log.info("deleted %d uploaded photo(s)", removed)
+
+    # ----- batches: engine call -> events -> save ----------------------------------------------
+    async def drain(self) -> None:
+        """Until every batch started so far has stored its events (tests, bench)."""
+        while self._batches:
+            await asyncio.gather(*list(self._batches), return_exceptions=True)
+
+    async def _run(self, decide: Decide, *, dirty: bool = True) -> list[Outcome]:
+        return await asyncio.shield(self._batch_task(decide, dirty))
+
+    def _batch_task(self, decide: Decide, dirty: bool) -> asyncio.Task[list[Outcome]]:
+        # Its own task (the lock keeps batches in order): a cancelled caller does not cut it.
+        task = asyncio.create_task(self._batch(decide, dirty), name="patrol-batch")
+        self._batches.add(task)
+        task.add_done_callback(self._batch_done)
+        return task
+
+    def _batch_done(self, task: asyncio.Task[list[Outcome]]) -> None:
+        self._batches.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("patrol batch failed", exc_info=task.exception())
+
+    async def _batch(self, decide: Decide, dirty: bool) -> list[Outcome]:
+        async with self._lock:
+            stamp = self._clock.stamp()
+            decisions = decide(stamp.ts, stamp.time_ok)
+            self._dirty = self._dirty or dirty
+            if not decisions:
+                return []
+            self._settled = False
+            out = [Outcome(d, await self._emit(d)) for d in decisions]
+            await self._save()
+            self._settled = True
+            return out
+
+    async def _emit(self, d: Decision) -> Stored | None:
+        rep = self.reporter
+        try:
+            if isinstance(d, CheckIn):
+                return await self._checkin(d)
+            if isinstance(d, Progress):
+                log.info("patrol %s %s (%d/%d)", d.task_id, d.event, d.done, d.total)
+                return await rep.store("patrol", d.to_body())
+        except StoreError as exc:
+            rep.error(f"{type(d).__name__} not stored: {exc} ({d})")
+            rep.signal("error")
+            return None
+        if isinstance(d, UnknownTag):
+            log.info("tag %s is not a checkpoint", d.uid)
+            rep.signal("error")
+        elif isinstance(d, TagIgnored):
+            log.info("tag %s of %s/%s ignored: %s", d.uid, d.task_id, d.checkpoint_id, d.reason)
+            # Already checked in is not a mistake; a task out of its window is.
+            rep.signal("ok" if d.reason == "resolved" else "error")
+        elif isinstance(d, NoCheckpointInReach):
+            log.info(
+                "manual check-in refused: %s (nearest %s at %s m)",
+                d.reason,
+                d.nearest_checkpoint_id,
+                d.nearest_dist_m,
+            )
+            rep.signal("error")
+        return None
+
+    async def _checkin(self, d: CheckIn) -> Stored:
+        rep = self.reporter
+        photos: list[dict[str, Any]] = []
+        if d.needs_photo or rep.profile().checkin_photo:
+            photos = await rep.photos(d.fix, d.acc_m)
+        body = {**d.to_body(), "photos": photos, "prev": self._chain.head}
+        stored = await rep.store("checkin", body)
+        # In memory at once (the next check-in may be in this batch); on disk at batch end.
+        self._chain = ChainHead.of(stored.payload, stored.seq)
+        self.stats["checkins"] += 1
+        if d.method == "gps" and d.fix is not None and d.fix.mono_ms is not None:
+            self.stats["fix_to_outbox_ms"] = self._clock.mono_ms() - d.fix.mono_ms
+        log.info(
+            "checked in at %s/%s by %s (seq %d)", d.task_id, d.checkpoint_id, d.method, stored.seq
+        )
+        rep.signal("ok")
+        await rep.send_media(photos, stored)
+        return stored
+
+    async def _save(self) -> None:
+        rec = self._record
+        tasks = None if rec is None else {"id": rec.get("id"), "ver": rec.get("ver")}
+        doc = state_doc(self._engine.snapshot(), self._chain, tasks)
+        try:
+            await asyncio.to_thread(write_json, self._path, doc)
+        except OSError as exc:
+            # The outbox already holds the events; a restart repairs the head from it.
+            self.reporter.error(f"patrol state not saved: {exc}")
+            return
+        self._dirty = False
+        self._saved_at = self._clock.mono_ms()
+
+    # ----- actions (buttons, local API, cmd) ---------------------------------------------------
+    async def sos(self, *, note: str = "") -> Stored:
+        """Store an SOS alarm (priority 0) with the current position; StoreError if it cannot."""
+        fix, acc = self.current_fix()
+        return await self.reporter.sos(fix, acc, note)
+
+    async def incident(
+        self, *, category: str, level: int, note: str = "", photo: bool = True
+    ) -> Stored:
+        """Store an incident with the current position and (by default) a photo."""
+        fix, acc = self.current_fix()
+        return await self.reporter.incident(
+            fix, acc, category=category, level=level, note=note, photo=photo
+        )
+
+    async def manual_checkin(self) -> dict[str, Any]:
+        """The check-in button: {"checked_in": true, ids...} or {"checked_in": false, reason}."""
+        fix, _ = self.current_fix()
+        for o in await self._run(functools.partial(self._engine.on_manual, fix)):
+            d = o.decision
+            if isinstance(d, CheckIn):
+                if o.stored is None:
+                    raise StoreError(str(self.reporter.stats["last_error"]))
+                return {
+                    "checked_in": True,
+                    "task_id": d.task_id,
+                    "checkpoint_id": d.checkpoint_id,
+                    "id": o.stored.id,
+                    "seq": o.stored.seq,
+                }
+            if isinstance(d, NoCheckpointInReach):
+                dist = None if d.nearest_dist_m is None else round(d.nearest_dist_m, 1)
+                return {
+                    "checked_in": False,
+                    "reason": d.reason,
+                    "nearest_checkpoint_id": d.nearest_checkpoint_id,
+                    "nearest_dist_m": dist,
+                }
+        return {"checked_in": False, "reason": "no_active_task"}
+
+    async def snapshot(self, args: Mapping[str, Any]) -> None:
+        """`cmd snapshot` (agent.snapshot): a photo now, named by a notice of type snapshot."""
+        fix, acc = self.current_fix()
+        await self.reporter.snapshot(fix, acc)
+
+    def current_fix(self) -> tuple[Fix | None, float | None]:
+        """The newest usable fix if younger than fix_max_age_s, with its accuracy; else None."""
+        if self._evidence is None:
+            return None, None
+        fix, seen = self._evidence
+        if self._clock.mono_ms() - seen > self._cfg.fix_max_age_s * 1000:
+            return None, None
+        return fix, accuracy_m(fix, self._params)
+
+    # ----- views -----------------------------------------------------------------------------
+    def gps_status(self) -> dict[str, Any]:
+        """The §8 status `gps` section."""
+        fix, acc = self.current_fix()
+        return {
+            "fix": fix.fix if fix is not None else "none",
+            "sats": self._latest.sats if self._latest is not None else None,
+            "acc_m": None if acc is None else round(acc, 1),
+        }
+
+    def status(self) -> dict[str, Any]:
+        """agent.status_extra part (and GET /status): progress, chain, counters, camera."""
+        rec, cam = self._record, self.reporter.camera
+        return {
+            "patrol": {
+                "tasks_ver": None if rec is None else rec.get("ver"),
+                "tasks": [asdict(s) for s in self._engine.status()],
+                "chain": self._chain.to_json(),
+                **self.stats,
+                **self.reporter.stats,
+                "engine": dict(self._engine.counters),
+                "gps": self.gps_status(),
+                "camera": cam.status() if cam is not None else None,
+            }
+        }
+
+    def tasks_view(self) -> dict[str, Any]:
+        """GET /tasks: the task set with each checkpoint's state (open, checked, missed)."""
+        rec = self._record
+        return tasks_view(self._engine, None if rec is None else rec.get("ver"))
+
+
+async def start_patrol(
+    agent: Agent,
+    stack: contextlib.AsyncExitStack,
+    *,
+    buttons: ButtonsConfig | None = None,
+    camera: PatrolCameraConfig | None = None,
+    patrol: PatrolConfig | None = None,
+    pin_factory: Any = None,
+) -> PatrolDriver:
+    """Build the devices, media store, driver and local API from agent.cfg into `stack`.
+
+    Keyword arguments override the `[buttons]`, `[camera]`, `[patrol]` sections (tests, and
+    until Config carries them); `pin_factory` is gpiozero's (MockFactory in tests).
+    """
+    cfg = agent.cfg
+    pcfg = patrol or getattr(cfg, "patrol", None) or PatrolConfig()
+    bcfg = buttons or getattr(cfg, "buttons", None)
+    dev = await open_devices(
+        cfg,
+        stack,
+        buttons=bcfg,
+        camera=camera or getattr(cfg, "camera", None),
+        checks=agent.device_checks,
+        status=agent.status_extra,
+        pin_factory=pin_factory,
+    )
+    state_dir = cfg.device.state_dir
+    media = await asyncio.to_thread(
+        MediaStore, state_dir, cfg.device.id, agent.outbox, quota_bytes=pcfg.media_quota_bytes
+    )
+    driver = PatrolDriver(
+        outbox=agent.outbox,
+        media=media,
+        clock=agent.clock,
+        state_dir=state_dir,
+        staff_id=cfg.device.staff_id,
+        profile=lambda: agent.cfg.modes.profile(agent.modes.current.name),
+        tasks=agent.state.tasks,
+        fixes=dev.fixes,
+        tags=dev.tags,
+        presses=dev.presses,
+        feedback=dev.feedback,
+        camera=dev.camera,
+        settings=pcfg,
+        buttons=bcfg,
+        on_crash=lambda _exc: agent.stop(),
+    )
+    await stack.enter_async_context(driver)
+    agent.tasks_listeners.append(driver.on_tasks)
+    agent.status_extra.append(driver.status)
+    agent.gps_status = driver.gps_status
+    if dev.camera is not None:
+        agent.snapshot = driver.snapshot  # without a camera the agent acks apply_failed
+    if pcfg.api:
+        path = pcfg.socket_path(state_dir)
+        port = None if path else pcfg.api_port
+        api = LocalApi(driver, socket_path=path, port=port, max_body=pcfg.api_max_body_bytes)
+        await stack.enter_async_context(api)
+    return driver

@@ -1,0 +1,152 @@
+"""What the patrol driver keeps in state_dir/patrol.json, its repair from the outbox, views.
+
+The file holds the engine snapshot (docs/checkin.md §9) and the check-in hash chain head: the
+SHA-256 and seq of the last stored check-in. It is rewritten (atomically, fsynced) after every
+batch of events, so it can only lag the outbox, never lead it. After a crash between an
+outbox commit and that rewrite, the check-ins the outbox holds beyond the saved seq are found
+by `committed_checkins` and `recover` moves the head and the engine's progress onto them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from agent.patrol import PatrolEngine
+from sync.outbox import Outbox
+
+log = logging.getLogger(__name__)
+
+STATE_VERSION = 1
+_PAGE = 512
+
+
+@dataclass(frozen=True, slots=True)
+class ChainHead:
+    """The last stored check-in: SHA-256 hex of its exact payload bytes, and its seq."""
+
+    head: str | None = None
+    seq: int | None = None
+
+    @staticmethod
+    def of(payload: bytes, seq: int) -> ChainHead:
+        """The head after storing a check-in with these bytes."""
+        return ChainHead(hashlib.sha256(payload).hexdigest(), seq)
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON form for the state file."""
+        return {"head": self.head, "seq": self.seq}
+
+    @staticmethod
+    def from_json(data: object) -> ChainHead:
+        """Parse the state file's form; a damaged one gives an empty head (logged)."""
+        if not isinstance(data, Mapping):
+            return ChainHead()
+        head, seq = data.get("head"), data.get("seq")
+        if (head is None or (isinstance(head, str) and len(head) == 64)) and (
+            seq is None or (isinstance(seq, int) and not isinstance(seq, bool))
+        ):
+            return ChainHead(head, seq)
+        log.error("patrol state: chain head %r is malformed; starting a new chain", data)
+        return ChainHead()
+
+
+@dataclass(frozen=True, slots=True)
+class Committed:
+    """A check-in found in the outbox: its seq, payload bytes and decoded envelope."""
+
+    seq: int
+    payload: bytes
+    message: dict[str, Any]
+
+
+def state_doc(
+    engine: Mapping[str, Any], chain: ChainHead, tasks: Mapping[str, Any] | None
+) -> dict[str, Any]:
+    """The patrol.json document."""
+    return {
+        "v": STATE_VERSION,
+        "engine": dict(engine),
+        "chain": chain.to_json(),
+        "tasks": dict(tasks) if tasks is not None else None,
+    }
+
+
+async def committed_checkins(outbox: Outbox, after_seq: int | None) -> list[Committed]:
+    """Check-ins still in the outbox with seq > after_seq (all when None), in seq order."""
+    found: list[Committed] = []
+    cursor = (-1, -1)
+    while True:
+        rows = await outbox.fetch(cursor, _PAGE)
+        for row in rows:
+            if row.priority > 1:
+                # Check-ins are priority 1 and rows come in (priority, rowid) order: done.
+                return sorted(found, key=lambda c: c.seq)
+            if not row.topic.endswith("/evt/checkin"):
+                continue
+            try:
+                msg = json.loads(row.payload)
+                seq = int(msg["seq"])
+            except (ValueError, KeyError, TypeError) as exc:
+                log.error("unreadable check-in row %d in the outbox: %s", row.rowid, exc)
+                continue
+            if after_seq is None or seq > after_seq:
+                found.append(Committed(seq, row.payload, msg))
+        if len(rows) < _PAGE:
+            return sorted(found, key=lambda c: c.seq)
+        cursor = (rows[-1].priority, rows[-1].rowid)
+
+
+def recover(
+    chain: ChainHead, engine: dict[str, Any], committed: list[Committed]
+) -> tuple[ChainHead, dict[str, Any]]:
+    """Head and engine snapshot with `committed` check-ins (beyond the saved head) applied."""
+    if not committed:
+        return chain, engine
+    progress = engine.get("progress", {})
+    known = {
+        t["id"]: {cp["id"] for cp in t["checkpoints"]}
+        for t in engine.get("tasks", {}).get("tasks", [])
+    }
+    for c in committed:
+        body = c.message.get("body", {})
+        task_id, cp_id = body.get("task_id"), body.get("checkpoint_id")
+        if cp_id not in known.get(task_id, set()):
+            continue  # a task set replaced since: nothing to mark
+        pr = progress.setdefault(
+            task_id, {"started": False, "ended": None, "checked": {}, "missed": {}, "runs": {}}
+        )
+        pr["started"] = True
+        pr.setdefault("checked", {})[cp_id] = {
+            "method": body.get("method"),
+            "at_ms": int(c.message.get("ts", 0)),
+        }
+        pr.get("runs", {}).pop(cp_id, None)
+    last = committed[-1]
+    if chain.head is not None and committed[0].message.get("body", {}).get("prev") != chain.head:
+        log.error("outbox check-in seq %d does not follow the saved chain head", committed[0].seq)
+    log.warning(
+        "recovered %d check-in(s) stored after the last state save (up to seq %d)",
+        len(committed),
+        last.seq,
+    )
+    return ChainHead.of(last.payload, last.seq), engine
+
+
+def tasks_view(engine: PatrolEngine, ver: object) -> dict[str, Any]:
+    """The task set with each checkpoint's state (open, checked, missed) and each task's end."""
+    progress = engine.snapshot()["progress"]
+    out = []
+    for task in engine.tasks.tasks:
+        pr = progress.get(task.id, {})
+        checked, missed = pr.get("checked", {}), pr.get("missed", {})
+        cps = []
+        for cp in task.checkpoints:
+            state = "checked" if cp.id in checked else "missed" if cp.id in missed else "open"
+            cps.append({**cp.to_body(), "state": state})
+        out.append({**task.to_body(), "checkpoints": cps, "ended": pr.get("ended")})
+    return {"ver": ver, "tasks": out}
