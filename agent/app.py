@@ -376,6 +376,9 @@ class Agent:
         # Ack and version first, the switch last: a crash in between re-runs the window (the
         # document stays pending) and at worst acks twice, never leaves it un-acked.
         status, reason = ("rolled_back", "health_failed") if problems else ("applied", None)
+        if not problems:
+            # Rotated keys take effect with the apply: before the ack can reach anyone.
+            self._keys = trusted_keys(self.cfg)
         await self.outbox.append("ack", config_ack(staged, status, reason))
         await asyncio.to_thread(
             self.state.applied, "config", f"dev:{self.cfg.device.id}", staged.ver, staged.doc_id
@@ -391,7 +394,6 @@ class Agent:
             return
         await asyncio.to_thread(self.ota.store.commit, staged)
         self.ota = replace(self.ota, staged=None, lkg=self.cfg)
-        self._keys = trusted_keys(self.cfg)  # rotated keys take effect now
         log.info("config ver %d applied", staged.ver)
         self.publish_reported()
 
