@@ -154,3 +154,33 @@ async def test_key_rotation_takes_effect_after_apply(broker: Broker, tmp_path: P
     finally:
         await stop_run(task)
     w.close()
+
+
+async def test_apply_survives_a_restart_in_the_health_window(
+    broker: Broker, tmp_path: Path
+) -> None:
+    key = OpsKey("ops-a")
+    w = Watcher(broker.host, broker.port)
+    local = make_config(tmp_path / "state", broker.port, key,
+                        sync={"config_health_window_s": 3.0})
+    task = await start_run(local, w)
+    body = body_of(local, modes={"default": "major_event"})
+    try:
+        w.publish(CONFIG_TOPIC, key.doc("config", body, ver=21))
+        staged = tmp_path / "state" / "config" / "pending.json"
+        await wait_until(staged.exists, what="staged")
+        # The agent restarts with the staged config: stop it inside the health window.
+        await wait_until(lambda: any(json.loads(p).get("mode") == "major_event"
+                                     for p in w.on(f"grid/v1/{DEV}/state")), what="switched")
+    finally:
+        await stop_run(task)
+    assert not acks(w) and staged.exists()  # no ack yet: the window did not end
+    task = await start_run(local, w)
+    try:
+        await wait_until(lambda: bool(acks(w)), what="ack after restart")
+        assert [(a["status"], a["ver"]) for a in acks(w)] == [("applied", 21)]
+        assert not staged.exists()
+        assert json.loads((tmp_path / "state" / "config" / "applied.json").read_text())["ver"] == 21
+    finally:
+        await stop_run(task)
+    w.close()
