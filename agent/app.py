@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import logging
 import random
-import signal
 import time
 from collections.abc import Callable, Mapping
 from contextlib import AsyncExitStack
@@ -21,7 +20,7 @@ from agent.config import Config
 from agent.errors import GridEdgeError, StoreError
 from agent.modectl import ModeControl
 from agent.modes import EffectiveMode, ModeDoc, validate_mode_body
-from agent.ota import MAX_STARTS_WHILE_PENDING, ConfigStore, Staged, health_problems, validate_body
+from agent.ota import ConfigStore, Staged, config_ack, health_problems, validate_body
 from agent.patrol.schema import parse_tasks_body
 from agent.state import DocState
 from sync import envelope
@@ -379,7 +378,7 @@ class Agent:
         if not problems:
             # Rotated keys take effect with the apply: before the ack can reach anyone.
             self._keys = trusted_keys(self.cfg)
-        await self.outbox.append("ack", config_ack(staged, status, reason))
+        await self.outbox.append("ack", config_ack(staged.doc_id, staged.ver, status, reason))
         await asyncio.to_thread(
             self.state.applied, "config", f"dev:{self.cfg.device.id}", staged.ver, staged.doc_id
         )
@@ -476,61 +475,6 @@ class Agent:
 
 
 async def _cancel(task: asyncio.Task[Any]) -> None:
+    # A crash inside the task was logged when it happened; shutdown must not re-raise it.
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)
-
-
-def config_ack(staged: Staged, status: str, reason: str | None) -> dict[str, Any]:
-    """The one ack a config document gets (§6)."""
-    return envelope.ack_body(
-        ref=staged.doc_id, typ="config", ver=staged.ver, status=status, reason=reason
-    )
-
-
-def _give_up(store: ConfigStore, local: Config, staged: Staged) -> dict[str, Any]:
-    """Roll back a staged config that cannot run; remember its ver; return its ack."""
-    DocState(local.device.state_dir).applied(
-        "config", f"dev:{local.device.id}", staged.ver, staged.doc_id
-    )
-    store.drop()
-    return config_ack(staged, "rolled_back", "apply_failed")
-
-
-async def run(local: Config) -> int:
-    """Run until SIGTERM/SIGINT, rebuilding the agent on a config switch; the exit code."""
-    loop = asyncio.get_running_loop()
-    store = ConfigStore(local.device.state_dir)
-    acks: list[dict[str, Any]] = []
-    while True:
-        cfg, staged, lkg = store.effective(local)
-        if staged is not None and (staged.starts >= MAX_STARTS_WHILE_PENDING or cfg is lkg):
-            log.error("config ver %d cannot run; back to the last-known-good", staged.ver)
-            acks.append(_give_up(store, local, staged))
-            cfg, staged = lkg, None
-        elif staged is not None:
-            staged = store.started(staged)
-        ota = OtaContext(store, local, staged, lkg, tuple(acks))
-        try:
-            async with Agent(cfg, ota=ota) as agent:
-                acks = []
-                for sig in (signal.SIGTERM, signal.SIGINT):
-                    loop.add_signal_handler(sig, agent.stop)
-                log.info(
-                    "edge-agent %s running as %s (%s)", __version__, cfg.device.id, cfg.device.role
-                )
-                await agent.wait()
-                log.info("shutting down (%s)", agent.outcome)
-        except Exception:
-            # The supervisor's one broad catch: a staged config that cannot even start.
-            if staged is None:
-                raise
-            log.exception("agent failed to start with config ver %d; rolling back", staged.ver)
-            acks.append(_give_up(store, local, staged))
-            continue
-        finally:
-            for sig in (signal.SIGTERM, signal.SIGINT):
-                loop.remove_signal_handler(sig)
-        if agent.outcome == "stop":
-            return 0
-        if agent.outcome == "crash":
-            return 1

@@ -24,14 +24,14 @@ def _setup_logging(verbose: bool) -> None:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from agent import app, config
+    from agent import config, supervisor
 
     try:
         cfg = config.load(Path(args.config))
     except ConfigError as exc:
         _print_problems(args.config, exc)
         return 2
-    return asyncio.run(app.run(cfg))
+    return asyncio.run(supervisor.run(cfg))
 
 
 def _print_problems(path: str, exc: ConfigError) -> None:

@@ -11,6 +11,7 @@ from typing import Any
 
 from agent.config import Config, parse
 from agent.errors import ConfigError
+from sync import envelope
 from sync.statefile import read_json, write_json
 
 log = logging.getLogger(__name__)
@@ -76,9 +77,12 @@ def validate_body(local: Config) -> Any:
     return check
 
 
-def health_problems(
-    *, connected: bool, devices: Mapping[str, str | None]
-) -> list[str]:
+def config_ack(doc_id: str, ver: int, status: str, reason: str | None) -> dict[str, Any]:
+    """The one ack a config document gets (§6), at the end of its health window."""
+    return envelope.ack_body(ref=doc_id, typ="config", ver=ver, status=status, reason=reason)
+
+
+def health_problems(*, connected: bool, devices: Mapping[str, str | None]) -> list[str]:
     """Why the health window failed (empty when healthy): broker and each configured device."""
     problems = [] if connected else ["broker not reachable"]
     problems += [f"{name}: {why}" for name, why in sorted(devices.items()) if why is not None]
@@ -106,20 +110,25 @@ class ConfigStore:
 
     def stage(self, doc_id: str, ver: int, body: Mapping[str, Any]) -> None:
         """Record a validated document before switching to it."""
-        write_json(self._dir / "pending.json",
-                   {"id": doc_id, "ver": ver, "body": dict(body), "starts": 0})
+        write_json(
+            self._dir / "pending.json", {"id": doc_id, "ver": ver, "body": dict(body), "starts": 0}
+        )
 
     def started(self, staged: Staged) -> Staged:
         """Count one more agent start under the staged config."""
         bumped = Staged(staged.doc_id, staged.ver, staged.body, staged.starts + 1)
-        write_json(self._dir / "pending.json", {"id": bumped.doc_id, "ver": bumped.ver,
-                                                "body": bumped.body, "starts": bumped.starts})
+        write_json(
+            self._dir / "pending.json",
+            {"id": bumped.doc_id, "ver": bumped.ver, "body": bumped.body, "starts": bumped.starts},
+        )
         return bumped
 
     def commit(self, staged: Staged) -> None:
         """The staged document passed its health window: it becomes last-known-good."""
-        write_json(self._dir / "applied.json",
-                   {"id": staged.doc_id, "ver": staged.ver, "body": staged.body})
+        write_json(
+            self._dir / "applied.json",
+            {"id": staged.doc_id, "ver": staged.ver, "body": staged.body},
+        )
         (self._dir / "pending.json").unlink(missing_ok=True)
 
     def drop(self) -> None:
@@ -135,8 +144,11 @@ class ConfigStore:
                 lkg = remote_config(local, applied["body"])
             except ConfigError as exc:
                 # The local file changed under it (e.g. new required key): local file wins.
-                log.error("applied config ver %s no longer valid (%s); using the local file",
-                          applied.get("ver"), exc)
+                log.error(
+                    "applied config ver %s no longer valid (%s); using the local file",
+                    applied.get("ver"),
+                    exc,
+                )
         staged = self.pending()
         if staged is None:
             return lkg, None, lkg

@@ -18,7 +18,7 @@ import pytest
 from rich.console import Console
 
 from agent import __version__
-from agent.app import Agent, run
+from agent.app import Agent
 from agent.clock import SystemClock
 from agent.config import Config
 from agent.errors import ConfigError
@@ -26,6 +26,7 @@ from agent.localbroker import Broker
 from agent.media import MediaStore
 from agent.ops import cli, watch
 from agent.ops.mqtt import Message, OpsClient, load_ops_config
+from agent.supervisor import run
 from tests.agentkit import DEV, make_config
 from tests.asynckit import wait_until
 from tests.mqttc import Watcher
@@ -182,7 +183,7 @@ async def test_cmd_status_now(ops: Ops, watcher: Watcher) -> None:
 
 
 async def test_push_config_is_applied(ops: Ops, watcher: Watcher) -> None:
-    # A config switch rebuilds the agent, so the supervisor (app.run) runs it here.
+    # A config switch rebuilds the agent, so the supervisor (agent.supervisor.run) runs it here.
     cfg = ops.config(sync={"config_health_window_s": 1.0})
     data = cfg.model_dump(mode="json", exclude_none=True)  # the whole file, local keys too
     data["modes"]["profiles"]["normal"]["status_interval_s"] = 42.0

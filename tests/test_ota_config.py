@@ -9,11 +9,11 @@ from typing import Any
 
 import pytest
 
-from agent.app import run
 from agent.config import Config
 from agent.errors import ConfigError
 from agent.localbroker import Broker
 from agent.ota import remote_config
+from agent.supervisor import run
 from tests.agentkit import DEV, OpsKey, make_config
 from tests.asynckit import wait_until
 from tests.mqttc import Watcher

@@ -1,0 +1,65 @@
+"""The supervisor loop: runs the Agent, rebuilds it on a config switch, handles signals."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from typing import Any
+
+from agent import __version__
+from agent.app import Agent, OtaContext
+from agent.config import Config
+from agent.ota import MAX_STARTS_WHILE_PENDING, ConfigStore, Staged, config_ack
+from agent.state import DocState
+
+log = logging.getLogger(__name__)
+
+
+def _give_up(store: ConfigStore, local: Config, staged: Staged) -> dict[str, Any]:
+    """Roll back a staged config that cannot run; remember its ver; return its ack."""
+    DocState(local.device.state_dir).applied(
+        "config", f"dev:{local.device.id}", staged.ver, staged.doc_id
+    )
+    store.drop()
+    return config_ack(staged.doc_id, staged.ver, "rolled_back", "apply_failed")
+
+
+async def run(local: Config) -> int:
+    """Run until SIGTERM/SIGINT, rebuilding the agent on a config switch; the exit code."""
+    loop = asyncio.get_running_loop()
+    store = ConfigStore(local.device.state_dir)
+    acks: list[dict[str, Any]] = []
+    while True:
+        cfg, staged, lkg = store.effective(local)
+        if staged is not None and (staged.starts >= MAX_STARTS_WHILE_PENDING or cfg is lkg):
+            log.error("config ver %d cannot run; back to the last-known-good", staged.ver)
+            acks.append(_give_up(store, local, staged))
+            cfg, staged = lkg, None
+        elif staged is not None:
+            staged = store.started(staged)
+        ota = OtaContext(store, local, staged, lkg, tuple(acks))
+        try:
+            async with Agent(cfg, ota=ota) as agent:
+                acks = []
+                for sig in (signal.SIGTERM, signal.SIGINT):
+                    loop.add_signal_handler(sig, agent.stop)
+                log.info(
+                    "edge-agent %s running as %s (%s)", __version__, cfg.device.id, cfg.device.role
+                )
+                await agent.wait()
+                log.info("shutting down (%s)", agent.outcome)
+        except Exception:
+            # The supervisor's one broad catch: a staged config that cannot even start.
+            if staged is None:
+                raise
+            log.exception("agent failed to start with config ver %d; rolling back", staged.ver)
+            acks.append(_give_up(store, local, staged))
+            continue
+        finally:
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.remove_signal_handler(sig)
+        if agent.outcome == "stop":
+            return 0
+        if agent.outcome == "crash":
+            return 1
