@@ -6,7 +6,6 @@ import asyncio
 import json
 import logging
 import sqlite3
-import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,7 +15,7 @@ import aiosqlite
 
 from agent.errors import MediaRefused, StoreError, StoreFull
 from agent.events import DEFAULT_PRIORITY, Stored
-from sync import envelope
+from sync import envelope, outbox_db
 from sync.envelope import TimeStamp
 from sync.ordering import MEDIA_PRIORITY, RowInfo, choose_evictions, eviction_notice
 from sync.statefile import read_json, write_json
@@ -26,30 +25,6 @@ log = logging.getLogger(__name__)
 SEQ_RESERVE = 10_000  # seq numbers reserved ahead in seq.json, so a lost database never reuses one
 ROW_OVERHEAD = 64  # bytes counted per row on top of topic + payload
 MAX_BATCH = 2048
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS outbox (
-    rowid INTEGER PRIMARY KEY AUTOINCREMENT,
-    priority INTEGER NOT NULL,
-    seq INTEGER,
-    kind TEXT NOT NULL,
-    topic TEXT NOT NULL,
-    payload BLOB NOT NULL,
-    size INTEGER NOT NULL,
-    hist INTEGER NOT NULL,
-    created_ms INTEGER NOT NULL,
-    grp TEXT
-);
-CREATE INDEX IF NOT EXISTS outbox_order ON outbox(priority, rowid);
-CREATE INDEX IF NOT EXISTS outbox_grp ON outbox(grp) WHERE grp IS NOT NULL;
--- The seq high-water mark moves with the insert itself: no extra statement per commit.
-CREATE TRIGGER IF NOT EXISTS outbox_seq AFTER INSERT ON outbox WHEN NEW.seq IS NOT NULL
-BEGIN
-    INSERT INTO meta(k, v) VALUES('seq', NEW.seq)
-        ON CONFLICT(k) DO UPDATE SET v = max(v, excluded.v);
-END;
-"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,7 +92,7 @@ class Outbox:
         db_existed = self._path.exists()
         problem = await self._open_checked()
         if problem is not None:
-            moved = await self._quarantine(problem)
+            moved = await asyncio.to_thread(outbox_db.quarantine, self._path, problem)
             self.startup_notices.append(
                 {"type": "store_quarantined", "file": moved, "reason": problem}
             )
@@ -128,7 +103,8 @@ class Outbox:
             self.startup_notices.append(
                 {"type": "store_quarantined", "file": None, "reason": "outbox database missing"}
             )
-        db_seq = await self._meta("seq")
+        assert self._db is not None
+        db_seq = await outbox_db.meta(self._db, "seq")
         if db_seq is not None:
             self._seq = max(db_seq, 0)
         elif reserved is not None:
@@ -157,59 +133,14 @@ class Outbox:
                 await conn.close()
         self._db = self._rdb = None
 
-    async def _connect(self) -> None:
-        if self._db is None:
-            # IMMEDIATE: the first write of a batch takes the write lock (no upgrade deadlock);
-            # one commit() per batch keeps thread hops to two.
-            self._db = await aiosqlite.connect(self._path, isolation_level="IMMEDIATE")
-            # WAL + FULL: a commit is on disk when it returns, also across power loss.
-            await self._db.execute("PRAGMA journal_mode=WAL")
-            await self._db.execute("PRAGMA synchronous=FULL")
-            await self._db.executescript(_SCHEMA)
-
     async def _open_checked(self) -> str | None:
         """Open and check the database; return what is wrong with it, or None."""
-        try:
-            await self._connect()
-            assert self._db is not None
-            async with self._db.execute("PRAGMA quick_check") as cur:
-                rows = [r[0] async for r in cur]
-            if rows != ["ok"]:
-                return "quick_check: " + "; ".join(str(r) for r in rows[:3])
-            async with self._db.execute("SELECT count(*) FROM outbox") as cur:
-                await cur.fetchone()
-        except sqlite3.DatabaseError as exc:
-            return f"{type(exc).__name__}: {exc}"
-        return None
-
-    async def _quarantine(self, problem: str) -> str:
-        log.error("outbox database %s is damaged (%s); moving it aside", self._path, problem)
-        if self._db is not None:
-            try:
-                await self._db.close()
-            except sqlite3.Error as exc:
-                log.warning("closing the damaged database: %s", exc)
-            self._db = None
-        stamp = time.strftime("%Y%m%dT%H%M%S")
-        target = self._path.with_name(f"outbox.db.corrupt-{stamp}")
-        for suffix in ("", "-wal", "-shm"):
-            src = self._path.with_name(self._path.name + suffix)
-            if src.exists():
-                src.rename(target.with_name(target.name + suffix))
-        return target.name
-
-    async def _meta(self, key: str) -> int | None:
-        assert self._db is not None
-        async with self._db.execute("SELECT v FROM meta WHERE k=?", (key,)) as cur:
-            row = await cur.fetchone()
-        return None if row is None else int(row[0])
+        self._db, problem = await outbox_db.open_checked(self._path)
+        return problem
 
     async def _load_counts(self) -> None:
         assert self._db is not None
-        async with self._db.execute("SELECT count(*), coalesce(sum(size),0) FROM outbox") as cur:
-            row = await cur.fetchone()
-        assert row is not None
-        self.depth, self.bytes = int(row[0]), int(row[1])
+        self.depth, self.bytes = await outbox_db.counts(self._db)
 
     # ----- producers -------------------------------------------------------------------------
     def subscribe(self, listener: Callable[[int], None]) -> None:
