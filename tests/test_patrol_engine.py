@@ -232,6 +232,77 @@ def test_gap_up_to_gap_s_is_bridged_longer_restarts() -> None:
     assert stand(e, 0.0, 3 + p.gap_s, 3 + p.gap_s + 19) == []
 
 
+HOLD = CheckinParams(k_hold=0.5)  # the optional hold tier (off by default: docs/checkin.md)
+
+
+def test_hold_is_off_by_default() -> None:
+    p = CheckinParams()
+    assert p.k_hold == p.k_stay  # a hold fix is then just a likely one
+    e = engine(task("t", [cp("a", 0)]))
+    stand(e, 0.0, 100, 103)
+    # acc 4 at 20 m is not likely: without the hold tier it does not extend the run.
+    assert stand(e, 20.0, 104, 130, acc=4.0) == []
+
+
+def test_hold_fixes_keep_a_confirmed_run_but_never_start_or_confirm_one() -> None:
+    p = HOLD
+    # acc 4 at 20 m: 20 + 0.5*4 <= 25 is "hold", 20 + 1.5*4 > 25 is not "likely".
+    assert 20.0 + p.k_hold * 4.0 <= 25.0 < 20.0 + p.k_stay * 4.0
+    e = engine(task("t", [cp("a", 0)]), params=HOLD)
+    assert stand(e, 20.0, 0, 60, acc=4.0) == []  # hold alone never starts a run
+    stand(e, 0.0, 100, 103)  # confidently inside: a confirmed run
+    assert stand(e, 20.0, 104, 109, acc=4.0) == []
+    ds = stand(e, 20.0, 110, 110, acc=4.0)  # 10 s since the run started, on a hold fix
+    assert checkins(ds) == [("t", "a", "gps")]
+    ci = next(d for d in ds if isinstance(d, CheckIn))
+    assert ci.dist_m is not None and ci.dist_m <= 25.0 - p.k_hold * 4.0 + 0.01
+    # An unconfirmed (likely-only) run is neither extended nor confirmed by hold fixes.
+    e = engine(task("t", [cp("a", 0)]), params=HOLD)
+    assert stand(e, 10.0, 0, 5, acc=8.0) == []  # likely, not inside
+    assert stand(e, 20.0, 6, 40, acc=4.0) == []  # would pass confirm_s if hold counted
+
+
+def test_hold_fixes_cannot_outlast_a_real_departure() -> None:
+    e = engine(task("t", [cp("a", 0)]), params=HOLD)
+    stand(e, 0.0, 0, 4)
+    for t in range(5, 11):  # walks out at 8 m/s to 48 m, beyond the band: the run ends
+        assert e.on_fix(fix(8.0 * (t - 4), t), T0, True) == []
+    assert stand(e, 20.0, 11, 40, acc=4.0) == []  # hold fixes do not revive it
+
+
+def test_multipath_jump_right_after_a_fix_loss_does_not_break_a_dwell() -> None:
+    e = engine(task("t", [cp("a", 0)]))
+    assert stand(e, 0.0, 0, 5) == []
+    # 20 s of fix loss, then a jump of 150 m: reachable at max_speed over 21 s, but the gate
+    # credits at most gate_gap_s of it, so the jump is rejected instead of breaking the run.
+    assert e.on_fix(fix(150.0, 26), T0, True) == []
+    assert e.counters["outliers"] == 1
+    ds = e.on_fix(fix(0.0, 27), T0, True)  # bridged: 27 s since the run started
+    assert checkins(ds) == [("t", "a", "gps")]
+
+
+def test_gate_follows_a_vehicle_at_a_slow_fix_rate() -> None:
+    # One fix every 5 s at 12 m/s: 60 m apart, more than the capped allowance, so each step is
+    # followed by re-anchoring on a chain (uncapped within the chain); the gate never sticks.
+    e = engine(task("t", [cp("a", 0)]))
+    out: list[Decision] = []
+    for k in range(11):
+        out += e.on_fix(fix(600.0 - 60.0 * k, 5 * k), T0, True)
+    for k in range(11, 16):
+        out += e.on_fix(fix(0.0, 5 * k), T0, True)
+    assert checkins(out) == [("t", "a", "gps")]
+    ci = next(d for d in out if isinstance(d, CheckIn))
+    assert ci.fix is not None and ci.fix.utc_ms is not None
+    assert ci.fix.utc_ms <= T0 + 75_000
+
+
+def test_params_keep_the_hysteresis_order() -> None:
+    with pytest.raises(ValueError, match="k_hold"):
+        CheckinParams(k_hold=2.0)
+    with pytest.raises(ValueError, match="gate_gap_s"):
+        CheckinParams(gate_gap_s=0.0)
+
+
 def test_multipath_jump_does_not_break_a_dwell() -> None:
     e = engine(task("t", [cp("a", 0)]))
     out = stand(e, 0.0, 0, 5)

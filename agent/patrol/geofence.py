@@ -10,7 +10,7 @@ from typing import Any, Literal
 from agent.patrol.geo import distance_m
 from firmware_bridge.types import Fix
 
-Verdict = Literal["inside", "likely", "outside", "unknown"]
+Verdict = Literal["inside", "likely", "hold", "outside", "unknown"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -19,14 +19,16 @@ class CheckinParams:
 
     k_enter: float = 2.5  # "inside": dist + k_enter*acc <= radius (confirms a run)
     k_stay: float = 1.5  # "likely": dist + k_stay*acc <= radius (starts or extends a run)
+    k_hold: float = 1.5  # "hold": dist + k_hold*acc <= radius; = k_stay: off (see docs)
     k_exit: float = 1.0  # outside: dist - k_exit*acc > radius + margin_m
     margin_m: float = 5.0  # hysteresis band beyond the radius
     confirm_s: float = 15.0  # a run of "likely" fixes this long confirms itself
-    gap_s: float = 30.0  # longest time between two inside fixes that still counts as continuous
+    gap_s: float = 45.0  # longest time between two inside fixes that still counts as continuous
     acc_floor_m: float = 2.0  # receivers under-report; never trust a fix better than this
     uere_m: float = 5.0  # accuracy = hdop * uere_m when the fix has no acc_m
     max_speed_mps: float = 15.0  # outlier gate: faster than this from the anchor is a jump
     gate_k: float = 2.0  # outlier gate: accuracy allowance gate_k * (acc_a + acc_b)
+    gate_gap_s: float = 2.0  # outlier gate: the speed allowance from the anchor counts <= this
     reanchor_n: int = 3  # this many mutually consistent rejected fixes re-anchor the gate
     reorder_ms: int = 0  # hold fixes this long (fix time) to sort late ones; 0 = judge at once
     rewind_reset_s: float = 300.0  # a fix this much older than the last is a receiver time reset
@@ -34,10 +36,12 @@ class CheckinParams:
     manual_max_acc_m: float = 50.0  # a worse fix cannot place a manual check-in
 
     def __post_init__(self) -> None:
-        if self.k_stay > self.k_enter:
-            raise ValueError("k_stay must not exceed k_enter (hysteresis would invert)")
+        if not self.k_hold <= self.k_stay <= self.k_enter:
+            raise ValueError("k_hold <= k_stay <= k_enter is required (hysteresis would invert)")
         if self.reanchor_n < 1 or self.gap_s < 0 or self.max_speed_mps <= 0:
             raise ValueError("reanchor_n >= 1, gap_s >= 0 and max_speed_mps > 0 are required")
+        if self.gate_gap_s <= 0:
+            raise ValueError("gate_gap_s must be > 0")
         if self.reorder_ms < 0:
             raise ValueError("reorder_ms must be >= 0")
 
@@ -65,11 +69,13 @@ def is_evidence(fix: Fix) -> bool:
 
 
 def judge(dist: float, acc: float, radius: float, params: CheckinParams) -> Verdict:
-    """One fix against one disc: inside (k_enter), likely (k_stay), outside, or unknown."""
+    """One fix against one disc: inside, likely, hold, outside or unknown (docs/checkin.md §4)."""
     if dist + params.k_enter * acc <= radius:
         return "inside"
     if dist + params.k_stay * acc <= radius:
         return "likely"
+    if dist + params.k_hold * acc <= radius:
+        return "hold"
     if dist - params.k_exit * acc > radius + params.margin_m:
         return "outside"
     return "unknown"
@@ -80,7 +86,7 @@ class DwellRun:
     """A run of inside/likely fixes for one checkpoint; it counts once one fix was inside."""
 
     start_ms: int  # first fix of the run (fix time)
-    last_ms: int  # latest inside/likely fix
+    last_ms: int  # latest inside/likely fix (or hold fix, once confirmed)
     confirmed: bool  # some fix of the run was "inside", not just "likely"
 
     def dwelled_ms(self) -> int:
@@ -89,7 +95,7 @@ class DwellRun:
 
 
 def is_live(run: DwellRun | None, t_ms: int, params: CheckinParams) -> bool:
-    """A run still continuous at t_ms (its last inside/likely fix is at most gap_s earlier)."""
+    """A run still continuous at t_ms (its last inside/likely/hold fix is at most gap_s earlier)."""
     return run is not None and t_ms - run.last_ms <= params.gap_s * 1000.0
 
 
@@ -100,6 +106,12 @@ def step_run(
     live = run if run is not None and is_live(run, t_ms, params) else None
     if verdict == "outside":
         return None
+    if verdict == "hold":
+        # Measured inside the radius, not by enough to start or confirm anything: it only keeps a
+        # run that was already confidently inside going (enter strictly, stay loosely).
+        if live is not None and live.confirmed:
+            return DwellRun(live.start_ms, t_ms, True)
+        return live
     if verdict == "unknown":
         # Neither evidence of leaving nor of staying; a long unknown stretch ends it through gap_s.
         return live
@@ -125,11 +137,14 @@ def _where(fix: Fix) -> tuple[float, float, int]:
     return fix.lat, fix.lon, fix.utc_ms
 
 
-def _consistent(a: Fix, b: Fix, params: CheckinParams) -> bool:
-    # b is reachable from a at max_speed, allowing for both fixes' errors.
+def _consistent(a: Fix, b: Fix, params: CheckinParams, *, capped: bool) -> bool:
+    # b is reachable from a at max_speed, allowing for both fixes' errors. Capped: the time
+    # allowance is at most gate_gap_s, so that a fix loss does not open the gate to any jump.
     lat_a, lon_a, t_a = _where(a)
     lat_b, lon_b, t_b = _where(b)
     dt_s = max(0.0, (t_b - t_a) / 1000.0)
+    if capped:
+        dt_s = min(dt_s, params.gate_gap_s)
     acc_a = accuracy_m(a, params) or params.acc_floor_m
     acc_b = accuracy_m(b, params) or params.acc_floor_m
     allowed = params.max_speed_mps * dt_s + params.gate_k * (acc_a + acc_b)
@@ -137,13 +152,18 @@ def _consistent(a: Fix, b: Fix, params: CheckinParams) -> bool:
 
 
 def step_gate(gate: Gate, fix: Fix, params: CheckinParams) -> tuple[Gate, tuple[Fix, ...]]:
-    """Feed one evidence fix (newer than all before); return the new gate and the fixes accepted."""
-    if gate.anchor is None or _consistent(gate.anchor, fix, params):
+    """Feed one evidence fix (newer than all before); return the new gate and the fixes accepted.
+
+    Against the anchor the speed allowance covers at most gate_gap_s: after a fix loss a far fix
+    is followed only once reanchor_n fixes agree (a jump right after a loss is rejected). Within
+    the chain of rejected fixes it is not capped, so a slow fix rate never leaves the gate stuck.
+    """
+    if gate.anchor is None or _consistent(gate.anchor, fix, params, capped=True):
         return Gate(anchor=fix), (fix,)
     # Keep only the rejected fixes that form a consistent chain ending in this one.
     chain = [fix]
     for prev in reversed(gate.pending):
-        if not _consistent(prev, chain[-1], params):
+        if not _consistent(prev, chain[-1], params, capped=False):
             break
         chain.append(prev)
     chain.reverse()
