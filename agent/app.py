@@ -203,7 +203,7 @@ class Agent:
         self.clock.jump_listeners.append(self._clock_jump)
         st.callback(self.clock.jump_listeners.remove, self._clock_jump)
         if cfg.device.role == "patrol":
-            from agent.patrol_driver import start_patrol
+            from agent.patrol_wiring import start_patrol
 
             self.patrol = await start_patrol(self, st)
         if cfg.device.role == "camera_gateway":

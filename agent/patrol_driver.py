@@ -10,19 +10,17 @@ their own, so a caller that is cancelled never leaves a batch half stored (docs/
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import logging
 import sqlite3
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 from agent.config import ModeProfile
 from agent.errors import ConfigError, StoreError
 from agent.events import Stored
-from agent.localapi import LocalApi
 from agent.media import MediaStore
 from agent.patrol import (
     CheckIn,
@@ -36,8 +34,7 @@ from agent.patrol import (
     parse_tasks_body,
 )
 from agent.patrol.geofence import accuracy_m, is_evidence
-from agent.patrol_config import ButtonsConfig, PatrolCameraConfig, PatrolConfig
-from agent.patrol_devices import open_devices
+from agent.patrol_config import ButtonsConfig, PatrolConfig
 from agent.patrol_events import Reporter, StillCamera
 from agent.patrol_state import ChainHead, committed_checkins, recover, state_doc, tasks_view
 from firmware_bridge.buttons import FeedbackKind
@@ -45,9 +42,6 @@ from firmware_bridge.types import ButtonPress, Fix, TagScan
 from sync.envelope import TimeStamp
 from sync.outbox import Outbox
 from sync.statefile import read_json, write_json
-
-if TYPE_CHECKING:
-    from agent.app import Agent
 
 log = logging.getLogger(__name__)
 
@@ -458,64 +452,3 @@ class PatrolDriver:
         """GET /tasks: the task set with each checkpoint's state (open, checked, missed)."""
         rec = self._record
         return tasks_view(self._engine, None if rec is None else rec.get("ver"))
-
-
-async def start_patrol(
-    agent: Agent,
-    stack: contextlib.AsyncExitStack,
-    *,
-    buttons: ButtonsConfig | None = None,
-    camera: PatrolCameraConfig | None = None,
-    patrol: PatrolConfig | None = None,
-    pin_factory: Any = None,
-) -> PatrolDriver:
-    """Build the devices, media store, driver and local API from agent.cfg into `stack`.
-
-    Keyword arguments override the `[buttons]`, `[camera]`, `[patrol]` sections (tests, and
-    until Config carries them); `pin_factory` is gpiozero's (MockFactory in tests).
-    """
-    cfg = agent.cfg
-    pcfg = patrol or getattr(cfg, "patrol", None) or PatrolConfig()
-    bcfg = buttons or getattr(cfg, "buttons", None)
-    dev = await open_devices(
-        cfg,
-        stack,
-        buttons=bcfg,
-        camera=camera or getattr(cfg, "camera", None),
-        checks=agent.device_checks,
-        status=agent.status_extra,
-        pin_factory=pin_factory,
-    )
-    state_dir = cfg.device.state_dir
-    media = await asyncio.to_thread(
-        MediaStore, state_dir, cfg.device.id, agent.outbox, quota_bytes=pcfg.media_quota_bytes
-    )
-    driver = PatrolDriver(
-        outbox=agent.outbox,
-        media=media,
-        clock=agent.clock,
-        state_dir=state_dir,
-        staff_id=cfg.device.staff_id,
-        profile=lambda: agent.cfg.modes.profile(agent.modes.current.name),
-        tasks=agent.state.tasks,
-        fixes=dev.fixes,
-        tags=dev.tags,
-        presses=dev.presses,
-        feedback=dev.feedback,
-        camera=dev.camera,
-        settings=pcfg,
-        buttons=bcfg,
-        on_crash=lambda _exc: agent.stop(),
-    )
-    await stack.enter_async_context(driver)
-    agent.tasks_listeners.append(driver.on_tasks)
-    agent.status_extra.append(driver.status)
-    agent.gps_status = driver.gps_status
-    if dev.camera is not None:
-        agent.snapshot = driver.snapshot  # without a camera the agent acks apply_failed
-    if pcfg.api:
-        path = pcfg.socket_path(state_dir)
-        port = None if path else pcfg.api_port
-        api = LocalApi(driver, socket_path=path, port=port, max_body=pcfg.api_max_body_bytes)
-        await stack.enter_async_context(api)
-    return driver

@@ -179,7 +179,8 @@ async def test_apply_survives_a_restart_in_the_health_window(
     try:
         await wait_until(lambda: bool(acks(w)), what="ack after restart")
         assert [(a["status"], a["ver"]) for a in acks(w)] == [("applied", 21)]
-        assert not staged.exists()
+        # The ack is stored first, the switch committed right after it.
+        await wait_until(lambda: not staged.exists(), what="committed")
         assert json.loads((tmp_path / "state" / "config" / "applied.json").read_text())["ver"] == 21
     finally:
         await stop_run(task)

@@ -12,7 +12,8 @@ from typing import Any
 from agent.app import Agent
 from agent.clock import SystemClock
 from agent.localbroker import Broker
-from agent.patrol_driver import PatrolDriver, start_patrol
+from agent.patrol_driver import PatrolDriver
+from agent.patrol_wiring import start_patrol
 from agent.state import DocState
 from firmware_bridge.sim.pn532_sim import Pn532Simulator
 from tests.agentkit import DEV, make_config
