@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from agent import __version__, health
 from agent.clock import SystemClock
 from agent.config import Config
-from agent.errors import GridEdgeError, StoreError
+from agent.errors import LinkError, StoreError
 from agent.modectl import ModeControl
 from agent.modes import EffectiveMode, ModeDoc, validate_mode_body
 from agent.ota import ConfigStore, Staged, config_ack, health_problems, validate_body
@@ -320,8 +320,12 @@ class Agent:
             mode=self.modes.current.reported(),
             ts=self.clock.stamp().ts,
         )
-        with contextlib.suppress(GridEdgeError):
+        try:
             session.publish(envelope.topic(self.cfg.device.id, "reported"), payload, 1, True)
+        except LinkError as exc:
+            # The session just closed; `reported` goes out again on the next connect.
+            log.info("reported not sent: %s", exc)
+            self._reported = ()
 
     def _mode_changed(self, mode: EffectiveMode) -> None:
         self.publish_reported()
@@ -462,9 +466,11 @@ class Agent:
             if session is None:
                 continue  # status is ephemeral: never stored while offline (§2, §8)
             body = await self.status_body()
-            with contextlib.suppress(GridEdgeError):
+            try:
                 topic = envelope.topic(self.cfg.device.id, "status")
                 session.publish(topic, envelope.dumps(body), 0, False)
+            except LinkError as exc:
+                log.info("status not sent (ephemeral, not kept): %s", exc)
 
     async def _good_time_loop(self) -> None:
         while True:

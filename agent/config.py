@@ -140,6 +140,9 @@ def _default_profiles() -> dict[ModeName, ModeProfile]:
     }
 
 
+_DEFAULT_PROFILES = _default_profiles()  # frozen models: safe to share
+
+
 class ModesConfig(_Model):
     """[modes]: the default mode and each mode's profile (missing ones take defaults)."""
 
@@ -148,7 +151,7 @@ class ModesConfig(_Model):
 
     def profile(self, name: str) -> ModeProfile:
         """The profile of `name`, falling back to the built-in one."""
-        for source in (self.profiles, _default_profiles()):
+        for source in (self.profiles, _DEFAULT_PROFILES):
             for key, prof in source.items():
                 if key == name:
                     return prof

@@ -13,12 +13,12 @@ from agent.errors import MediaRefused, StoreError
 from agent.events import Stored
 from sync import envelope
 from sync.envelope import MAX_CHUNK
+from sync.ordering import MEDIA_PRIORITY
 from sync.outbox import Outbox
 from sync.statefile import read_json, write_bytes, write_json
 
 log = logging.getLogger(__name__)
 
-MEDIA_PRIORITY = 4
 
 
 class MediaStore:

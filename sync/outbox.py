@@ -221,6 +221,7 @@ class Outbox:
         carried: list[dict[str, Any]] = []
         refused: list[_Pending] = []
         rejected: list[tuple[_Pending, StoreError]] = []
+        batch_bytes = 0  # bytes of `rows` so far: kept, not re-summed per item
         try:
             for item in batch:
                 if item.future.cancelled():
@@ -232,14 +233,14 @@ class Outbox:
                     log.error("refusing to store a message: %s", exc)
                     rejected.append((item, exc))
                     continue
-                over = self.bytes + sum(r[2] for r in rows) + size - self._budget
+                over = self.bytes + batch_bytes + size - self._budget
                 if over > 0:
                     dropped, earlier = await self._evict(over)
                     evicted.extend(dropped)
                     carried.extend(earlier)
                     self.bytes -= sum(r.size for r in dropped)
                     self.depth -= len(dropped)
-                    still_over = self.bytes + sum(r[2] for r in rows) + size > self._budget
+                    still_over = self.bytes + batch_bytes + size > self._budget
                     if still_over and item.priority >= MEDIA_PRIORITY:
                         self.media_refused = True
                         refused.append(item)
@@ -247,6 +248,7 @@ class Outbox:
                             self._seq -= 1  # it was the last one given out; nothing used it
                         continue
                 rows.append((item, stored, size))
+                batch_bytes += size
             if evicted:
                 # The notice commits with the eviction: no window where rows are gone unexplained.
                 body = eviction_notice(evicted, carried)
