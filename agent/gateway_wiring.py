@@ -25,8 +25,9 @@ async def start_gateway(agent: Agent, stack: AsyncExitStack) -> Gateway:
     from agent.vision.gateway import Gateway  # OpenCV is only imported on a gateway
 
     cfg = agent.cfg
-    media = MediaStore(cfg.device.state_dir, cfg.device.id, agent.outbox,
-                       quota_bytes=MEDIA_QUOTA_BYTES)
+    media = MediaStore(
+        cfg.device.state_dir, cfg.device.id, agent.outbox, quota_bytes=MEDIA_QUOTA_BYTES
+    )
     gateway = await stack.enter_async_context(
         Gateway(
             cfg.cameras,

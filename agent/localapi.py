@@ -3,7 +3,8 @@
 One request per connection (`Connection: close`). Requests are checked in this order:
 path (404), method (405), Content-Length present and within the limit (411, 413), content
 type application/json (415), JSON object matching the endpoint's schema (400). A refusal by
-the patrol (no checkpoint in reach) is 409; a storage failure 503.
+the patrol (no checkpoint in reach) is 409; a storage failure 503, except for a manual
+check-in, which the patrol queues until the outbox takes it: 201 with `queued: true`.
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +18,6 @@ from sync.outbox import Outbox
 from sync.statefile import read_json, write_bytes, write_json
 
 log = logging.getLogger(__name__)
-
 
 
 class MediaStore:
@@ -97,16 +96,20 @@ class MediaStore:
             entry["sent"] = True
             await asyncio.to_thread(write_json, self._index_path, self._index)
 
-    async def reap(self, *, orphan_after_ms: int = 10 * 60 * 1000) -> int:
+    async def reap(
+        self, *, orphan_after_ms: int = 10 * 60 * 1000, keep: Collection[str] = ()
+    ) -> int:
         """Delete photos whose chunks and `media` event were all acknowledged, and photos
         stored but never queued (their event failed, or a crash came between) once they are
-        older than `orphan_after_ms`; return how many went."""
+        older than `orphan_after_ms`, except those in `keep` (named by an event still to be
+        stored); return how many went."""
         async with self._lock:
             now = self._outbox_ts()
             candidates = [
                 m
                 for m, e in self._index.items()
-                if e["sent"] or now - int(e.get("stored_ms", 0)) > orphan_after_ms
+                if e["sent"]
+                or (m not in keep and now - int(e.get("stored_ms", 0)) > orphan_after_ms)
             ]
             pending = await self._outbox.groups_present(candidates)
             gone = [m for m in candidates if m not in pending]

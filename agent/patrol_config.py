@@ -94,6 +94,13 @@ class PatrolConfig(_Model):
     # Dwell runs and the outlier gate are saved at most this often when nothing else happens.
     save_interval_s: Annotated[float, Field(gt=0, le=3600)] = 10.0
     reap_interval_s: Annotated[float, Field(gt=0, le=3600)] = 30.0
+    # Check-in rule knobs an operator may need (docs/checkin.md): the patrol's top speed for
+    # reach (0: off; raise it where patrols ride), and the optional hold tier (1.5: off).
+    reach_speed_mps: Annotated[float, Field(ge=0, le=40)] = 2.0
+    k_hold: Annotated[float, Field(ge=0, le=1.5)] = 1.5
+    # Take a photo checkpoint's photo while the dwell runs, so the check-in need not wait for it.
+    early_photo: bool = True
+    early_photo_max_age_s: Annotated[float, Field(gt=0, le=3600)] = 120.0
 
     @model_validator(mode="after")
     def _one_endpoint(self) -> PatrolConfig:

@@ -2,7 +2,8 @@
 
 The pure PatrolEngine decides; the driver stores what it decided in the outbox (photos first,
 then the event with its hash-chain `prev`, then the photo chunks), gives the person feedback,
-and keeps the engine snapshot and chain head in state_dir/patrol.json (agent/patrol_state.py).
+and keeps the engine snapshot, chain head and the events the outbox refused (kept in order
+until it takes them: agent/patrol_unsent.py) in state_dir/patrol.json (agent/patrol_state.py).
 Every engine call and the events it produces run as one batch under one lock, in a task of
 their own, so a caller that is cancelled never leaves a batch half stored (docs/patrol.md).
 """
@@ -35,8 +36,10 @@ from agent.patrol import (
 )
 from agent.patrol.geofence import accuracy_m, is_evidence
 from agent.patrol_config import ButtonsConfig, PatrolConfig
+from agent.patrol_early import EarlyPhotos
 from agent.patrol_events import Reporter, StillCamera
-from agent.patrol_state import ChainHead, committed_checkins, recover, state_doc, tasks_view
+from agent.patrol_state import state_doc, tasks_view
+from agent.patrol_unsent import Outlet, Unsent
 from firmware_bridge.buttons import FeedbackKind
 from firmware_bridge.types import ButtonPress, Fix, TagScan
 from sync.envelope import TimeStamp
@@ -61,10 +64,11 @@ class PatrolClock(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class Outcome:
-    """One engine decision and the event that stored it (None: no event, or storing failed)."""
+    """One engine decision and the event that stored it (None: no event, or it is queued)."""
 
     decision: Decision
     stored: Stored | None
+    queued: bool = False  # its event waits in the unsent queue
 
 
 class PatrolDriver:
@@ -105,10 +109,13 @@ class PatrolDriver:
         self._inputs = (fixes, tags, presses)
         self._cfg = settings or PatrolConfig()
         self._buttons = buttons or ButtonsConfig()
-        self._params = params or CheckinParams()
+        self._params = params or CheckinParams(
+            reach_speed_mps=self._cfg.reach_speed_mps, k_hold=self._cfg.k_hold
+        )
         self._on_crash = on_crash
         self._engine = PatrolEngine(params=self._params)
-        self._chain = ChainHead()
+        self.stats: dict[str, Any] = {"checkins": 0, "fix_to_outbox_ms": None}
+        self._out = Outlet(self.reporter, self.stats, retry_s=self._cfg.tick_s)
         self._lock = asyncio.Lock()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._batches: set[asyncio.Task[list[Outcome]]] = set()
@@ -118,7 +125,12 @@ class PatrolDriver:
         self._settled = True  # False while a batch is between its engine call and its save
         self._saved_at = 0
         self._closed = False
-        self.stats: dict[str, Any] = {"checkins": 0, "fix_to_outbox_ms": None}
+        self._early = EarlyPhotos(
+            take=self._early_photo,
+            mono_ms=clock.mono_ms,
+            spawn=self._spawn,
+            max_age_s=self._cfg.early_photo_max_age_s,
+        )
 
     # ----- lifecycle -------------------------------------------------------------------------
     async def __aenter__(self) -> PatrolDriver:
@@ -131,14 +143,12 @@ class PatrolDriver:
         except ConfigError as exc:
             log.error("patrol state unusable (%s); progress starts afresh", exc)
             self._fresh_engine()
-        chain = ChainHead.from_json(saved.get("chain"))
-        found = await committed_checkins(self._outbox, chain.seq)
-        self._chain, snap = recover(chain, self._engine.snapshot(), found)
+        snap, found = await self._out.restore(self._outbox, saved, self._engine.snapshot())
         if found:
             try:
                 self._engine.restore(snap)
             except ConfigError as exc:
-                log.error("check-ins found in the outbox not applied to progress: %s", exc)
+                log.error("check-ins found in the journal not applied to progress: %s", exc)
             self._dirty = True
         if self._record is not None:
             # The stored tasks document wins over the snapshot's copy; replacing keeps progress.
@@ -219,6 +229,15 @@ class PatrolDriver:
             if is_evidence(fix):
                 self._evidence = (fix, self._clock.mono_ms())
             await self._run(functools.partial(self._engine.on_fix, fix))
+            if self._cfg.early_photo and self.reporter.camera is not None:
+                every = self.reporter.profile().checkin_photo
+                self._early.want(
+                    {(t, cp.id) for t, cp in self._engine.dwelling() if cp.photo or every}
+                )
+
+    async def _early_photo(self) -> list[dict[str, Any]]:
+        fix, acc = self.current_fix()
+        return await self.reporter.photos(fix, acc)
 
     async def _tag_loop(self, tags: AsyncIterator[TagScan]) -> None:
         async for scan in tags:
@@ -255,7 +274,9 @@ class PatrolDriver:
     async def _tick_loop(self) -> None:
         while True:
             await asyncio.sleep(self._cfg.tick_s)
-            await self._run(self._engine.tick, dirty=False)
+            # Also without decisions: a disk that has room again drains the unsent queue.
+            retry = self._out.unsent.due(self._clock.mono_ms())
+            await self._run(self._engine.tick, dirty=False, retry=retry)
             due = self._clock.mono_ms() - self._saved_at >= self._cfg.save_interval_s * 1000
             if self._dirty and due:
                 # Dwell runs and the outlier gate, so a restart resumes a run within gap_s.
@@ -266,7 +287,7 @@ class PatrolDriver:
         while True:
             await asyncio.sleep(self._cfg.reap_interval_s)
             try:
-                removed = await self._media.reap()
+                removed = await self._media.reap(keep=self._out.unsent.media_ids())
             except (StoreError, OSError, sqlite3.Error) as exc:
                 log.warning("media reaping failed: %s", exc)
                 continue
@@ -279,12 +300,16 @@ class PatrolDriver:
         while self._batches:
             await asyncio.gather(*list(self._batches), return_exceptions=True)
 
-    async def _run(self, decide: Decide, *, dirty: bool = True) -> list[Outcome]:
-        return await asyncio.shield(self._batch_task(decide, dirty))
+    async def _run(
+        self, decide: Decide, *, dirty: bool = True, retry: bool = False
+    ) -> list[Outcome]:
+        return await asyncio.shield(self._batch_task(decide, dirty, retry))
 
-    def _batch_task(self, decide: Decide, dirty: bool) -> asyncio.Task[list[Outcome]]:
+    def _batch_task(
+        self, decide: Decide, dirty: bool, retry: bool = False
+    ) -> asyncio.Task[list[Outcome]]:
         # Its own task (the lock keeps batches in order): a cancelled caller does not cut it.
-        task = asyncio.create_task(self._batch(decide, dirty), name="patrol-batch")
+        task = asyncio.create_task(self._batch(decide, dirty, retry), name="patrol-batch")
         self._batches.add(task)
         task.add_done_callback(self._batch_done)
         return task
@@ -294,31 +319,32 @@ class PatrolDriver:
         if not task.cancelled() and task.exception() is not None:
             log.error("patrol batch failed", exc_info=task.exception())
 
-    async def _batch(self, decide: Decide, dirty: bool) -> list[Outcome]:
+    async def _batch(self, decide: Decide, dirty: bool, retry: bool) -> list[Outcome]:
         async with self._lock:
             stamp = self._clock.stamp()
             decisions = decide(stamp.ts, stamp.time_ok)
             self._dirty = self._dirty or dirty
-            if not decisions:
+            if not decisions and not (retry and len(self._out.unsent)):
                 return []
             self._settled = False
-            out = [Outcome(d, await self._emit(d)) for d in decisions]
-            await self._save()
+            # What waits goes first: events and the chain in the order decided.
+            flushed = await self._out.flush(self._clock.mono_ms())
+            out = [await self._emit(d) for d in decisions]
+            if decisions or flushed:
+                self._dirty = True  # a save that fails now is retried by the tick and at exit
+                await self._save()
             self._settled = True
             return out
 
-    async def _emit(self, d: Decision) -> Stored | None:
+    async def _emit(self, d: Decision) -> Outcome:
         rep = self.reporter
-        try:
+        if isinstance(d, CheckIn | Progress):
             if isinstance(d, CheckIn):
-                return await self._checkin(d)
-            if isinstance(d, Progress):
+                stored = await self._checkin(d)
+            else:
                 log.info("patrol %s %s (%d/%d)", d.task_id, d.event, d.done, d.total)
-                return await rep.store("patrol", d.to_body())
-        except StoreError as exc:
-            rep.error(f"{type(d).__name__} not stored: {exc} ({d})")
-            rep.signal("error")
-            return None
+                stored = await self._out.deliver(Unsent("patrol", d.to_body()))
+            return Outcome(d, stored, queued=stored is None)
         if isinstance(d, UnknownTag):
             log.info("tag %s is not a checkpoint", d.uid)
             rep.signal("error")
@@ -334,20 +360,23 @@ class PatrolDriver:
                 d.nearest_dist_m,
             )
             rep.signal("error")
-        return None
+        return Outcome(d, None)
 
-    async def _checkin(self, d: CheckIn) -> Stored:
+    async def _checkin(self, d: CheckIn) -> Stored | None:
         rep = self.reporter
         photos: list[dict[str, Any]] = []
         if d.needs_photo or rep.profile().checkin_photo:
-            photos = await rep.photos(d.fix, d.acc_m)
-        body = {**d.to_body(), "photos": photos, "prev": self._chain.head}
-        stored = await rep.store("checkin", body)
-        # In memory at once (the next check-in may be in this batch); on disk at batch end.
-        self._chain = ChainHead.of(stored.payload, stored.seq)
-        self.stats["checkins"] += 1
-        if d.method == "gps" and d.fix is not None and d.fix.mono_ms is not None:
-            self.stats["fix_to_outbox_ms"] = self._clock.mono_ms() - d.fix.mono_ms
+            if d.method == "gps":
+                # Taken while the dwell ran (agent/patrol_early.py): no capture on this path.
+                photos = await self._early.claim((d.task_id, d.checkpoint_id))
+            photos = photos or await rep.photos(d.fix, d.acc_m)
+        # Photos now (they show the checkpoint), `prev` only when it is stored.
+        stored = await self._out.deliver(Unsent("checkin", {**d.to_body(), "photos": photos}))
+        if stored is None:
+            return None
+        deciding = d.deciding or d.fix
+        if d.method == "gps" and deciding is not None and deciding.mono_ms is not None:
+            self.stats["fix_to_outbox_ms"] = self._clock.mono_ms() - deciding.mono_ms
         log.info(
             "checked in at %s/%s by %s (seq %d)", d.task_id, d.checkpoint_id, d.method, stored.seq
         )
@@ -358,15 +387,18 @@ class PatrolDriver:
     async def _save(self) -> None:
         rec = self._record
         tasks = None if rec is None else {"id": rec.get("id"), "ver": rec.get("ver")}
-        doc = state_doc(self._engine.snapshot(), self._chain, tasks)
+        out = self._out
+        snap = self._engine.snapshot()
+        doc = state_doc(snap, out.chain, tasks, out.unsent.to_json(), out.last_seq)
         try:
             await asyncio.to_thread(write_json, self._path, doc)
         except OSError as exc:
-            # The outbox already holds the events; a restart repairs the head from it.
+            # The journal keeps the check-ins; a restart repairs the head from it.
             self.reporter.error(f"patrol state not saved: {exc}")
             return
         self._dirty = False
         self._saved_at = self._clock.mono_ms()
+        await out.release(self._outbox)
 
     # ----- actions (buttons, local API, cmd) ---------------------------------------------------
     async def sos(self, *, note: str = "") -> Stored:
@@ -384,19 +416,21 @@ class PatrolDriver:
         )
 
     async def manual_checkin(self) -> dict[str, Any]:
-        """The check-in button: {"checked_in": true, ids...} or {"checked_in": false, reason}."""
+        """The check-in button: {"checked_in": true, ids, queued} or {"checked_in": false, reason}.
+
+        `queued`: the outbox refused it for now; it is stored later (id and seq null here).
+        """
         fix, _ = self.current_fix()
         for o in await self._run(functools.partial(self._engine.on_manual, fix)):
             d = o.decision
             if isinstance(d, CheckIn):
-                if o.stored is None:
-                    raise StoreError(str(self.reporter.stats["last_error"]))
                 return {
                     "checked_in": True,
                     "task_id": d.task_id,
                     "checkpoint_id": d.checkpoint_id,
-                    "id": o.stored.id,
-                    "seq": o.stored.seq,
+                    "id": None if o.stored is None else o.stored.id,
+                    "seq": None if o.stored is None else o.stored.seq,
+                    "queued": o.queued,
                 }
             if isinstance(d, NoCheckpointInReach):
                 dist = None if d.nearest_dist_m is None else round(d.nearest_dist_m, 1)
@@ -439,7 +473,9 @@ class PatrolDriver:
             "patrol": {
                 "tasks_ver": None if rec is None else rec.get("ver"),
                 "tasks": [asdict(s) for s in self._engine.status()],
-                "chain": self._chain.to_json(),
+                "chain": self._out.chain.to_json(),
+                "unsent": len(self._out.unsent),
+                "early_photos": dict(self._early.stats),
                 **self.stats,
                 **self.reporter.stats,
                 "engine": dict(self._engine.counters),

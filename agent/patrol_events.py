@@ -63,10 +63,15 @@ class Reporter:
         self.stats: dict[str, Any] = {"events": 0, "photos": 0, "errors": 0, "last_error": None}
 
     async def store(
-        self, kind: str, body: Mapping[str, Any], *, priority: int | None = None
+        self,
+        kind: str,
+        body: Mapping[str, Any],
+        *,
+        priority: int | None = None,
+        journal: bool = False,
     ) -> Stored:
         """Commit one event to the outbox; StoreError when it could not be stored."""
-        stored = await self._outbox.append(kind, body, priority=priority)
+        stored = await self._outbox.append(kind, body, priority=priority, journal=journal)
         self.stats["events"] += 1
         return stored
 

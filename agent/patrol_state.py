@@ -1,10 +1,14 @@
 """What the patrol driver keeps in state_dir/patrol.json, its repair from the outbox, views.
 
-The file holds the engine snapshot (docs/checkin.md §9) and the check-in hash chain head: the
-SHA-256 and seq of the last stored check-in. It is rewritten (atomically, fsynced) after every
-batch of events, so it can only lag the outbox, never lead it. After a crash between an
-outbox commit and that rewrite, the check-ins the outbox holds beyond the saved seq are found
-by `committed_checkins` and `recover` moves the head and the engine's progress onto them.
+The file holds the engine snapshot (docs/checkin.md §9), the check-in hash chain head (the
+SHA-256 and seq of the last stored check-in), the events the outbox refused so far
+(agent/patrol_unsent.py) and `journal_seq`, the last seq the driver had stored. It is
+rewritten (atomically, fsynced) after every batch of events, so it can only lag the outbox,
+never lead it. The driver stores its events with a copy in the outbox's journal, which
+outlives their PUBACK and is released up to `journal_seq` once this file is written. After a
+crash between an outbox commit and that rewrite, the journal's check-ins beyond the saved seq
+are found by `committed_checkins` and `recover` moves the head and the engine's progress onto
+them, even when the check-in has been published and deleted from the outbox meanwhile.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from sync.outbox import Outbox
 log = logging.getLogger(__name__)
 
 STATE_VERSION = 1
+JOURNALLED = ("checkin", "patrol")  # the kinds the driver stores with a journal copy
 _PAGE = 512
 
 
@@ -57,7 +62,7 @@ class ChainHead:
 
 @dataclass(frozen=True, slots=True)
 class Committed:
-    """A check-in found in the outbox: its seq, payload bytes and decoded envelope."""
+    """An event found in the journal or outbox: its seq, payload bytes and decoded envelope."""
 
     seq: int
     payload: bytes
@@ -65,7 +70,11 @@ class Committed:
 
 
 def state_doc(
-    engine: Mapping[str, Any], chain: ChainHead, tasks: Mapping[str, Any] | None
+    engine: Mapping[str, Any],
+    chain: ChainHead,
+    tasks: Mapping[str, Any] | None,
+    unsent: list[dict[str, Any]] | None = None,
+    journal_seq: int | None = None,
 ) -> dict[str, Any]:
     """The patrol.json document."""
     return {
@@ -73,10 +82,60 @@ def state_doc(
         "engine": dict(engine),
         "chain": chain.to_json(),
         "tasks": dict(tasks) if tasks is not None else None,
+        "unsent": list(unsent or []),
+        "journal_seq": journal_seq,
     }
 
 
-async def committed_checkins(outbox: Outbox, after_seq: int | None) -> list[Committed]:
+def journal_seq(saved: Mapping[str, Any], chain: ChainHead) -> int | None:
+    """The saved `journal_seq`; the chain's seq for a file without one (or a damaged one)."""
+    seq = saved.get("journal_seq", chain.seq)
+    if seq is None or (type(seq) is int and (chain.seq is None or seq >= chain.seq)):
+        return seq
+    log.error("patrol state: journal_seq %r is malformed; using the chain's", seq)
+    return chain.seq
+
+
+async def committed_checkins(
+    outbox: Outbox, after_seq: int | None, *, scan_outbox: bool = False
+) -> list[Committed]:
+    """Journalled check-ins with seq > after_seq (all when None), in seq order.
+
+    `scan_outbox` (patrol.json lost: the journal was released against it) adds the
+    check-ins still waiting in the outbox, the slow way: every row is read.
+    """
+    found: dict[int, Committed] = {}
+    for entry in await outbox.journal_after(after_seq, "checkin"):
+        c = _committed(entry.payload, f"journal seq {entry.seq}")
+        if c is not None:
+            found[c.seq] = c
+    if scan_outbox:
+        for c in await _outbox_checkins(outbox, after_seq):
+            found.setdefault(c.seq, c)
+    return [found[seq] for seq in sorted(found)]
+
+
+async def stored_since(outbox: Outbox, after_seq: int | None) -> list[Committed]:
+    """The driver's journalled events with seq > after_seq (all when None), in seq order."""
+    found: list[Committed] = []
+    for kind in JOURNALLED:
+        for entry in await outbox.journal_after(after_seq, kind):
+            c = _committed(entry.payload, f"journal seq {entry.seq}")
+            if c is not None:
+                found.append(c)
+    return sorted(found, key=lambda c: c.seq)
+
+
+def _committed(payload: bytes, where: str) -> Committed | None:
+    try:
+        msg = json.loads(payload)
+        return Committed(int(msg["seq"]), payload, msg)
+    except (ValueError, KeyError, TypeError) as exc:
+        log.error("unreadable event (%s): %s", where, exc)
+        return None
+
+
+async def _outbox_checkins(outbox: Outbox, after_seq: int | None) -> list[Committed]:
     """Check-ins still in the outbox with seq > after_seq (all when None), in seq order."""
     found: list[Committed] = []
     cursor = (-1, -1)
@@ -88,14 +147,9 @@ async def committed_checkins(outbox: Outbox, after_seq: int | None) -> list[Comm
                 return sorted(found, key=lambda c: c.seq)
             if not row.topic.endswith("/evt/checkin"):
                 continue
-            try:
-                msg = json.loads(row.payload)
-                seq = int(msg["seq"])
-            except (ValueError, KeyError, TypeError) as exc:
-                log.error("unreadable check-in row %d in the outbox: %s", row.rowid, exc)
-                continue
-            if after_seq is None or seq > after_seq:
-                found.append(Committed(seq, row.payload, msg))
+            c = _committed(row.payload, f"outbox row {row.rowid}")
+            if c is not None and (after_seq is None or c.seq > after_seq):
+                found.append(c)
         if len(rows) < _PAGE:
             return sorted(found, key=lambda c: c.seq)
         cursor = (rows[-1].priority, rows[-1].rowid)
@@ -128,7 +182,7 @@ def recover(
         pr.get("runs", {}).pop(cp_id, None)
     last = committed[-1]
     if chain.head is not None and committed[0].message.get("body", {}).get("prev") != chain.head:
-        log.error("outbox check-in seq %d does not follow the saved chain head", committed[0].seq)
+        log.error("check-in seq %d does not follow the saved chain head", committed[0].seq)
     log.warning(
         "recovered %d check-in(s) stored after the last state save (up to seq %d)",
         len(committed),

@@ -29,6 +29,7 @@ from agent.patrol.geofence import (
     accuracy_m,
     is_evidence,
     judge,
+    reach_ms,
     step_gate,
     step_run,
 )
@@ -83,6 +84,11 @@ def _run(walk: Walk, tasks: object, params: CheckinParams, times: list[int]) -> 
             if isinstance(d, CheckIn) and d.checkpoint_id == "target" and hit is None:
                 hit = d
     return hit
+
+
+def _decided_ms(hit: CheckIn) -> int:
+    f = hit.deciding or hit.fix
+    return f.utc_ms if f is not None and f.utc_ms is not None else 0
 
 
 def _inside_at(walk: Walk, t_ms: int, radius: float) -> float:
@@ -147,8 +153,9 @@ def _diagnose(walk: Walk, params: CheckinParams, radius: float, dwell: float) ->
         for g in accepted:
             assert g.lat is not None and g.lon is not None and g.utc_ms is not None
             ga = accuracy_m(g, params) or params.acc_floor_m
-            verdict = judge(distance_m(g.lat, g.lon, *CENTRE), ga, radius, params)
-            run = step_run(run, verdict, g.utc_ms, params)
+            dist = distance_m(g.lat, g.lon, *CENTRE)
+            verdict = judge(dist, ga, radius, params)
+            run = step_run(run, verdict, g.utc_ms, params, reach_ms(dist, ga, radius, params))
             best_ms = max(best_ms, run.dwelled_ms() if isinstance(run, DwellRun) else 0)
             mark += _MARK[verdict]
         # A re-anchored chain judges earlier fixes now: show the newest verdict at this fix.
@@ -235,7 +242,7 @@ def main() -> int:
             unobs_missed += unobs
             coverage_short += _seen_inside_s(w, r) < 2 * dw
             diagnoses.append(f"  seed {seed} {_diagnose(w, params, r, dw)}")
-        elif _inside_at(w, hit.fix.utc_ms if hit.fix and hit.fix.utc_ms else 0, r) < dw:
+        elif _inside_at(w, _decided_ms(hit), r) < dw:
             premature += 1
 
     false_pass = 0

@@ -2,10 +2,12 @@
 
 Run: .venv/bin/python bench/bench_patrol_latency.py [--checkins 300] [--photos 30] [--pty 10]
 
-Three measurements, each with the real PatrolDriver, SQLite outbox (WAL, synchronous=FULL) and
+Four measurements, each with the real PatrolDriver, SQLite outbox (WAL, synchronous=FULL) and
 media store in a temporary state dir:
   driver   the Fix handed to the driver -> the checkin's outbox commit returned (no photo)
-  photo    the same for checkpoints with photo:true (file camera, JPEG + EXIF + media store)
+  photo    the same for checkpoints with photo:true (file camera, JPEG + EXIF + media store),
+           fixes --photo-gap-ms apart; the photo is taken early, while the dwell runs
+  late     the same with early_photo off: the photo is taken after the deciding fix
   pty      end to end through the pty GPS simulator and GpsSource: from the moment the epoch's
            last NMEA sentence was read (Fix.mono_ms) to the commit; this includes how long
            GpsSource waits before it closes an epoch (its idle flush, 0.3 s by default)
@@ -56,8 +58,9 @@ class TimedOutbox(Outbox):
         *,
         priority: int | None = None,
         group: str | None = None,
+        journal: bool = False,
     ) -> Stored:
-        stored = await super().append(kind, body, priority=priority, group=group)
+        stored = await super().append(kind, body, priority=priority, group=group, journal=journal)
         if kind == "checkin":
             self.committed.append(time.perf_counter())
         return stored
@@ -147,8 +150,10 @@ def summary(name: str, ms: list[float]) -> str:
     )
 
 
-async def direct(n: int, photo: bool, gap_s: float, workdir: Path) -> list[float]:
-    state = workdir / ("photo" if photo else "driver")
+async def direct(
+    n: int, photo: bool, gap_s: float, workdir: Path, *, early: bool = True
+) -> list[float]:
+    state = workdir / ("driver" if not photo else "photo" if early else "photo-late")
     clock = SystemClock(synced=lambda: True)
     cps = checkpoints(n, 300.0, photo)
     fixes = Fixes(standing_fixes(cps, 14), gap_s)
@@ -170,7 +175,9 @@ async def direct(n: int, photo: bool, gap_s: float, workdir: Path) -> list[float
                 tasks=record(cps),
                 fixes=fixes,
                 camera=cam,
-                settings=PatrolConfig(tick_s=1.0, save_interval_s=60, reap_interval_s=3600),
+                settings=PatrolConfig(
+                    tick_s=1.0, save_interval_s=60, reap_interval_s=3600, early_photo=early
+                ),
             )
             async with driver:
                 while driver.stats["checkins"] < n:
@@ -247,9 +254,11 @@ async def main(args: argparse.Namespace) -> None:
         print(f"python {sys.version.split()[0]}, state dir on {work}")
         lines = [summary("driver", await direct(args.checkins, False, args.gap_ms / 1000, work))]
         if args.photos:
-            lines.append(
-                summary("photo", await direct(args.photos, True, args.gap_ms / 1000, work))
-            )
+            # Early photos need the receiver's pace: the photo is taken between fixes.
+            gap = args.photo_gap_ms / 1000
+            lines.append(summary("photo", await direct(args.photos, True, gap, work)))
+            late = await direct(args.photos, True, gap, work, early=False)
+            lines.append(summary("late", late))
         if args.pty:
             lines.append(summary("pty", await pty(args.pty, work)))
         print("\n".join(lines))
@@ -261,4 +270,7 @@ if __name__ == "__main__":
     parser.add_argument("--photos", type=int, default=30)
     parser.add_argument("--pty", type=int, default=10, help="check-ins through the pty GPS")
     parser.add_argument("--gap-ms", type=float, default=5.0, help="idle time between fixes")
+    parser.add_argument(
+        "--photo-gap-ms", type=float, default=200.0, help="idle time between fixes, photo runs"
+    )
     asyncio.run(main(parser.parse_args()))

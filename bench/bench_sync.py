@@ -24,8 +24,17 @@ from agent.config import parse
 from agent.localbroker import Broker
 from sync.outbox import Outbox
 
-BODY = {"task_id": "t-1", "checkpoint_id": "cp-7", "method": "gps", "lat": 34.77905,
-        "lon": 113.7312, "acc_m": 4.2, "fix": "3d", "sats": 11, "hdop": 0.9}
+BODY = {
+    "task_id": "t-1",
+    "checkpoint_id": "cp-7",
+    "method": "gps",
+    "lat": 34.77905,
+    "lon": 113.7312,
+    "acc_m": 4.2,
+    "fix": "3d",
+    "sats": 11,
+    "hdop": 0.9,
+}
 
 
 def bare_paho(port: int, n: int, window: int = 100) -> float:

@@ -18,6 +18,7 @@ from agent.events import DEFAULT_PRIORITY, Stored
 from sync import envelope, outbox_db
 from sync.envelope import TimeStamp
 from sync.ordering import MEDIA_PRIORITY, RowInfo, choose_evictions, eviction_notice
+from sync.outbox_db import Journalled
 from sync.statefile import read_json, write_json
 
 log = logging.getLogger(__name__)
@@ -49,6 +50,7 @@ class _Pending:
     payload: bytes | None  # raw rows only
     group: str | None
     future: asyncio.Future[Stored]
+    journal: bool = False  # also into the journal table, in the same transaction
 
 
 class Outbox:
@@ -154,11 +156,16 @@ class Outbox:
         *,
         priority: int | None = None,
         group: str | None = None,
+        journal: bool = False,
     ) -> Stored:
-        """Store one `evt/*` or `ack` message durably; returns after the commit."""
+        """Store one `evt/*` or `ack` message durably; returns after the commit.
+
+        `journal`: the same commit also copies it into the journal, which outlives the
+        PUBACK until `journal_release` (see journal_after).
+        """
         prio = DEFAULT_PRIORITY.get(kind, 3) if priority is None else priority
         topic = envelope.event_topic(self._dev, kind)
-        return await self._submit(kind, prio, body, topic, None, group)
+        return await self._submit(kind, prio, body, topic, None, group, journal)
 
     def stamp(self) -> TimeStamp:
         """The time fields a message created now gets."""
@@ -192,11 +199,13 @@ class Outbox:
         topic: str,
         payload: bytes | None,
         group: str | None,
+        journal: bool = False,
     ) -> Stored:
         if self._writer is None or self._writer.done():
             raise StoreError("outbox is not open")
         fut: asyncio.Future[Stored] = asyncio.get_running_loop().create_future()
-        item = _Pending(kind, priority, not self._online(), body, topic, payload, group, fut)
+        hist = not self._online()
+        item = _Pending(kind, priority, hist, body, topic, payload, group, fut, journal)
         await self._queue.put(item)
         return await fut
 
@@ -286,6 +295,9 @@ class Outbox:
                     )
                     for i, s, size in rows
                 ],
+            )
+            await outbox_db.journal_insert(
+                self._db, [(s.seq, i.kind, s.payload) for i, s, _ in rows if i.journal and s.seq]
             )
             await self._db.commit()
         except (sqlite3.Error, OSError) as exc:
@@ -387,6 +399,24 @@ class Outbox:
                 "DELETE FROM outbox WHERE rowid=?", [(r.rowid,) for r in chosen]
             )
         return chosen, earlier
+
+    # ----- the journal: journalled messages until their producer has saved its state ---------
+    async def journal_after(self, after_seq: int | None, kind: str) -> list[Journalled]:
+        """Journalled messages of `kind` with seq > after_seq (all when None), in seq order."""
+        assert self._rdb is not None
+        return await outbox_db.journal_after(self._rdb, after_seq, kind)
+
+    async def journal_release(self, up_to_seq: int) -> None:
+        """Delete journal rows with seq <= up_to_seq; StoreError if that could not commit."""
+        if self._db is None:
+            raise StoreError("outbox is not open")
+        async with self._wlock:
+            try:
+                await self._db.execute("DELETE FROM journal WHERE seq <= ?", (up_to_seq,))
+                await self._db.commit()
+            except sqlite3.Error as exc:
+                await self._rollback()
+                raise StoreError(f"journal release failed: {exc}") from None
 
     # ----- the publisher's side --------------------------------------------------------------
     async def fetch(

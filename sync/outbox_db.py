@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 import sqlite3
 import time
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import aiosqlite
@@ -27,6 +29,13 @@ CREATE TABLE IF NOT EXISTS outbox (
 );
 CREATE INDEX IF NOT EXISTS outbox_order ON outbox(priority, rowid);
 CREATE INDEX IF NOT EXISTS outbox_grp ON outbox(grp) WHERE grp IS NOT NULL;
+-- A copy of journalled messages, committed with the outbox row and kept after its PUBACK
+-- until their producer has saved its own state (agent/patrol_state.py). Outside the budget.
+CREATE TABLE IF NOT EXISTS journal (
+    seq INTEGER PRIMARY KEY,
+    kind TEXT NOT NULL,
+    payload BLOB NOT NULL
+);
 -- The seq high-water mark moves with the insert itself: no extra statement per commit.
 CREATE TRIGGER IF NOT EXISTS outbox_seq AFTER INSERT ON outbox WHEN NEW.seq IS NOT NULL
 BEGIN
@@ -84,3 +93,31 @@ async def counts(conn: aiosqlite.Connection) -> tuple[int, int]:
     """(rows, bytes) stored."""
     rows = list(await conn.execute_fetchall("SELECT count(*), coalesce(sum(size),0) FROM outbox"))
     return int(rows[0][0]), int(rows[0][1])
+
+
+@dataclass(frozen=True, slots=True)
+class Journalled:
+    """A journalled message (Outbox.append(journal=True)): its seq, kind and exact bytes."""
+
+    seq: int
+    kind: str
+    payload: bytes
+
+
+async def journal_insert(
+    conn: aiosqlite.Connection, rows: Sequence[tuple[int, str, bytes]]
+) -> None:
+    """Add (seq, kind, payload) rows inside the caller's open transaction."""
+    if rows:
+        await conn.executemany("INSERT INTO journal(seq, kind, payload) VALUES (?,?,?)", rows)
+
+
+async def journal_after(
+    conn: aiosqlite.Connection, after_seq: int | None, kind: str
+) -> list[Journalled]:
+    """Journal rows of `kind` with seq > after_seq (all when None), in seq order."""
+    rows = await conn.execute_fetchall(
+        "SELECT seq, kind, payload FROM journal WHERE seq > ? AND kind = ? ORDER BY seq",
+        (-1 if after_seq is None else after_seq, kind),
+    )
+    return [Journalled(int(r[0]), str(r[1]), bytes(r[2])) for r in rows]

@@ -15,15 +15,21 @@ from tests.agentkit import make_config
 async def test_gps_time_and_clock_jump_notice(tmp_path: Path) -> None:
     os_wall = 1_800_000_000_000
     mono = {"ms": 10_000}
-    clock = SystemClock(boot="b", synced=lambda: False, has_rtc=False,
-                        wall_ms=lambda: os_wall, mono_ms=lambda: mono["ms"])
+    clock = SystemClock(
+        boot="b",
+        synced=lambda: False,
+        has_rtc=False,
+        wall_ms=lambda: os_wall,
+        mono_ms=lambda: mono["ms"],
+    )
     cfg = make_config(tmp_path / "state", 1)  # no broker: everything stays in the outbox
     async with Agent(cfg, clock=clock) as agent:
         before = await agent.outbox.append("incident", {"n": 1})
         gps_utc = os_wall + 42_000  # the OS clock is 42 s behind
         agent.clock.on_fix(Fix(valid=True, utc_ms=gps_utc, lat=34.7, lon=113.7, mono_ms=10_000))
-        agent.clock.on_fix(Fix(valid=True, utc_ms=gps_utc + 1000, lat=34.7, lon=113.7,
-                               mono_ms=11_000))  # the same offset: no second notice
+        agent.clock.on_fix(
+            Fix(valid=True, utc_ms=gps_utc + 1000, lat=34.7, lon=113.7, mono_ms=11_000)
+        )  # the same offset: no second notice
         mono["ms"] = 11_500
         after = await agent.outbox.append("incident", {"n": 2})
 

@@ -179,8 +179,13 @@ def test_clock_prefers_ntp_then_recent_gps_then_rtc() -> None:
 
     mono = [50_000]
     synced = [False]
-    clock = SystemClock(boot="b", synced=lambda: synced[0], has_rtc=True,
-                        wall_ms=lambda: 1_800_000_000_000, mono_ms=lambda: mono[0])
+    clock = SystemClock(
+        boot="b",
+        synced=lambda: synced[0],
+        has_rtc=True,
+        wall_ms=lambda: 1_800_000_000_000,
+        mono_ms=lambda: mono[0],
+    )
     assert (clock.stamp().ts_src, clock.stamp().time_ok) == ("rtc", False)
     jumps: list[int] = []
     clock.jump_listeners.append(jumps.append)
@@ -189,7 +194,11 @@ def test_clock_prefers_ntp_then_recent_gps_then_rtc() -> None:
     clock.on_fix(fix)
     stamp = clock.stamp()
     assert (stamp.ts_src, stamp.time_ok, stamp.ts, stamp.mono_ms) == (
-        "gps", True, 1_800_000_101_000, 50_000)
+        "gps",
+        True,
+        1_800_000_101_000,
+        50_000,
+    )
     assert jumps == [101_000]  # GPS (carried 1 s forward) is 101 s ahead: told once
     synced[0] = True
     assert clock.stamp().ts_src == "ntp" and clock.stamp().ts == 1_800_000_000_000

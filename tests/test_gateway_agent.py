@@ -24,11 +24,11 @@ def gateway_config(tmp_path: Path, broker: Broker, key: OpsKey, video: Path):
         "source": f"file:{video}",
         "fps": 5,
         "zones": [{"name": "plaza", "polygon": LOWER_HALF, "rules": ["motion"]}],
-        "thresholds": {"motion": {"min_fraction": 0.01, "min_s": 1},
-                       "events": {"end_after_s": 1}},
+        "thresholds": {"motion": {"min_fraction": 0.01, "min_s": 1}, "events": {"end_after_s": 1}},
     }
-    return make_config(tmp_path / "state", broker.port, key,
-                       device={"role": "camera_gateway"}, cameras=[camera])
+    return make_config(
+        tmp_path / "state", broker.port, key, device={"role": "camera_gateway"}, cameras=[camera]
+    )
 
 
 def media_complete(w: Watcher, ref: dict) -> bool:
@@ -58,24 +58,34 @@ async def test_gateway_reports_motion_with_snapshot_and_answers_snapshot_cmd(
     w = Watcher(broker.host, broker.port)
     cfg = gateway_config(tmp_path, broker, key, video)
     async with Agent(cfg, clock=SystemClock(synced=lambda: True)) as agent:
-        await wait_until(lambda: any(e["body"]["state"] == "start"
-                                     for e in w.events("/evt/detection")), what="start")
+        await wait_until(
+            lambda: any(e["body"]["state"] == "start" for e in w.events("/evt/detection")),
+            what="start",
+        )
         start = next(e["body"] for e in w.events("/evt/detection") if e["body"]["state"] == "start")
         assert start["camera_id"] == "cam-plaza-1" and start["origin"] == "edge"
         assert start["rule"] == "motion" and start["zone"] == "plaza"
         ref = start["photos"][0]
         await wait_until(lambda: media_complete(w, ref), what="snapshot chunks")
         media = [e["body"] for e in w.events("/evt/media")]
-        assert any(m["media_id"] == ref["media_id"] and m["ref"]["kind"] == "detection"
-                   for m in media)
+        assert any(
+            m["media_id"] == ref["media_id"] and m["ref"]["kind"] == "detection" for m in media
+        )
         status = await agent.status_body()
         assert status["cameras"]["cam-plaza-1"]["state"] in {"running", "reopening"}
         await wait_until(lambda: agent.link.session is not None)
-        w.publish(f"grid/v1/{DEV}/cmd", key.doc(
-            "cmd", {"action": "snapshot", "args": {"camera_id": "cam-plaza-1"}},
-            ver=int(time.time() * 1000)))
-        await wait_until(lambda: any(e["body"].get("type") == "snapshot"
-                                     for e in w.events("/evt/notice")), what="snapshot")
+        w.publish(
+            f"grid/v1/{DEV}/cmd",
+            key.doc(
+                "cmd",
+                {"action": "snapshot", "args": {"camera_id": "cam-plaza-1"}},
+                ver=int(time.time() * 1000),
+            ),
+        )
+        await wait_until(
+            lambda: any(e["body"].get("type") == "snapshot" for e in w.events("/evt/notice")),
+            what="snapshot",
+        )
         snap = next(e["body"] for e in w.events("/evt/notice") if e["body"]["type"] == "snapshot")
         await wait_until(lambda: media_complete(w, snap["photos"][0]), what="cmd photo")
         acks = [e["body"] for e in w.events("/ack")]

@@ -65,8 +65,9 @@ async def stop_run(task: asyncio.Task[int]) -> None:
 
 
 def local_config(tmp_path: Path, broker: Broker, key: OpsKey, **extra: Any) -> Config:
-    return make_config(tmp_path / "state", broker.port, key,
-                       sync={"config_health_window_s": 1.0}, **extra)
+    return make_config(
+        tmp_path / "state", broker.port, key, sync={"config_health_window_s": 1.0}, **extra
+    )
 
 
 async def test_config_applied_after_health_window_and_survives_restart(
@@ -80,11 +81,22 @@ async def test_config_applied_after_health_window_and_survives_restart(
         body = body_of(local, modes={"default": "holiday"})
         w.publish(CONFIG_TOPIC, key.doc("config", body, ver=7), retain=True)
         await wait_until(lambda: bool(acks(w)), what="config ack")
-        assert acks(w) == [{"ref": acks(w)[0]["ref"], "typ": "config", "ver": 7,
-                            "status": "applied", "reason": None}]
+        assert acks(w) == [
+            {
+                "ref": acks(w)[0]["ref"],
+                "typ": "config",
+                "ver": 7,
+                "status": "applied",
+                "reason": None,
+            }
+        ]
         births = [json.loads(p) for p in w.on(f"grid/v1/{DEV}/state")]
-        await wait_until(lambda: any(json.loads(p).get("config_ver") == 7
-                                     for p in w.on(f"grid/v1/{DEV}/reported")), timeout=5)
+        await wait_until(
+            lambda: any(
+                json.loads(p).get("config_ver") == 7 for p in w.on(f"grid/v1/{DEV}/reported")
+            ),
+            timeout=5,
+        )
     finally:
         await stop_run(task)
     assert any(b.get("mode") == "holiday" for b in births)
@@ -92,8 +104,11 @@ async def test_config_applied_after_health_window_and_survives_restart(
     seen = len(w.on(f"grid/v1/{DEV}/state"))
     task = await start_run(local)
     try:
-        await wait_until(lambda: any(json.loads(p).get("config_ver") == 7
-                                     for p in w.on(f"grid/v1/{DEV}/state")[seen:]))
+        await wait_until(
+            lambda: any(
+                json.loads(p).get("config_ver") == 7 for p in w.on(f"grid/v1/{DEV}/state")[seen:]
+            )
+        )
         assert len(acks(w)) == 1  # the retained document is not acked again
     finally:
         await stop_run(task)
@@ -137,20 +152,23 @@ async def test_key_rotation_takes_effect_after_apply(broker: Broker, tmp_path: P
     local = local_config(tmp_path, broker, old)
     task = await start_run(local, w)
     try:
-        rotated = body_of(local, trust={"ops_keys": [{"kid": new.kid,
-                                                      "public_key": new.public_b64}]})
+        rotated = body_of(
+            local, trust={"ops_keys": [{"kid": new.kid, "public_key": new.public_b64}]}
+        )
         w.publish(CONFIG_TOPIC, old.doc("config", rotated, ver=10))
         await wait_until(lambda: bool(acks(w)), what="rotation applied")
         assert acks(w)[0]["status"] == "applied"
         mode_topic = f"grid/v1/{DEV}/desired/mode"
         w.publish(mode_topic, old.doc("mode", {"mode": "holiday"}, ver=1))
         await wait_until(lambda: any(e["body"]["typ"] == "mode" for e in w.events("/ack")))
-        assert [e["body"]["reason"] for e in w.events("/ack")
-                if e["body"]["typ"] == "mode"] == ["unknown_key"]
+        assert [e["body"]["reason"] for e in w.events("/ack") if e["body"]["typ"] == "mode"] == [
+            "unknown_key"
+        ]
         w.publish(mode_topic, new.doc("mode", {"mode": "holiday"}, ver=2))
         await wait_until(lambda: sum(e["body"]["typ"] == "mode" for e in w.events("/ack")) == 2)
-        assert [e["body"]["status"] for e in w.events("/ack")
-                if e["body"]["typ"] == "mode"][-1] == "applied"
+        assert [e["body"]["status"] for e in w.events("/ack") if e["body"]["typ"] == "mode"][
+            -1
+        ] == "applied"
     finally:
         await stop_run(task)
     w.close()
@@ -161,8 +179,7 @@ async def test_apply_survives_a_restart_in_the_health_window(
 ) -> None:
     key = OpsKey("ops-a")
     w = Watcher(broker.host, broker.port)
-    local = make_config(tmp_path / "state", broker.port, key,
-                        sync={"config_health_window_s": 3.0})
+    local = make_config(tmp_path / "state", broker.port, key, sync={"config_health_window_s": 3.0})
     task = await start_run(local, w)
     body = body_of(local, modes={"default": "major_event"})
     try:
@@ -170,8 +187,12 @@ async def test_apply_survives_a_restart_in_the_health_window(
         staged = tmp_path / "state" / "config" / "pending.json"
         await wait_until(staged.exists, what="staged")
         # The agent restarts with the staged config: stop it inside the health window.
-        await wait_until(lambda: any(json.loads(p).get("mode") == "major_event"
-                                     for p in w.on(f"grid/v1/{DEV}/state")), what="switched")
+        await wait_until(
+            lambda: any(
+                json.loads(p).get("mode") == "major_event" for p in w.on(f"grid/v1/{DEV}/state")
+            ),
+            what="switched",
+        )
     finally:
         await stop_run(task)
     assert not acks(w) and staged.exists()  # no ack yet: the window did not end

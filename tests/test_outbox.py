@@ -122,3 +122,47 @@ async def test_full_disk_refuses_cleanly_and_keeps_queued(tmp_path: Path) -> Non
         )
     )
     assert seqs == list(range(1, len(seqs) + 1))  # a refused append used no seq
+
+
+async def test_journal_commits_with_the_row_and_outlives_its_delete(tmp_path: Path) -> None:
+    budget = 64 * 1024
+    async with outbox(tmp_path, budget) as ob:
+        plain = await ob.append("checkin", {"i": "plain"})
+        kept = [await ob.append("checkin", {"i": i}, journal=True) for i in range(3)]
+        await ob.append("patrol", {"i": "p"}, journal=True)
+        # The journal is outside the byte budget: only outbox rows are counted.
+        depth, size = ob.depth, ob.bytes
+        assert depth == 6  # state_reset notice, plain, 3 check-ins, patrol
+        journal = await ob.journal_after(None, "checkin")
+        assert [(j.seq, j.payload) for j in journal] == [(s.seq, s.payload) for s in kept]
+        assert [j.seq for j in await ob.journal_after(kept[0].seq, "checkin")] == [
+            s.seq for s in kept[1:]
+        ]
+        assert [j.kind for j in await ob.journal_after(None, "patrol")] == ["patrol"]
+        # Published and acknowledged: the outbox rows go, the journal keeps its copies.
+        await ob.delete([r.rowid for r in await ob.fetch((-1, -1), 100)])
+        assert ob.depth == 0 and ob.bytes == 0 and size > 0
+        # Eviction under a full budget never touches the journal.
+        for i in range(60):
+            await ob.append("detection", {"i": i, "pad": "x" * 2000})
+        assert len(await ob.journal_after(None, "checkin")) == 3
+        await ob.journal_release(kept[1].seq)
+        assert [j.seq for j in await ob.journal_after(None, "checkin")] == [kept[2].seq]
+        assert plain.seq not in {j.seq for j in await ob.journal_after(None, "checkin")}
+    async with outbox(tmp_path, budget) as ob:  # durable across a restart
+        assert [j.payload for j in await ob.journal_after(None, "checkin")] == [kept[2].payload]
+
+
+async def test_refused_commit_journals_nothing(tmp_path: Path) -> None:
+    async with outbox(tmp_path) as ob:
+        assert ob._db is not None
+        pages = (await ob._db.execute_fetchall("PRAGMA page_count"))[0][0]
+        await ob._db.execute(f"PRAGMA max_page_count={pages + 40}")  # room for a few
+        with pytest.raises(StoreFull):
+            for i in range(10_000):
+                await ob.append("checkin", {"i": i, "pad": "q" * 4000}, journal=True)
+        journalled = {j.seq for j in await ob.journal_after(None, "checkin")}
+        stored = {json.loads(r.payload)["seq"] for r in await ob.fetch((-1, -1), 100_000)}
+        await ob._db.execute("PRAGMA max_page_count=1000000")
+    # One transaction: every journalled check-in has its outbox row and the other way round.
+    assert journalled and journalled == stored - {1}

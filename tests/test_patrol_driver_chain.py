@@ -3,22 +3,32 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 from pathlib import Path
 
 import pytest
 
 import agent.patrol_driver
+from agent.app import Agent
+from agent.clock import SystemClock
+from agent.localbroker import Broker
+from agent.state import DocState
+from firmware_bridge.sim.pn532_sim import Pn532Simulator
+from tests.agentkit import make_config
 from tests.asynckit import wait_until
+from tests.mqttc import Watcher
 from tests.test_patrol_driver_kit import (
     at,
     checkin_payloads,
     cp,
+    journalled,
     outbox_events,
     record,
     rig,
     sha,
     task,
 )
+from tests.test_patrol_driver_sync import patrol_of, tap
 
 TAGS = ["04000001", "04000002", "04000003", "04000004"]
 TASKS = record(
@@ -84,6 +94,88 @@ async def test_crash_between_outbox_commit_and_state_save_is_repaired(
     assert json.loads(payloads[2])["body"]["prev"] == sha(payloads[1])
 
 
+def no_disk(*_a: object) -> None:
+    """Fault injection for write_json: the state file cannot be written."""
+    raise OSError(28, "No space left on device")
+
+
+async def test_journal_is_released_after_a_save_and_kept_when_it_fails(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    state = tmp_path / "state"
+    async with rig(state, TASKS) as (driver, outbox, _media, fed):
+        await scan(fed, driver, TAGS[0], 1)
+        assert await journalled(outbox) == []  # patrol.json has it: the copy went
+        monkeypatch.setattr(agent.patrol_driver, "write_json", no_disk)
+        await scan(fed, driver, TAGS[1], 2)
+        assert await journalled(outbox) == (await checkin_payloads(outbox))[1:]
+    db = sqlite3.connect(state / "outbox.db")
+    assert db.execute("SELECT count(*) FROM journal WHERE kind='checkin'").fetchone() == (1,)
+    db.close()
+    monkeypatch.undo()
+    async with rig(state, TASKS) as (driver, outbox, _media, fed):
+        assert len(await journalled(outbox)) == 1  # until the next successful save
+    saved = json.loads((state / "patrol.json").read_text())
+    db = sqlite3.connect(state / "outbox.db")
+    assert db.execute("SELECT count(*) FROM journal").fetchone() == (0,)
+    assert db.execute("SELECT max(seq) FROM outbox").fetchone()[0] >= saved["journal_seq"]
+    db.close()
+
+
+async def present(sim: Pn532Simulator, uid: str) -> None:
+    """Hold a tag on the reader for a few polls, then take it away."""
+    sim.present(uid)
+    await sim.wait_commands(0x4A, sim.commands.count(0x4A) + 4)
+    sim.remove()
+    await sim.wait_commands(0x4A, sim.commands.count(0x4A) + 3)
+
+
+async def test_checkin_acknowledged_before_a_crash_keeps_chain_and_progress(
+    broker: Broker, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The fork window: published, PUBACKed and deleted from the outbox, then a crash before
+    patrol.json is written. The journal still has it: no fork, no second check-in."""
+    state = tmp_path / "state"
+    DocState(state).set_tasks(TASKS)
+    central = Watcher(broker.host, broker.port)
+    try:
+        async with Pn532Simulator() as sim:
+            cfg = make_config(state, broker.port, nfc={"port": sim.port, "poll_interval_s": 0.02})
+            clock = SystemClock(synced=lambda: True)
+            async with Agent(cfg, clock=clock) as app:
+                driver = await patrol_of(app, tmp_path)
+                await wait_until(lambda: app.link.session is not None, what="connected")
+                await tap(sim, driver, TAGS[0], 1)
+                monkeypatch.setattr(agent.patrol_driver, "write_json", no_disk)
+                await tap(sim, driver, TAGS[1], 2)
+                await wait_until(lambda: app.outbox.depth == 0, what="acknowledged, deleted")
+                await wait_until(lambda: len(central.events("/evt/checkin")) >= 2)
+                assert await checkin_payloads(app.outbox) == []
+            # Shut down without patrol.json: it still says cp0 was the last check-in.
+            saved = json.loads((state / "patrol.json").read_text())
+            monkeypatch.undo()
+            acked = [p for t, p, _ in central.messages if t.endswith("/evt/checkin")]
+            assert saved["chain"]["head"] == sha(acked[0])
+            async with Agent(cfg, clock=clock) as app:
+                driver = await patrol_of(app, tmp_path)
+                assert driver.status()["patrol"]["chain"]["head"] == sha(acked[1])
+                await present(sim, TAGS[1])  # checked in before the crash: not again
+                await driver.drain()
+                assert driver.stats["checkins"] == 0
+                await tap(sim, driver, TAGS[2], 1)
+                await wait_until(lambda: app.outbox.depth == 0, what="sent")
+                await wait_until(lambda: len(central.events("/evt/checkin")) >= 3)
+        messages = list(central.messages)
+    finally:
+        central.close()
+    by_id = {json.loads(p)["id"]: p for t, p, _ in messages if t.endswith("/evt/checkin")}
+    chain = sorted(by_id.values(), key=lambda p: json.loads(p)["seq"])
+    bodies = [json.loads(p)["body"] for p in chain]
+    assert [b["checkpoint_id"] for b in bodies] == ["cp0", "cp1", "cp2"]
+    assert bodies[0]["prev"] is None
+    assert bodies[1]["prev"] == sha(chain[0]) and bodies[2]["prev"] == sha(chain[1])
+
+
 async def test_new_task_set_keeps_checkins_and_adds_checkpoints(tmp_path: Path) -> None:
     async with rig(tmp_path / "state", TASKS) as (driver, outbox, _media, fed):
         await scan(fed, driver, TAGS[0], 1)
@@ -114,3 +206,45 @@ async def test_lost_state_file_is_rebuilt_from_the_outbox(tmp_path: Path) -> Non
         await scan(fed, driver, TAGS[1], 2)
         payloads = await checkin_payloads(outbox)
     assert len(payloads) == 2 and json.loads(payloads[1])["body"]["prev"] == sha(payloads[0])
+
+
+async def test_outbox_lost_with_patrol_json_kept_starts_a_new_chain(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    async with rig(state, TASKS) as (driver, outbox, _media, fed):
+        await scan(fed, driver, TAGS[0], 1)
+        await scan(fed, driver, TAGS[1], 2)
+    for lost in [*state.glob("outbox.db*"), state / "seq.json"]:
+        lost.unlink()
+    async with rig(state, TASKS) as (driver, outbox, _media, fed):
+        # seq starts again at 1 (state_reset), so does the chain; progress is kept.
+        assert driver.status()["patrol"]["chain"] == {"head": None, "seq": None}
+        await scan(fed, driver, TAGS[0], 1)
+        assert await checkin_payloads(outbox) == []
+        await scan(fed, driver, TAGS[2], 2)
+        payloads = await checkin_payloads(outbox)
+        notices = await outbox_events(outbox, "notice")
+    assert notices[0]["body"] == {"type": "state_reset"} and notices[0]["seq"] == 1
+    assert [json.loads(p)["body"]["prev"] for p in payloads] == [None]
+
+
+async def test_state_file_from_before_the_journal_is_repaired_from_the_outbox(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    state = tmp_path / "state"
+    async with rig(state, TASKS) as (driver, outbox, _media, fed):
+        await scan(fed, driver, TAGS[0], 1)
+        monkeypatch.setattr(agent.patrol_driver, "write_json", no_disk)
+        await scan(fed, driver, TAGS[1], 2)
+    monkeypatch.undo()
+    # As an agent without the journal left it: no journal rows, no journal_seq in the file.
+    doc = json.loads((state / "patrol.json").read_text())
+    del doc["journal_seq"], doc["unsent"]
+    (state / "patrol.json").write_text(json.dumps(doc))
+    with sqlite3.connect(state / "outbox.db") as db:
+        db.execute("DELETE FROM journal")
+    db.close()
+    async with rig(state, TASKS) as (driver, outbox, _media, fed):
+        committed = await checkin_payloads(outbox)
+        assert driver.status()["patrol"]["chain"]["head"] == sha(committed[-1])
+        await scan(fed, driver, TAGS[1], 1)  # already checked in: no duplicate
+        assert len(await checkin_payloads(outbox)) == 2

@@ -13,10 +13,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from agent.clock import SystemClock
 from agent.config import ModeProfile
+from agent.errors import StoreFull
+from agent.events import Stored
 from agent.media import MediaStore
 from agent.patrol.geo import offset_deg
 from agent.patrol_config import ButtonsConfig, PatrolCameraConfig, PatrolConfig
@@ -100,6 +103,14 @@ def fix_at(where: tuple[float, float], *, acc: float = 3.0, utc_ms: int | None =
         acc_m=acc,
         mono_ms=int(time.clock_gettime(time.CLOCK_BOOTTIME) * 1000),
     )
+
+
+async def stand(fed: Fed, where: tuple[float, float], seconds: int, utc_ms: int) -> int:
+    """Push one fix a second (fix time from utc_ms) at `where`; return the next fix time."""
+    for _ in range(seconds):
+        await fed.fix(fix_at(where, utc_ms=utc_ms))
+        utc_ms += 1000
+    return utc_ms
 
 
 def jpeg_folder(path: Path, n: int = 2) -> Path:
@@ -245,3 +256,26 @@ async def settle(driver: PatrolDriver, n_fixes: int) -> None:
         lambda: driver.status()["patrol"]["engine"]["fixes"] >= n_fixes, what=f"{n_fixes} fixes"
     )
     await driver.drain()
+
+
+async def journalled(outbox: Outbox) -> list[bytes]:
+    """The check-in payloads the outbox journal holds, in seq order."""
+    return [j.payload for j in await outbox.journal_after(None, "checkin")]
+
+
+class RefusingAppend:
+    """Fault injection: while `refusing`, the real outbox's append raises StoreFull (a full
+    disk); otherwise it passes through. Counts the refusals."""
+
+    def __init__(self, outbox: Outbox, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.refusing = True
+        self.refused = 0
+        real = outbox.append
+
+        async def append(kind: str, body: Any, **kw: Any) -> Stored:
+            if self.refusing:
+                self.refused += 1
+                raise StoreFull("injected: database or disk is full")
+            return await real(kind, body, **kw)
+
+        monkeypatch.setattr(outbox, "append", append)

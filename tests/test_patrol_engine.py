@@ -74,8 +74,12 @@ def task(
     }
 
 
+# Most rule tests pin exact dwell timing, so they run without reach; reach has its own tests.
+NO_REACH = CheckinParams(reach_speed_mps=0.0)
+
+
 def engine(*tasks: dict[str, Any], params: CheckinParams | None = None) -> PatrolEngine:
-    return PatrolEngine(parse_tasks_body({"tasks": list(tasks)}), params)
+    return PatrolEngine(parse_tasks_body({"tasks": list(tasks)}), params or NO_REACH)
 
 
 def fix(
@@ -232,7 +236,9 @@ def test_gap_up_to_gap_s_is_bridged_longer_restarts() -> None:
     assert stand(e, 0.0, 3 + p.gap_s, 3 + p.gap_s + 19) == []
 
 
-HOLD = CheckinParams(k_hold=0.5)  # the optional hold tier (off by default: docs/checkin.md)
+HOLD = CheckinParams(
+    k_hold=0.5, reach_speed_mps=0.0
+)  # the optional hold tier (off by default: docs/checkin.md)
 
 
 def test_hold_is_off_by_default() -> None:
@@ -333,7 +339,7 @@ def test_late_and_replayed_fixes_are_dropped() -> None:
 
 
 def test_reorder_window_judges_late_fixes_in_fix_time_order() -> None:
-    e = engine(task("t", [cp("a", 0)]), params=CheckinParams(reorder_ms=3000))
+    e = engine(task("t", [cp("a", 0)]), params=CheckinParams(reorder_ms=3000, reach_speed_mps=0.0))
     out = []
     for t in [0, 2, 1, 4, 3, 5, 7, 6, 9, 8, 10, 11, 12, 13]:
         out += e.on_fix(fix(0.0, t), T0 + t * 1000, True)

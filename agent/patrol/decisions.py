@@ -22,12 +22,13 @@ class CheckIn:
     checkpoint_id: str
     staff_id: str | None
     method: Method
-    fix: Fix | None  # the fix used: the deciding fix (gps) or the current one (nfc, manual)
+    fix: Fix | None  # gps: the run's latest fix inside; nfc, manual: the current one
     dist_m: float | None  # from `fix` to the checkpoint centre
     acc_m: float | None  # accuracy the engine judged `fix` with (acc_m, else hdop x UERE)
     tag_uid: str | None  # upper-case hex, nfc only
     needs_photo: bool  # manual always; otherwise the checkpoint's `photo`
     at_ms: int  # the caller's now_ms when decided
+    deciding: Fix | None = None  # gps: the fix that decided (reach: may be later than `fix`)
 
     def to_body(self) -> dict[str, Any]:
         """The §4 checkin body except `photos` and `prev`, which the driver adds."""

@@ -30,6 +30,7 @@ from agent.patrol.geofence import (
     gate_to_json,
     is_evidence,
     judge,
+    reach_ms,
     step_gate,
     step_order,
     step_run,
@@ -51,9 +52,24 @@ class _Progress:
     checked: dict[str, tuple[Method, int]] = field(default_factory=dict)  # cp -> (method, at_ms)
     missed: dict[str, int] = field(default_factory=dict)  # cp -> at_ms
     runs: dict[str, DwellRun] = field(default_factory=dict)  # cp -> live dwell run
+    # cp -> the run's latest inside/likely fix: the position a check-in reports. Not in the
+    # snapshot: after a restart the deciding fix stands in for it.
+    seen_in: dict[str, Fix] = field(default_factory=dict)
 
     def resolved(self, cp_id: str) -> bool:
         return cp_id in self.checked or cp_id in self.missed
+
+
+def _run_to_json(r: DwellRun) -> list[int | bool]:
+    return [r.start_ms, r.last_ms, r.confirmed, r.lead_ms, r.until_ms, r.seen_ms]
+
+
+def _run_from_json(r: list[Any]) -> DwellRun:
+    # Three items: a snapshot from before reach (no lead, reach ended at the last fix).
+    start, last, confirmed = int(r[0]), int(r[1]), bool(r[2])
+    if len(r) == 3:
+        return DwellRun(start, last, confirmed, 0, last, last)
+    return DwellRun(start, last, confirmed, int(r[3]), int(r[4]), int(r[5]))
 
 
 def _unresolved(task: Task, pr: _Progress) -> list[Checkpoint]:
@@ -97,6 +113,7 @@ class PatrolEngine:
             self._gate = Gate()
             for pr in self._progress.values():
                 pr.runs.clear()
+                pr.seen_in.clear()
         for ready in ready_fixes:
             self._gate, accepted = step_gate(self._gate, ready, self.params)
             if not accepted:
@@ -191,11 +208,29 @@ class PatrolEngine:
                     # A dwell run only carries over when the place and rule are unchanged.
                     if cp.id in prev.runs and old.checkpoint(cp.id) == cp:
                         pr.runs[cp.id] = prev.runs[cp.id]
+                        if cp.id in prev.seen_in:
+                            pr.seen_in[cp.id] = prev.seen_in[cp.id]
             progress[task.id] = pr
         self._tasks, self._progress = tasks, progress
         return self._settle(now_ms, time_ok)
 
     # ---- views --------------------------------------------------------------------------------
+
+    def dwelling(self) -> list[tuple[str, Checkpoint]]:
+        """(task id, checkpoint) of each confirmed dwell run that can still check in, task order.
+
+        A driver uses it to get ready for a check-in about to come (e.g. take its photo early).
+        """
+        out = []
+        for task in self._tasks.tasks:
+            pr = self._progress[task.id]
+            if pr.ended:
+                continue
+            for cp in task.checkpoints:
+                run = pr.runs.get(cp.id)
+                if run is not None and run.confirmed and not pr.resolved(cp.id):
+                    out.append((task.id, cp))
+        return out
 
     def status(self) -> list[TaskStatus]:
         """One TaskStatus per task, in task-set order."""
@@ -233,18 +268,24 @@ class PatrolEngine:
                 dist = distance_m(lat, lon, cp.lat, cp.lon)
                 run = pr.runs.get(cp.id)
                 verdict = judge(dist, acc, cp.radius_m, self.params)
-                run = step_run(run, verdict, t, self.params)
+                reach = reach_ms(dist, acc, cp.radius_m, self.params)
+                run = step_run(run, verdict, t, self.params, reach)
                 if run is None:
                     pr.runs.pop(cp.id, None)
+                    pr.seen_in.pop(cp.id, None)
                     continue
                 pr.runs[cp.id] = run
+                if run.last_ms == t:
+                    pr.seen_in[cp.id] = fix
                 if (
                     active
                     and run.dwelled_ms() >= cp.dwell_s * 1000.0
                     # GPS never skips in a sequence: passing a later checkpoint is not a visit.
                     and (task.order == "any" or cp is _unresolved(task, pr)[0])
                 ):
-                    out += self._check_in(task, pr, cp, "gps", fix, now_ms)
+                    # Reach may decide on a later fix (time passed): report where it was seen in.
+                    shown = pr.seen_in.get(cp.id, fix)
+                    out += self._check_in(task, pr, cp, "gps", shown, now_ms, deciding=fix)
         return out
 
     def _check_in(
@@ -258,6 +299,7 @@ class PatrolEngine:
         *,
         tag_uid: str | None = None,
         needs_photo: bool | None = None,
+        deciding: Fix | None = None,
     ) -> list[Decision]:
         out: list[Decision] = []
         if not pr.started:
@@ -270,6 +312,7 @@ class PatrolEngine:
             acc = accuracy_m(used, self.params)
         pr.checked[cp.id] = (method, now_ms)
         pr.runs.pop(cp.id, None)
+        pr.seen_in.pop(cp.id, None)
         out.append(
             CheckIn(
                 task.id,
@@ -282,6 +325,7 @@ class PatrolEngine:
                 tag_uid,
                 cp.photo if needs_photo is None else needs_photo,
                 now_ms,
+                deciding or used,
             )
         )
         if task.order == "sequence":
@@ -348,7 +392,7 @@ class PatrolEngine:
                     "ended": pr.ended,
                     "checked": {c: {"method": m, "at_ms": t} for c, (m, t) in pr.checked.items()},
                     "missed": dict(pr.missed),
-                    "runs": {c: [r.start_ms, r.last_ms, r.confirmed] for c, r in pr.runs.items()},
+                    "runs": {c: _run_to_json(r) for c, r in pr.runs.items()},
                 }
                 for tid, pr in self._progress.items()
             },
@@ -378,11 +422,7 @@ class PatrolEngine:
                         if c in ids
                     },
                     missed={c: int(t) for c, t in raw.get("missed", {}).items() if c in ids},
-                    runs={
-                        c: DwellRun(int(r[0]), int(r[1]), bool(r[2]))
-                        for c, r in raw.get("runs", {}).items()
-                        if c in ids
-                    },
+                    runs={c: _run_from_json(r) for c, r in raw.get("runs", {}).items() if c in ids},
                 )
             gate = gate_from_json(data["gate"])
             order = FixOrder.from_json(data["order"])

@@ -24,6 +24,7 @@ class CheckinParams:
     margin_m: float = 5.0  # hysteresis band beyond the radius
     confirm_s: float = 15.0  # a run of "likely" fixes this long confirms itself
     gap_s: float = 45.0  # longest time between two inside fixes that still counts as continuous
+    reach_speed_mps: float = 2.0  # fastest a patrol on foot moves; reach = depth / this; 0: off
     acc_floor_m: float = 2.0  # receivers under-report; never trust a fix better than this
     uere_m: float = 5.0  # accuracy = hdop * uere_m when the fix has no acc_m
     max_speed_mps: float = 15.0  # outlier gate: faster than this from the anchor is a jump
@@ -88,10 +89,32 @@ class DwellRun:
     start_ms: int  # first fix of the run (fix time)
     last_ms: int  # latest inside/likely fix (or hold fix, once confirmed)
     confirmed: bool  # some fix of the run was "inside", not just "likely"
+    lead_ms: int = 0  # reach of the first fix: inside at least this long before it
+    until_ms: int = 0  # latest fix time + reach over the run's fixes: inside at least until then
+    seen_ms: int = 0  # newest fix judged while the run was live (any verdict)
 
     def dwelled_ms(self) -> int:
-        """Continuous time inside so far; 0 until the run is confirmed."""
-        return self.last_ms - self.start_ms if self.confirmed else 0
+        """Continuous time inside so far, reach included; 0 until the run is confirmed.
+
+        Reach after the last fix counts only as fix time passes (up to seen_ms), never ahead,
+        and reach never adds more than the run itself observed (half the dwell at least seen).
+        """
+        if not self.confirmed:
+            return 0
+        observed = self.last_ms - self.start_ms
+        credit = self.lead_ms + max(0, min(self.until_ms, self.seen_ms) - self.last_ms)
+        return observed + min(credit, observed)
+
+
+def reach_ms(dist: float, acc: float, radius: float, params: CheckinParams) -> int:
+    """Least time a person at this fix needs to cross the radius at reach_speed_mps (0: off).
+
+    The position is taken conservatively (k_stay accuracies further out), as for "likely".
+    """
+    if params.reach_speed_mps <= 0.0:
+        return 0
+    depth = radius - dist - params.k_stay * acc
+    return int(1000.0 * depth / params.reach_speed_mps) if depth > 0.0 else 0
 
 
 def is_live(run: DwellRun | None, t_ms: int, params: CheckinParams) -> bool:
@@ -100,9 +123,9 @@ def is_live(run: DwellRun | None, t_ms: int, params: CheckinParams) -> bool:
 
 
 def step_run(
-    run: DwellRun | None, verdict: Verdict, t_ms: int, params: CheckinParams
+    run: DwellRun | None, verdict: Verdict, t_ms: int, params: CheckinParams, reach: int = 0
 ) -> DwellRun | None:
-    """Advance a run by one judged fix: outside breaks it, unknown leaves it, inside extends it."""
+    """Advance a run by one judged fix and its reach_ms: outside ends it, inside/likely extend."""
     live = run if run is not None and is_live(run, t_ms, params) else None
     if verdict == "outside":
         return None
@@ -110,17 +133,20 @@ def step_run(
         # Measured inside the radius, not by enough to start or confirm anything: it only keeps a
         # run that was already confidently inside going (enter strictly, stay loosely).
         if live is not None and live.confirmed:
-            return DwellRun(live.start_ms, t_ms, True)
-        return live
+            until = max(live.until_ms, t_ms + reach)
+            return DwellRun(live.start_ms, t_ms, True, live.lead_ms, until, t_ms)
+        return None if live is None else dataclasses.replace(live, seen_ms=t_ms)
     if verdict == "unknown":
         # Neither evidence of leaving nor of staying; a long unknown stretch ends it through gap_s.
-        return live
+        return None if live is None else dataclasses.replace(live, seen_ms=t_ms)
     strong = verdict == "inside"
     if live is None:
-        return DwellRun(t_ms, t_ms, strong or params.confirm_s <= 0)
+        return DwellRun(t_ms, t_ms, strong or params.confirm_s <= 0, reach, t_ms + reach, t_ms)
     # Drifting GPS error decorrelates over tens of seconds: a long likely run is evidence too.
     long_enough = t_ms - live.start_ms >= params.confirm_s * 1000.0
-    return DwellRun(live.start_ms, t_ms, live.confirmed or strong or long_enough)
+    confirmed = live.confirmed or strong or long_enough
+    until = max(live.until_ms, t_ms + reach)
+    return DwellRun(live.start_ms, t_ms, confirmed, live.lead_ms, until, t_ms)
 
 
 @dataclass(frozen=True, slots=True)

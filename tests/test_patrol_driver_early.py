@@ -1,0 +1,92 @@
+"""Early photos: a photo checkpoint's photo is taken while the dwell runs (patrol_early)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from agent.patrol_config import PatrolConfig
+from agent.patrol_driver import PatrolDriver
+from agent.photo import Camera, read_gps
+from tests.asynckit import wait_until
+from tests.test_patrol_driver_kit import (
+    at,
+    camera_cfg,
+    cp,
+    fix_at,
+    jpeg_folder,
+    outbox_events,
+    record,
+    rig,
+    task,
+)
+
+T0 = int(time.time() * 1000) - 60_000
+
+
+def early(driver: PatrolDriver) -> dict[str, int]:
+    stats: dict[str, int] = driver.status()["patrol"]["early_photos"]
+    return stats
+
+
+def photo_task() -> dict[str, Any]:
+    return record([task("t", [cp("kiosk", at(0, 0), photo=True), cp("far", at(900, 0))])])
+
+
+async def test_photo_is_taken_during_the_dwell_and_used_by_the_checkin(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    async with (
+        Camera(camera_cfg(jpeg_folder(tmp_path / "pics"))) as cam,
+        rig(state, photo_task(), camera=cam) as (driver, outbox, _media, fed),
+    ):
+        await fed.fix(fix_at(at(1, 1), utc_ms=T0))  # confident at once: the run is confirmed
+        await wait_until(lambda: early(driver)["taken"] == 1, what="early photo")
+        assert await outbox_events(outbox, "checkin") == []
+        for i in range(1, 12):
+            await fed.fix(fix_at(at(1, 1), utc_ms=T0 + i * 1000))
+        await wait_until(lambda: driver.stats["checkins"] == 1, what="check-in")
+        await driver.drain()
+        [checkin] = await outbox_events(outbox, "checkin")
+        [ref] = checkin["body"]["photos"]
+        # The photo was taken at the first fix, before the deciding one, and only once.
+        taken = read_gps(str(state / "media" / f"{ref['sha256']}.jpg"))["utc_ms"]
+        assert taken == T0 < checkin["body"]["gps_ts"]
+        assert early(driver) == {"taken": 1, "used": 1, "unused": 0}
+        assert cam.status()["photos"] == 1
+        [media_evt] = await outbox_events(outbox, "media")
+        assert media_evt["body"]["ref"] == {"kind": "checkin", "id": checkin["id"]}
+
+
+async def test_a_run_that_ends_without_a_checkin_leaves_its_photo_unnamed(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    async with (
+        Camera(camera_cfg(jpeg_folder(tmp_path / "pics"))) as cam,
+        rig(state, photo_task(), camera=cam) as (driver, outbox, _media, fed),
+    ):
+        await fed.fix(fix_at(at(1, 1), utc_ms=T0))
+        await wait_until(lambda: early(driver)["taken"] == 1, what="early photo")
+        for i, north in enumerate([10, 20, 30, 40, 50], start=1):  # off at 10 m/s: run ends
+            await fed.fix(fix_at(at(north, 0), utc_ms=T0 + i * 1000))
+        await wait_until(lambda: early(driver)["unused"] == 1, what="photo dropped")
+        await driver.drain()
+        assert await outbox_events(outbox, "checkin") == []
+        assert await outbox_events(outbox, "media") == []  # never named: the reaper's orphan
+
+
+async def test_without_early_photos_the_checkin_takes_its_own(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    settings = PatrolConfig(tick_s=0.05, reap_interval_s=0.2, early_photo=False)
+    async with (
+        Camera(camera_cfg(jpeg_folder(tmp_path / "pics"))) as cam,
+        rig(state, photo_task(), camera=cam, settings=settings) as (driver, outbox, _m, fed),
+    ):
+        for i in range(12):
+            await fed.fix(fix_at(at(1, 1), utc_ms=T0 + i * 1000))
+        await wait_until(lambda: driver.stats["checkins"] == 1, what="check-in")
+        await driver.drain()
+        [checkin] = await outbox_events(outbox, "checkin")
+        [ref] = checkin["body"]["photos"]
+        taken = read_gps(str(state / "media" / f"{ref['sha256']}.jpg"))["utc_ms"]
+        assert taken == checkin["body"]["gps_ts"]  # taken at the deciding fix
+        assert early(driver)["taken"] == 0
