@@ -9,31 +9,30 @@ import random
 import time
 from collections.abc import Callable, Mapping
 from contextlib import AsyncExitStack
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from agent import __version__, health
+from agent.appliers import Appliers, validate_cmd_body
 from agent.clock import SystemClock
 from agent.config import Config
 from agent.errors import LinkError, StoreError
 from agent.modectl import ModeControl
-from agent.modes import EffectiveMode, ModeDoc, validate_mode_body
-from agent.ota import ConfigStore, Staged, config_ack, health_problems, validate_body
+from agent.modes import EffectiveMode, validate_mode_body
+from agent.ota import ConfigStore, Staged, validate_body
 from agent.patrol.schema import parse_tasks_body
 from agent.state import DocState
 from sync import envelope
-from sync.downlink import DEFERRED, Downlink, Trust
+from sync.downlink import Downlink, Trust
 from sync.link import BdSeq, LinkSettings, MqttLink, Session
 from sync.outbox import Outbox
 from sync.publisher import Publisher
 from sync.reconnect import Backoff
-from sync.verify import BodyValidator, Document, b64url_decode
+from sync.verify import BodyValidator, b64url_decode
 
 log = logging.getLogger(__name__)
-
-CMD_ACTIONS = ("rebirth", "status_now", "snapshot")
 
 
 def trusted_keys(cfg: Config) -> dict[str, Ed25519PublicKey]:
@@ -42,18 +41,6 @@ def trusted_keys(cfg: Config) -> dict[str, Ed25519PublicKey]:
         k.kid: Ed25519PublicKey.from_public_bytes(b64url_decode(k.public_key))
         for k in cfg.trust.ops_keys
     }
-
-
-def validate_cmd_body(body: Mapping[str, Any]) -> dict[str, Any]:
-    """Check a §6 cmd body."""
-    if set(body) - {"action", "args"}:
-        raise ValueError("cmd body takes only action and args")
-    if body.get("action") not in CMD_ACTIONS:
-        raise ValueError(f"action must be one of {', '.join(CMD_ACTIONS)}")
-    args = body.get("args", {})
-    if not isinstance(args, dict):
-        raise ValueError("args must be an object")
-    return {"action": body["action"], "args": args}
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +93,9 @@ class Agent:
             "config": validate_body(self.ota.local),
         }
         self._validators.update(extra_validators or {})
+        self._appliers = Appliers(
+            self, status_now=self._status_now, restart=self._restart, rotate_keys=self._rotate_keys
+        )
 
     # ----- time ------------------------------------------------------------------------------
     def trusted_now_ms(self) -> int | None:
@@ -163,12 +153,7 @@ class Agent:
                 versions=self.state,
                 now_ms=self.trusted_now_ms,
                 validators=self._validators,
-                appliers={
-                    "tasks": self._apply_tasks,
-                    "mode": self._apply_mode,
-                    "cmd": self._cmd,
-                    "config": self._apply_config,
-                },
+                appliers=self._appliers.table(),
                 store_ack=lambda body: self.outbox.append("ack", body),
                 on_applied=self.publish_reported,
                 on_central=self._central,
@@ -215,7 +200,7 @@ class Agent:
                 component.task.add_done_callback(self._task_done)
         loops = [("status", self._status_loop()), ("good-time", self._good_time_loop())]
         if self.ota.staged is not None:
-            loops.append(("config-health", self._health_window(self.ota.staged)))
+            loops.append(("config-health", self._appliers.health_window(self.ota.staged)))
         for name, coro in loops:
             self.start_task(coro, name)
 
@@ -259,6 +244,10 @@ class Agent:
     def _restart(self) -> None:
         self.outcome = "restart"
         self._stopped.set()
+
+    def _rotate_keys(self) -> None:
+        # §6 key rotation: a config's own [trust] keys count only once it passed its window.
+        self._keys = trusted_keys(self.cfg)
 
     async def wait(self) -> None:
         """Until stop() is called."""
@@ -336,97 +325,6 @@ class Agent:
             log.info("central ingest %s", "online" if online else "offline")
             self._central_online = online
             self.publisher.gate_changed()
-
-    # ----- appliers --------------------------------------------------------------------------
-    async def _apply_tasks(self, doc: Document) -> str | None:
-        record = {"id": doc.id, "ver": doc.ver, "iat": doc.iat, "body": dict(doc.body)}
-        try:
-            await asyncio.to_thread(self.state.set_tasks, record)
-        except OSError as exc:
-            log.error("could not store tasks ver %d: %s", doc.ver, exc)
-            return "apply_failed"
-        for listener in self.tasks_listeners:
-            listener(record)
-        return None
-
-    async def _apply_config(self, doc: Document) -> str | None:
-        if self.outcome == "restart":
-            log.warning("config ver %d refused: a switch to another config is under way", doc.ver)
-            return "apply_failed"
-        staged = self.ota.staged
-        if staged is not None:
-            if staged.doc_id == doc.id:
-                return DEFERRED  # the same document again while its window runs
-            log.warning(
-                "config ver %d refused: ver %d is still in its health window", doc.ver, staged.ver
-            )
-            return "apply_failed"
-        try:
-            await asyncio.to_thread(self.ota.store.stage, doc.id, doc.ver, dict(doc.body))
-        except OSError as exc:
-            log.error("could not stage config ver %d: %s", doc.ver, exc)
-            return "apply_failed"
-        log.info("config ver %d staged; restarting the agent with it", doc.ver)
-        self._restart()
-        return DEFERRED
-
-    async def _health_window(self, staged: Staged) -> None:
-        await asyncio.sleep(self.cfg.sync.config_health_window_s)
-        problems = health_problems(
-            connected=self.link.connects > 0,
-            devices={name: check() for name, check in self.device_checks.items()},
-        )
-        # Ack and version first, the switch last: a crash in between re-runs the window (the
-        # document stays pending) and at worst acks twice, never leaves it un-acked.
-        status, reason = ("rolled_back", "health_failed") if problems else ("applied", None)
-        if not problems:
-            # Rotated keys take effect with the apply: before the ack can reach anyone.
-            self._keys = trusted_keys(self.cfg)
-        await self.outbox.append("ack", config_ack(staged.doc_id, staged.ver, status, reason))
-        await asyncio.to_thread(
-            self.state.applied, "config", f"dev:{self.cfg.device.id}", staged.ver, staged.doc_id
-        )
-        if problems:
-            log.error(
-                "config ver %d failed its health window: %s; rolling back",
-                staged.ver,
-                "; ".join(problems),
-            )
-            await asyncio.to_thread(self.ota.store.drop)
-            self._restart()
-            return
-        await asyncio.to_thread(self.ota.store.commit, staged)
-        self.ota = replace(self.ota, staged=None, lkg=self.cfg)
-        log.info("config ver %d applied", staged.ver)
-        self.publish_reported()
-
-    async def _apply_mode(self, doc: Document) -> str | None:
-        body = validate_mode_body(doc.body)
-        mdoc = ModeDoc(doc.target.key, body["mode"], doc.ver, doc.exp, body["reason"])
-        try:
-            self.modes.apply(mdoc)
-        except OSError as exc:
-            log.error("could not store mode ver %d: %s", doc.ver, exc)
-            return "apply_failed"
-        return None
-
-    async def _cmd(self, doc: Document) -> str | None:
-        action = doc.body["action"]
-        log.info("command %s (ver %d)", action, doc.ver)
-        if action == "rebirth":
-            session = self.link.session
-            if session is not None:
-                topic = envelope.topic(self.cfg.device.id, "state")
-                session.publish(topic, self.birth(session.bdseq), 1, True)
-                self.publish_reported(force=True)
-        elif action == "status_now":
-            self._status_now.set()
-        elif action == "snapshot":
-            if self.snapshot is None:
-                log.warning("snapshot asked for, but this device has no camera")
-                return "apply_failed"
-            await self.snapshot(doc.body.get("args", {}))
-        return None
 
     # ----- periodic --------------------------------------------------------------------------
     async def status_body(self) -> dict[str, Any]:

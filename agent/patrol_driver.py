@@ -15,7 +15,7 @@ import functools
 import logging
 import sqlite3
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -38,8 +38,9 @@ from agent.patrol.geofence import accuracy_m, is_evidence
 from agent.patrol_config import ButtonsConfig, PatrolConfig
 from agent.patrol_early import EarlyPhotos
 from agent.patrol_events import Reporter, StillCamera
-from agent.patrol_state import state_doc, tasks_view
+from agent.patrol_state import engine_from, state_doc
 from agent.patrol_unsent import Outlet, Unsent
+from agent.patrol_views import Outcome, gps_section, manual_answer, tasks_view
 from firmware_bridge.buttons import FeedbackKind
 from firmware_bridge.types import ButtonPress, Fix, TagScan
 from sync.envelope import TimeStamp
@@ -60,15 +61,6 @@ class PatrolClock(Protocol):
     def stamp(self) -> TimeStamp: ...
     def on_fix(self, fix: Fix) -> None: ...
     def mono_ms(self) -> int: ...
-
-
-@dataclass(frozen=True, slots=True)
-class Outcome:
-    """One engine decision and the event that stored it (None: no event, or it is queued)."""
-
-    decision: Decision
-    stored: Stored | None
-    queued: bool = False  # its event waits in the unsent queue
 
 
 class PatrolDriver:
@@ -136,13 +128,7 @@ class PatrolDriver:
     async def __aenter__(self) -> PatrolDriver:
         saved = await asyncio.to_thread(read_json, self._path, None)
         saved = saved if isinstance(saved, dict) else {}
-        try:
-            self._engine.restore(saved["engine"])
-        except KeyError:
-            self._fresh_engine()
-        except ConfigError as exc:
-            log.error("patrol state unusable (%s); progress starts afresh", exc)
-            self._fresh_engine()
+        self._engine = engine_from(saved, self._record, self._params)
         snap, found = await self._out.restore(self._outbox, saved, self._engine.snapshot())
         if found:
             try:
@@ -179,15 +165,6 @@ class PatrolDriver:
         async with self._lock:
             if self._settled and self._dirty:
                 await self._save()
-
-    def _fresh_engine(self) -> None:
-        # With the stored task set in place, check-ins found in the outbox can be marked done.
-        if self._record is None:
-            return
-        try:
-            self._engine = PatrolEngine(parse_tasks_body(self._record.get("body")), self._params)
-        except ConfigError as exc:
-            log.error("stored tasks ver %s not usable: %s", self._record.get("ver"), exc)
 
     def _spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> asyncio.Task[Any]:
         task = asyncio.create_task(coro, name=name)
@@ -416,31 +393,9 @@ class PatrolDriver:
         )
 
     async def manual_checkin(self) -> dict[str, Any]:
-        """The check-in button: {"checked_in": true, ids, queued} or {"checked_in": false, reason}.
-
-        `queued`: the outbox refused it for now; it is stored later (id and seq null here).
-        """
+        """The check-in button; the answer is agent.patrol_views.manual_answer's."""
         fix, _ = self.current_fix()
-        for o in await self._run(functools.partial(self._engine.on_manual, fix)):
-            d = o.decision
-            if isinstance(d, CheckIn):
-                return {
-                    "checked_in": True,
-                    "task_id": d.task_id,
-                    "checkpoint_id": d.checkpoint_id,
-                    "id": None if o.stored is None else o.stored.id,
-                    "seq": None if o.stored is None else o.stored.seq,
-                    "queued": o.queued,
-                }
-            if isinstance(d, NoCheckpointInReach):
-                dist = None if d.nearest_dist_m is None else round(d.nearest_dist_m, 1)
-                return {
-                    "checked_in": False,
-                    "reason": d.reason,
-                    "nearest_checkpoint_id": d.nearest_checkpoint_id,
-                    "nearest_dist_m": dist,
-                }
-        return {"checked_in": False, "reason": "no_active_task"}
+        return manual_answer(await self._run(functools.partial(self._engine.on_manual, fix)))
 
     async def snapshot(self, args: Mapping[str, Any]) -> None:
         """`cmd snapshot` (agent.snapshot): a photo now, named by a notice of type snapshot."""
@@ -459,12 +414,7 @@ class PatrolDriver:
     # ----- views -----------------------------------------------------------------------------
     def gps_status(self) -> dict[str, Any]:
         """The §8 status `gps` section."""
-        fix, acc = self.current_fix()
-        return {
-            "fix": fix.fix if fix is not None else "none",
-            "sats": self._latest.sats if self._latest is not None else None,
-            "acc_m": None if acc is None else round(acc, 1),
-        }
+        return gps_section(*self.current_fix(), self._latest)
 
     def status(self) -> dict[str, Any]:
         """agent.status_extra part (and GET /status): progress, chain, counters, camera."""

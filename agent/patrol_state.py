@@ -20,7 +20,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from agent.patrol import PatrolEngine
+from agent.errors import ConfigError
+from agent.patrol import CheckinParams, PatrolEngine, parse_tasks_body
 from sync.outbox import Outbox
 
 log = logging.getLogger(__name__)
@@ -67,6 +68,28 @@ class Committed:
     seq: int
     payload: bytes
     message: dict[str, Any]
+
+
+def engine_from(
+    saved: Mapping[str, Any], record: Mapping[str, Any] | None, params: CheckinParams
+) -> PatrolEngine:
+    """The engine of patrol.json's snapshot; else a fresh one on the stored task set (logged)."""
+    engine = PatrolEngine(params=params)
+    try:
+        engine.restore(saved["engine"])
+        return engine
+    except KeyError:
+        pass
+    except ConfigError as exc:
+        log.error("patrol state unusable (%s); progress starts afresh", exc)
+    if record is None:
+        return engine
+    # With the stored task set in place, check-ins found in the journal can be marked done.
+    try:
+        return PatrolEngine(parse_tasks_body(record.get("body")), params)
+    except ConfigError as exc:
+        log.error("stored tasks ver %s not usable: %s", record.get("ver"), exc)
+        return engine
 
 
 def state_doc(
@@ -189,18 +212,3 @@ def recover(
         last.seq,
     )
     return ChainHead.of(last.payload, last.seq), engine
-
-
-def tasks_view(engine: PatrolEngine, ver: object) -> dict[str, Any]:
-    """The task set with each checkpoint's state (open, checked, missed) and each task's end."""
-    progress = engine.snapshot()["progress"]
-    out = []
-    for task in engine.tasks.tasks:
-        pr = progress.get(task.id, {})
-        checked, missed = pr.get("checked", {}), pr.get("missed", {})
-        cps = []
-        for cp in task.checkpoints:
-            state = "checked" if cp.id in checked else "missed" if cp.id in missed else "open"
-            cps.append({**cp.to_body(), "state": state})
-        out.append({**task.to_body(), "checkpoints": cps, "ended": pr.get("ended")})
-    return {"ver": ver, "tasks": out}

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import sqlite3
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,40 +15,15 @@ from agent.errors import MediaRefused, StoreError, StoreFull
 from agent.events import DEFAULT_PRIORITY, Stored
 from sync import envelope, outbox_db
 from sync.envelope import TimeStamp
-from sync.ordering import MEDIA_PRIORITY, RowInfo, choose_evictions, eviction_notice
+from sync.ordering import MEDIA_PRIORITY, RowInfo, eviction_notice
 from sync.outbox_db import Journalled
+from sync.outbox_rows import Pending, Row, build
 from sync.statefile import read_json, write_json
 
 log = logging.getLogger(__name__)
 
 SEQ_RESERVE = 10_000  # seq numbers reserved ahead in seq.json, so a lost database never reuses one
-ROW_OVERHEAD = 64  # bytes counted per row on top of topic + payload
 MAX_BATCH = 2048
-
-
-@dataclass(frozen=True, slots=True)
-class Row:
-    """One stored message as the publisher sees it."""
-
-    rowid: int
-    priority: int
-    topic: str
-    payload: bytes
-    size: int
-    hist: bool
-
-
-@dataclass(slots=True)
-class _Pending:
-    kind: str
-    priority: int
-    hist: bool
-    body: Mapping[str, Any] | None  # envelope body; None for a raw (chunk) row
-    topic: str
-    payload: bytes | None  # raw rows only
-    group: str | None
-    future: asyncio.Future[Stored]
-    journal: bool = False  # also into the journal table, in the same transaction
 
 
 class Outbox:
@@ -73,7 +46,7 @@ class Outbox:
         self._stamp = stamp
         self._budget = budget_bytes
         self._online = online
-        self._queue: asyncio.Queue[_Pending] = asyncio.Queue(queue_size)
+        self._queue: asyncio.Queue[Pending] = asyncio.Queue(queue_size)
         self._db: aiosqlite.Connection | None = None  # writes (and reads inside them)
         self._rdb: aiosqlite.Connection | None = None  # the publisher's reads (WAL: no blocking)
         self._wlock = asyncio.Lock()  # one write transaction at a time on the writer connection
@@ -205,7 +178,7 @@ class Outbox:
             raise StoreError("outbox is not open")
         fut: asyncio.Future[Stored] = asyncio.get_running_loop().create_future()
         hist = not self._online()
-        item = _Pending(kind, priority, hist, body, topic, payload, group, fut, journal)
+        item = Pending(kind, priority, hist, body, topic, payload, group, fut, journal)
         await self._queue.put(item)
         return await fut
 
@@ -222,14 +195,14 @@ class Outbox:
                 for _ in batch:
                     self._queue.task_done()
 
-    async def _commit(self, batch: list[_Pending]) -> None:
+    async def _commit(self, batch: list[Pending]) -> None:
         assert self._db is not None
         seq_before, ceiling_before = self._seq, self._ceiling
-        rows: list[tuple[_Pending, Stored, int]] = []
+        rows: list[tuple[Pending, Stored, int]] = []
         evicted: list[RowInfo] = []
         carried: list[dict[str, Any]] = []
-        refused: list[_Pending] = []
-        rejected: list[tuple[_Pending, StoreError]] = []
+        refused: list[Pending] = []
+        rejected: list[tuple[Pending, StoreError]] = []
         batch_bytes = 0  # bytes of `rows` so far: kept, not re-summed per item
         try:
             for item in batch:
@@ -244,7 +217,7 @@ class Outbox:
                     continue
                 over = self.bytes + batch_bytes + size - self._budget
                 if over > 0:
-                    dropped, earlier = await self._evict(over)
+                    dropped, earlier = await outbox_db.evict(self._db, over)
                     evicted.extend(dropped)
                     carried.extend(earlier)
                     self.bytes -= sum(r.size for r in dropped)
@@ -262,7 +235,7 @@ class Outbox:
                 # The notice commits with the eviction: no window where rows are gone unexplained.
                 body = eviction_notice(evicted, carried)
                 loop = asyncio.get_running_loop()
-                note = _Pending(
+                note = Pending(
                     "notice",
                     3,
                     not self._online(),
@@ -336,69 +309,12 @@ class Outbox:
         except sqlite3.Error as exc:
             log.debug("rollback: %s", exc)
 
-    def _build(self, item: _Pending) -> tuple[Stored, int]:
-        """Give the item its seq and exact bytes (envelope) inside the open transaction.
-
-        Raises StoreError for a message that cannot be published (not JSON, over 128 KiB);
-        such a message takes no seq.
-        """
-        if item.body is None:
-            assert item.payload is not None
-            stored = Stored(item.group or "", 0, item.topic, item.payload, item.priority)
-        else:
-            stamp = self._stamp()
-            msg_id = envelope.uuid7(stamp.ts)
-            try:
-                payload = envelope.envelope(
-                    kind=item.kind,
-                    msg_id=msg_id,
-                    dev=self._dev,
-                    seq=self._seq + 1,
-                    stamp=stamp,
-                    hist=item.hist,
-                    body=item.body,
-                )
-            except (TypeError, ValueError) as exc:
-                raise StoreError(f"{item.kind} body is not JSON: {exc}") from None
-            stored = Stored(msg_id, self._seq + 1, item.topic, payload, item.priority)
-        if len(stored.payload) > envelope.MAX_UP_PAYLOAD:
-            raise StoreError(f"{item.kind} payload of {len(stored.payload)} bytes exceeds 128 KiB")
+    def _build(self, item: Pending) -> tuple[Stored, int]:
+        """Build the item with the next seq in the open transaction; a refused one takes none."""
+        stored, size = build(item, dev=self._dev, seq=self._seq + 1, stamp=self._stamp)
         if stored.seq:
             self._seq = stored.seq
-        return stored, len(stored.payload) + len(stored.topic) + ROW_OVERHEAD
-
-    async def _evict(self, need: int) -> tuple[list[RowInfo], list[dict[str, Any]]]:
-        """Delete the rows §7 says go first, inside the open transaction."""
-        assert self._db is not None
-        sql = (
-            "SELECT rowid, priority, size, kind, seq, grp FROM outbox WHERE priority > 1"
-            " ORDER BY priority DESC, rowid ASC LIMIT 256"
-        )
-        async with self._db.execute(sql) as cur:
-            cands = [RowInfo(r[0], r[1], r[2], r[3], r[4], r[5]) async for r in cur]
-        groups = {c.group for c in cands if c.group is not None}
-        for grp in groups:
-            async with self._db.execute(
-                "SELECT rowid, priority, size, kind, seq, grp FROM outbox WHERE grp=?", (grp,)
-            ) as cur:
-                known = {c.rowid for c in cands}
-                cands += [RowInfo(*r) async for r in cur if r[0] not in known]
-        chosen = choose_evictions(cands, need)
-        earlier: list[dict[str, Any]] = []
-        for r in chosen:
-            if r.kind == "notice":
-                # An eviction notice about to go: its news moves into the next one.
-                rows = await self._db.execute_fetchall(
-                    "SELECT payload FROM outbox WHERE rowid=?", (r.rowid,)
-                )
-                body = json.loads(bytes(next(iter(rows))[0]))["body"]
-                if body.get("type") == "outbox_evicted":
-                    earlier.append(body)
-        if chosen:
-            await self._db.executemany(
-                "DELETE FROM outbox WHERE rowid=?", [(r.rowid,) for r in chosen]
-            )
-        return chosen, earlier
+        return stored, size
 
     # ----- the journal: journalled messages until their producer has saved its state ---------
     async def journal_after(self, after_seq: int | None, kind: str) -> list[Journalled]:

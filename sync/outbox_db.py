@@ -1,15 +1,19 @@
-"""The outbox's SQLite file: schema, opening with WAL and a check, quarantine of a damaged one."""
+"""The outbox's SQLite file: schema, opening with WAL and a check, quarantine, eviction, journal."""
 
 from __future__ import annotations
 
+import json
 import logging
 import sqlite3
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import aiosqlite
+
+from sync.ordering import RowInfo, choose_evictions
 
 log = logging.getLogger(__name__)
 
@@ -93,6 +97,43 @@ async def counts(conn: aiosqlite.Connection) -> tuple[int, int]:
     """(rows, bytes) stored."""
     rows = list(await conn.execute_fetchall("SELECT count(*), coalesce(sum(size),0) FROM outbox"))
     return int(rows[0][0]), int(rows[0][1])
+
+
+async def evict(
+    conn: aiosqlite.Connection, need: int
+) -> tuple[list[RowInfo], list[dict[str, Any]]]:
+    """Delete the rows §7 says go first, inside the caller's open transaction.
+
+    Returns the rows deleted and the bodies of eviction notices among them (their news is
+    carried into the next notice).
+    """
+    sql = (
+        "SELECT rowid, priority, size, kind, seq, grp FROM outbox WHERE priority > 1"
+        " ORDER BY priority DESC, rowid ASC LIMIT 256"
+    )
+    async with conn.execute(sql) as cur:
+        cands = [RowInfo(r[0], r[1], r[2], r[3], r[4], r[5]) async for r in cur]
+    groups = {c.group for c in cands if c.group is not None}
+    for grp in groups:
+        async with conn.execute(
+            "SELECT rowid, priority, size, kind, seq, grp FROM outbox WHERE grp=?", (grp,)
+        ) as cur:
+            known = {c.rowid for c in cands}
+            cands += [RowInfo(*r) async for r in cur if r[0] not in known]
+    chosen = choose_evictions(cands, need)
+    earlier: list[dict[str, Any]] = []
+    for r in chosen:
+        if r.kind == "notice":
+            # An eviction notice about to go: its news moves into the next one.
+            rows = await conn.execute_fetchall(
+                "SELECT payload FROM outbox WHERE rowid=?", (r.rowid,)
+            )
+            body = json.loads(bytes(next(iter(rows))[0]))["body"]
+            if body.get("type") == "outbox_evicted":
+                earlier.append(body)
+    if chosen:
+        await conn.executemany("DELETE FROM outbox WHERE rowid=?", [(r.rowid,) for r in chosen])
+    return chosen, earlier
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,7 +10,8 @@ from dataclasses import dataclass
 
 from agent.errors import LinkError
 from sync.link import Session
-from sync.outbox import Outbox, Row
+from sync.outbox import Outbox
+from sync.outbox_rows import Row
 
 log = logging.getLogger(__name__)
 

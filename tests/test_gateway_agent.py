@@ -67,10 +67,17 @@ async def test_gateway_reports_motion_with_snapshot_and_answers_snapshot_cmd(
         assert start["rule"] == "motion" and start["zone"] == "plaza"
         ref = start["photos"][0]
         await wait_until(lambda: media_complete(w, ref), what="snapshot chunks")
-        media = [e["body"] for e in w.events("/evt/media")]
-        assert any(
-            m["media_id"] == ref["media_id"] and m["ref"]["kind"] == "detection" for m in media
-        )
+
+        def media_event() -> list[dict]:
+            # The media event follows the last chunk (§4): it may arrive a moment later.
+            return [
+                e["body"]
+                for e in w.events("/evt/media")
+                if e["body"]["media_id"] == ref["media_id"]
+            ]
+
+        await wait_until(lambda: bool(media_event()), what="media event")
+        assert media_event()[0]["ref"]["kind"] == "detection"
         status = await agent.status_body()
         assert status["cameras"]["cam-plaza-1"]["state"] in {"running", "reopening"}
         await wait_until(lambda: agent.link.session is not None)

@@ -90,3 +90,22 @@ async def test_without_early_photos_the_checkin_takes_its_own(tmp_path: Path) ->
         taken = read_gps(str(state / "media" / f"{ref['sha256']}.jpg"))["utc_ms"]
         assert taken == checkin["body"]["gps_ts"]  # taken at the deciding fix
         assert early(driver)["taken"] == 0
+
+
+async def test_reach_speed_from_the_config_reaches_the_rule(tmp_path: Path) -> None:
+    # At the centre, one fix a second: with reach (2 m/s) the check-in comes after 5 s of
+    # fixes; with reach_speed_mps = 0 from [patrol] it takes the full 10 s.
+    tasks = record([task("t", [cp("a", at(0, 0)), cp("far", at(900, 0))])])
+    for speed, fixes_needed in ((2.0, 6), (0.0, 11)):
+        settings = PatrolConfig(tick_s=0.05, reap_interval_s=0.2, reach_speed_mps=speed)
+        state = tmp_path / f"state-{speed}"
+        async with rig(state, tasks, settings=settings) as (driver, outbox, _m, fed):
+            for i in range(fixes_needed - 1):
+                await fed.fix(fix_at(at(1, 1), utc_ms=T0 + i * 1000))
+            await wait_until(
+                lambda n=fixes_needed: driver.status()["patrol"]["engine"]["fixes"] >= n - 1
+            )
+            await driver.drain()
+            assert await outbox_events(outbox, "checkin") == []
+            await fed.fix(fix_at(at(1, 1), utc_ms=T0 + (fixes_needed - 1) * 1000))
+            await wait_until(lambda: driver.stats["checkins"] == 1, what=f"check-in at {speed}")

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 from agent.errors import ConfigError
 from agent.patrol.decisions import (
     CheckIn,
     Decision,
-    Ended,
     Method,
     NoCheckpointInReach,
     Progress,
@@ -22,7 +20,6 @@ from agent.patrol.decisions import (
 from agent.patrol.geo import distance_m
 from agent.patrol.geofence import (
     CheckinParams,
-    DwellRun,
     FixOrder,
     Gate,
     accuracy_m,
@@ -35,6 +32,7 @@ from agent.patrol.geofence import (
     step_order,
     step_run,
 )
+from agent.patrol.progress import TaskProgress
 from agent.patrol.schema import parse_tasks_body
 from agent.patrol.tasks import Checkpoint, Task, TaskSet, normalize_uid
 from firmware_bridge.types import Fix
@@ -44,35 +42,7 @@ log = logging.getLogger(__name__)
 SNAPSHOT_VERSION = 1
 
 
-@dataclass(slots=True)
-class _Progress:
-    # Mutable per-task state owned by one engine; snapshot() is its only way out.
-    started: bool = False
-    ended: Ended | None = None
-    checked: dict[str, tuple[Method, int]] = field(default_factory=dict)  # cp -> (method, at_ms)
-    missed: dict[str, int] = field(default_factory=dict)  # cp -> at_ms
-    runs: dict[str, DwellRun] = field(default_factory=dict)  # cp -> live dwell run
-    # cp -> the run's latest inside/likely fix: the position a check-in reports. Not in the
-    # snapshot: after a restart the deciding fix stands in for it.
-    seen_in: dict[str, Fix] = field(default_factory=dict)
-
-    def resolved(self, cp_id: str) -> bool:
-        return cp_id in self.checked or cp_id in self.missed
-
-
-def _run_to_json(r: DwellRun) -> list[int | bool]:
-    return [r.start_ms, r.last_ms, r.confirmed, r.lead_ms, r.until_ms, r.seen_ms]
-
-
-def _run_from_json(r: list[Any]) -> DwellRun:
-    # Three items: a snapshot from before reach (no lead, reach ended at the last fix).
-    start, last, confirmed = int(r[0]), int(r[1]), bool(r[2])
-    if len(r) == 3:
-        return DwellRun(start, last, confirmed, 0, last, last)
-    return DwellRun(start, last, confirmed, int(r[3]), int(r[4]), int(r[5]))
-
-
-def _unresolved(task: Task, pr: _Progress) -> list[Checkpoint]:
+def _unresolved(task: Task, pr: TaskProgress) -> list[Checkpoint]:
     return [cp for cp in task.checkpoints if not pr.resolved(cp.id)]
 
 
@@ -82,7 +52,7 @@ class PatrolEngine:
     def __init__(self, tasks: TaskSet | None = None, params: CheckinParams | None = None) -> None:
         self.params = params or CheckinParams()
         self._tasks = TaskSet()
-        self._progress: dict[str, _Progress] = {}
+        self._progress: dict[str, TaskProgress] = {}
         self._gate = Gate()
         self._order = FixOrder()
         self.counters: dict[str, int] = dict.fromkeys(
@@ -163,7 +133,7 @@ class PatrolEngine:
             return out + self._manual_blind(open_tasks, fix, now_ms)
         lat, lon = fix.lat, fix.lon
         assert lat is not None and lon is not None  # is_evidence checked them
-        best: tuple[float, Task, _Progress, Checkpoint] | None = None
+        best: tuple[float, Task, TaskProgress, Checkpoint] | None = None
         nearest: tuple[float, Task, Checkpoint] | None = None
         for task, pr, left in open_tasks:
             dists = [(distance_m(lat, lon, cp.lat, cp.lon), cp) for cp in left]
@@ -193,11 +163,11 @@ class PatrolEngine:
 
     def replace_tasks(self, tasks: TaskSet, now_ms: int, time_ok: bool) -> list[Decision]:
         """Install a new task set; check-ins (and misses) of ids that still exist are kept."""
-        progress: dict[str, _Progress] = {}
+        progress: dict[str, TaskProgress] = {}
         for task in tasks.tasks:
             prev = self._progress.get(task.id)
             old = self._tasks.task(task.id)
-            pr = _Progress()
+            pr = TaskProgress()
             if prev is not None and old is not None:
                 pr.started, pr.ended = prev.started, prev.ended
                 for cp in task.checkpoints:
@@ -291,7 +261,7 @@ class PatrolEngine:
     def _check_in(
         self,
         task: Task,
-        pr: _Progress,
+        pr: TaskProgress,
         cp: Checkpoint,
         method: Method,
         fix: Fix | None,
@@ -334,12 +304,12 @@ class PatrolEngine:
                     out.append(self._miss(task, pr, earlier, now_ms))
         return out + self._finish(task, pr, now_ms)
 
-    def _miss(self, task: Task, pr: _Progress, cp: Checkpoint, now_ms: int) -> Progress:
+    def _miss(self, task: Task, pr: TaskProgress, cp: Checkpoint, now_ms: int) -> Progress:
         pr.missed[cp.id] = now_ms
         pr.runs.pop(cp.id, None)
         return Progress(task.id, "checkpoint_missed", cp.id, len(pr.checked), task.total, now_ms)
 
-    def _finish(self, task: Task, pr: _Progress, now_ms: int) -> list[Decision]:
+    def _finish(self, task: Task, pr: TaskProgress, now_ms: int) -> list[Decision]:
         # completed = every checkpoint resolved (checked in or skipped) before the window ended.
         if pr.ended or _unresolved(task, pr):
             return []
@@ -364,7 +334,7 @@ class PatrolEngine:
 
     def _manual_blind(
         self,
-        open_tasks: list[tuple[Task, _Progress, list[Checkpoint]]],
+        open_tasks: list[tuple[Task, TaskProgress, list[Checkpoint]]],
         fix: Fix | None,
         now_ms: int,
     ) -> list[Decision]:
@@ -386,16 +356,7 @@ class PatrolEngine:
         return {
             "v": SNAPSHOT_VERSION,
             "tasks": self._tasks.to_body(),
-            "progress": {
-                tid: {
-                    "started": pr.started,
-                    "ended": pr.ended,
-                    "checked": {c: {"method": m, "at_ms": t} for c, (m, t) in pr.checked.items()},
-                    "missed": dict(pr.missed),
-                    "runs": {c: _run_to_json(r) for c, r in pr.runs.items()},
-                }
-                for tid, pr in self._progress.items()
-            },
+            "progress": {tid: pr.to_json() for tid, pr in self._progress.items()},
             "gate": gate_to_json(self._gate),
             "order": self._order.to_json(),
         }
@@ -406,24 +367,11 @@ class PatrolEngine:
             if data["v"] != SNAPSHOT_VERSION:
                 raise ValueError(f"unknown snapshot version {data['v']!r}")
             tasks = parse_tasks_body(data["tasks"])
-            progress: dict[str, _Progress] = {}
+            progress: dict[str, TaskProgress] = {}
             for task in tasks.tasks:
                 raw = data["progress"].get(task.id) or {}
                 ids = {cp.id for cp in task.checkpoints}
-                if raw.get("ended") not in _ENDED:
-                    raise ValueError(f"bad ended {raw.get('ended')!r}")
-                ended = _ENDED[raw.get("ended")]
-                progress[task.id] = _Progress(
-                    started=bool(raw.get("started", False)),
-                    ended=ended,
-                    checked={
-                        c: (_method(v["method"]), int(v["at_ms"]))
-                        for c, v in raw.get("checked", {}).items()
-                        if c in ids
-                    },
-                    missed={c: int(t) for c, t in raw.get("missed", {}).items() if c in ids},
-                    runs={c: _run_from_json(r) for c, r in raw.get("runs", {}).items() if c in ids},
-                )
+                progress[task.id] = TaskProgress.from_json(raw, ids)
             gate = gate_from_json(data["gate"])
             order = FixOrder.from_json(data["order"])
         except ConfigError as exc:
@@ -431,13 +379,3 @@ class PatrolEngine:
         except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
             raise ConfigError([("snapshot", f"{type(exc).__name__}: {exc}")]) from None
         self._tasks, self._progress, self._gate, self._order = tasks, progress, gate, order
-
-
-_METHODS: dict[object, Method] = {"gps": "gps", "nfc": "nfc", "manual": "manual"}
-_ENDED: dict[object, Ended | None] = {None: None, "completed": "completed", "overdue": "overdue"}
-
-
-def _method(value: object) -> Method:
-    if value not in _METHODS:
-        raise ValueError(f"bad method {value!r}")
-    return _METHODS[value]

@@ -1,0 +1,78 @@
+"""Per-task progress of the patrol engine (check-ins, misses, dwell runs) and its JSON form."""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from agent.patrol.decisions import Ended, Method
+from agent.patrol.geofence import DwellRun
+from firmware_bridge.types import Fix
+
+
+@dataclass(slots=True)
+class TaskProgress:
+    """Mutable state of one task, owned by one engine; its JSON form is docs/checkin.md §9."""
+
+    started: bool = False
+    ended: Ended | None = None
+    checked: dict[str, tuple[Method, int]] = field(default_factory=dict)  # cp -> (method, at_ms)
+    missed: dict[str, int] = field(default_factory=dict)  # cp -> at_ms
+    runs: dict[str, DwellRun] = field(default_factory=dict)  # cp -> live dwell run
+    # cp -> the run's latest inside/likely fix: the position a check-in reports. Not in the
+    # snapshot: after a restart the deciding fix stands in for it.
+    seen_in: dict[str, Fix] = field(default_factory=dict)
+
+    def resolved(self, cp_id: str) -> bool:
+        """Checked in or missed: nothing more happens at this checkpoint."""
+        return cp_id in self.checked or cp_id in self.missed
+
+    def to_json(self) -> dict[str, Any]:
+        """The snapshot's progress entry of this task."""
+        return {
+            "started": self.started,
+            "ended": self.ended,
+            "checked": {c: {"method": m, "at_ms": t} for c, (m, t) in self.checked.items()},
+            "missed": dict(self.missed),
+            "runs": {c: _run_to_json(r) for c, r in self.runs.items()},
+        }
+
+    @staticmethod
+    def from_json(raw: Mapping[str, Any], ids: Collection[str]) -> TaskProgress:
+        """Inverse of to_json, keeping checkpoint ids in `ids`; KeyError/TypeError/ValueError."""
+        if raw.get("ended") not in _ENDED:
+            raise ValueError(f"bad ended {raw.get('ended')!r}")
+        return TaskProgress(
+            started=bool(raw.get("started", False)),
+            ended=_ENDED[raw.get("ended")],
+            checked={
+                c: (_method(v["method"]), int(v["at_ms"]))
+                for c, v in raw.get("checked", {}).items()
+                if c in ids
+            },
+            missed={c: int(t) for c, t in raw.get("missed", {}).items() if c in ids},
+            runs={c: _run_from_json(r) for c, r in raw.get("runs", {}).items() if c in ids},
+        )
+
+
+def _run_to_json(r: DwellRun) -> list[int | bool]:
+    return [r.start_ms, r.last_ms, r.confirmed, r.lead_ms, r.until_ms, r.seen_ms]
+
+
+def _run_from_json(r: list[Any]) -> DwellRun:
+    # Three items: a snapshot from before reach (no lead, reach ended at the last fix).
+    start, last, confirmed = int(r[0]), int(r[1]), bool(r[2])
+    if len(r) == 3:
+        return DwellRun(start, last, confirmed, 0, last, last)
+    return DwellRun(start, last, confirmed, int(r[3]), int(r[4]), int(r[5]))
+
+
+_METHODS: dict[object, Method] = {"gps": "gps", "nfc": "nfc", "manual": "manual"}
+_ENDED: dict[object, Ended | None] = {None: None, "completed": "completed", "overdue": "overdue"}
+
+
+def _method(value: object) -> Method:
+    if value not in _METHODS:
+        raise ValueError(f"bad method {value!r}")
+    return _METHODS[value]

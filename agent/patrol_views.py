@@ -1,0 +1,71 @@
+"""What the patrol driver shows: decision outcomes, the manual check-in answer, status views."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from agent.events import Stored
+from agent.patrol import CheckIn, Decision, NoCheckpointInReach, PatrolEngine
+from firmware_bridge.types import Fix
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """One engine decision and the event that stored it (None: no event, or it is queued)."""
+
+    decision: Decision
+    stored: Stored | None
+    queued: bool = False  # its event waits in the unsent queue
+
+
+def manual_answer(outcomes: Sequence[Outcome]) -> dict[str, Any]:
+    """The check-in button's answer: {"checked_in": true, ids, queued} or {false, reason}.
+
+    `queued`: the outbox refused it for now; it is stored later (id and seq null here).
+    """
+    for o in outcomes:
+        d = o.decision
+        if isinstance(d, CheckIn):
+            return {
+                "checked_in": True,
+                "task_id": d.task_id,
+                "checkpoint_id": d.checkpoint_id,
+                "id": None if o.stored is None else o.stored.id,
+                "seq": None if o.stored is None else o.stored.seq,
+                "queued": o.queued,
+            }
+        if isinstance(d, NoCheckpointInReach):
+            dist = None if d.nearest_dist_m is None else round(d.nearest_dist_m, 1)
+            return {
+                "checked_in": False,
+                "reason": d.reason,
+                "nearest_checkpoint_id": d.nearest_checkpoint_id,
+                "nearest_dist_m": dist,
+            }
+    return {"checked_in": False, "reason": "no_active_task"}
+
+
+def gps_section(fix: Fix | None, acc: float | None, latest: Fix | None) -> dict[str, Any]:
+    """The §8 status `gps` section from the current usable fix and the newest fix of any kind."""
+    return {
+        "fix": fix.fix if fix is not None else "none",
+        "sats": latest.sats if latest is not None else None,
+        "acc_m": None if acc is None else round(acc, 1),
+    }
+
+
+def tasks_view(engine: PatrolEngine, ver: object) -> dict[str, Any]:
+    """The task set with each checkpoint's state (open, checked, missed) and each task's end."""
+    progress = engine.snapshot()["progress"]
+    out = []
+    for task in engine.tasks.tasks:
+        pr = progress.get(task.id, {})
+        checked, missed = pr.get("checked", {}), pr.get("missed", {})
+        cps = []
+        for cp in task.checkpoints:
+            state = "checked" if cp.id in checked else "missed" if cp.id in missed else "open"
+            cps.append({**cp.to_body(), "state": state})
+        out.append({**task.to_body(), "checkpoints": cps, "ended": pr.get("ended")})
+    return {"ver": ver, "tasks": out}

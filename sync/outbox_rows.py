@@ -1,0 +1,73 @@
+"""Outbox rows: an append waiting for the writer, its exact stored bytes, the publisher's Row."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from agent.errors import StoreError
+from agent.events import Stored
+from sync import envelope
+from sync.envelope import TimeStamp
+
+ROW_OVERHEAD = 64  # bytes counted per row on top of topic + payload
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    """One stored message as the publisher sees it."""
+
+    rowid: int
+    priority: int
+    topic: str
+    payload: bytes
+    size: int
+    hist: bool
+
+
+@dataclass(slots=True)
+class Pending:
+    """One append queued for the writer; its future gets the Stored once committed."""
+
+    kind: str
+    priority: int
+    hist: bool
+    body: Mapping[str, Any] | None  # envelope body; None for a raw (chunk) row
+    topic: str
+    payload: bytes | None  # raw rows only
+    group: str | None
+    future: asyncio.Future[Stored]
+    journal: bool = False  # also into the journal table, in the same transaction
+
+
+def build(
+    item: Pending, *, dev: str, seq: int, stamp: Callable[[], TimeStamp]
+) -> tuple[Stored, int]:
+    """The item's exact bytes (an envelope with `seq`, or raw) and its counted size.
+
+    Raises StoreError for a message that cannot be published (not JSON, over 128 KiB).
+    """
+    if item.body is None:
+        assert item.payload is not None
+        stored = Stored(item.group or "", 0, item.topic, item.payload, item.priority)
+    else:
+        now = stamp()
+        msg_id = envelope.uuid7(now.ts)
+        try:
+            payload = envelope.envelope(
+                kind=item.kind,
+                msg_id=msg_id,
+                dev=dev,
+                seq=seq,
+                stamp=now,
+                hist=item.hist,
+                body=item.body,
+            )
+        except (TypeError, ValueError) as exc:
+            raise StoreError(f"{item.kind} body is not JSON: {exc}") from None
+        stored = Stored(msg_id, seq, item.topic, payload, item.priority)
+    if len(stored.payload) > envelope.MAX_UP_PAYLOAD:
+        raise StoreError(f"{item.kind} payload of {len(stored.payload)} bytes exceeds 128 KiB")
+    return stored, len(stored.payload) + len(stored.topic) + ROW_OVERHEAD
