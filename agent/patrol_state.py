@@ -178,6 +178,31 @@ async def _outbox_checkins(outbox: Outbox, after_seq: int | None) -> list[Commit
         cursor = (rows[-1].priority, rows[-1].rowid)
 
 
+def replay_progress(engine: dict[str, Any], events: list[Committed]) -> bool:
+    """Apply journalled `patrol` events (stored after the last save) to the engine snapshot."""
+    progress = engine.get("progress", {})
+    changed = False
+    for c in events:
+        body = c.message.get("body", {})
+        pr = progress.get(body.get("task_id"))
+        if not isinstance(pr, dict):
+            continue  # a task set replaced since
+        event, cp_id = body.get("event"), body.get("checkpoint_id")
+        if event == "started":
+            pr["started"] = True
+        elif event == "checkpoint_missed" and cp_id not in pr.get("checked", {}):
+            pr.setdefault("missed", {})[cp_id] = int(c.message.get("ts", 0))
+            pr.get("runs", {}).pop(cp_id, None)
+        elif event in ("completed", "overdue"):
+            pr["ended"] = event
+        else:
+            continue
+        changed = True
+    if changed:
+        log.warning("re-applied %d progress event(s) stored after the last state save", len(events))
+    return changed
+
+
 def recover(
     chain: ChainHead, engine: dict[str, Any], committed: list[Committed]
 ) -> tuple[ChainHead, dict[str, Any]]:

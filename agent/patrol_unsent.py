@@ -24,6 +24,7 @@ from agent.patrol_state import (
     committed_checkins,
     journal_seq,
     recover,
+    replay_progress,
     stored_since,
 )
 from sync.outbox import Outbox
@@ -194,8 +195,8 @@ class Outlet:
     async def restore(
         self, outbox: Outbox, saved: Mapping[str, Any], engine: dict[str, Any]
     ) -> tuple[dict[str, Any], bool]:
-        """Chain, queue and journal seq from patrol.json, repaired from the journal; returns
-        the engine snapshot with the check-ins found there applied, and whether there were."""
+        """Chain, queue and journal seq from patrol.json, repaired from the journal; returns the
+        engine snapshot with the check-ins and progress found there applied, and whether any."""
         chain = ChainHead.from_json(saved.get("chain"))
         jseq = journal_seq(saved, chain)
         if jseq is not None and jseq > outbox.seq:
@@ -208,12 +209,14 @@ class Outlet:
         found = await committed_checkins(outbox, chain.seq, scan_outbox=scan)
         self.chain, snap = recover(chain, engine, found)
         since = await stored_since(outbox, jseq)
+        # Progress events stored after the save (started, missed, ended) must not come again.
+        progressed = replay_progress(snap, [c for c in since if c.message.get("kind") == "patrol"])
         self.unsent = UnsentQueue.from_json(saved.get("unsent"), retry_s=self._retry_s)
         self.unsent.forget_stored([(c.message.get("kind"), _body(c.message)) for c in since])
         seqs = [c.seq for c in (*found, *since)]
         self.last_seq = max([*seqs, jseq or 0]) if seqs else jseq
         self._unreleased = bool(seqs)
-        return snap, bool(found)
+        return snap, bool(found) or progressed
 
     async def store(self, item: Unsent) -> Stored:
         """Commit one event with its journal copy; a check-in gets `prev` and moves the head."""

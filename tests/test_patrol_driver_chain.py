@@ -248,3 +248,28 @@ async def test_state_file_from_before_the_journal_is_repaired_from_the_outbox(
         assert driver.status()["patrol"]["chain"]["head"] == sha(committed[-1])
         await scan(fed, driver, TAGS[1], 1)  # already checked in: no duplicate
         assert len(await checkin_payloads(outbox)) == 2
+
+
+async def test_progress_stored_before_a_crash_is_not_raised_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A task completes (check-in, started, completed stored) and patrol.json is not written:
+    after the restart the journal's progress events are re-applied, so `completed` and
+    `started` are not raised a second time."""
+    state = tmp_path / "state"
+    one = record([task("t-one", [cp("only", at(0, 0), tags=(TAGS[0],))])])
+    async with rig(state, one) as (driver, outbox, _media, fed):
+        monkeypatch.setattr(agent.patrol_driver, "write_json", no_disk)
+        await scan(fed, driver, TAGS[0], 1)
+        events = [e["body"]["event"] for e in await outbox_events(outbox, "patrol")]
+        assert events == ["started", "completed"]
+    monkeypatch.undo()
+    async with rig(state, one) as (driver, outbox, _media, fed):
+        await driver.drain()
+        await fed.tag(TAGS[0])  # already checked in: "ok", nothing stored
+        await wait_until(lambda: fed.feedback == ["ok"], what="scan after restart")
+        await driver.drain()
+        events = [e["body"]["event"] for e in await outbox_events(outbox, "patrol")]
+        assert events == ["started", "completed"]
+        assert len(await outbox_events(outbox, "checkin")) == 1
+        assert driver.status()["patrol"]["tasks"][0]["ended"] == "completed"
