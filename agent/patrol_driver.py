@@ -208,9 +208,9 @@ class PatrolDriver:
             await self._run(functools.partial(self._engine.on_fix, fix))
             if self._cfg.early_photo and self.reporter.camera is not None:
                 every = self.reporter.profile().checkin_photo
-                self._early.want(
-                    {(t, cp.id) for t, cp in self._engine.dwelling() if cp.photo or every}
-                )
+                now = self._clock.stamp()
+                runs = self._engine.dwelling(now.ts, now.time_ok)
+                self._early.want({(t, cp.id) for t, cp in runs if cp.photo or every})
 
     async def _early_photo(self) -> list[dict[str, Any]]:
         fix, acc = self.current_fix()
@@ -264,7 +264,8 @@ class PatrolDriver:
         while True:
             await asyncio.sleep(self._cfg.reap_interval_s)
             try:
-                removed = await self._media.reap(keep=self._out.unsent.media_ids())
+                keep = self._out.unsent.media_ids() | self._early.media_ids()
+                removed = await self._media.reap(keep=keep)
             except (StoreError, OSError, sqlite3.Error) as exc:
                 log.warning("media reaping failed: %s", exc)
                 continue

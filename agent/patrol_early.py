@@ -45,14 +45,22 @@ class EarlyPhotos:
         self._max_age_ms = int(max_age_s * 1000)
         self._ready: dict[Key, _Ready] = {}
         self._busy: dict[Key, asyncio.Task[Refs]] = {}
-        self.stats = {"taken": 0, "used": 0, "unused": 0}
+        self.stats = {"taken": 0, "failed": 0, "used": 0, "unused": 0}
 
     def want(self, keys: Collection[Key]) -> None:
-        """The checkpoints with a confirmed run now: start their photos, forget the others."""
+        """The checkpoints with a confirmed run now: start their photos, forget the others.
+
+        One attempt per run: a failed one is remembered (as no photo) until the run ends, so a
+        broken camera or a full store costs one capture, not one per fix. A photo grown older
+        than max_age_s is taken again.
+        """
+        now = self._mono_ms()
         for key in list(self._ready):
-            if key not in keys:
+            ready = self._ready[key]
+            stale = ready.refs and now - ready.taken_mono_ms > self._max_age_ms
+            if key not in keys or stale:
                 del self._ready[key]
-                self.stats["unused"] += 1
+                self.stats["unused"] += bool(ready.refs)
         for key in keys:
             if key in self._ready or key in self._busy:
                 continue
@@ -64,11 +72,13 @@ class EarlyPhotos:
             refs = await self._take()
         finally:
             self._busy.pop(key, None)
-        self.stats["taken"] += 1
-        if refs:
-            self._ready[key] = _Ready(refs, self._mono_ms())
-            log.debug("early photo for %s/%s ready", *key)
+        self.stats["taken" if refs else "failed"] += 1
+        self._ready[key] = _Ready(refs, self._mono_ms())
         return refs
+
+    def media_ids(self) -> set[str]:
+        """Photos taken early and not yet claimed: the media reaper must keep them."""
+        return {str(ref["media_id"]) for r in self._ready.values() for ref in r.refs}
 
     async def claim(self, key: Key) -> Refs:
         """The photo taken early for key (waiting for one being taken), or [] if there is none."""

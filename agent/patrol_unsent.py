@@ -247,19 +247,26 @@ class Outlet:
 
     async def flush(self, now_ms: int) -> int:
         """Retry the queue in order (photo chunks after each event); return how many went."""
-        done = await self.unsent.flush(self.store, now_ms)
-        for item, stored in done:
-            level = logging.WARNING if item.kind == "checkin" else logging.INFO
-            log.log(level, "%s stored after waiting (seq %d)", item.describe(), stored.seq)
-            await self.reporter.send_media(item.photos, stored)
-        return len(done)
+        return len(await self.unsent.flush(self._store_late, now_ms))
+
+    async def _store_late(self, item: Unsent) -> Stored:
+        stored = await self.store(item)
+        level = logging.WARNING if item.kind == "checkin" else logging.INFO
+        log.log(level, "%s stored after waiting (seq %d)", item.describe(), stored.seq)
+        # At once: off the queue its photos are no longer kept from the media reaper.
+        await self.reporter.send_media(item.photos, stored)
+        return stored
 
     async def release(self, outbox: Outbox) -> None:
-        """After patrol.json was saved with `last_seq`: drop the journal's copies up to it."""
+        """After patrol.json was saved with `last_seq`: drop the journal's copies up to it.
+
+        The chain head's own copy stays, so that a lost patrol.json still finds the head (no
+        second `prev:null` in the middle of the seq range).
+        """
         if not self._unreleased or self.last_seq is None:
             return
         try:
-            await outbox.journal_release(self.last_seq)
+            await outbox.journal_release(self.last_seq, keep_seq=self.chain.seq)
         except StoreError as exc:
             # Harmless: rows at or below the saved seq are skipped at start, released later.
             log.warning("journal not released: %s", exc)

@@ -322,13 +322,15 @@ class Outbox:
         assert self._rdb is not None
         return await outbox_db.journal_after(self._rdb, after_seq, kind)
 
-    async def journal_release(self, up_to_seq: int) -> None:
-        """Delete journal rows with seq <= up_to_seq; StoreError if that could not commit."""
+    async def journal_release(self, up_to_seq: int, keep_seq: int | None = None) -> None:
+        """Delete journal rows with seq <= up_to_seq except keep_seq; StoreError if that failed."""
         if self._db is None:
             raise StoreError("outbox is not open")
         async with self._wlock:
             try:
-                await self._db.execute("DELETE FROM journal WHERE seq <= ?", (up_to_seq,))
+                await self._db.execute(
+                    "DELETE FROM journal WHERE seq <= ? AND seq IS NOT ?", (up_to_seq, keep_seq)
+                )
                 await self._db.commit()
             except sqlite3.Error as exc:
                 await self._rollback()

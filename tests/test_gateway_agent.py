@@ -95,6 +95,8 @@ async def test_gateway_reports_motion_with_snapshot_and_answers_snapshot_cmd(
         )
         snap = next(e["body"] for e in w.events("/evt/notice") if e["body"]["type"] == "snapshot")
         await wait_until(lambda: media_complete(w, snap["photos"][0]), what="cmd photo")
+        # The ack is stored when the applier returns, so it may come after the chunks.
+        await wait_until(lambda: any(e["body"]["typ"] == "cmd" for e in w.events("/ack")))
         acks = [e["body"] for e in w.events("/ack")]
         assert acks[-1]["typ"] == "cmd" and acks[-1]["status"] == "applied"
     states = [json.loads(p) for p in w.on(f"grid/v1/{DEV}/state")]

@@ -105,21 +105,38 @@ async def test_journal_is_released_after_a_save_and_kept_when_it_fails(
     state = tmp_path / "state"
     async with rig(state, TASKS) as (driver, outbox, _media, fed):
         await scan(fed, driver, TAGS[0], 1)
-        assert await journalled(outbox) == []  # patrol.json has it: the copy went
+        # patrol.json has it: the copies went, except the chain head's own.
+        assert await journalled(outbox) == await checkin_payloads(outbox)
         monkeypatch.setattr(agent.patrol_driver, "write_json", no_disk)
         await scan(fed, driver, TAGS[1], 2)
-        assert await journalled(outbox) == (await checkin_payloads(outbox))[1:]
+        assert await journalled(outbox) == await checkin_payloads(outbox)  # nothing released
     db = sqlite3.connect(state / "outbox.db")
-    assert db.execute("SELECT count(*) FROM journal WHERE kind='checkin'").fetchone() == (1,)
+    assert db.execute("SELECT count(*) FROM journal WHERE kind='checkin'").fetchone() == (2,)
     db.close()
     monkeypatch.undo()
     async with rig(state, TASKS) as (driver, outbox, _media, fed):
-        assert len(await journalled(outbox)) == 1  # until the next successful save
+        assert len(await journalled(outbox)) == 2  # until the next successful save
     saved = json.loads((state / "patrol.json").read_text())
     db = sqlite3.connect(state / "outbox.db")
-    assert db.execute("SELECT count(*) FROM journal").fetchone() == (0,)
+    assert db.execute("SELECT seq FROM journal").fetchall() == [(saved["chain"]["seq"],)]
     assert db.execute("SELECT max(seq) FROM outbox").fetchone()[0] >= saved["journal_seq"]
     db.close()
+
+
+async def test_lost_state_file_finds_the_head_in_the_journal(tmp_path: Path) -> None:
+    # The outbox was emptied (all published) and patrol.json is gone: the head's journal copy
+    # still links the next check-in to it, instead of a second `prev:null` mid-sequence.
+    state = tmp_path / "state"
+    async with rig(state, TASKS) as (driver, outbox, _media, fed):
+        await scan(fed, driver, TAGS[0], 1)
+        [first] = await checkin_payloads(outbox)
+        rows = await outbox.fetch((-1, -1), 1000)
+        await outbox.delete([r.rowid for r in rows])  # as the publisher does after PUBACK
+    (state / "patrol.json").unlink()
+    async with rig(state, TASKS) as (driver, outbox, _media, fed):
+        await scan(fed, driver, TAGS[1], 1)
+        [second] = [e for e in await outbox_events(outbox, "checkin")]
+        assert second["body"]["prev"] == sha(first)
 
 
 async def present(sim: Pn532Simulator, uid: str) -> None:

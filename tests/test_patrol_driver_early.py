@@ -52,7 +52,7 @@ async def test_photo_is_taken_during_the_dwell_and_used_by_the_checkin(tmp_path:
         # The photo was taken at the first fix, before the deciding one, and only once.
         taken = read_gps(str(state / "media" / f"{ref['sha256']}.jpg"))["utc_ms"]
         assert taken == T0 < checkin["body"]["gps_ts"]
-        assert early(driver) == {"taken": 1, "used": 1, "unused": 0}
+        assert early(driver) == {"taken": 1, "failed": 0, "used": 1, "unused": 0}
         assert cam.status()["photos"] == 1
         [media_evt] = await outbox_events(outbox, "media")
         assert media_evt["body"]["ref"] == {"kind": "checkin", "id": checkin["id"]}
@@ -109,3 +109,24 @@ async def test_reach_speed_from_the_config_reaches_the_rule(tmp_path: Path) -> N
             assert await outbox_events(outbox, "checkin") == []
             await fed.fix(fix_at(at(1, 1), utc_ms=T0 + (fixes_needed - 1) * 1000))
             await wait_until(lambda: driver.stats["checkins"] == 1, what=f"check-in at {speed}")
+
+
+async def test_a_failing_camera_is_tried_once_per_run_not_once_per_fix(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    missing = tmp_path / "no-such-folder"  # the file camera fails at every photo
+    async with (
+        Camera(camera_cfg(missing)) as cam,
+        rig(state, photo_task(), camera=cam) as (driver, outbox, _media, fed),
+    ):
+        for i in range(4):
+            await fed.fix(fix_at(at(1, 1), utc_ms=T0 + i * 1000))
+        await wait_until(lambda: early(driver)["failed"] == 1, what="failed early photo")
+        for i in range(4, 12):
+            await fed.fix(fix_at(at(1, 1), utc_ms=T0 + i * 1000))
+        await wait_until(lambda: driver.stats["checkins"] == 1, what="check-in")
+        await driver.drain()
+        # Opening, one early attempt for the whole run, one more at the check-in; no photo.
+        assert early(driver)["failed"] == 1 and early(driver)["taken"] == 0
+        assert cam.status()["failures"] == 3
+        [checkin] = await outbox_events(outbox, "checkin")
+        assert checkin["body"]["photos"] == []

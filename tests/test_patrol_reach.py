@@ -7,7 +7,7 @@ import json
 from hypothesis import given
 from hypothesis import strategies as st
 
-from agent.patrol import CheckIn, CheckinParams, PatrolEngine
+from agent.patrol import CheckIn, CheckinParams, Decision, PatrolEngine
 from agent.patrol.geofence import DwellRun, reach_ms, step_run
 from tests.test_patrol_engine import T0, checkins, cp, engine, fix, stand, task
 
@@ -63,11 +63,26 @@ def test_without_reach_the_same_walk_does_not_check_in() -> None:
     assert checkins(out) == []
 
 
-def test_a_departure_seen_outside_ends_the_run_before_reach_counts() -> None:
+def test_a_departure_seen_outside_ends_the_run() -> None:
+    # 0-3 s at the centre, out to 45 m (outside at 6 s) and back: had the run not ended, it
+    # would check in at 9 s; the new run starts at 8 s (15 m, lead 2 s): check-in at 16 s.
     e = engine(task("t", [cp("a", 0)]), params=REACH)
-    stand(e, 0.0, 0, 3, acc=2.0)
-    assert e.on_fix(fix(60.0, 12, acc=3.0), T0, True) == []  # outside: the run is over
-    assert stand(e, 40.0, 13, 20, acc=3.0) == []
+    assert stand(e, 0.0, 0, 3, acc=2.0) == []
+    out: list[Decision] = []
+    for t, north in [(4, 15.0), (5, 30.0), (6, 45.0), (7, 30.0), (8, 15.0)]:
+        out += e.on_fix(fix(north, t, acc=3.0), T0, True)
+    assert out == [] and e.counters["outliers"] == 0
+    assert stand(e, 0.0, 9, 15, acc=2.0) == []
+    assert checkins(stand(e, 0.0, 16, 16, acc=2.0)) == [("t", "a", "gps")]
+
+
+def test_lead_never_reaches_back_past_a_fix_seen_outside() -> None:
+    # Outside at 0 s (35 m, acc 4), then at 5 m from 2 s: the first fix's reach is 8.5 s, but
+    # the person was seen outside 2 s before it, so the lead is 2 s: check-in at 10, not 7.
+    e = engine(task("t", [cp("a", 0)]), params=REACH)
+    assert e.on_fix(fix(35.0, 0, acc=4.0), T0, True) == []
+    assert stand(e, 5.0, 2, 9, acc=2.0) == []
+    assert checkins(stand(e, 5.0, 10, 10, acc=2.0)) == [("t", "a", "gps")]
 
 
 def test_snapshot_keeps_reach_and_reads_old_three_item_runs() -> None:

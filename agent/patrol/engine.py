@@ -26,6 +26,7 @@ from agent.patrol.geofence import (
     gate_from_json,
     gate_to_json,
     is_evidence,
+    is_live,
     judge,
     reach_ms,
     step_gate,
@@ -84,6 +85,7 @@ class PatrolEngine:
             for pr in self._progress.values():
                 pr.runs.clear()
                 pr.seen_in.clear()
+                pr.out_at.clear()
         for ready in ready_fixes:
             self._gate, accepted = step_gate(self._gate, ready, self.params)
             if not accepted:
@@ -186,19 +188,27 @@ class PatrolEngine:
 
     # ---- views --------------------------------------------------------------------------------
 
-    def dwelling(self) -> list[tuple[str, Checkpoint]]:
-        """(task id, checkpoint) of each confirmed dwell run that can still check in, task order.
+    def dwelling(self, now_ms: int, time_ok: bool) -> list[tuple[str, Checkpoint]]:
+        """(task id, checkpoint) of each live confirmed run that can still check in, task order.
 
+        Active tasks only, and in a sequence only the next checkpoint (GPS never skips ahead).
         A driver uses it to get ready for a check-in about to come (e.g. take its photo early).
         """
         out = []
+        last = self._order.last_ms
         for task in self._tasks.tasks:
             pr = self._progress[task.id]
-            if pr.ended:
+            if pr.ended or not task.is_active(now_ms, time_ok):
                 continue
-            for cp in task.checkpoints:
+            left = _unresolved(task, pr)
+            for cp in left[:1] if task.order == "sequence" else left:
                 run = pr.runs.get(cp.id)
-                if run is not None and run.confirmed and not pr.resolved(cp.id):
+                if (
+                    run is not None
+                    and run.confirmed
+                    and last is not None
+                    and is_live(run, last, self.params)
+                ):
                     out.append((task.id, cp))
         return out
 
@@ -239,7 +249,9 @@ class PatrolEngine:
                 run = pr.runs.get(cp.id)
                 verdict = judge(dist, acc, cp.radius_m, self.params)
                 reach = reach_ms(dist, acc, cp.radius_m, self.params)
-                run = step_run(run, verdict, t, self.params, reach)
+                run = step_run(run, verdict, t, self.params, reach, pr.out_at.get(cp.id))
+                if verdict == "outside":
+                    pr.out_at[cp.id] = t
                 if run is None:
                     pr.runs.pop(cp.id, None)
                     pr.seen_in.pop(cp.id, None)

@@ -123,9 +123,17 @@ def is_live(run: DwellRun | None, t_ms: int, params: CheckinParams) -> bool:
 
 
 def step_run(
-    run: DwellRun | None, verdict: Verdict, t_ms: int, params: CheckinParams, reach: int = 0
+    run: DwellRun | None,
+    verdict: Verdict,
+    t_ms: int,
+    params: CheckinParams,
+    reach: int = 0,
+    out_ms: int | None = None,
 ) -> DwellRun | None:
-    """Advance a run by one judged fix and its reach_ms: outside ends it, inside/likely extend."""
+    """Advance a run by one judged fix and its reach_ms: outside ends it, inside/likely extend.
+
+    out_ms: the last fix seen confidently outside; a new run's lead never reaches back past it.
+    """
     live = run if run is not None and is_live(run, t_ms, params) else None
     if verdict == "outside":
         return None
@@ -141,7 +149,8 @@ def step_run(
         return None if live is None else dataclasses.replace(live, seen_ms=t_ms)
     strong = verdict == "inside"
     if live is None:
-        return DwellRun(t_ms, t_ms, strong or params.confirm_s <= 0, reach, t_ms + reach, t_ms)
+        lead = reach if out_ms is None else max(0, min(reach, t_ms - out_ms))
+        return DwellRun(t_ms, t_ms, strong or params.confirm_s <= 0, lead, t_ms + reach, t_ms)
     # Drifting GPS error decorrelates over tens of seconds: a long likely run is evidence too.
     long_enough = t_ms - live.start_ms >= params.confirm_s * 1000.0
     confirmed = live.confirmed or strong or long_enough

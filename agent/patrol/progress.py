@@ -23,6 +23,9 @@ class TaskProgress:
     # cp -> the run's latest inside/likely fix: the position a check-in reports. Not in the
     # snapshot: after a restart the deciding fix stands in for it.
     seen_in: dict[str, Fix] = field(default_factory=dict)
+    # cp -> fix time last seen confidently outside: reach never credits time before it.
+    # Not in the snapshot either (after a restart a run's lead is not capped by it).
+    out_at: dict[str, int] = field(default_factory=dict)
 
     def resolved(self, cp_id: str) -> bool:
         """Checked in or missed: nothing more happens at this checkpoint."""
