@@ -181,7 +181,7 @@ async def _outbox_checkins(outbox: Outbox, after_seq: int | None) -> list[Commit
 def replay_progress(engine: dict[str, Any], events: list[Committed]) -> bool:
     """Apply journalled `patrol` events (stored after the last save) to the engine snapshot."""
     progress = engine.get("progress", {})
-    changed = False
+    applied = 0
     for c in events:
         body = c.message.get("body", {})
         pr = progress.get(body.get("task_id"))
@@ -197,10 +197,10 @@ def replay_progress(engine: dict[str, Any], events: list[Committed]) -> bool:
             pr["ended"] = event
         else:
             continue
-        changed = True
-    if changed:
-        log.warning("re-applied %d progress event(s) stored after the last state save", len(events))
-    return changed
+        applied += 1
+    if applied:
+        log.warning("re-applied %d progress event(s) stored after the last state save", applied)
+    return applied > 0
 
 
 def recover(

@@ -251,7 +251,7 @@ def test_bound_drops_oldest_progress_never_a_checkin(caplog: pytest.LogCaptureFi
     ]
     for n in (6, 7):
         q.push(_checkin(n))
-    # Only check-ins left besides the newest progress event: check-ins stay beyond the bound.
+    # The progress events went first, oldest first; check-ins stay even beyond the bound.
     assert [u.kind for u in q._items] == ["checkin"] * 4
     assert "dropped patrol t checkpoint_missed" in caplog.text
 
