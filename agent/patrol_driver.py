@@ -322,7 +322,7 @@ class PatrolDriver:
             else:
                 log.info("patrol %s %s (%d/%d)", d.task_id, d.event, d.done, d.total)
                 stored = await self._out.deliver(Unsent("patrol", d.to_body()))
-            return Outcome(d, stored, queued=stored is None)
+            return Outcome(d, stored)
         if isinstance(d, UnknownTag):
             log.info("tag %s is not a checkpoint", d.uid)
             rep.signal("error")

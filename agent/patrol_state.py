@@ -75,13 +75,12 @@ def engine_from(
 ) -> PatrolEngine:
     """The engine of patrol.json's snapshot; else a fresh one on the stored task set (logged)."""
     engine = PatrolEngine(params=params)
-    try:
-        engine.restore(saved["engine"])
-        return engine
-    except KeyError:
-        pass
-    except ConfigError as exc:
-        log.error("patrol state unusable (%s); progress starts afresh", exc)
+    if "engine" in saved:  # absent on a first start
+        try:
+            engine.restore(saved["engine"])
+            return engine
+        except ConfigError as exc:
+            log.error("patrol state unusable (%s); progress starts afresh", exc)
     if record is None:
         return engine
     # With the stored task set in place, check-ins found in the journal can be marked done.

@@ -17,7 +17,6 @@ class Outcome:
 
     decision: Decision
     stored: Stored | None
-    queued: bool = False  # its event waits in the unsent queue
 
 
 def manual_answer(outcomes: Sequence[Outcome]) -> dict[str, Any]:
@@ -34,7 +33,7 @@ def manual_answer(outcomes: Sequence[Outcome]) -> dict[str, Any]:
                 "checkpoint_id": d.checkpoint_id,
                 "id": None if o.stored is None else o.stored.id,
                 "seq": None if o.stored is None else o.stored.seq,
-                "queued": o.queued,
+                "queued": o.stored is None,  # a check-in always has an event: it waits
             }
         if isinstance(d, NoCheckpointInReach):
             dist = None if d.nearest_dist_m is None else round(d.nearest_dist_m, 1)

@@ -180,8 +180,13 @@ async def test_zone_emergency_overrides_device_holiday_and_expires(
         ack = await send_and_ack(agent, w, MODE_TOPIC, other)
         assert ack["reason"] == "wrong_target"
         await wait_until(lambda: agent.modes.current.name == "holiday", what="emergency expired")
-        reported = [json.loads(p)["mode"]["name"] for p in w.on(f"grid/v1/{DEV}/reported")]
-        assert reported[-3:] == ["holiday", "emergency", "holiday"]
+
+        def reported() -> list[str]:
+            return [json.loads(p)["mode"]["name"] for p in w.on(f"grid/v1/{DEV}/reported")]
+
+        # Each switch is published after it happens: wait for the last one to arrive.
+        await wait_until(lambda: reported().count("emergency") == 1 and reported()[-1] == "holiday")
+        assert reported()[-3:] == ["holiday", "emergency", "holiday"]
     w.close()
 
 
