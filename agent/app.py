@@ -1,35 +1,38 @@
-"""The supervisor: builds every component from the config, owns their lifetimes and signals."""
+"""The one place that builds an agent: the sync stack, one role, and the supervisor of its loops."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import random
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from contextlib import AsyncExitStack
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from agent import __version__, health
-from agent.appliers import Appliers, validate_cmd_body
+from agent.appliers import Appliers, ConfigSwitch, SessionOps, validate_cmd_body
 from agent.clock import SystemClock
 from agent.config import Config
-from agent.errors import LinkError, StoreError
+from agent.errors import EXPECTED_ERRORS, LinkError, StoreError
 from agent.modectl import ModeControl
 from agent.modes import EffectiveMode, validate_mode_body
 from agent.ota import ConfigStore, Staged, validate_body
-from agent.patrol.schema import parse_tasks_body
+from agent.patrol.core.schema import parse_tasks_body
+from agent.roles import Role, RoleContext, start_role
 from agent.state import DocState
+from agent.supervision import Supervisor
+from firmware_bridge.aio import Backoff
 from sync import envelope
 from sync.downlink import Downlink, Trust
 from sync.link import BdSeq, LinkSettings, MqttLink, Session
 from sync.outbox import Outbox
 from sync.publisher import Publisher
-from sync.reconnect import Backoff
 from sync.verify import BodyValidator, b64url_decode
 
 log = logging.getLogger(__name__)
@@ -69,8 +72,6 @@ class Agent:
         self.cfg = cfg
         self.ota = ota or OtaContext(ConfigStore(cfg.device.state_dir), cfg, None, cfg)
         self.outcome = "stop"  # or "restart": run() builds a new agent with the new config
-        # name -> callable giving a problem text or None; judged at the end of a health window
-        self.device_checks: dict[str, Callable[[], str | None]] = {}
         self.clock = clock or SystemClock()
         self._rng = rng or random.Random()
         self._stack = AsyncExitStack()
@@ -82,10 +83,8 @@ class Agent:
         self._status_now = asyncio.Event()
         self._reported: tuple[object, ...] = ()
         self._stopped = asyncio.Event()
-        self.status_extra: list[Callable[[], Mapping[str, Any]]] = []
-        self.gps_status: Callable[[], Mapping[str, Any]] | None = None
-        self.snapshot: Callable[[Mapping[str, Any]], Any] | None = None
-        self.tasks_listeners: list[Callable[[Mapping[str, Any]], None]] = []
+        self.role: Role | None = None
+        self.supervisor = Supervisor(on_fatal=self._fatal, rng=self._rng)
         self._validators: dict[str, BodyValidator] = {
             "mode": validate_mode_body,
             "cmd": validate_cmd_body,
@@ -94,7 +93,27 @@ class Agent:
         }
         self._validators.update(extra_validators or {})
         self._appliers = Appliers(
-            self, status_now=self._status_now, restart=self._restart, rotate_keys=self._rotate_keys
+            state=self.state,
+            modes=lambda: self.modes,
+            role=lambda: self.role,
+            store_ack=lambda body: self.outbox.append("ack", body),
+            session=SessionOps(
+                rebirth=self._rebirth,
+                status_now=self._status_now.set,
+                publish_reported=self.publish_reported,
+                connected_once=lambda: self.link.connects > 0,
+            ),
+            switch=ConfigSwitch(
+                dev=cfg.device.id,
+                store=self.ota.store,
+                staged=lambda: self.ota.staged,
+                restarting=lambda: self.outcome == "restart",
+                restart=self._restart,
+                rotate_keys=self._rotate_keys,
+                committed=self._committed,
+                window_s=cfg.sync.config_health_window_s,
+            ),
+            problems=self.device_problems,
         )
 
     # ----- time ------------------------------------------------------------------------------
@@ -117,6 +136,10 @@ class Agent:
 
     async def _start(self, cfg: Config) -> None:
         st = self._stack
+        # Entered first, left last: every loop is cancelled after the parts that use it closed.
+        sup = await st.enter_async_context(self.supervisor)
+        # The sync stack's loops are not restarted in place: a crash there restarts the process.
+        once = functools.partial(sup.spawn, restart=False)
         self.outbox = await st.enter_async_context(
             Outbox(
                 cfg.device.state_dir,
@@ -124,6 +147,7 @@ class Agent:
                 stamp=self.clock.stamp,
                 budget_bytes=cfg.sync.outbox_budget_bytes,
                 online=self.online,
+                spawn=once,
             )
         )
         # A rollback decided before this agent started is acked first, before anything can fail.
@@ -145,6 +169,7 @@ class Agent:
                 low_share=cfg.sync.low_priority_share,
                 puback_timeout_s=cfg.sync.puback_timeout_s,
                 gate_open=(lambda: self._central_online) if cfg.sync.flush_gate else None,
+                spawn=once,
             )
         )
         self.downlink = await st.enter_async_context(
@@ -157,6 +182,8 @@ class Agent:
                 store_ack=lambda body: self.outbox.append("ack", body),
                 on_applied=self.publish_reported,
                 on_central=self._central,
+                apply_errors=EXPECTED_ERRORS,
+                spawn=once,
             )
         )
         b = cfg.broker
@@ -183,38 +210,35 @@ class Agent:
                 on_session=self._session,
                 backoff=Backoff(cfg.sync.backoff_base_s, cfg.sync.backoff_cap_s),
                 rng=self._rng,
+                spawn=once,
             )
         )
         self.clock.jump_listeners.append(self._clock_jump)
         st.callback(self.clock.jump_listeners.remove, self._clock_jump)
-        if cfg.device.role == "patrol":
-            from agent.patrol_wiring import start_patrol
+        self.role = await start_role(self.role_context(), st)
+        sup.spawn("status", self._status_loop)
+        sup.spawn("good-time", self._good_time_loop)
+        staged = self.ota.staged
+        if staged is not None:
+            once("config-health", functools.partial(self._appliers.health_window, staged))
 
-            self.patrol = await start_patrol(self, st)
-        if cfg.device.role == "camera_gateway":
-            from agent.gateway_wiring import start_gateway
-
-            self.gateway = await start_gateway(self, st)
-        for component in (self.outbox, self.downlink, self.link):
-            if component.task is not None:
-                component.task.add_done_callback(self._task_done)
-        loops = [("status", self._status_loop()), ("good-time", self._good_time_loop())]
-        if self.ota.staged is not None:
-            loops.append(("config-health", self._appliers.health_window(self.ota.staged)))
-        for name, coro in loops:
-            self.start_task(coro, name)
-
-    def start_task(self, coro: Any, name: str) -> asyncio.Task[Any]:
-        """Run `coro` for the agent's lifetime; a crash is logged with its traceback and stops
-        the agent (systemd restarts it) rather than leaving it half alive."""
-        task = asyncio.create_task(coro, name=name)
-        task.add_done_callback(self._task_done)
-        self._stack.push_async_callback(_cancel, task)
-        return task
+    def role_context(self) -> RoleContext:
+        """What the role may use of this agent (agent/roles.py)."""
+        return RoleContext(
+            cfg=self.cfg,
+            outbox=self.outbox,
+            clock=self.clock,
+            mode=lambda: self.modes.current.name,
+            tasks=self.state.tasks,
+            spawn=self.supervisor.spawn,
+            spawn_once=functools.partial(self.supervisor.spawn, restart=False),
+            stop=self._crash,
+        )
 
     def _clock_jump(self, delta_ms: int) -> None:
         log.warning("OS clock and GPS time differ by %d ms", delta_ms)
-        self.start_task(self._notice({"type": "clock_jump", "delta_ms": delta_ms}), "notice")
+        body = {"type": "clock_jump", "delta_ms": delta_ms}
+        self.supervisor.spawn("notice", functools.partial(self._notice, body), restart=False)
 
     async def _notice(self, body: dict[str, Any]) -> None:
         try:
@@ -222,10 +246,11 @@ class Agent:
         except StoreError as exc:
             log.error("could not store notice %s: %s", body["type"], exc)
 
-    def _task_done(self, task: asyncio.Task[Any]) -> None:
-        if task.cancelled() or task.exception() is None:
-            return
-        log.error("task %s crashed; stopping the agent", task.get_name(), exc_info=task.exception())
+    def _fatal(self, name: str, exc: BaseException) -> None:
+        # The supervisor logged the traceback; exit non-zero so that systemd restarts us.
+        self._crash()
+
+    def _crash(self) -> None:
         self.outcome = "crash"
         self._stopped.set()
 
@@ -244,6 +269,24 @@ class Agent:
     def _restart(self) -> None:
         self.outcome = "restart"
         self._stopped.set()
+
+    def _committed(self) -> None:
+        # The staged config passed its window: it is the last-known-good from now on.
+        self.ota = replace(self.ota, staged=None, lkg=self.cfg)
+
+    def device_problems(self) -> dict[str, str | None]:
+        """Each configured part and each crashed loop with its problem now (None: fine)."""
+        checks = self.role.device_checks() if self.role is not None else {}
+        for problem in self.supervisor.problems():
+            checks[problem.split(":", 1)[0]] = problem
+        return checks
+
+    def _rebirth(self) -> None:
+        session = self.link.session
+        if session is not None:
+            topic = envelope.topic(self.cfg.device.id, "state")
+            session.publish(topic, self.birth(session.bdseq), 1, True)
+            self.publish_reported(force=True)
 
     def _rotate_keys(self) -> None:
         # §6 key rotation: a config's own [trust] keys count only once it passed its window.
@@ -329,9 +372,9 @@ class Agent:
     # ----- periodic --------------------------------------------------------------------------
     async def status_body(self) -> dict[str, Any]:
         """The §8 status body now."""
-        extra: dict[str, Any] = {}
-        for part in self.status_extra:
-            extra.update(part())
+        role = self.role
+        extra: dict[str, Any] = dict(role.status()) if role is not None else {}
+        extra["loops"] = self.supervisor.status()
         try:
             oldest = await self.outbox.oldest_ms()
         except StoreError:
@@ -347,7 +390,7 @@ class Agent:
                 "oldest_ms": oldest,
                 "media_refused": self.outbox.media_refused,
             },
-            gps=self.gps_status() if self.gps_status else None,
+            gps=role.gps() if role is not None else None,
             disk_free=health.disk_free_mb(self.cfg.device.state_dir),
             cpu_temp=health.cpu_temp_c(),
             batt=health.batt_pct(),
@@ -377,8 +420,3 @@ class Agent:
                 await asyncio.to_thread(self.state.note_good_time, stamp.ts)
             await asyncio.sleep(60.0)
 
-
-async def _cancel(task: asyncio.Task[Any]) -> None:
-    # A crash inside the task was logged when it happened; shutdown must not re-raise it.
-    task.cancel()
-    await asyncio.gather(task, return_exceptions=True)

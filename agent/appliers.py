@@ -4,18 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Mapping
-from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
 
+from agent.modectl import ModeControl
 from agent.modes import ModeDoc, validate_mode_body
-from agent.ota import Staged, config_ack, health_problems
-from sync import envelope
+from agent.ota import ConfigStore, Staged, config_ack, health_problems
+from agent.roles import Role
+from agent.state import DocState
 from sync.downlink import DEFERRED, Applier
 from sync.verify import Document
-
-if TYPE_CHECKING:
-    from agent.app import Agent
 
 log = logging.getLogger(__name__)
 
@@ -34,46 +33,76 @@ def validate_cmd_body(body: Mapping[str, Any]) -> dict[str, Any]:
     return {"action": body["action"], "args": args}
 
 
+@dataclass(frozen=True, slots=True)
+class SessionOps:
+    """What the appliers do to the live session and the status loop."""
+
+    rebirth: Callable[[], None]  # birth + reported again, same bdseq (cmd rebirth)
+    status_now: Callable[[], None]  # the status loop publishes at once
+    publish_reported: Callable[[], None]  # `reported` if changed
+    connected_once: Callable[[], bool]  # a broker session came up since this start
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigSwitch:
+    """What a staged config needs: where it is kept, how to restart, what to do on commit."""
+
+    dev: str
+    store: ConfigStore
+    staged: Callable[[], Staged | None]  # the config in its health window, if this agent runs one
+    restarting: Callable[[], bool]  # a switch to another config is under way
+    restart: Callable[[], None]  # stop with outcome "restart": run() builds the new agent
+    rotate_keys: Callable[[], None]  # the running config's [trust] keys take over
+    committed: Callable[[], None]  # the staged config passed: it is now the last-known-good
+    window_s: float
+
+
 class Appliers:
-    """Applies verified documents to `agent`: None (applied), DEFERRED or an ack reason."""
+    """Applies verified documents: None (applied), DEFERRED or an ack reason."""
 
     def __init__(
         self,
-        agent: Agent,
         *,
-        status_now: asyncio.Event,
-        restart: Callable[[], None],
-        rotate_keys: Callable[[], None],
+        state: DocState,
+        modes: Callable[[], ModeControl],
+        role: Callable[[], Role | None],
+        store_ack: Callable[[dict[str, Any]], Awaitable[object]],
+        session: SessionOps,
+        switch: ConfigSwitch,
+        problems: Callable[[], dict[str, str | None]],
     ) -> None:
-        self._agent = agent
-        self._status_now = status_now  # set: the status loop publishes at once
-        self._restart = restart  # the agent stops with outcome "restart" (new config)
-        self._rotate_keys = rotate_keys  # the running config's [trust] keys take over
+        self._state = state
+        self._modes = modes
+        self._role = role
+        self._store_ack = store_ack
+        self._session = session
+        self._switch = switch
+        self._problems = problems  # device checks (role parts, supervised loops) now
 
     def table(self) -> dict[str, Applier]:
         """The appliers by document type, for the Downlink."""
         return {"tasks": self.tasks, "mode": self.mode, "cmd": self.cmd, "config": self.config}
 
     async def tasks(self, doc: Document) -> str | None:
-        """Store the tasks document, then tell the listeners (the patrol driver)."""
-        agent = self._agent
+        """Store the tasks document, then hand it to the role (the patrol driver)."""
         record = {"id": doc.id, "ver": doc.ver, "iat": doc.iat, "body": dict(doc.body)}
         try:
-            await asyncio.to_thread(agent.state.set_tasks, record)
+            await asyncio.to_thread(self._state.set_tasks, record)
         except OSError as exc:
             log.error("could not store tasks ver %d: %s", doc.ver, exc)
             return "apply_failed"
-        for listener in agent.tasks_listeners:
-            listener(record)
+        role = self._role()
+        if role is not None:
+            role.tasks_applied(record)
         return None
 
     async def config(self, doc: Document) -> str | None:
         """Stage the config and restart with it; acked after its health window (DEFERRED)."""
-        agent = self._agent
-        if agent.outcome == "restart":
+        sw = self._switch
+        if sw.restarting():
             log.warning("config ver %d refused: a switch to another config is under way", doc.ver)
             return "apply_failed"
-        staged = agent.ota.staged
+        staged = sw.staged()
         if staged is not None:
             if staged.doc_id == doc.id:
                 return DEFERRED  # the same document again while its window runs
@@ -82,31 +111,30 @@ class Appliers:
             )
             return "apply_failed"
         try:
-            await asyncio.to_thread(agent.ota.store.stage, doc.id, doc.ver, dict(doc.body))
+            await asyncio.to_thread(sw.store.stage, doc.id, doc.ver, dict(doc.body))
         except OSError as exc:
             log.error("could not stage config ver %d: %s", doc.ver, exc)
             return "apply_failed"
         log.info("config ver %d staged; restarting the agent with it", doc.ver)
-        self._restart()
+        sw.restart()
         return DEFERRED
 
     async def health_window(self, staged: Staged) -> None:
         """After the window: ack `applied` and commit, or ack `rolled_back` and restart."""
-        agent = self._agent
-        await asyncio.sleep(agent.cfg.sync.config_health_window_s)
+        sw = self._switch
+        await asyncio.sleep(sw.window_s)
         problems = health_problems(
-            connected=agent.link.connects > 0,
-            devices={name: check() for name, check in agent.device_checks.items()},
+            connected=self._session.connected_once(), devices=self._problems()
         )
         # Ack and version first, the switch last: a crash in between re-runs the window (the
         # document stays pending) and at worst acks twice, never leaves it un-acked.
         status, reason = ("rolled_back", "health_failed") if problems else ("applied", None)
         if not problems:
             # Rotated keys take effect with the apply: before the ack can reach anyone.
-            self._rotate_keys()
-        await agent.outbox.append("ack", config_ack(staged.doc_id, staged.ver, status, reason))
+            sw.rotate_keys()
+        await self._store_ack(config_ack(staged.doc_id, staged.ver, status, reason))
         await asyncio.to_thread(
-            agent.state.applied, "config", f"dev:{agent.cfg.device.id}", staged.ver, staged.doc_id
+            self._state.applied, "config", f"dev:{sw.dev}", staged.ver, staged.doc_id
         )
         if problems:
             log.error(
@@ -114,20 +142,20 @@ class Appliers:
                 staged.ver,
                 "; ".join(problems),
             )
-            await asyncio.to_thread(agent.ota.store.drop)
-            self._restart()
+            await asyncio.to_thread(sw.store.drop)
+            sw.restart()
             return
-        await asyncio.to_thread(agent.ota.store.commit, staged)
-        agent.ota = replace(agent.ota, staged=None, lkg=agent.cfg)
+        await asyncio.to_thread(sw.store.commit, staged)
+        sw.committed()
         log.info("config ver %d applied", staged.ver)
-        agent.publish_reported()
+        self._session.publish_reported()
 
     async def mode(self, doc: Document) -> str | None:
         """Apply a mode document (stored by ModeControl)."""
         body = validate_mode_body(doc.body)
         mdoc = ModeDoc(doc.target.key, body["mode"], doc.ver, doc.exp, body["reason"])
         try:
-            self._agent.modes.apply(mdoc)
+            self._modes().apply(mdoc)
         except OSError as exc:
             log.error("could not store mode ver %d: %s", doc.ver, exc)
             return "apply_failed"
@@ -135,20 +163,16 @@ class Appliers:
 
     async def cmd(self, doc: Document) -> str | None:
         """Run a command: rebirth, status_now or snapshot (apply_failed without a camera)."""
-        agent = self._agent
         action = doc.body["action"]
         log.info("command %s (ver %d)", action, doc.ver)
         if action == "rebirth":
-            session = agent.link.session
-            if session is not None:
-                topic = envelope.topic(agent.cfg.device.id, "state")
-                session.publish(topic, agent.birth(session.bdseq), 1, True)
-                agent.publish_reported(force=True)
+            self._session.rebirth()
         elif action == "status_now":
-            self._status_now.set()
+            self._session.status_now()
         elif action == "snapshot":
-            if agent.snapshot is None:
-                log.warning("snapshot asked for, but this device has no camera")
+            role = self._role()
+            if role is None:
                 return "apply_failed"
-            await agent.snapshot(doc.body.get("args", {}))
+            # A device without a camera raises DeviceError: the downlink acks apply_failed.
+            await role.snapshot(doc.body.get("args", {}))
         return None

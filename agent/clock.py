@@ -10,6 +10,7 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 
+from firmware_bridge.aio import boottime_ms
 from firmware_bridge.gpstime import GpsClock, best_time
 from firmware_bridge.types import Fix
 from sync.envelope import TimeStamp
@@ -60,7 +61,7 @@ class SystemClock:
         self._synced = synced if synced is not None else KernelSync()
         self._has_rtc = os.path.exists("/dev/rtc0") if has_rtc is None else has_rtc
         self._wall = wall_ms or (lambda: int(time.time() * 1000))
-        self._mono = mono_ms or (lambda: int(time.clock_gettime(time.CLOCK_BOOTTIME) * 1000))
+        self._mono = mono_ms or boottime_ms
         self.gps = GpsClock()
         self._fix: Fix | None = None
         self.jump_listeners: list[Callable[[int], None]] = []

@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from agent.errors import ConfigError
 from agent.modes import MODES
-from agent.patrol_config import ButtonsConfig, PatrolCameraConfig, PatrolConfig
+from agent.patrol.config import ButtonsConfig, PatrolCameraConfig, PatrolConfig
 from agent.vision.config import AlarmHttpConfig, CameraList
 
 DEVICE_ID = r"^[a-z0-9][a-z0-9-]{0,62}$"

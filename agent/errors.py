@@ -1,10 +1,22 @@
-"""The project's one small error hierarchy."""
+"""The project's one small error hierarchy, in one place.
+
+Each layer owns its errors (the lower ones cannot import this module): `sync.errors` for the
+outbox and the link, `firmware_bridge.errors` for devices and codecs. This module adds the
+agent's own and re-exports the rest, so agent code imports every error from here.
+
+    GridEdgeError -> ConfigError                 (agent: config files and documents)
+    SyncError     -> StoreError -> StoreFull -> MediaRefused; LinkError
+    BridgeError   -> DeviceError, CodecError
+"""
 
 from __future__ import annotations
 
+from firmware_bridge.errors import BridgeError, CodecError, DeviceError
+from sync.errors import LinkError, MediaRefused, StoreError, StoreFull, SyncError
+
 
 class GridEdgeError(Exception):
-    """Base of every error the agent raises on purpose."""
+    """Base of every error the agent layer raises on purpose."""
 
 
 class ConfigError(GridEdgeError, ValueError):
@@ -15,25 +27,19 @@ class ConfigError(GridEdgeError, ValueError):
         super().__init__("; ".join(f"{path}: {reason}" for path, reason in problems))
 
 
-class StoreError(GridEdgeError):
-    """The durable outbox could not do what was asked."""
+# Every error any layer raises on purpose: what an applier or a role may fail with.
+EXPECTED_ERRORS: tuple[type[Exception], ...] = (GridEdgeError, SyncError, BridgeError)
 
-
-class StoreFull(StoreError):
-    """The disk or the outbox byte budget refused a write; nothing queued was lost."""
-
-
-class MediaRefused(StoreFull):
-    """New media is refused because only priority 0-1 messages are left in a full outbox."""
-
-
-class LinkError(GridEdgeError):
-    """The MQTT link failed in a way the reconnect loop handles."""
-
-
-class DeviceError(GridEdgeError):
-    """A serial device, camera or GPIO part is missing or misbehaving."""
-
-
-class CodecError(GridEdgeError):
-    """Bytes that a codec cannot turn into a frame or sentence."""
+__all__ = [
+    "EXPECTED_ERRORS",
+    "BridgeError",
+    "CodecError",
+    "ConfigError",
+    "DeviceError",
+    "GridEdgeError",
+    "LinkError",
+    "MediaRefused",
+    "StoreError",
+    "StoreFull",
+    "SyncError",
+]

@@ -1,33 +1,11 @@
-"""The one way producers hand an event to the durable outbox."""
+"""The one way producers hand an event to the durable outbox, and photos to the media store."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any, Protocol
 
-# Contract §4 default priorities per event kind.
-DEFAULT_PRIORITY: Mapping[str, int] = {
-    "alarm": 0,
-    "checkin": 1,
-    "incident": 1,
-    "patrol": 1,
-    "ack": 1,
-    "detection": 2,
-    "notice": 3,
-    "media": 4,
-}
-
-
-@dataclass(frozen=True, slots=True)
-class Stored:
-    """What the outbox returns once an event is durable: its id, seq and exact bytes."""
-
-    id: str
-    seq: int
-    topic: str
-    payload: bytes
-    priority: int
+from sync.messages import Stored
 
 
 class EventSink(Protocol):

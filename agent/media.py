@@ -5,15 +5,15 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-from collections.abc import Collection, Mapping
+import sqlite3
+from collections.abc import Callable, Collection, Mapping
 from pathlib import Path
 from typing import Any
 
 from agent.errors import MediaRefused, StoreError
-from agent.events import Stored
 from sync import envelope
 from sync.envelope import MAX_CHUNK
-from sync.ordering import MEDIA_PRIORITY
+from sync.messages import Priority, Stored
 from sync.outbox import Outbox
 from sync.statefile import read_json, write_bytes, write_json
 
@@ -80,7 +80,7 @@ class MediaStore:
                 "media_chunk",
                 envelope.topic(self._dev, "media", media_id, str(n)),
                 chunk,
-                priority=MEDIA_PRIORITY,
+                priority=Priority.MEDIA,
                 group=media_id,
             )
         body = {
@@ -91,7 +91,7 @@ class MediaStore:
             "mime": entry["mime"],
             "ref": {"kind": _kind(naming.topic), "id": naming.id},
         }
-        await self._outbox.append("media", body, priority=MEDIA_PRIORITY, group=media_id)
+        await self._outbox.append("media", body, priority=Priority.MEDIA, group=media_id)
         async with self._lock:
             entry["sent"] = True
             await asyncio.to_thread(write_json, self._index_path, self._index)
@@ -124,13 +124,22 @@ class MediaStore:
                 await asyncio.to_thread(write_json, self._index_path, self._index)
         return len(gone)
 
-    async def run_reaper(self, interval_s: float = 30.0) -> None:
-        """Reap forever (a supervisor task)."""
+    async def run_reaper(
+        self, interval_s: float = 30.0, keep: Callable[[], Collection[str]] = frozenset
+    ) -> None:
+        """Reap every `interval_s` for ever (a supervised loop), sparing the ids `keep()` names.
+
+        A failed round (disk, database) is logged and tried again next round.
+        """
         while True:
             await asyncio.sleep(interval_s)
-            removed = await self.reap()
+            try:
+                removed = await self.reap(keep=keep())
+            except (StoreError, OSError, sqlite3.Error) as exc:
+                log.warning("media reaping failed: %s", exc)
+                continue
             if removed:
-                log.info("deleted %d uploaded photos", removed)
+                log.info("deleted %d uploaded photo(s)", removed)
 
 
 def _kind(topic: str) -> str:

@@ -1,7 +1,7 @@
 """GPS check-in precision/recall over many seeded noisy walks; per-fix decision time of the engine.
 
 Run: .venv/bin/python bench/bench_checkin.py [--visits 10000] [--seed 1] [--set k_hold=1.0 ...]
-Targets (issue 4): no false check-in, at most 1 missed per 1,000 genuine visits at 25 m / 10 s.
+Targets: no false check-in, at most 1 missed per 1,000 genuine visits at 25 m / 10 s.
 Every missed visit is diagnosed (what GPS saw of it and what the rule made of it); a miss with
 fewer than dwell_s of valid fixes while truly inside is "unobservable" and reported separately,
 never dropped. The outbox part of "deciding fix -> event in the outbox" belongs to the driver.
@@ -20,9 +20,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from agent.patrol import CheckIn, CheckinParams, PatrolEngine, parse_tasks_body
-from agent.patrol.geo import distance_m, local_ne_m, offset_deg
-from agent.patrol.geofence import (
+from agent.patrol.core import CheckIn, CheckinParams, PatrolEngine, parse_tasks_body
+from agent.patrol.core.geofence import (
     DwellRun,
     Gate,
     Verdict,
@@ -33,7 +32,8 @@ from agent.patrol.geofence import (
     step_gate,
     step_run,
 )
-from agent.patrol.walks import Noise, Walk, pass_by, through, visit
+from firmware_bridge.geo import distance_m, local_ne_m, offset_deg
+from firmware_bridge.sim.walks import Noise, Walk, pass_by, through, visit
 
 CENTRE = (30.2741, 120.1551)
 

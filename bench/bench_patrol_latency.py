@@ -1,4 +1,4 @@
-"""Time from the deciding GPS fix to the check-in committed in the outbox (issue 4, target 50 ms).
+"""Time from the deciding GPS fix to the check-in committed in the outbox (target 50 ms).
 
 Run: .venv/bin/python bench/bench_patrol_latency.py [--checkins 300] [--photos 30] [--pty 10]
 
@@ -31,15 +31,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from agent.clock import SystemClock
 from agent.config import ModeProfile
-from agent.events import Stored
 from agent.media import MediaStore
-from agent.patrol.geo import offset_deg
-from agent.patrol_config import PatrolCameraConfig, PatrolConfig
-from agent.patrol_driver import PatrolDriver
-from agent.photo import Camera
+from agent.patrol.camera import Camera
+from agent.patrol.config import PatrolCameraConfig, PatrolConfig
+from agent.patrol.driver import PatrolDriver
+from firmware_bridge.geo import offset_deg
 from firmware_bridge.gps import GpsSource
 from firmware_bridge.sim.gps_sim import GpsSimulator
 from firmware_bridge.types import Fix
+from sync.messages import Stored
 from sync.outbox import Outbox
 
 ORIGIN = (30.2741, 120.1551)

@@ -1,4 +1,4 @@
-"""Issue 2 benchmark: bare paho vs the agent's outbox and drain, and an idle agent's RSS/CPU.
+"""Benchmark: bare paho vs the agent's outbox and drain, and an idle agent's RSS/CPU.
 
 Run: .venv/bin/python bench/bench_sync.py [--messages 100000] [--idle-seconds 30]
 Prints figures; asserts nothing.

@@ -1,7 +1,7 @@
 """Camera gateway vision benchmark: fps of each stage and of the pipeline at 640x480, one thread.
 
 Run: .venv/bin/python bench/bench_vision.py [--seconds 2]
-Prints figures only; it asserts nothing. Targets (issue 6, Raspberry-Pi-class CPU): motion
+Prints figures only; it asserts nothing. Targets (Raspberry-Pi-class CPU): motion
 >= 200 fps, whole pipeline >= 100 fps on a quiet scene and >= 15 fps with motion, peak RSS
 < 150 MB for a gateway with two cameras (measured in a child process, see --rss-child).
 
@@ -209,8 +209,8 @@ def peak_rss_mb() -> float:
 
 async def _gateway_run(seconds: float) -> dict[str, object]:
     """Two cameras (one quiet, one with motion) through the real Gateway for `seconds`."""
-    from agent.events import Stored
     from agent.vision.gateway import Gateway
+    from sync.messages import Stored
 
     class Sink:
         async def emit(self, kind, body, *, priority=None):  # type: ignore[no-untyped-def]

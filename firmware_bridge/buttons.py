@@ -28,13 +28,12 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from types import TracebackType
 from typing import Any, Literal, Self
 
-from agent.errors import DeviceError
-from firmware_bridge.serial_link import Sleep, cancel_task
+from firmware_bridge.aio import Sleep, boottime_ms, cancel_task
+from firmware_bridge.errors import DeviceError
 from firmware_bridge.types import ButtonPress
 
 log = logging.getLogger(__name__)
@@ -63,9 +62,6 @@ PATTERNS: Mapping[str, tuple[Step, ...]] = {
 DEFAULT_PRESS_FEEDBACK: Mapping[str, FeedbackKind] = {"checkin": "ack", "sos": "sos"}
 
 
-def _boottime_ms() -> int:
-    return int(time.clock_gettime(time.CLOCK_BOOTTIME) * 1000)
-
 
 class Buttons:
     """GPIO buttons and feedback outputs with the lifetimes of this async context."""
@@ -93,7 +89,7 @@ class Buttons:
             DEFAULT_PRESS_FEEDBACK if press_feedback is None else press_feedback
         )
         self._on_press_hook = on_press
-        self._clock_ms = clock_ms or _boottime_ms
+        self._clock_ms = clock_ms or boottime_ms
         self._sleep = sleep
         self._queue: asyncio.Queue[ButtonPress | None] = asyncio.Queue(maxsize=max(1, queue_size))
         self._loop: asyncio.AbstractEventLoop | None = None

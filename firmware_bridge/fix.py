@@ -38,6 +38,7 @@ import math
 from dataclasses import dataclass, field
 from typing import TypeVar
 
+from firmware_bridge.geo import distance_m
 from firmware_bridge.nmea import Sentence
 from firmware_bridge.nmea_fields import Gga, Gsa, Gst, Record, Rmc, Vtg, Zda, parse_fields
 from firmware_bridge.types import Fix, FixKind
@@ -45,7 +46,6 @@ from firmware_bridge.types import Fix, FixKind
 HDOP_UERE_M = 5.0
 KNOT_MPS = 1852.0 / 3600.0
 DAY_MS = 86_400_000
-EARTH_RADIUS_M = 6_371_008.8
 _TIMED = ("GGA", "RMC", "GST", "ZDA")
 _BAD_QUALITY = {0: "no_fix", 6: "dead_reckoning", 7: "manual", 8: "simulator"}
 _BAD_MODE = {"E": "dead_reckoning", "M": "manual", "S": "simulator", "N": "no_fix"}
@@ -53,13 +53,6 @@ _GOOD_MODES = frozenset("ADFPR")  # autonomous, differential, float RTK, precise
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 _R = TypeVar("_R", Gga, Rmc, Gsa, Gst, Vtg, Zda)
 
-
-def distance_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
-    """Great-circle distance in metres (haversine)."""
-    p1, p2 = math.radians(lat1), math.radians(lat2)
-    dp, dl = p2 - p1, math.radians(lon2 - lon1)
-    h = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
-    return 2 * EARTH_RADIUS_M * math.asin(min(1.0, math.sqrt(h)))
 
 
 def _pick(records: dict[str, Record], kind: str, cls: type[_R]) -> _R | None:

@@ -24,22 +24,18 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-import time
 from collections.abc import AsyncIterator, Callable
 from types import TracebackType
 from typing import Any, Self
 
+from firmware_bridge.aio import Backoff, Sleep, Spawn, boottime_ms, cancel_task, spawn_task
 from firmware_bridge.fix import EpochMerger
 from firmware_bridge.nmea import NmeaDecoder
-from firmware_bridge.serial_link import Backoff, SerialLink, Sleep, cancel_task
+from firmware_bridge.serial_link import SerialLink
 from firmware_bridge.types import Fix
 
 log = logging.getLogger(__name__)
 
-
-def boottime_ms() -> int:
-    """Milliseconds since boot, counting suspend (CLOCK_BOOTTIME), as the contract's mono_ms."""
-    return int(time.clock_gettime(time.CLOCK_BOOTTIME) * 1000)
 
 
 class GpsSource:
@@ -53,6 +49,7 @@ class GpsSource:
         clock_ms: Callable[[], int] | None = None,
         sleep: Sleep = asyncio.sleep,
         backoff: Backoff | None = None,
+        spawn: Spawn = spawn_task,
         idle_flush_s: float = 0.3,
         queue_size: int = 16,
         hdop_uere_m: float = 5.0,
@@ -60,7 +57,8 @@ class GpsSource:
     ) -> None:
         self.port = port
         self._clock_ms = clock_ms or boottime_ms
-        self._link = SerialLink(port, baud, sleep=sleep, backoff=backoff, name="gps")
+        self._link = SerialLink(port, baud, sleep=sleep, backoff=backoff, spawn=spawn, name="gps")
+        self._spawn = spawn
         self._decoder = NmeaDecoder(require_checksum=require_checksum)
         self._merger = EpochMerger(hdop_uere_m=hdop_uere_m)
         self._idle_flush_s = idle_flush_s
@@ -71,7 +69,7 @@ class GpsSource:
 
     async def __aenter__(self) -> Self:
         await self._link.__aenter__()
-        self._task = asyncio.create_task(self._pump(), name=f"gps-pump:{self.port}")
+        self._task = self._spawn(f"gps-pump:{self.port}", self._pump)
         return self
 
     async def __aexit__(

@@ -27,15 +27,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
+import random
 from collections import deque
 from collections.abc import AsyncIterator, Callable
 from types import TracebackType
 from typing import Any, Self
 
-from agent.errors import CodecError, DeviceError
 from firmware_bridge import pn532
-from firmware_bridge.serial_link import Backoff, SerialLink, Sleep, cancel_task
+from firmware_bridge.aio import Backoff, Sleep, Spawn, boottime_ms, cancel_task, spawn_task
+from firmware_bridge.errors import CodecError, DeviceError
+from firmware_bridge.serial_link import SerialLink
 from firmware_bridge.types import TagScan
 
 log = logging.getLogger(__name__)
@@ -46,9 +47,6 @@ _SAM_NORMAL = bytes((0x01, 0x14, 0x01))
 _RF_MAX_RETRIES = bytes((0x05, 0xFF, 0x01, 0x01))
 _LIST_ONE_106A = bytes((0x01, 0x00))
 
-
-def _boottime_ms() -> int:
-    return int(time.clock_gettime(time.CLOCK_BOOTTIME) * 1000)
 
 
 class Pn532Reader:
@@ -68,19 +66,25 @@ class Pn532Reader:
         clock_ms: Callable[[], int] | None = None,
         sleep: Sleep = asyncio.sleep,
         backoff: Backoff | None = None,
+        rng: random.Random | None = None,
+        spawn: Spawn = spawn_task,
         queue_size: int = 32,
     ) -> None:
         self.port = port
-        self._link = SerialLink(port, baud, sleep=sleep, backoff=Backoff(0.5, 10.0), name="pn532")
+        self._link = SerialLink(
+            port, baud, sleep=sleep, backoff=Backoff(0.5, 10.0), spawn=spawn, name="pn532"
+        )
+        self._spawn = spawn
         self._poll_s = poll_interval_s
         self._ack_s = ack_timeout_s
         self._rsp_s = response_timeout_s
         self._absent_polls = max(1, absent_polls)
         self._fail_limit = max(1, fail_limit)
         self._on_scan = on_scan
-        self._clock_ms = clock_ms or _boottime_ms
+        self._clock_ms = clock_ms or boottime_ms
         self._sleep = sleep
         self._backoff = backoff or Backoff(0.2, 10.0)
+        self._rng = rng or random.Random()
         self._decoder = pn532.Pn532Decoder()
         self._pending: deque[pn532.Frame] = deque()
         self._queue: asyncio.Queue[TagScan | None] = asyncio.Queue(maxsize=max(1, queue_size))
@@ -103,7 +107,7 @@ class Pn532Reader:
 
     async def __aenter__(self) -> Self:
         await self._link.__aenter__()
-        self._task = asyncio.create_task(self._run(), name=f"pn532-poll:{self.port}")
+        self._task = self._spawn(f"pn532-poll:{self.port}", self._run)
         return self
 
     async def __aexit__(
@@ -158,11 +162,10 @@ class Pn532Reader:
                     self._needs_init = False
                 await self._poll_once()
                 self._failures = 0
-                self._backoff.reset()
                 await self._sleep(self._poll_s)
             except (DeviceError, CodecError) as exc:
                 self._failed(exc)
-                await self._sleep(self._backoff.next_delay())
+                await self._sleep(self._backoff.delay(self._failures - 1, self._rng))
 
     def _gone(self) -> None:
         # Unplugged: a tag still on the reader after the replug counts as a new tap.

@@ -8,8 +8,6 @@ Interface:
         link.connected, link.generation        # generation +1 on every successful open
         link.counters() -> {"connected", "bytes_in", "bytes_out", "opens", "reopenings",
                             "open_failures", "disconnects", "overrun_chunks", "last_error"}
-    Backoff(initial_s, max_s, factor, jitter, rng).next_delay() / .reset()
-    await cancel_task(task)                    # helper shared by the firmware_bridge components
 
 Why loop.add_reader instead of a thread: the fd is already non-blocking (pyserial opens with
 O_NONBLOCK), a reader callback costs nothing while idle, and closing/cancelling is immediate,
@@ -31,61 +29,19 @@ import errno
 import logging
 import os
 import random
-from collections.abc import Awaitable, Callable
 from types import TracebackType
 from typing import Any, Self
 
 import serial
 
-from agent.errors import DeviceError
+from firmware_bridge.aio import Backoff, Sleep, Spawn, cancel_task, spawn_task
+from firmware_bridge.errors import DeviceError
 
 log = logging.getLogger(__name__)
 
-Sleep = Callable[[float], Awaitable[None]]
 _RETRY_ERRNOS = frozenset({errno.EAGAIN, errno.EWOULDBLOCK, errno.EINTR})
 
 
-async def cancel_task(task: asyncio.Task[Any] | None) -> None:
-    """Cancel a task we own and wait for it; our own cancellation still propagates."""
-    if task is None:
-        return
-    task.cancel()  # no-op when it already finished; a crash inside it re-raises below
-    try:
-        await task
-    except asyncio.CancelledError:
-        current = asyncio.current_task()
-        if current is not None and current.cancelling():
-            raise
-
-
-class Backoff:
-    """Jittered, capped exponential backoff; reset() after a success."""
-
-    def __init__(
-        self,
-        initial_s: float = 0.5,
-        max_s: float = 30.0,
-        factor: float = 2.0,
-        jitter: float = 0.5,
-        rng: random.Random | None = None,
-    ) -> None:
-        self._initial = initial_s
-        self._max = max_s
-        self._factor = factor
-        self._jitter = min(max(jitter, 0.0), 1.0)
-        self._rng = rng or random.Random()
-        self._next = initial_s
-
-    def next_delay(self) -> float:
-        """The delay to wait now; the following one grows by `factor` up to `max_s`."""
-        base = self._next
-        self._next = min(self._max, self._next * self._factor)
-        # Jitter spreads reconnects of many devices after a shared outage.
-        return base * (1.0 - self._jitter * self._rng.random())
-
-    def reset(self) -> None:
-        """Start again from the initial delay."""
-        self._next = self._initial
 
 
 class SerialLink:
@@ -98,6 +54,8 @@ class SerialLink:
         *,
         sleep: Sleep = asyncio.sleep,
         backoff: Backoff | None = None,
+        rng: random.Random | None = None,
+        spawn: Spawn = spawn_task,
         queue_size: int = 256,
         read_size: int = 4096,
         exclusive: bool = True,
@@ -106,7 +64,9 @@ class SerialLink:
         self.port = port
         self.baud = baud
         self._sleep = sleep
-        self._backoff = backoff or Backoff()
+        self._backoff = backoff or Backoff(0.5, 30.0)
+        self._rng = rng or random.Random()
+        self._spawn = spawn
         self._queue: asyncio.Queue[bytes] = asyncio.Queue(maxsize=max(1, queue_size))
         self._read_size = read_size
         self._exclusive = exclusive
@@ -129,7 +89,7 @@ class SerialLink:
         }
 
     async def __aenter__(self) -> Self:
-        self._task = asyncio.create_task(self._run(), name=f"{self._name}-link:{self.port}")
+        self._task = self._spawn(f"{self._name}-link:{self.port}", self._run)
         return self
 
     async def __aexit__(
@@ -213,7 +173,8 @@ class SerialLink:
                 level = logging.WARNING if self._c["open_failures"] == 1 else logging.DEBUG
                 log.log(level, "cannot open %s: %s (retrying)", self.port, exc)
                 self._c["last_error"] = str(exc)
-                await self._sleep(self._backoff.next_delay())
+                retry = self._c["open_failures"] - 1
+                await self._sleep(self._backoff.delay(retry, self._rng))
                 continue
             self._ser, self._fd = ser, ser.fileno()
             self.generation += 1
@@ -222,14 +183,13 @@ class SerialLink:
                 self._c["reopenings"] += 1
             self._c["open_failures"] = 0
             log.info("opened %s at %d baud (generation %d)", self.port, self.baud, self.generation)
-            self._backoff.reset()
             lost = self._lost = asyncio.Event()
             loop.add_reader(self._fd, self._on_readable)
             self._connected_evt.set()
             await lost.wait()
             self._close()
             self._c["disconnects"] += 1
-            await self._sleep(self._backoff.next_delay())
+            await self._sleep(self._backoff.delay(0, self._rng))
 
     def _on_readable(self) -> None:
         fd = self._fd

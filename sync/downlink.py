@@ -11,9 +11,10 @@ from typing import Protocol
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from agent.errors import GridEdgeError, StoreError
 from sync import envelope
+from sync.errors import StoreError
 from sync.link import Inbound, Session
+from sync.spawn import Spawn, spawn_task
 from sync.verify import BodyValidator, Context, Document, Refusal, verify
 
 log = logging.getLogger(__name__)
@@ -69,12 +70,17 @@ class Downlink:
         store_ack: Callable[[dict[str, object]], Awaitable[object]],
         on_applied: Callable[[], None],
         on_central: Callable[[bool], None],
+        apply_errors: tuple[type[Exception], ...] = (),
         queue_size: int = 64,
+        spawn: Spawn = spawn_task,
     ) -> None:
+        self._spawn = spawn
         self._trust = trust
         self._versions = versions
         self._now_ms = now_ms
         self._validators = validators
+        # The errors an applier raises on purpose (the agent's); anything else is a bug.
+        self._apply_errors: tuple[type[Exception], ...] = (*apply_errors, StoreError, OSError)
         self._appliers = appliers
         self._store_ack = store_ack
         self._on_applied = on_applied
@@ -84,7 +90,7 @@ class Downlink:
         self.handled = 0
 
     async def __aenter__(self) -> Downlink:
-        self._task = asyncio.create_task(self._work(), name="downlink")
+        self._task = self._spawn("downlink", self._work)
         return self
 
     @property
@@ -155,7 +161,7 @@ class Downlink:
         if applier is not None:
             try:
                 failure = await applier(result)
-            except (GridEdgeError, OSError) as exc:
+            except self._apply_errors as exc:
                 log.error("applying %s ver %d failed: %s", typ, result.ver, exc)
                 failure = "apply_failed"
         if failure == DEFERRED:

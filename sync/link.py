@@ -17,9 +17,10 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
-from agent.errors import LinkError
 from sync import envelope
-from sync.reconnect import Backoff, Reconnect
+from sync.errors import LinkError
+from sync.reconnect import DelayPolicy, Reconnect
+from sync.spawn import Spawn, spawn_task
 from sync.statefile import read_json, write_json
 
 log = logging.getLogger(__name__)
@@ -168,10 +169,12 @@ class MqttLink:
         subscriptions: Callable[[], list[str]],
         on_message: Callable[[Session, Inbound], None],
         on_session: Callable[[Session], Coroutine[Any, Any, None]],
-        backoff: Backoff,
+        backoff: DelayPolicy,
         rng: random.Random | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        spawn: Spawn = spawn_task,
     ) -> None:
+        self._spawn = spawn
         self._s = settings
         self._bdseq = bdseq
         self._birth = birth
@@ -188,7 +191,7 @@ class MqttLink:
         self.connects = 0
 
     async def __aenter__(self) -> MqttLink:
-        self._task = asyncio.create_task(self._run(), name="mqtt-link")
+        self._task = self._spawn("mqtt-link", self._run)
         return self
 
     @property

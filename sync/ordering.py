@@ -6,8 +6,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-PROTECTED_MAX_PRIORITY = 1  # priorities 0 and 1 are never evicted
-MEDIA_PRIORITY = 4
+from sync.messages import PROTECTED
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,7 +35,7 @@ def choose_evictions(candidates: Iterable[RowInfo], need_bytes: int) -> list[Row
     if need_bytes <= 0:
         return []
     rows = sorted(
-        (r for r in candidates if r.priority > PROTECTED_MAX_PRIORITY), key=eviction_order_key
+        (r for r in candidates if r.priority > PROTECTED), key=eviction_order_key
     )
     by_group: dict[str, list[RowInfo]] = {}
     for r in rows:

@@ -11,13 +11,14 @@ from typing import Any
 
 import aiosqlite
 
-from agent.errors import MediaRefused, StoreError, StoreFull
-from agent.events import DEFAULT_PRIORITY, Stored
 from sync import envelope, outbox_db
 from sync.envelope import TimeStamp
-from sync.ordering import MEDIA_PRIORITY, RowInfo, eviction_notice
+from sync.errors import MediaRefused, StoreError, StoreFull
+from sync.messages import DEFAULT_PRIORITY, Priority, Stored
+from sync.ordering import RowInfo, eviction_notice
 from sync.outbox_db import Journalled
 from sync.outbox_rows import Pending, Row, build
+from sync.spawn import Spawn, spawn_task
 from sync.statefile import read_json, write_json
 
 log = logging.getLogger(__name__)
@@ -38,7 +39,9 @@ class Outbox:
         budget_bytes: int,
         online: Callable[[], bool] = lambda: False,
         queue_size: int = 8192,
+        spawn: Spawn = spawn_task,
     ) -> None:
+        self._spawn = spawn
         self._dir = state_dir
         self._path = state_dir / "outbox.db"
         self._seq_file = state_dir / "seq.json"
@@ -90,7 +93,7 @@ class Outbox:
         self._ceiling = max(reserved or 0, self._seq)
         await self._load_counts()
         self._rdb = await aiosqlite.connect(self._path, isolation_level=None)
-        self._writer = asyncio.create_task(self._write_loop(), name="outbox-writer")
+        self._writer = self._spawn("outbox-writer", self._write_loop)
         for body in self.startup_notices:
             log.warning("outbox start: %s", body)
             await self.append("notice", body)
@@ -136,7 +139,7 @@ class Outbox:
         `journal`: the same commit also copies it into the journal, which outlives the
         PUBACK until `journal_release` (see journal_after).
         """
-        prio = DEFAULT_PRIORITY.get(kind, 3) if priority is None else priority
+        prio = DEFAULT_PRIORITY.get(kind, Priority.NOTICE) if priority is None else priority
         topic = envelope.event_topic(self._dev, kind)
         return await self._submit(kind, prio, body, topic, None, group, journal)
 
@@ -156,7 +159,7 @@ class Outbox:
             present.update(r[0] for r in await self._rdb.execute_fetchall(sql, part))
         return present
 
-    emit = append  # agent.events.EventSink
+    emit = append  # the producers' EventSink protocol
 
     async def append_raw(
         self, kind: str, topic: str, payload: bytes, *, priority: int, group: str | None
@@ -184,16 +187,26 @@ class Outbox:
 
     # ----- the writer: one transaction per batch (group commit) ------------------------------
     async def _write_loop(self) -> None:
-        while True:
-            batch = [await self._queue.get()]
-            while len(batch) < MAX_BATCH and not self._queue.empty():
+        batch: list[Pending] = []
+        try:
+            while True:
+                batch = [await self._queue.get()]
+                while len(batch) < MAX_BATCH and not self._queue.empty():
+                    batch.append(self._queue.get_nowait())
+                try:
+                    async with self._wlock:
+                        await self._commit(batch)
+                finally:
+                    for _ in batch:
+                        self._queue.task_done()
+        finally:
+            # The writer is gone (a bug, or shutdown): no caller may wait for it for ever.
+            while not self._queue.empty():
                 batch.append(self._queue.get_nowait())
-            try:
-                async with self._wlock:
-                    await self._commit(batch)
-            finally:
-                for _ in batch:
-                    self._queue.task_done()
+                self._queue.task_done()
+            for item in batch:
+                if not item.future.done():
+                    item.future.set_exception(StoreError("the outbox writer stopped"))
 
     async def _commit(self, batch: list[Pending]) -> None:
         assert self._db is not None
@@ -223,7 +236,7 @@ class Outbox:
                     self.bytes -= sum(r.size for r in dropped)
                     self.depth -= len(dropped)
                     still_over = self.bytes + batch_bytes + size > self._budget
-                    if still_over and item.priority >= MEDIA_PRIORITY:
+                    if still_over and item.priority >= Priority.MEDIA:
                         self.media_refused = True
                         refused.append(item)
                         if stored.seq:

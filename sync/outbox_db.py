@@ -13,6 +13,7 @@ from typing import Any
 
 import aiosqlite
 
+from sync.messages import PROTECTED
 from sync.ordering import RowInfo, choose_evictions
 
 log = logging.getLogger(__name__)
@@ -34,7 +35,7 @@ CREATE TABLE IF NOT EXISTS outbox (
 CREATE INDEX IF NOT EXISTS outbox_order ON outbox(priority, rowid);
 CREATE INDEX IF NOT EXISTS outbox_grp ON outbox(grp) WHERE grp IS NOT NULL;
 -- A copy of journalled messages, committed with the outbox row and kept after its PUBACK
--- until their producer has saved its own state (agent/patrol_state.py). Outside the budget.
+-- until their producer has saved its own state (agent/patrol/persistence.py). Outside the budget.
 CREATE TABLE IF NOT EXISTS journal (
     seq INTEGER PRIMARY KEY,
     kind TEXT NOT NULL,
@@ -108,10 +109,10 @@ async def evict(
     carried into the next notice).
     """
     sql = (
-        "SELECT rowid, priority, size, kind, seq, grp FROM outbox WHERE priority > 1"
+        "SELECT rowid, priority, size, kind, seq, grp FROM outbox WHERE priority > ?"
         " ORDER BY priority DESC, rowid ASC LIMIT 256"
     )
-    async with conn.execute(sql) as cur:
+    async with conn.execute(sql, (int(PROTECTED),)) as cur:
         cands = [RowInfo(r[0], r[1], r[2], r[3], r[4], r[5]) async for r in cur]
     groups = {c.group for c in cands if c.group is not None}
     for grp in groups:

@@ -7,10 +7,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from agent.errors import StoreError
-from agent.events import Stored
 from sync import envelope
 from sync.envelope import TimeStamp
+from sync.errors import StoreError
+from sync.messages import Stored
 
 ROW_OVERHEAD = 64  # bytes counted per row on top of topic + payload
 

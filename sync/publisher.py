@@ -8,10 +8,12 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from agent.errors import LinkError
+from sync.errors import LinkError
 from sync.link import Session
+from sync.messages import Priority
 from sync.outbox import Outbox
 from sync.outbox_rows import Row
+from sync.spawn import Spawn, spawn_task
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +41,9 @@ class Publisher:
         puback_timeout_s: float,
         gate_open: Callable[[], bool] | None = None,
         monotonic: Callable[[], float] | None = None,
+        spawn: Spawn = spawn_task,
     ) -> None:
+        self._spawn = spawn
         self._outbox = outbox
         self._window = window
         self._low_share = low_share
@@ -58,7 +62,7 @@ class Publisher:
         outbox.subscribe(self._appended)
 
     async def __aenter__(self) -> Publisher:
-        self._deleter = asyncio.create_task(self._delete_loop(), name="outbox-deleter")
+        self._deleter = self._spawn("outbox-deleter", self._delete_loop)
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -92,7 +96,7 @@ class Publisher:
             entry = inflight.pop(mid, None)
             if entry is None:
                 return
-            if entry.priority >= 2:
+            if entry.priority >= Priority.DETECTION:
                 low -= 1
             if ok:
                 self._acked.append(entry.rowid)
@@ -127,13 +131,15 @@ class Publisher:
                     await self._idle(inflight, session)
                     continue
                 head = buffer[0]
-                if len(inflight) >= window or (head.priority >= 2 and low >= low_cap):
+                if len(inflight) >= window or (
+                    head.priority >= Priority.DETECTION and low >= low_cap
+                ):
                     await self._idle(inflight, session)
                     continue
                 buffer.popleft()
                 mid = session.publish(head.topic, head.payload, 1)
                 inflight[mid] = _InFlight(head.rowid, head.priority, self._now())
-                if head.priority >= 2:
+                if head.priority >= Priority.DETECTION:
                     low += 1
                 self.sent += 1
                 self.inflight = len(inflight)

@@ -1,10 +1,11 @@
-"""Pure reconnect state machine with jittered, capped exponential backoff (no clock, no sleep)."""
+"""Pure reconnect state machine (no clock, no sleep); the backoff policy is passed in."""
 
 from __future__ import annotations
 
 import enum
 import random
 from dataclasses import dataclass, replace
+from typing import Protocol
 
 
 class LinkState(enum.Enum):
@@ -17,18 +18,11 @@ class LinkState(enum.Enum):
     CLOSED = "closed"
 
 
-@dataclass(frozen=True, slots=True)
-class Backoff:
-    """Full-jitter backoff: delay = uniform(base/2, min(cap, base * 2**attempt))."""
 
-    base_s: float = 1.0
-    cap_s: float = 60.0
+class DelayPolicy(Protocol):
+    """The wait before retry number `attempt` (the agent passes firmware_bridge's Backoff)."""
 
-    def delay(self, attempt: int, rng: random.Random) -> float:
-        """Delay before reconnect attempt number `attempt` (0 = first retry)."""
-        ceiling = min(self.cap_s, self.base_s * (2 ** min(attempt, 30)))
-        low = min(self.base_s / 2, ceiling)
-        return rng.uniform(low, ceiling)
+    def delay(self, attempt: int, rng: random.Random, /) -> float: ...
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,7 +14,6 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 MAX_DOWN_PAYLOAD = 262144
-DOC_TYPES = ("config", "tasks", "mode", "cmd")
 _ENVELOPE_KEYS = frozenset({"v", "alg", "kid", "payload", "sig"})
 _B64URL = re.compile(r"^[A-Za-z0-9_-]*={0,2}$")
 

@@ -9,7 +9,7 @@ from pathlib import Path
 from agent.app import Agent
 from agent.clock import SystemClock
 from firmware_bridge.types import Fix
-from tests.agentkit import make_config
+from tests.kits.agents import make_config
 
 
 async def test_gps_time_and_clock_jump_notice(tmp_path: Path) -> None:

@@ -15,11 +15,12 @@ from agent.clock import SystemClock
 from agent.config import parse
 from agent.errors import ConfigError
 from agent.modes import ModeDoc, next_expiry, resolve, validate_mode_body
+from firmware_bridge.aio import Backoff
 from sync import envelope
 from sync.ordering import RowInfo, choose_evictions, eviction_notice, seq_ranges
 from sync.outbox import Row
 from sync.publisher import _rescan_from
-from sync.reconnect import Backoff, LinkState, Reconnect
+from sync.reconnect import LinkState, Reconnect
 
 
 # ----- modes -----------------------------------------------------------------------------------

@@ -16,7 +16,7 @@ from sync.verify import (
     b64url_encode,
     verify,
 )
-from tests.agentkit import DEV, OpsKey
+from tests.kits.agents import DEV, OpsKey
 
 KEY = OpsKey("k1")
 OTHER = OpsKey("k1")

@@ -1,4 +1,4 @@
-"""Buttons and LED/buzzer feedback through gpiozero's mock pin factory (issue 3 point 6)."""
+"""Buttons and LED/buzzer feedback through gpiozero's mock pin factory."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from gpiozero.pins.mock import MockFactory
 from agent.errors import DeviceError
 from firmware_bridge.buttons import PATTERNS, Buttons
 from firmware_bridge.types import ButtonPress
-from tests.fb_helpers import eventually, scaled_sleep
+from tests.kits.fb import eventually, scaled_sleep
 
 SOS, CHECKIN, LED, BUZZER = 17, 27, 22, 23
 

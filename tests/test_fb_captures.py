@@ -1,4 +1,4 @@
-"""Every real capture in ../shared/data/nmea through codec + merger (issue 3 points 1, 2, 8)."""
+"""Every real capture in ../shared/data/nmea through codec + merger."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from firmware_bridge.fix import distance_m
+from firmware_bridge.geo import distance_m
 from firmware_bridge.types import Fix
-from tests.fb_helpers import NMEA_DIR, captures, decode_fixes, require
+from tests.kits.fb import NMEA_DIR, captures, decode_fixes, require
 
 CAPTURES = captures()
 

@@ -1,4 +1,4 @@
-"""GPS as the time source and clock-jump detection with hysteresis (issue 3 point 4)."""
+"""GPS as the time source and clock-jump detection with hysteresis."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""NMEA framing codec: checksum, resync, drop counters, talkers, fuzzing (issue 3 point 1)."""
+"""NMEA framing codec: checksum, resync, drop counters, talkers, fuzzing."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from firmware_bridge.nmea import NmeaDecoder, Sentence, checksum, encode_sentence
 from firmware_bridge.nmea_fields import Gga, Rmc, parse_fields
-from tests.fb_helpers import captures, nmea
+from tests.kits.fb import captures, nmea
 
 GGA = b"$GPGGA,030719.000,3747.0873,S,17518.8938,E,1,08,1.1,59.9,M,23.7,M,,0000*7D\r\n"
 RMC = b"$GPRMC,030719.000,A,3747.0873,S,17518.8938,E,0.69,181.39,311214,,,A*7D\r\n"

@@ -1,4 +1,4 @@
-"""PN532 HSU codec: frames.tsv accepted/rejected as described, UIDs, fuzzing (issue 3 point 5)."""
+"""PN532 HSU codec: frames.tsv accepted/rejected as described, UIDs, fuzzing."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from firmware_bridge import pn532
 from firmware_bridge.pn532 import Frame, Pn532Decoder
-from tests.fb_helpers import PN532_DIR, require
+from tests.kits.fb import PN532_DIR, require
 
 INFO, ACK = "info", "ack"
 # meaning (frames.tsv column 4) -> frame kinds a fresh decoder must produce from that line.

@@ -1,4 +1,4 @@
-"""PN532 driver against the pty PN532 simulator (issue 3 points 5, 7, 8)."""
+"""PN532 driver against the pty PN532 simulator."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from firmware_bridge import pn532
 from firmware_bridge.pn532_driver import Pn532Reader
 from firmware_bridge.sim.pn532_sim import Pn532Simulator
 from firmware_bridge.types import TagScan
-from tests.fb_helpers import eventually, scaled_sleep
+from tests.kits.fb import eventually, scaled_sleep
 
 FAST = scaled_sleep(0.02)
 LIST = pn532.CMD_IN_LIST_PASSIVE_TARGET

@@ -1,4 +1,4 @@
-"""Serial link and GpsSource on real pty pairs: reads, unplug/replug, reopen (issue 3 pts 3, 7)."""
+"""Serial link and GpsSource on real pty pairs: reads, unplug/replug, reopen."""
 
 from __future__ import annotations
 
@@ -10,11 +10,12 @@ import tty
 import pytest
 
 from agent.errors import DeviceError
+from firmware_bridge.aio import Backoff
 from firmware_bridge.gps import GpsSource
-from firmware_bridge.serial_link import Backoff, SerialLink
+from firmware_bridge.serial_link import SerialLink
 from firmware_bridge.sim.gps_sim import GpsSimulator
 from firmware_bridge.types import Fix
-from tests.fb_helpers import NMEA_DIR, eventually, require, scaled_sleep
+from tests.kits.fb import NMEA_DIR, eventually, require, scaled_sleep
 
 FAST = scaled_sleep(0.01)
 START = 1_764_234_900_000
@@ -32,13 +33,12 @@ def pty_pair() -> tuple[int, str]:
 
 
 def test_backoff_is_jittered_capped_and_resets() -> None:
-    b = Backoff(initial_s=1.0, max_s=8.0, factor=2.0, jitter=0.5, rng=random.Random(1))
-    delays = [b.next_delay() for _ in range(8)]
+    b, rng = Backoff(1.0, 8.0), random.Random(1)
+    delays = [b.delay(n, rng) for n in range(8)]
     assert all(0 < d <= 8.0 for d in delays)
-    assert 4.0 <= delays[-1] <= 8.0  # capped at 8 s, at most 50 % jitter below the cap
+    assert 0.5 <= delays[-1] <= 8.0  # capped at 8 s
     assert len({round(d, 6) for d in delays}) == len(delays)  # jitter: no two equal
-    b.reset()
-    assert b.next_delay() <= 1.0
+    assert b.delay(0, rng) <= 1.0  # attempt 0 (after a success) starts again at the base
 
 
 async def test_link_reads_and_writes_a_real_pty(pty_pair: tuple[int, str]) -> None:

@@ -1,4 +1,4 @@
-"""The simulators the demo and the tests share (issue 3 point 7)."""
+"""The simulators the demo and the tests share."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ import statistics
 
 import pytest
 
-from firmware_bridge.fix import distance_m
+from firmware_bridge.geo import distance_m
 from firmware_bridge.sim import gps_sim, pn532_sim
 from firmware_bridge.sim.gps_sim import GpsSimulator, WalkGenerator, split_epochs
-from tests.fb_helpers import NMEA_DIR, decode_fixes, require
+from tests.kits.fb import NMEA_DIR, decode_fixes, require
 
 WALK = [(31.2304, 121.4737), (31.2314, 121.4737), (31.2314, 121.4750)]  # ~111 m N, ~124 m E
 START = 1_764_234_900_000

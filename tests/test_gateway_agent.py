@@ -10,10 +10,10 @@ from pathlib import Path
 from agent.app import Agent
 from agent.clock import SystemClock
 from agent.localbroker import Broker
-from tests.agentkit import DEV, OpsKey, make_config
-from tests.asynckit import wait_until
-from tests.mqttc import Watcher
-from tests.test_vision_support import background, with_boxes, write_video
+from tests.kits.agents import DEV, OpsKey, make_config
+from tests.kits.aio import wait_until
+from tests.kits.mqtt import Watcher
+from tests.kits.vision import background, with_boxes, write_video
 
 LOWER_HALF = [[0, 240], [640, 240], [640, 480], [0, 480]]
 

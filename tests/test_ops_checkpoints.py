@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from agent.errors import ConfigError
 from agent.ops.checkpoints import Defaults, TaskSpec, from_csv, from_geojson, tasks_body
-from agent.patrol.schema import parse_tasks_body
+from agent.patrol.core.schema import parse_tasks_body
 
 SPEC = TaskSpec("t-1", "Lake loop", "s-1023", 1_700_000_000_000, 1_700_003_600_000, "sequence")
 CSV = """id,name,lat,lon,radius_m,dwell_s,tags,photo

@@ -16,9 +16,9 @@ from agent.modes import validate_mode_body
 from agent.ops import documents as d
 from agent.ops.keys import public_of
 from agent.ota import remote_config
-from agent.patrol.schema import parse_tasks_body
+from agent.patrol.core.schema import parse_tasks_body
 from sync.verify import Context, Document, Refusal, sign, verify
-from tests.agentkit import make_config
+from tests.kits.agents import make_config
 
 NOW = 1_764_234_902_123
 DEV = "pd-0042"

@@ -27,9 +27,9 @@ from agent.media import MediaStore
 from agent.ops import cli, watch
 from agent.ops.mqtt import Message, OpsClient, load_ops_config
 from agent.supervisor import run
-from tests.agentkit import DEV, make_config
-from tests.asynckit import wait_until
-from tests.mqttc import Watcher
+from tests.kits.agents import DEV, make_config
+from tests.kits.aio import wait_until
+from tests.kits.mqtt import Watcher
 
 CSV = (
     "id,name,lat,lon,radius_m,dwell_s,tags,photo\n"

@@ -14,9 +14,9 @@ from agent.errors import ConfigError
 from agent.localbroker import Broker
 from agent.ota import remote_config
 from agent.supervisor import run
-from tests.agentkit import DEV, OpsKey, make_config
-from tests.asynckit import wait_until
-from tests.mqttc import Watcher
+from tests.kits.agents import DEV, OpsKey, make_config
+from tests.kits.aio import wait_until
+from tests.kits.mqtt import Watcher
 
 CONFIG_TOPIC = f"grid/v1/{DEV}/desired/config"
 

@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def run_and_kill(state: Path, rng: random.Random) -> list[tuple[int, str]]:
     """Start the writer, let it append for a random while, SIGKILL it; return what it acked."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "tests.kill_writer", str(state), str(rng.choice([1, 8]))],
+        [sys.executable, "-m", "tests.kits.kill_writer", str(state), str(rng.choice([1, 8]))],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         text=True,

@@ -1,4 +1,4 @@
-"""The local API (issue 4 point 7) over a real unix socket and 127.0.0.1, against the driver."""
+"""The local API over a real unix socket and 127.0.0.1, against the driver."""
 
 from __future__ import annotations
 
@@ -14,12 +14,12 @@ import pytest
 
 from agent.config import ModeProfile
 from agent.errors import ConfigError
-from agent.localapi import LocalApi
-from agent.patrol_driver import PatrolDriver
-from agent.photo import Camera
+from agent.patrol.camera import Camera
+from agent.patrol.driver import PatrolDriver
+from agent.patrol.localapi import LocalApi
 from sync.outbox import Outbox
-from tests.asynckit import wait_until
-from tests.test_patrol_driver_kit import (
+from tests.kits.aio import wait_until
+from tests.kits.patrol import (
     at,
     camera_cfg,
     cp,

@@ -1,4 +1,4 @@
-"""Buttons through gpiozero's MockFactory (issue 4 points 3 and 7): SOS, check-in, incident."""
+"""Buttons through gpiozero's MockFactory: SOS, check-in, incident."""
 
 from __future__ import annotations
 
@@ -9,12 +9,12 @@ from pathlib import Path
 import pytest
 from gpiozero.pins.mock import MockFactory
 
-from agent.patrol_config import ButtonsConfig
-from agent.photo import Camera
+from agent.patrol.camera import Camera
+from agent.patrol.config import ButtonsConfig
 from firmware_bridge.buttons import Buttons
-from tests.asynckit import wait_until
-from tests.fb_helpers import scaled_sleep
-from tests.test_patrol_driver_kit import (
+from tests.kits.aio import wait_until
+from tests.kits.fb import scaled_sleep
+from tests.kits.patrol import (
     at,
     camera_cfg,
     cp,

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from agent.patrol_config import ButtonsConfig, PatrolCameraConfig, PatrolConfig
+from agent.patrol.config import ButtonsConfig, PatrolCameraConfig, PatrolConfig
 
 
 def test_buttons_pins_are_gpiozero_names_and_distinct() -> None:

@@ -6,11 +6,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from agent.patrol_config import PatrolConfig
-from agent.patrol_driver import PatrolDriver
-from agent.photo import Camera, read_gps
-from tests.asynckit import wait_until
-from tests.test_patrol_driver_kit import (
+from agent.patrol.camera import Camera, read_gps
+from agent.patrol.config import PatrolConfig
+from agent.patrol.driver import PatrolDriver
+from tests.kits.aio import wait_until
+from tests.kits.patrol import (
     at,
     camera_cfg,
     cp,

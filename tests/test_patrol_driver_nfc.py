@@ -1,4 +1,4 @@
-"""NFC check-ins through the pty PN532 simulator and the real Pn532Reader (issue 4 point 3)."""
+"""NFC check-ins through the pty PN532 simulator and the real Pn532Reader."""
 
 from __future__ import annotations
 
@@ -6,12 +6,12 @@ import asyncio
 import json
 from pathlib import Path
 
-from agent.patrol_config import PatrolConfig
+from agent.patrol.config import PatrolConfig
 from firmware_bridge.pn532_driver import Pn532Reader
 from firmware_bridge.sim.pn532_sim import Pn532Simulator
-from tests.asynckit import wait_until
-from tests.fb_helpers import scaled_sleep
-from tests.test_patrol_driver_kit import (
+from tests.kits.aio import wait_until
+from tests.kits.fb import scaled_sleep
+from tests.kits.patrol import (
     at,
     checkin_payloads,
     cp,

@@ -1,4 +1,4 @@
-"""Photos (issue 4 point 4): camera -> JPEG with GPS EXIF -> content-addressed file -> event
+"""Photos: camera -> JPEG with GPS EXIF -> content-addressed file -> event
 naming it -> chunks -> media event; files kept until every chunk is acknowledged."""
 
 from __future__ import annotations
@@ -13,11 +13,11 @@ import pytest
 
 from agent.config import ModeProfile
 from agent.errors import DeviceError
-from agent.patrol_config import PatrolCameraConfig
-from agent.photo import Camera, exif_bytes, read_gps
-from tests.asynckit import wait_until
+from agent.patrol.camera import Camera, exif_bytes, read_gps
+from agent.patrol.config import PatrolCameraConfig
 from tests.conftest import SHARED_DATA
-from tests.test_patrol_driver_kit import (
+from tests.kits.aio import wait_until
+from tests.kits.patrol import (
     DEV,
     at,
     camera_cfg,

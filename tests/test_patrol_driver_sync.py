@@ -1,4 +1,4 @@
-"""Everything offline, then synced (issue 4 points 1, 4, 5, 8): the full Agent with the patrol
+"""Everything offline, then synced: the full Agent with the patrol
 driver, a PN532 simulator and a file camera; a real Mosquitto that is down at first."""
 
 from __future__ import annotations
@@ -12,14 +12,14 @@ from typing import Any
 from agent.app import Agent
 from agent.clock import SystemClock
 from agent.localbroker import Broker
-from agent.patrol_driver import PatrolDriver
-from agent.patrol_wiring import start_patrol
+from agent.patrol.driver import PatrolDriver
+from agent.patrol.role import PatrolRole
 from agent.state import DocState
 from firmware_bridge.sim.pn532_sim import Pn532Simulator
-from tests.agentkit import DEV, make_config
-from tests.asynckit import wait_until
-from tests.mqttc import Watcher
-from tests.test_patrol_driver_kit import at, cp, jpeg_folder, record, task
+from tests.kits.agents import DEV, make_config
+from tests.kits.aio import wait_until
+from tests.kits.mqtt import Watcher
+from tests.kits.patrol import at, cp, jpeg_folder, record, task
 
 TAGS = ["04000001", "04000002", "04000003"]
 TASKS = record(
@@ -34,18 +34,10 @@ TASKS = record(
 
 
 async def patrol_of(agent: Agent, pics: Path) -> PatrolDriver:
-    """The agent's patrol driver (wired by Agent itself, or started here if it is not yet)."""
-    driver = getattr(agent, "patrol", None)
-    if isinstance(driver, PatrolDriver):
-        return driver
-    from agent.patrol_config import PatrolCameraConfig, PatrolConfig
-
-    return await start_patrol(
-        agent,
-        agent._stack,
-        camera=PatrolCameraConfig(source=f"file:{pics}", jpeg_quality=95),
-        patrol=PatrolConfig(reap_interval_s=0.2, tick_s=0.1),
-    )
+    """The agent's patrol driver (the patrol role wires it from the config)."""
+    role = agent.role
+    assert isinstance(role, PatrolRole), "the agent runs no patrol role"
+    return role.driver
 
 
 async def tap(sim: Pn532Simulator, driver: PatrolDriver, uid: str, checkins: int) -> None:
@@ -134,7 +126,7 @@ async def test_offline_checkins_with_photo_reach_central_intact(
 async def test_tasks_document_from_central_reaches_the_driver_and_the_api(
     broker: Broker, tmp_path: Path
 ) -> None:
-    from tests.agentkit import OpsKey
+    from tests.kits.agents import OpsKey
     from tests.test_patrol_driver_api import http
 
     key = OpsKey("ops-2026a")

@@ -10,14 +10,13 @@ from typing import Any
 import pytest
 
 from agent.clock import SystemClock
-from agent.localapi import LocalApi
 from agent.media import MediaStore
-from agent.patrol_unsent import Unsent, UnsentQueue
-from agent.photo import Camera
+from agent.patrol.camera import Camera
+from agent.patrol.localapi import LocalApi
+from agent.patrol.unsent import Unsent, UnsentQueue
 from sync.outbox import Outbox
-from tests.asynckit import wait_until
-from tests.test_patrol_driver_api import http
-from tests.test_patrol_driver_kit import (
+from tests.kits.aio import wait_until
+from tests.kits.patrol import (
     RefusingAppend,
     at,
     camera_cfg,
@@ -34,6 +33,7 @@ from tests.test_patrol_driver_kit import (
     stand,
     task,
 )
+from tests.test_patrol_driver_api import http
 
 A, B = at(0, 0), at(200, 0)
 TASKS = record([task("t-dock", [cp("A", A, dwell=3), cp("B", B, dwell=3)])])
@@ -135,7 +135,7 @@ async def test_unsent_queue_survives_a_restart(
 async def test_stored_before_a_crash_is_not_stored_again(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import agent.patrol_driver
+    import agent.patrol.driver
 
     state = tmp_path / "state"
     async with rig(state, TASKS) as (driver, outbox, _media, fed):
@@ -146,7 +146,7 @@ async def test_stored_before_a_crash_is_not_stored_again(
         def no_disk(*_a: object) -> None:
             raise OSError(28, "No space left on device")
 
-        monkeypatch.setattr(agent.patrol_driver, "write_json", no_disk)
+        monkeypatch.setattr(agent.patrol.driver, "write_json", no_disk)
         fault.refusing = False
         await wait_until(lambda: driver.status()["patrol"]["unsent"] == 0, what="stored")
         await driver.drain()

@@ -1,6 +1,6 @@
 """GPS check-ins end to end: pty GPS simulator or a real capture -> GpsSource -> driver -> outbox.
 
-Issue 4 points 1, 5, 6 and 8: noisy walks (Gauss-Markov error, multipath outliers, fix loss)
+Noisy walks (Gauss-Markov error, multipath outliers, fix loss)
 through two checkpoints and past a third at 60 m; replays of real moving captures.
 """
 
@@ -14,7 +14,7 @@ import pytest
 
 from firmware_bridge.gps import GpsSource
 from firmware_bridge.sim.gps_sim import GpsSimulator
-from tests.test_patrol_driver_kit import (
+from tests.kits.patrol import (
     at,
     checkin_payloads,
     cp,

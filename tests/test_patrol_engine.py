@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from agent.errors import ConfigError
-from agent.patrol import (
+from agent.patrol.core import (
     CheckIn,
     CheckinParams,
     Decision,
@@ -20,7 +20,7 @@ from agent.patrol import (
     UnknownTag,
     parse_tasks_body,
 )
-from agent.patrol.geo import offset_deg
+from firmware_bridge.geo import offset_deg
 from firmware_bridge.types import Fix
 
 C = (30.2741, 120.1551)  # checkpoint "a"; "b" is 200 m north, "c" 400 m north, "d" 600 m north
@@ -489,7 +489,7 @@ def test_nfc_without_fix_has_null_position() -> None:
 
 def test_unknown_tag_is_logged_and_never_checks_in(caplog: pytest.LogCaptureFixture) -> None:
     e = engine(task("t", [cp("a", 0, tags=["04A1B2C3"])]))
-    with caplog.at_level(logging.INFO, logger="agent.patrol.engine"):
+    with caplog.at_level(logging.INFO, logger="agent.patrol.core.engine"):
         assert e.on_tag("DEADBEEF", fix(0.0, 0), T0, True) == [UnknownTag("DEADBEEF")]
     assert "DEADBEEF" in caplog.text
     assert e.status()[0].done == 0

@@ -1,4 +1,4 @@
-"""agent.patrol.geo against an independent ellipsoidal reference (Vincenty's inverse formula)."""
+"""firmware_bridge.geo against an independent ellipsoidal reference (Vincenty's inverse formula)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from agent.patrol.geo import distance_m, local_ne_m, offset_deg
+from firmware_bridge.geo import distance_m, local_ne_m, offset_deg
 
 A, F = 6_378_137.0, 1 / 298.257223563
 B = A * (1 - F)

@@ -11,7 +11,7 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from agent.patrol import (
+from agent.patrol.core import (
     CheckIn,
     CheckinParams,
     Decision,
@@ -19,7 +19,7 @@ from agent.patrol import (
     Progress,
     parse_tasks_body,
 )
-from agent.patrol.geo import offset_deg
+from firmware_bridge.geo import offset_deg
 from firmware_bridge.types import Fix
 
 C = (30.2741, 120.1551)

@@ -7,8 +7,8 @@ import json
 from hypothesis import given
 from hypothesis import strategies as st
 
-from agent.patrol import CheckIn, CheckinParams, Decision, PatrolEngine
-from agent.patrol.geofence import DwellRun, reach_ms, step_run
+from agent.patrol.core import CheckIn, CheckinParams, Decision, PatrolEngine
+from agent.patrol.core.geofence import DwellRun, reach_ms, step_run
 from tests.test_patrol_engine import T0, checkins, cp, engine, fix, stand, task
 
 REACH = CheckinParams()  # the defaults: reach on at 2 m/s

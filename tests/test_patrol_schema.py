@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from agent.errors import ConfigError
-from agent.patrol import Checkpoint, TaskSet, parse_tasks_body
+from agent.patrol.core import Checkpoint, TaskSet, parse_tasks_body
 
 
 def body() -> dict[str, Any]:

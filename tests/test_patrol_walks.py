@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from agent.patrol import CheckIn, PatrolEngine, Progress, parse_tasks_body
-from agent.patrol.geo import local_ne_m, offset_deg
-from agent.patrol.walks import CLEAN, Noise, Walk, pass_by, route, through, visit
+from agent.patrol.core import CheckIn, PatrolEngine, Progress, parse_tasks_body
+from firmware_bridge.geo import local_ne_m, offset_deg
+from firmware_bridge.sim.walks import CLEAN, Noise, Walk, pass_by, route, through, visit
 
 C = (30.2741, 120.1551)
 R, DWELL = 25.0, 10.0

@@ -13,9 +13,9 @@ from agent.app import Agent
 from agent.clock import SystemClock
 from agent.localbroker import Broker
 from sync.verify import b64url_decode, b64url_encode
-from tests.agentkit import DEV, OpsKey, make_config
-from tests.asynckit import wait_until
-from tests.mqttc import Watcher
+from tests.kits.agents import DEV, OpsKey, make_config
+from tests.kits.aio import wait_until
+from tests.kits.mqtt import Watcher
 
 TASKS = {
     "tasks": [

@@ -9,9 +9,9 @@ from pathlib import Path
 
 from agent.app import Agent
 from agent.localbroker import Broker
-from tests.agentkit import make_config
-from tests.asynckit import wait_until
-from tests.mqttc import Watcher
+from tests.kits.agents import make_config
+from tests.kits.aio import wait_until
+from tests.kits.mqtt import Watcher
 
 
 def seqs(watcher: Watcher) -> list[int]:

@@ -7,9 +7,9 @@ from pathlib import Path
 
 from agent.app import Agent
 from agent.localbroker import Broker
-from tests.agentkit import DEV, make_config
-from tests.asynckit import wait_until
-from tests.mqttc import Watcher
+from tests.kits.agents import DEV, make_config
+from tests.kits.aio import wait_until
+from tests.kits.mqtt import Watcher
 
 
 async def test_events_reach_broker_with_contract_envelope(broker: Broker, tmp_path: Path) -> None:

@@ -12,8 +12,8 @@ from cryptography.x509.oid import NameOID
 
 from agent.app import Agent
 from agent.localbroker import Broker
-from tests.agentkit import DEV, make_config
-from tests.asynckit import wait_until
+from tests.kits.agents import DEV, make_config
+from tests.kits.aio import wait_until
 
 
 def _name(cn: str) -> x509.Name:

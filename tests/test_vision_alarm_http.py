@@ -14,8 +14,8 @@ from agent.vision.alarm_parse import CameraAlarm, parse_alarm
 from agent.vision.alarms import AlarmForwarder
 from agent.vision.config import AlarmHttpConfig
 from agent.vision.gateway import Gateway
-from agent.vision.publish import Publisher
-from tests.test_vision_support import MemoryMedia, MemorySink, background, no_sleep
+from agent.vision.publish import DetectionWriter
+from tests.kits.vision import MemoryMedia, MemorySink, background, no_sleep
 
 TOKEN = "s3cret-token-0123456789"
 
@@ -241,7 +241,7 @@ async def test_forwarder_ends_silent_alarms_and_cools_down():
     image = background()
     fwd = AlarmForwarder(
         cfg,
-        Publisher(sink, media),
+        DetectionWriter(sink, media),
         mode=lambda: "normal",
         clock=clock,
         now_ms=lambda: 1_000_000,

@@ -18,7 +18,7 @@ from agent.vision.geometry import iou
 from agent.vision.rules import Marked
 from agent.vision.snapshot import render
 from agent.vision.tracker import Detection
-from tests.test_vision_support import (
+from tests.kits.vision import (
     EMPTY_IMAGES,
     PEOPLE_IMAGES,
     ListSource,

@@ -10,7 +10,7 @@ import pytest
 
 from agent.vision.gateway import Gateway
 from agent.vision.tracker import Detection
-from tests.test_vision_support import (
+from tests.kits.vision import (
     EMPTY_IMAGES,
     PEOPLE_IMAGES,
     MemoryMedia,

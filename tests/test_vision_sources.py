@@ -13,7 +13,7 @@ from agent.errors import ConfigError, DeviceError
 from agent.vision.gateway import Gateway
 from agent.vision.sources import ImageFolderSource, OpenCvSource, Picamera2Source, open_source
 from agent.vision.tracker import Detection
-from tests.test_vision_support import (
+from tests.kits.vision import (
     ListSource,
     MemoryMedia,
     MemorySink,

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from agent.errors import ConfigError
-from agent.patrol.schema import parse_tasks_body
+from agent.patrol.core.schema import parse_tasks_body
 
 CSV_COLUMNS = ("id", "name", "lat", "lon", "radius_m", "dwell_s", "tags", "photo")
 _REQUIRED = ("id", "lat", "lon")

@@ -12,7 +12,7 @@ from agent.config import parse
 from agent.errors import ConfigError
 from agent.modes import MODES
 from agent.ota import LOCAL_ONLY
-from agent.patrol.schema import parse_tasks_body
+from agent.patrol.core.schema import parse_tasks_body
 from sync.envelope import PREFIX
 from sync.verify import MAX_DOWN_PAYLOAD
 

@@ -16,9 +16,11 @@ import numpy as np
 from agent.vision import lifecycle
 from agent.vision.alarm_parse import CameraAlarm
 from agent.vision.config import AlarmHttpConfig
-from agent.vision.publish import Publisher, WallRef
+from agent.vision.publish import DetectionWriter, WallRef
 from agent.vision.rules import Condition, Key
 from agent.vision.snapshot import render
+from firmware_bridge.aio import Spawn, spawn_task
+from sync.messages import Priority
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +40,7 @@ class AlarmForwarder:
     def __init__(
         self,
         cfg: AlarmHttpConfig,
-        publisher: Publisher,
+        publisher: DetectionWriter,
         *,
         mode: Callable[[], str],
         clock: Callable[[], float],
@@ -46,6 +48,7 @@ class AlarmForwarder:
         sleep: Callable[[float], Awaitable[None]],
         latest_image: Callable[[str], np.ndarray | None],
         track_prefix: str,
+        spawn: Spawn = spawn_task,
     ) -> None:
         self._cfg = cfg
         self._publisher = publisher
@@ -61,9 +64,10 @@ class AlarmForwarder:
         # One camera's pushes and the sweeper must not interleave their transitions.
         self._lock = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
+        self._spawn = spawn
 
     async def __aenter__(self) -> AlarmForwarder:
-        self._task = asyncio.create_task(self._sweeper(), name="vision:alarms:sweeper")
+        self._task = self._spawn("vision:alarms:sweeper", self._sweeper)
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -152,7 +156,7 @@ class AlarmForwarder:
                 "camera",
                 tr,
                 wall,
-                priority=0 if tr.rule in urgent else 2,
+                priority=Priority.URGENT if tr.rule in urgent else Priority.DETECTION,
                 snapshot=snapshot,
             )
 

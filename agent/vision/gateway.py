@@ -21,8 +21,9 @@ from agent.vision.alarms import AlarmForwarder
 from agent.vision.config import AlarmHttpConfig, CameraConfig
 from agent.vision.detectors import Detector, build_detector
 from agent.vision.pipeline import CameraPipeline
-from agent.vision.publish import Publisher
+from agent.vision.publish import DetectionWriter
 from agent.vision.sources import FrameSource, open_source
+from firmware_bridge.aio import Spawn, spawn_task
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +51,9 @@ class Gateway:
         source_factory: Callable[[CameraConfig], FrameSource] | None = None,
         detector_factory: Callable[[CameraConfig], Detector] | None = None,
         run_id: str | None = None,
+        spawn: Spawn = spawn_task,
     ) -> None:
+        self._spawn = spawn
         ids = [c.id for c in cameras]
         if len(set(ids)) != len(ids):
             raise ConfigError([("cameras", "camera ids must be unique")])
@@ -70,7 +73,7 @@ class Gateway:
         )
         # Track ids must not repeat across restarts: the run id makes them unique per start.
         self._run_id = run_id or uuid.uuid4().hex[:8]
-        self._publisher = Publisher(sink, media)
+        self._publisher = DetectionWriter(sink, media)
         self._pipelines: dict[str, CameraPipeline] = {}
         self._forwarder: AlarmForwarder | None = None
         self._http: AlarmHttpServer | None = None
@@ -105,6 +108,7 @@ class Gateway:
                     sleep=self._sleep,
                     rng=self._rng,
                     track_prefix=f"{cam.id}.{self._run_id}",
+                    spawn=self._spawn,
                 )
                 self._pipelines[cam.id] = await stack.enter_async_context(pipeline)
             if self._alarm_cfg is not None and token is not None:
@@ -116,8 +120,9 @@ class Gateway:
                         clock=self._clock,
                         now_ms=self._now_ms,
                         sleep=self._sleep,
-                        latest_image=self._latest_image,
+                        latest_image=self.latest_image,
                         track_prefix=self._run_id,
+                        spawn=self._spawn,
                     )
                 )
                 self._http = await stack.enter_async_context(
@@ -147,7 +152,8 @@ class Gateway:
         cfg = self._alarm_cfg
         return camera_id in self._pipelines or (cfg is not None and camera_id in cfg.cameras)
 
-    def _latest_image(self, camera_id: str) -> np.ndarray | None:
+    def latest_image(self, camera_id: str) -> np.ndarray | None:
+        """The camera's last analysed frame, or None (unknown camera, no frame yet)."""
         pipeline = self._pipelines.get(camera_id)
         return pipeline.latest_image() if pipeline is not None else None
 

@@ -17,9 +17,10 @@ from agent.vision import lifecycle, rules
 from agent.vision.analysis import Frame, FrameProcessor, zones_of
 from agent.vision.config import CameraConfig, RuleThresholds
 from agent.vision.detectors import Detector
-from agent.vision.publish import Publisher, WallRef
+from agent.vision.publish import DetectionWriter, WallRef
 from agent.vision.snapshot import render
 from agent.vision.sources import FrameSource
+from firmware_bridge.aio import Backoff, Spawn, spawn_task
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -33,7 +34,7 @@ class CameraPipeline:
     def __init__(
         self,
         cam: CameraConfig,
-        publisher: Publisher,
+        publisher: DetectionWriter,
         *,
         source_factory: Callable[[CameraConfig], FrameSource],
         detector_factory: Callable[[CameraConfig], Detector] | None,
@@ -43,8 +44,10 @@ class CameraPipeline:
         sleep: Sleep,
         rng: Callable[[], float],
         track_prefix: str,
+        spawn: Spawn = spawn_task,
     ) -> None:
         self.cam = cam
+        self._spawn = spawn
         self._publisher = publisher
         self._source_factory = source_factory
         self._detector_factory = detector_factory
@@ -76,8 +79,8 @@ class CameraPipeline:
         return ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"vision-{self.cam.id}-{role}")
 
     async def __aenter__(self) -> CameraPipeline:
-        for name, coro in (("capture", self._capture()), ("analysis", self._analyse())):
-            task = asyncio.create_task(coro, name=f"vision:{self.cam.id}:{name}")
+        for name, loop in (("capture", self._capture), ("analysis", self._analyse)):
+            task = self._spawn(f"vision:{self.cam.id}:{name}", loop)
             task.add_done_callback(self._task_done)
             self._tasks.append(task)
         return self
@@ -134,8 +137,8 @@ class CameraPipeline:
 
     def _backoff(self, attempt: int) -> float:
         b = self.cam.backoff
-        cap = min(b.max_s, b.initial_s * (2.0 ** min(attempt, 30)))
-        return cap * (0.5 + 0.5 * self._rng())  # jitter keeps cameras from reconnecting in step
+        # Jitter keeps cameras from reconnecting in step.
+        return Backoff(b.initial_s, b.max_s).delay(attempt, _Uniform(self._rng))
 
     async def _capture(self) -> None:
         attempt = 0
@@ -298,3 +301,13 @@ class CameraPipeline:
         th = self._rules_for(self._mode())
         for tr in transitions:
             await self._publish(tr, wall, th, None)
+
+
+class _Uniform:
+    """random.Random's `uniform` over the pipeline's injected rng (a [0, 1) callable)."""
+
+    def __init__(self, rng: Callable[[], float]) -> None:
+        self._rng = rng
+
+    def uniform(self, a: float, b: float) -> float:
+        return a + (b - a) * self._rng()

@@ -9,9 +9,10 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from agent.errors import CodecError, StoreError
-from agent.events import EventSink, MediaSink, Stored
+from agent.events import EventSink, MediaSink
 from agent.vision.lifecycle import Transition
 from agent.vision.rules import Marked
+from sync.messages import Stored
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +68,7 @@ def detection_body(
     }
 
 
-class Publisher:
+class DetectionWriter:
     """Stores the snapshot, emits the detection, then hands the photo to the media sender."""
 
     def __init__(self, sink: EventSink, media: MediaSink) -> None:

@@ -36,9 +36,9 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
-from firmware_bridge.fix import distance_m
+from firmware_bridge.aio import Sleep, cancel_task
+from firmware_bridge.geo import distance_m
 from firmware_bridge.nmea import encode_sentence
-from firmware_bridge.serial_link import Sleep, cancel_task
 from firmware_bridge.sim.pty_port import PtyPort
 
 _TIMED = re.compile(rb"\$[A-Z]{2}(?:GGA|RMC),(\d{2})(\d{2})(\d{2})(\.\d+)?,")

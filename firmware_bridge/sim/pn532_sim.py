@@ -33,7 +33,7 @@ from types import TracebackType
 from typing import Self
 
 from firmware_bridge import pn532
-from firmware_bridge.serial_link import Sleep, cancel_task
+from firmware_bridge.aio import Sleep, cancel_task
 from firmware_bridge.sim.pty_port import PtyPort
 
 log = logging.getLogger(__name__)

@@ -49,11 +49,6 @@ class PtyPort:
             self._path = str(Path(self._tmpdir) / f"tty{self._name}")
         return self._path
 
-    @property
-    def plugged(self) -> bool:
-        """True while a pty is attached to the path."""
-        return self.master_fd is not None
-
     def plug(self) -> None:
         """Create a fresh pty and point the symlink at its slave."""
         if self.master_fd is not None:

@@ -6,10 +6,10 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-from agent.errors import ConfigError
-from agent.patrol.decisions import (
+from agent.patrol.core.decisions import (
     CheckIn,
     Decision,
+    Ended,
     Method,
     NoCheckpointInReach,
     Progress,
@@ -17,14 +17,11 @@ from agent.patrol.decisions import (
     TaskStatus,
     UnknownTag,
 )
-from agent.patrol.geo import distance_m
-from agent.patrol.geofence import (
+from agent.patrol.core.geofence import (
     CheckinParams,
     FixOrder,
     Gate,
     accuracy_m,
-    gate_from_json,
-    gate_to_json,
     is_evidence,
     is_live,
     judge,
@@ -33,14 +30,13 @@ from agent.patrol.geofence import (
     step_order,
     step_run,
 )
-from agent.patrol.progress import TaskProgress
-from agent.patrol.schema import parse_tasks_body
-from agent.patrol.tasks import Checkpoint, Task, TaskSet, normalize_uid
+from agent.patrol.core.progress import TaskProgress, dump_snapshot, load_snapshot
+from agent.patrol.core.tasks import Checkpoint, Task, TaskSet, normalize_uid
+from firmware_bridge.geo import distance_m
 from firmware_bridge.types import Fix
 
 log = logging.getLogger(__name__)
 
-SNAPSHOT_VERSION = 1
 
 
 def _unresolved(task: Task, pr: TaskProgress) -> list[Checkpoint]:
@@ -363,31 +359,35 @@ class PatrolEngine:
 
     # ---- persistence --------------------------------------------------------------------------
 
+    def apply_stored(self, kind: str, body: Mapping[str, Any], at_ms: int) -> bool:
+        """Apply a check-in or progress event that was stored after the last snapshot (crash
+        recovery); False when it names a task or checkpoint this task set does not have."""
+        pr = self._progress.get(str(body.get("task_id")))
+        task = self._tasks.task(str(body.get("task_id")))
+        cp_id = body.get("checkpoint_id")
+        if pr is None or task is None:
+            return False
+        if cp_id is not None and task.checkpoint(str(cp_id)) is None:
+            return False
+        if kind == "checkin":
+            method = body.get("method")
+            if method not in ("gps", "nfc", "manual") or cp_id is None:
+                return False
+            pr.apply_checkin(str(cp_id), method, at_ms)
+            return True
+        return pr.apply_event(str(body.get("event")), cp_id, at_ms)
+
+    def view(self, task_id: str) -> tuple[dict[str, str], Ended | None]:
+        """A task's checkpoint states (checked, missed, open) and how it ended, if it did."""
+        pr = self._progress[task_id]
+        task = self._tasks.task(task_id)
+        cps = task.checkpoints if task is not None else ()
+        return {cp.id: pr.state_of(cp.id) for cp in cps}, pr.ended
+
     def snapshot(self) -> dict[str, Any]:
         """JSON-serialisable state; restore() of it continues exactly where this engine is."""
-        return {
-            "v": SNAPSHOT_VERSION,
-            "tasks": self._tasks.to_body(),
-            "progress": {tid: pr.to_json() for tid, pr in self._progress.items()},
-            "gate": gate_to_json(self._gate),
-            "order": self._order.to_json(),
-        }
+        return dump_snapshot(self._tasks, self._progress, self._gate, self._order)
 
     def restore(self, data: Mapping[str, Any]) -> None:
         """Replace all state with a snapshot(); ConfigError (nothing changed) when malformed."""
-        try:
-            if data["v"] != SNAPSHOT_VERSION:
-                raise ValueError(f"unknown snapshot version {data['v']!r}")
-            tasks = parse_tasks_body(data["tasks"])
-            progress: dict[str, TaskProgress] = {}
-            for task in tasks.tasks:
-                raw = data["progress"].get(task.id) or {}
-                ids = {cp.id for cp in task.checkpoints}
-                progress[task.id] = TaskProgress.from_json(raw, ids)
-            gate = gate_from_json(data["gate"])
-            order = FixOrder.from_json(data["order"])
-        except ConfigError as exc:
-            raise ConfigError([(f"snapshot.tasks.{p}", r) for p, r in exc.problems]) from None
-        except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
-            raise ConfigError([("snapshot", f"{type(exc).__name__}: {exc}")]) from None
-        self._tasks, self._progress, self._gate, self._order = tasks, progress, gate, order
+        self._tasks, self._progress, self._gate, self._order = load_snapshot(data)

@@ -15,11 +15,11 @@ import numpy as np
 import pytest
 
 from agent.errors import DeviceError
-from agent.events import DEFAULT_PRIORITY, Stored
 from agent.vision.config import CameraConfig
 from agent.vision.sources import FrameSource, open_source
+from sync.messages import DEFAULT_PRIORITY, Stored
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 IMAGES = DATA / "images"
 PEOPLE_IMAGES = ("yolov5_bus.jpg", "darknet_person.jpg")
 EMPTY_IMAGES = ("pytorchyolov3_street.jpg", "pytorchyolov3_room.jpg", "darknet_horses.jpg")

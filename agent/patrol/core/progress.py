@@ -6,8 +6,11 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from agent.patrol.decisions import Ended, Method
-from agent.patrol.geofence import DwellRun
+from agent.errors import ConfigError
+from agent.patrol.core.decisions import Ended, Method
+from agent.patrol.core.geofence import DwellRun, FixOrder, Gate, gate_from_json, gate_to_json
+from agent.patrol.core.schema import parse_tasks_body
+from agent.patrol.core.tasks import TaskSet
 from firmware_bridge.types import Fix
 
 
@@ -30,6 +33,30 @@ class TaskProgress:
     def resolved(self, cp_id: str) -> bool:
         """Checked in or missed: nothing more happens at this checkpoint."""
         return cp_id in self.checked or cp_id in self.missed
+
+    def apply_checkin(self, cp_id: str, method: Method, at_ms: int) -> None:
+        """A check-in stored before a crash that the last snapshot did not see."""
+        self.started = True
+        self.checked[cp_id] = (method, at_ms)
+        self.missed.pop(cp_id, None)
+        self.runs.pop(cp_id, None)
+
+    def apply_event(self, event: str, cp_id: str | None, at_ms: int) -> bool:
+        """A stored progress event the last snapshot did not see; False when it changes nothing."""
+        if event == "started":
+            self.started = True
+        elif event == "checkpoint_missed" and cp_id is not None and cp_id not in self.checked:
+            self.missed[cp_id] = at_ms
+            self.runs.pop(cp_id, None)
+        elif event in _ENDED and event is not None:
+            self.ended = _ENDED[event]
+        else:
+            return False
+        return True
+
+    def state_of(self, cp_id: str) -> str:
+        """`checked`, `missed` or `open`."""
+        return "checked" if cp_id in self.checked else "missed" if cp_id in self.missed else "open"
 
     def to_json(self) -> dict[str, Any]:
         """The snapshot's progress entry of this task."""
@@ -79,3 +106,41 @@ def _method(value: object) -> Method:
     if value not in _METHODS:
         raise ValueError(f"bad method {value!r}")
     return _METHODS[value]
+
+
+SNAPSHOT_VERSION = 1
+
+
+def dump_snapshot(
+    tasks: TaskSet, progress: Mapping[str, TaskProgress], gate: Gate, order: FixOrder
+) -> dict[str, Any]:
+    """The engine's JSON-serialisable state (the format is the engine's own: docs/checkin.md)."""
+    return {
+        "v": SNAPSHOT_VERSION,
+        "tasks": tasks.to_body(),
+        "progress": {tid: pr.to_json() for tid, pr in progress.items()},
+        "gate": gate_to_json(gate),
+        "order": order.to_json(),
+    }
+
+
+def load_snapshot(
+    data: Mapping[str, Any],
+) -> tuple[TaskSet, dict[str, TaskProgress], Gate, FixOrder]:
+    """Inverse of dump_snapshot; ConfigError naming the problem when malformed."""
+    try:
+        if data["v"] != SNAPSHOT_VERSION:
+            raise ValueError(f"unknown snapshot version {data['v']!r}")
+        tasks = parse_tasks_body(data["tasks"])
+        progress: dict[str, TaskProgress] = {}
+        for task in tasks.tasks:
+            raw = data["progress"].get(task.id) or {}
+            ids = {cp.id for cp in task.checkpoints}
+            progress[task.id] = TaskProgress.from_json(raw, ids)
+        gate = gate_from_json(data["gate"])
+        order = FixOrder.from_json(data["order"])
+    except ConfigError as exc:
+        raise ConfigError([(f"snapshot.tasks.{p}", r) for p, r in exc.problems]) from None
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
+        raise ConfigError([("snapshot", f"{type(exc).__name__}: {exc}")]) from None
+    return tasks, progress, gate, order

@@ -6,7 +6,7 @@ import math
 import random
 from dataclasses import dataclass
 
-from agent.patrol.geo import offset_deg
+from firmware_bridge.geo import offset_deg
 from firmware_bridge.types import Fix
 
 
@@ -38,10 +38,6 @@ class Walk:
     truth: tuple[tuple[int, float, float], ...]  # (utc_ms, north_m, east_m) from the centre
     closest_m: float  # closest true approach to the centre
     inside_s: float  # longest continuous true time within the radius
-
-    def true_inside_s(self, radius_m: float) -> float:
-        """Longest continuous true time within radius_m (sampled at the fix period)."""
-        return _longest_inside(self.truth, radius_m)
 
 
 Leg = tuple[float, float, float]  # (north_m, east_m, seconds to get there from the previous)

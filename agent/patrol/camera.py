@@ -19,7 +19,7 @@ import piexif
 from PIL import Image
 
 from agent.errors import CodecError, ConfigError, DeviceError
-from agent.patrol_config import PatrolCameraConfig
+from agent.patrol.config import PatrolCameraConfig
 from firmware_bridge.types import Fix
 
 log = logging.getLogger(__name__)

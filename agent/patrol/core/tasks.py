@@ -1,4 +1,4 @@
-"""The patrol task set of contract §6 as frozen values; parsing lives in agent.patrol.schema."""
+"""The patrol task set of contract §6 as frozen values; parsing lives in `schema`."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """The patrol driver's way into the outbox, and the events it refused (docs/patrol.md).
 
 `Outlet` stores the engine's events in the order decided, each with a copy in the outbox
-journal (agent/patrol_state.py); a check-in gets the hash chain's `prev` at the moment it is
+journal (agent/patrol/persistence.py); a check-in gets the hash chain's `prev` at the moment it is
 stored. The engine counts a check-in as done when it decides it, so an event the outbox
 refuses (disk full, outbox closed) must not be dropped: it waits in the `UnsentQueue`, in
 memory and in patrol.json, every later event queues behind it, and the queue is retried until
@@ -17,9 +17,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from agent.errors import StoreError
-from agent.events import Stored
-from agent.patrol_events import Reporter
-from agent.patrol_state import (
+from agent.patrol.core import PatrolEngine
+from agent.patrol.persistence import (
     ChainHead,
     committed_checkins,
     journal_seq,
@@ -27,6 +26,8 @@ from agent.patrol_state import (
     replay_progress,
     stored_since,
 )
+from agent.patrol.reporter import Reporter
+from sync.messages import Stored
 from sync.outbox import Outbox
 
 log = logging.getLogger(__name__)
@@ -192,11 +193,9 @@ class Outlet:
         self._retry_s = retry_s
         self._stats = stats  # the driver's: "checkins" counted here
 
-    async def restore(
-        self, outbox: Outbox, saved: Mapping[str, Any], engine: dict[str, Any]
-    ) -> tuple[dict[str, Any], bool]:
-        """Chain, queue and journal seq from patrol.json, repaired from the journal; returns the
-        engine snapshot with the check-ins and progress found there applied, and whether any."""
+    async def restore(self, outbox: Outbox, saved: Mapping[str, Any], engine: PatrolEngine) -> bool:
+        """Chain, queue and journal seq from patrol.json, repaired from the journal; applies the
+        check-ins and progress found there to `engine` and says whether there were any."""
         chain = ChainHead.from_json(saved.get("chain"))
         jseq = journal_seq(saved, chain)
         if jseq is not None and jseq > outbox.seq:
@@ -207,16 +206,18 @@ class Outlet:
         # before the journal existed may lag it: then the outbox is scanned too (slow, once).
         scan = "chain" not in saved or "journal_seq" not in saved
         found = await committed_checkins(outbox, chain.seq, scan_outbox=scan)
-        self.chain, snap = recover(chain, engine, found)
+        self.chain = recover(chain, engine, found)
         since = await stored_since(outbox, jseq)
         # Progress events stored after the save (started, missed, ended) must not come again.
-        progressed = replay_progress(snap, [c for c in since if c.message.get("kind") == "patrol"])
+        progressed = replay_progress(
+            engine, [c for c in since if c.message.get("kind") == "patrol"]
+        )
         self.unsent = UnsentQueue.from_json(saved.get("unsent"), retry_s=self._retry_s)
         self.unsent.forget_stored([(c.message.get("kind"), _body(c.message)) for c in since])
         seqs = [c.seq for c in (*found, *since)]
         self.last_seq = max([*seqs, jseq or 0]) if seqs else jseq
         self._unreleased = bool(seqs)
-        return snap, bool(found) or progressed
+        return bool(found) or progressed
 
     async def store(self, item: Unsent) -> Stored:
         """Commit one event with its journal copy; a check-in gets `prev` and moves the head."""

@@ -25,7 +25,7 @@ from typing import Annotated, Any, Literal, Protocol, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
 from agent.errors import ConfigError, StoreError
-from agent.events import Stored
+from sync.messages import Stored
 
 log = logging.getLogger(__name__)
 

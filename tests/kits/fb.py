@@ -12,7 +12,7 @@ from firmware_bridge.fix import EpochMerger
 from firmware_bridge.nmea import NmeaDecoder, encode_sentence
 from firmware_bridge.types import Fix
 
-DATA_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+DATA_DIR = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 NMEA_DIR = DATA_DIR / "nmea"
 PN532_DIR = DATA_DIR / "pn532"
 

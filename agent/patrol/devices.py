@@ -1,8 +1,8 @@
 """Opens the patrol device's hardware from the config: GPS, PN532, buttons/LED/buzzer, camera.
 
-Each part is entered into the caller's exit stack (so it closes with the agent), registers a
-health check for the config health window (agent.device_checks) and, where it has counters,
-a part of the status message (agent.status_extra). A part not configured is simply absent.
+Each part is entered into the caller's exit stack (so it closes with the agent) and comes with
+a health check (judged by the config health window) and, where it has counters, a part of the
+status message. A part not configured is simply absent.
 """
 
 from __future__ import annotations
@@ -10,12 +10,13 @@ from __future__ import annotations
 import contextlib
 import functools
 from collections.abc import AsyncIterator, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from agent.config import Config
-from agent.patrol_config import ButtonsConfig, PatrolCameraConfig
-from agent.photo import Camera
+from agent.patrol.camera import Camera
+from agent.patrol.config import ButtonsConfig, PatrolCameraConfig
+from firmware_bridge.aio import Spawn, spawn_task
 from firmware_bridge.buttons import Buttons, FeedbackKind
 from firmware_bridge.gps import GpsSource
 from firmware_bridge.pn532_driver import Pn532Reader
@@ -34,6 +35,8 @@ class Devices:
     presses: AsyncIterator[ButtonPress] | None = None
     feedback: Callable[[FeedbackKind], None] | None = None
     camera: Camera | None = None
+    checks: DeviceChecks = field(default_factory=dict)  # part -> its problem now, or None
+    status: StatusParts = field(default_factory=list)  # parts of the status body
 
 
 async def open_devices(
@@ -42,21 +45,24 @@ async def open_devices(
     *,
     buttons: ButtonsConfig | None,
     camera: PatrolCameraConfig | None,
-    checks: DeviceChecks,
-    status: StatusParts,
+    spawn: Spawn = spawn_task,
     pin_factory: Any = None,
 ) -> Devices:
     """Open every configured part into `stack`; a missing serial device is retried, not fatal."""
     fixes = tags = presses = None
     feedback: Callable[[FeedbackKind], None] | None = None
+    checks: DeviceChecks = {}
+    status: StatusParts = []
     if cfg.gps is not None:
-        gps = await stack.enter_async_context(GpsSource(cfg.gps.port, cfg.gps.baud))
+        gps = await stack.enter_async_context(GpsSource(cfg.gps.port, cfg.gps.baud, spawn=spawn))
         fixes = gps.fixes()
         checks["gps"] = functools.partial(_gps_problem, gps)
         status.append(lambda: {"serial": gps.counters()})
     if cfg.nfc is not None:
         reader = await stack.enter_async_context(
-            Pn532Reader(cfg.nfc.port, cfg.nfc.baud, poll_interval_s=cfg.nfc.poll_interval_s)
+            Pn532Reader(
+                cfg.nfc.port, cfg.nfc.baud, poll_interval_s=cfg.nfc.poll_interval_s, spawn=spawn
+            )
         )
         tags = reader.scans()
         checks["nfc"] = functools.partial(_nfc_problem, reader)
@@ -75,7 +81,7 @@ async def open_devices(
     if camera is not None:
         cam = await stack.enter_async_context(Camera(camera))
         checks["camera"] = functools.partial(_camera_problem, cam)
-    return Devices(fixes, tags, presses, feedback, cam)
+    return Devices(fixes, tags, presses, feedback, cam, checks, status)
 
 
 def _gps_problem(gps: GpsSource) -> str | None:

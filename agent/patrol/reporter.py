@@ -13,18 +13,18 @@ from typing import Any, Protocol
 
 from agent.config import ModeProfile
 from agent.errors import DeviceError, StoreError
-from agent.events import Stored
 from agent.media import MediaStore
 from firmware_bridge.buttons import FeedbackKind
 from firmware_bridge.types import Fix
 from sync.envelope import TimeStamp
+from sync.messages import Priority, Stored
 from sync.outbox import Outbox
 
 log = logging.getLogger(__name__)
 
 
 class StillCamera(Protocol):
-    """agent.photo.Camera as the patrol uses it."""
+    """agent.patrol.camera.Camera as the patrol uses it."""
 
     async def jpeg(self, fix: Fix | None, taken_ms: int, acc_m: float | None = None) -> bytes: ...
     def status(self) -> dict[str, Any]: ...
@@ -127,7 +127,7 @@ class Reporter:
             "photos": photos,
         }
         p0 = level in self.profile().p0_incident_levels
-        stored = await self.store("incident", body, priority=0 if p0 else None)
+        stored = await self.store("incident", body, priority=Priority.URGENT if p0 else None)
         log.info("incident %s level %d stored (seq %d)", category, level, stored.seq)
         self.signal("ok")
         await self.send_media(photos, stored)

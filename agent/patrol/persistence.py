@@ -2,7 +2,7 @@
 
 The file holds the engine snapshot (docs/checkin.md §9), the check-in hash chain head (the
 SHA-256 and seq of the last stored check-in), the events the outbox refused so far
-(agent/patrol_unsent.py) and `journal_seq`, the last seq the driver had stored. It is
+(agent/patrol/unsent.py) and `journal_seq`, the last seq the driver had stored. It is
 rewritten (atomically, fsynced) after every batch of events, so it can only lag the outbox,
 never lead it. The driver stores its events with a copy in the outbox's journal, which
 outlives their PUBACK and is released up to `journal_seq` once this file is written. After a
@@ -21,7 +21,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from agent.errors import ConfigError
-from agent.patrol import CheckinParams, PatrolEngine, parse_tasks_body
+from agent.patrol.core import CheckinParams, PatrolEngine, parse_tasks_body
+from sync.messages import PROTECTED
 from sync.outbox import Outbox
 
 log = logging.getLogger(__name__)
@@ -164,7 +165,7 @@ async def _outbox_checkins(outbox: Outbox, after_seq: int | None) -> list[Commit
     while True:
         rows = await outbox.fetch(cursor, _PAGE)
         for row in rows:
-            if row.priority > 1:
+            if row.priority > PROTECTED:
                 # Check-ins are priority 1 and rows come in (priority, rowid) order: done.
                 return sorted(found, key=lambda c: c.seq)
             if not row.topic.endswith("/evt/checkin"):
@@ -177,56 +178,24 @@ async def _outbox_checkins(outbox: Outbox, after_seq: int | None) -> list[Commit
         cursor = (rows[-1].priority, rows[-1].rowid)
 
 
-def replay_progress(engine: dict[str, Any], events: list[Committed]) -> bool:
-    """Apply journalled `patrol` events (stored after the last save) to the engine snapshot."""
-    progress = engine.get("progress", {})
-    applied = 0
-    for c in events:
-        body = c.message.get("body", {})
-        pr = progress.get(body.get("task_id"))
-        if not isinstance(pr, dict):
-            continue  # a task set replaced since
-        event, cp_id = body.get("event"), body.get("checkpoint_id")
-        if event == "started":
-            pr["started"] = True
-        elif event == "checkpoint_missed" and cp_id not in pr.get("checked", {}):
-            pr.setdefault("missed", {})[cp_id] = int(c.message.get("ts", 0))
-            pr.get("runs", {}).pop(cp_id, None)
-        elif event in ("completed", "overdue"):
-            pr["ended"] = event
-        else:
-            continue
-        applied += 1
+def replay_progress(engine: PatrolEngine, events: list[Committed]) -> bool:
+    """Apply journalled `patrol` events (stored after the last save) to the engine."""
+    applied = sum(
+        engine.apply_stored("patrol", c.message.get("body", {}), int(c.message.get("ts", 0)))
+        for c in events
+    )
     if applied:
         log.warning("re-applied %d progress event(s) stored after the last state save", applied)
     return applied > 0
 
 
-def recover(
-    chain: ChainHead, engine: dict[str, Any], committed: list[Committed]
-) -> tuple[ChainHead, dict[str, Any]]:
-    """Head and engine snapshot with `committed` check-ins (beyond the saved head) applied."""
+def recover(chain: ChainHead, engine: PatrolEngine, committed: list[Committed]) -> ChainHead:
+    """The chain head after `committed` check-ins (beyond the saved head), applied to `engine`."""
     if not committed:
-        return chain, engine
-    progress = engine.get("progress", {})
-    known = {
-        t["id"]: {cp["id"] for cp in t["checkpoints"]}
-        for t in engine.get("tasks", {}).get("tasks", [])
-    }
+        return chain
     for c in committed:
-        body = c.message.get("body", {})
-        task_id, cp_id = body.get("task_id"), body.get("checkpoint_id")
-        if cp_id not in known.get(task_id, set()):
-            continue  # a task set replaced since: nothing to mark
-        pr = progress.setdefault(
-            task_id, {"started": False, "ended": None, "checked": {}, "missed": {}, "runs": {}}
-        )
-        pr["started"] = True
-        pr.setdefault("checked", {})[cp_id] = {
-            "method": body.get("method"),
-            "at_ms": int(c.message.get("ts", 0)),
-        }
-        pr.get("runs", {}).pop(cp_id, None)
+        # A check-in for a task set replaced since has nothing to mark: apply_stored says so.
+        engine.apply_stored("checkin", c.message.get("body", {}), int(c.message.get("ts", 0)))
     last = committed[-1]
     if chain.head is not None and committed[0].message.get("body", {}).get("prev") != chain.head:
         log.error("check-in seq %d does not follow the saved chain head", committed[0].seq)
@@ -235,4 +204,4 @@ def recover(
         len(committed),
         last.seq,
     )
-    return ChainHead.of(last.payload, last.seq), engine
+    return ChainHead.of(last.payload, last.seq)

@@ -3,7 +3,7 @@
 The pure PatrolEngine decides; the driver stores what it decided in the outbox (photos first,
 then the event with its hash-chain `prev`, then the photo chunks), gives the person feedback,
 and keeps the engine snapshot, chain head and the events the outbox refused (kept in order
-until it takes them: agent/patrol_unsent.py) in state_dir/patrol.json (agent/patrol_state.py).
+until it takes them: agent/patrol/unsent.py) in state_dir/patrol.json (agent/patrol/persistence.py).
 Every engine call and the events it produces run as one batch under one lock, in a task of
 their own, so a caller that is cancelled never leaves a batch half stored (docs/patrol.md).
 """
@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-import sqlite3
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping
 from dataclasses import asdict
 from pathlib import Path
@@ -21,9 +20,9 @@ from typing import Any, Protocol
 
 from agent.config import ModeProfile
 from agent.errors import ConfigError, StoreError
-from agent.events import Stored
 from agent.media import MediaStore
-from agent.patrol import (
+from agent.patrol.config import ButtonsConfig, PatrolConfig
+from agent.patrol.core import (
     CheckIn,
     CheckinParams,
     Decision,
@@ -34,16 +33,17 @@ from agent.patrol import (
     UnknownTag,
     parse_tasks_body,
 )
-from agent.patrol.geofence import accuracy_m, is_evidence
-from agent.patrol_config import ButtonsConfig, PatrolConfig
-from agent.patrol_early import EarlyPhotos
-from agent.patrol_events import Reporter, StillCamera
-from agent.patrol_state import engine_from, state_doc
-from agent.patrol_unsent import Outlet, Unsent
-from agent.patrol_views import Outcome, gps_section, manual_answer, tasks_view
+from agent.patrol.core.geofence import accuracy_m, is_evidence
+from agent.patrol.early import EarlyPhotos
+from agent.patrol.persistence import engine_from, state_doc
+from agent.patrol.reporter import Reporter, StillCamera
+from agent.patrol.unsent import Outlet, Unsent
+from agent.patrol.views import Outcome, gps_section, manual_answer, tasks_view
+from firmware_bridge.aio import Spawn, spawn_task
 from firmware_bridge.buttons import FeedbackKind
 from firmware_bridge.types import ButtonPress, Fix, TagScan
 from sync.envelope import TimeStamp
+from sync.messages import Stored
 from sync.outbox import Outbox
 from sync.statefile import read_json, write_json
 
@@ -84,7 +84,7 @@ class PatrolDriver:
         settings: PatrolConfig | None = None,
         buttons: ButtonsConfig | None = None,
         params: CheckinParams | None = None,
-        on_crash: Callable[[BaseException], None] | None = None,
+        spawn: Spawn = spawn_task,
     ) -> None:
         self.reporter = Reporter(
             outbox=outbox,
@@ -104,7 +104,7 @@ class PatrolDriver:
         self._params = params or CheckinParams(
             reach_speed_mps=self._cfg.reach_speed_mps, k_hold=self._cfg.k_hold
         )
-        self._on_crash = on_crash
+        self._spawn_loop = spawn
         self._engine = PatrolEngine(params=self._params)
         self.stats: dict[str, Any] = {"checkins": 0, "fix_to_outbox_ms": None}
         self._out = Outlet(self.reporter, self.stats, retry_s=self._cfg.tick_s)
@@ -129,25 +129,25 @@ class PatrolDriver:
         saved = await asyncio.to_thread(read_json, self._path, None)
         saved = saved if isinstance(saved, dict) else {}
         self._engine = engine_from(saved, self._record, self._params)
-        snap, found = await self._out.restore(self._outbox, saved, self._engine.snapshot())
-        if found:
-            try:
-                self._engine.restore(snap)
-            except ConfigError as exc:
-                log.error("check-ins found in the journal not applied to progress: %s", exc)
+        if await self._out.restore(self._outbox, saved, self._engine):
             self._dirty = True
         if self._record is not None:
             # The stored tasks document wins over the snapshot's copy; replacing keeps progress.
             await self._run(functools.partial(self._replace, self._record))
         fixes, tags, presses = self._inputs
+        # The long-running loops go to the agent's supervisor (restarted if one crashes).
+        loops: list[tuple[str, Callable[[], Coroutine[Any, Any, None]]]] = [
+            ("patrol-tick", self._tick_loop),
+            ("media-reaper", self._reap_loop),
+        ]
         if fixes is not None:
-            self._spawn(self._fix_loop(fixes), "patrol-fixes")
+            loops.append(("patrol-fixes", functools.partial(self._fix_loop, fixes)))
         if tags is not None:
-            self._spawn(self._tag_loop(tags), "patrol-tags")
+            loops.append(("patrol-tags", functools.partial(self._tag_loop, tags)))
         if presses is not None:
-            self._spawn(self._press_loop(presses), "patrol-presses")
-        self._spawn(self._tick_loop(), "patrol-tick")
-        self._spawn(self._reap_loop(), "media-reaper")
+            loops.append(("patrol-presses", functools.partial(self._press_loop, presses)))
+        for name, factory in loops:
+            self._tasks.add(self._spawn_loop(name, factory))
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -167,24 +167,20 @@ class PatrolDriver:
                 await self._save()
 
     def _spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> asyncio.Task[Any]:
+        # Short jobs (an early photo): owned here, cancelled at exit; a crash is logged.
         task = asyncio.create_task(coro, name=name)
         self._tasks.add(task)
-        task.add_done_callback(self._task_done)
+        task.add_done_callback(self._job_done)
         return task
 
-    def _task_done(self, task: asyncio.Task[Any]) -> None:
+    def _job_done(self, task: asyncio.Task[Any]) -> None:
         self._tasks.discard(task)
-        if task.cancelled() or task.exception() is None:
-            return
-        exc = task.exception()
-        assert exc is not None
-        log.error("patrol task %s crashed", task.get_name(), exc_info=exc)
-        if self._on_crash is not None:
-            self._on_crash(exc)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("patrol job %s failed", task.get_name(), exc_info=task.exception())
 
     # ----- inputs ----------------------------------------------------------------------------
     def on_tasks(self, record: Mapping[str, Any]) -> None:
-        """agent.tasks_listeners hook: a newly applied tasks document replaces the task set."""
+        """A newly applied tasks document replaces the task set."""
         if self._closed:
             return  # stored by the agent already; the next start applies it
         self._batch_task(functools.partial(self._replace, record), True)
@@ -260,17 +256,12 @@ class PatrolDriver:
                 async with self._lock:
                     await self._save()
 
-    async def _reap_loop(self) -> None:
-        while True:
-            await asyncio.sleep(self._cfg.reap_interval_s)
-            try:
-                keep = self._out.unsent.media_ids() | self._early.media_ids()
-                removed = await self._media.reap(keep=keep)
-            except (StoreError, OSError, sqlite3.Error) as exc:
-                log.warning("media reaping failed: %s", exc)
-                continue
-            if removed:
-                log.info("deleted %d uploaded photo(s)", removed)
+    def _reap_loop(self) -> Coroutine[Any, Any, None]:
+        # Photos named by events still waiting (unsent, early) are spared.
+        return self._media.run_reaper(
+            self._cfg.reap_interval_s,
+            keep=lambda: self._out.unsent.media_ids() | self._early.media_ids(),
+        )
 
     # ----- batches: engine call -> events -> save ----------------------------------------------
     async def drain(self) -> None:
@@ -345,7 +336,7 @@ class PatrolDriver:
         photos: list[dict[str, Any]] = []
         if d.needs_photo or rep.profile().checkin_photo:
             if d.method == "gps":
-                # Taken while the dwell ran (agent/patrol_early.py): no capture on this path.
+                # Taken while the dwell ran (agent/patrol/early.py): no capture on this path.
                 photos = await self._early.claim((d.task_id, d.checkpoint_id))
             photos = photos or await rep.photos(d.fix, d.acc_m)
         # Photos now (they show the checkpoint), `prev` only when it is stored.
@@ -394,12 +385,12 @@ class PatrolDriver:
         )
 
     async def manual_checkin(self) -> dict[str, Any]:
-        """The check-in button; the answer is agent.patrol_views.manual_answer's."""
+        """The check-in button; the answer is agent.patrol.views.manual_answer's."""
         fix, _ = self.current_fix()
         return manual_answer(await self._run(functools.partial(self._engine.on_manual, fix)))
 
     async def snapshot(self, args: Mapping[str, Any]) -> None:
-        """`cmd snapshot` (agent.snapshot): a photo now, named by a notice of type snapshot."""
+        """`cmd snapshot`: a photo now, named by a notice of type snapshot."""
         fix, acc = self.current_fix()
         await self.reporter.snapshot(fix, acc)
 
@@ -418,7 +409,7 @@ class PatrolDriver:
         return gps_section(*self.current_fix(), self._latest)
 
     def status(self) -> dict[str, Any]:
-        """agent.status_extra part (and GET /status): progress, chain, counters, camera."""
+        """The role's status section (and GET /status): progress, chain, counters, camera."""
         rec, cam = self._record, self.reporter.camera
         return {
             "patrol": {

@@ -19,16 +19,17 @@ from PIL import Image
 from agent.clock import SystemClock
 from agent.config import ModeProfile
 from agent.errors import StoreFull
-from agent.events import Stored
 from agent.media import MediaStore
-from agent.patrol.geo import offset_deg
-from agent.patrol_config import ButtonsConfig, PatrolCameraConfig, PatrolConfig
-from agent.patrol_driver import PatrolDriver
-from agent.photo import Camera
+from agent.patrol.camera import Camera
+from agent.patrol.config import ButtonsConfig, PatrolCameraConfig, PatrolConfig
+from agent.patrol.driver import PatrolDriver
+from firmware_bridge.aio import boottime_ms
+from firmware_bridge.geo import offset_deg
 from firmware_bridge.gps import GpsSource
 from firmware_bridge.types import ButtonPress, Fix, TagScan
+from sync.messages import Stored
 from sync.outbox import Outbox
-from tests.asynckit import wait_until
+from tests.kits.aio import wait_until
 
 DEV = "pd-0042"
 ORIGIN = (34.7790, 113.7312)  # Ruyi Lake, Zhengzhou
@@ -101,7 +102,7 @@ def fix_at(where: tuple[float, float], *, acc: float = 3.0, utc_ms: int | None =
         sats=9,
         hdop=0.9,
         acc_m=acc,
-        mono_ms=int(time.clock_gettime(time.CLOCK_BOOTTIME) * 1000),
+        mono_ms=boottime_ms(),
     )
 
 

@@ -6,9 +6,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from agent.events import Stored
-from agent.patrol import CheckIn, Decision, NoCheckpointInReach, PatrolEngine
+from agent.patrol.core import CheckIn, Decision, NoCheckpointInReach, PatrolEngine
 from firmware_bridge.types import Fix
+from sync.messages import Stored
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,14 +57,9 @@ def gps_section(fix: Fix | None, acc: float | None, latest: Fix | None) -> dict[
 
 def tasks_view(engine: PatrolEngine, ver: object) -> dict[str, Any]:
     """The task set with each checkpoint's state (open, checked, missed) and each task's end."""
-    progress = engine.snapshot()["progress"]
     out = []
     for task in engine.tasks.tasks:
-        pr = progress.get(task.id, {})
-        checked, missed = pr.get("checked", {}), pr.get("missed", {})
-        cps = []
-        for cp in task.checkpoints:
-            state = "checked" if cp.id in checked else "missed" if cp.id in missed else "open"
-            cps.append({**cp.to_body(), "state": state})
-        out.append({**task.to_body(), "checkpoints": cps, "ended": pr.get("ended")})
+        states, ended = engine.view(task.id)
+        cps = [{**cp.to_body(), "state": states[cp.id]} for cp in task.checkpoints]
+        out.append({**task.to_body(), "checkpoints": cps, "ended": ended})
     return {"ver": ver, "tasks": out}

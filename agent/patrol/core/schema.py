@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
 from agent.errors import ConfigError
-from agent.patrol.tasks import Checkpoint, Task, TaskSet
+from agent.patrol.core.tasks import Checkpoint, Task, TaskSet
 
 # NFC UIDs are 4, 7 or 10 bytes; any 4..10-byte hex string is accepted, compared in upper case.
 _Uid = Annotated[str, StringConstraints(pattern=r"^(?:[0-9A-Fa-f]{2}){4,10}$")]

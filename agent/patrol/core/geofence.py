@@ -7,7 +7,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from agent.patrol.geo import distance_m
+from firmware_bridge.geo import distance_m
 from firmware_bridge.types import Fix
 
 Verdict = Literal["inside", "likely", "hold", "outside", "unknown"]

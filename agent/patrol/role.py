@@ -1,0 +1,107 @@
+"""The patrol device as the agent's role: its hardware, media store, driver and local API."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Mapping
+from typing import Any
+
+from agent.errors import DeviceError
+from agent.media import MediaStore
+from agent.patrol.config import ButtonsConfig, PatrolCameraConfig, PatrolConfig
+from agent.patrol.devices import Devices, open_devices
+from agent.patrol.driver import PatrolDriver
+from agent.patrol.localapi import LocalApi
+from agent.roles import RoleContext
+
+
+class PatrolRole:
+    """The `Role` of a patrol device (agent/roles.py)."""
+
+    name = "patrol"
+
+    def __init__(self, driver: PatrolDriver, devices: Devices) -> None:
+        self.driver = driver
+        self._devices = devices
+
+    def status(self) -> Mapping[str, Any]:
+        """Serial/NFC counters and the driver's patrol section."""
+        out: dict[str, Any] = {}
+        for part in self._devices.status:
+            out.update(part())
+        out.update(self.driver.status())
+        return out
+
+    def gps(self) -> Mapping[str, Any] | None:
+        """The §8 gps section from the newest fix."""
+        return self.driver.gps_status()
+
+    def device_checks(self) -> dict[str, str | None]:
+        """GPS, NFC and camera, each with its problem now."""
+        return {name: check() for name, check in self._devices.checks.items()}
+
+    def tasks_applied(self, record: Mapping[str, Any]) -> None:
+        """A new tasks document replaces the driver's task set."""
+        self.driver.on_tasks(record)
+
+    async def snapshot(self, args: Mapping[str, Any]) -> None:
+        """A photo now from the patrol camera; DeviceError without one."""
+        if self._devices.camera is None:
+            raise DeviceError("this patrol device has no camera")
+        await self.driver.snapshot(args)
+
+
+async def start_patrol(
+    ctx: RoleContext,
+    stack: contextlib.AsyncExitStack,
+    *,
+    buttons: ButtonsConfig | None = None,
+    camera: PatrolCameraConfig | None = None,
+    patrol: PatrolConfig | None = None,
+    pin_factory: Any = None,
+) -> PatrolRole:
+    """Build the devices, media store, driver and local API from ctx.cfg into `stack`.
+
+    Keyword arguments override the `[buttons]`, `[camera]`, `[patrol]` sections (tests);
+    `pin_factory` is gpiozero's (MockFactory in tests).
+    """
+    cfg = ctx.cfg
+    pcfg = patrol or cfg.patrol
+    bcfg = buttons or cfg.buttons
+    dev = await open_devices(
+        cfg,
+        stack,
+        buttons=bcfg,
+        camera=camera or cfg.camera,
+        spawn=ctx.spawn,
+        pin_factory=pin_factory,
+    )
+    state_dir = cfg.device.state_dir
+    media = await asyncio.to_thread(
+        MediaStore, state_dir, cfg.device.id, ctx.outbox, quota_bytes=pcfg.media_quota_bytes
+    )
+    driver = PatrolDriver(
+        outbox=ctx.outbox,
+        media=media,
+        clock=ctx.clock,
+        state_dir=state_dir,
+        staff_id=cfg.device.staff_id,
+        profile=lambda: cfg.modes.profile(ctx.mode()),
+        tasks=ctx.tasks,
+        fixes=dev.fixes,
+        tags=dev.tags,
+        presses=dev.presses,
+        feedback=dev.feedback,
+        camera=dev.camera,
+        settings=pcfg,
+        buttons=bcfg,
+        spawn=ctx.spawn,
+    )
+    await stack.enter_async_context(driver)
+    if pcfg.api:
+        path = pcfg.socket_path(state_dir)
+        port = None if path else pcfg.api_port
+        api = LocalApi(driver, socket_path=path, port=port, max_body=pcfg.api_max_body_bytes)
+        await stack.enter_async_context(api)
+    return PatrolRole(driver, dev)

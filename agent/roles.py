@@ -1,0 +1,71 @@
+"""The seam between the agent (sync stack, documents, status) and the one role it runs.
+
+The agent gives a role a `RoleContext` (what it may use) and gets back a `Role` (what it
+offers); neither reaches into the other's attributes. `start_role` picks the role from
+`device.role` and imports only that role's code (OpenCV only on a gateway).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
+
+from firmware_bridge.aio import Spawn
+
+if TYPE_CHECKING:
+    from agent.clock import SystemClock
+    from agent.config import Config
+    from sync.outbox import Outbox
+
+
+@dataclass(frozen=True, slots=True)
+class RoleContext:
+    """What a role may use of the running agent, and nothing more."""
+
+    cfg: Config
+    outbox: Outbox
+    clock: SystemClock
+    mode: Callable[[], str]  # name of the effective work mode now
+    tasks: Mapping[str, Any] | None  # the tasks document applied before this start
+    spawn: Spawn  # run a loop under the agent's supervisor (named, restarted when it crashes)
+    spawn_once: Spawn  # a loop that must not be restarted: its crash stops the agent
+    stop: Callable[[], None]  # a failure the role cannot live with: stop the agent (exit 1)
+
+
+class Role(Protocol):
+    """What the agent asks of its role: status, health, tasks and the `snapshot` command."""
+
+    name: str
+
+    def status(self) -> Mapping[str, Any]:
+        """Sections added to the §8 status body (counters, cameras, patrol progress)."""
+        ...
+
+    def gps(self) -> Mapping[str, Any] | None:
+        """The §8 `gps` section, or None without a receiver."""
+        ...
+
+    def device_checks(self) -> dict[str, str | None]:
+        """Each configured part and its problem now (None: working); judged by health windows."""
+        ...
+
+    def tasks_applied(self, record: Mapping[str, Any]) -> None:
+        """A tasks document was applied and stored (§6)."""
+        ...
+
+    def snapshot(self, args: Mapping[str, Any]) -> Awaitable[None]:
+        """`cmd snapshot`: store a photo named by a `snapshot` notice; DeviceError if it cannot."""
+        ...
+
+
+async def start_role(ctx: RoleContext, stack: contextlib.AsyncExitStack) -> Role:
+    """Build the configured role into `stack` (it closes with the agent)."""
+    if ctx.cfg.device.role == "camera_gateway":
+        from agent.vision.role import start_gateway
+
+        return await start_gateway(ctx, stack)
+    from agent.patrol.role import start_patrol
+
+    return await start_patrol(ctx, stack)
