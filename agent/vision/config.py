@@ -198,6 +198,30 @@ class HogDetectorConfig(_Model):
     roi_margin: float = Field(default=0.25, ge=0, le=4)
 
 
+class PeopleDetectorConfig(_Model):
+    """HOG full body on an edge-padded frame, small regions upscaled, Haar faces for close-ups."""
+
+    kind: Literal["people"] = "people"
+    hit_threshold: float = 0.0
+    min_score: float = 0.3
+    scale: float = Field(default=1.05, gt=1.0, le=2.0)
+    win_stride: int = Field(default=8, ge=4, le=32)
+    padding: int = Field(default=8, ge=0, le=64)
+    max_side: int = Field(default=640, ge=128, le=4096)
+    roi_margin: float = Field(default=0.25, ge=0, le=4)
+    # Replicated border (px at max_side) so people cut by the frame edge fill a HOG window.
+    edge_pad: int = Field(default=32, ge=0, le=128)
+    # Search regions lower than upscale_below px (at max_side) are scanned again this much larger.
+    upscale: float = Field(default=2.0, ge=1.0, le=4.0)
+    upscale_below: int = Field(default=240, ge=0, le=4096)
+    upscale_full: bool = False  # also the whole frame (4x the HOG cost at 2.0)
+    faces: bool = True  # frontal faces (two Haar cascades agreeing) find close-up people
+    face_min: int = Field(default=20, ge=12, le=512)
+    face_neighbors: int = Field(default=5, ge=1, le=20)
+    face_score: float = Field(default=0.6, gt=0)
+    body_per_face: float = Field(default=7.5, ge=1.0, le=12.0)
+
+
 class OnnxDetectorConfig(_Model):
     """A YOLO-style ONNX model supplied by the operator; classes map output index to label."""
 
@@ -272,9 +296,9 @@ class CameraConfig(_Model):
     height: int | None = Field(default=None, ge=16, le=8192)
     zones: list[ZoneConfig] = []
     tamper: bool = True
-    detector: Annotated[HogDetectorConfig | OnnxDetectorConfig, Field(discriminator="kind")] = (
-        HogDetectorConfig()
-    )
+    detector: Annotated[
+        HogDetectorConfig | PeopleDetectorConfig | OnnxDetectorConfig, Field(discriminator="kind")
+    ] = PeopleDetectorConfig()
     motion: MotionConfig = MotionConfig()
     tracker: TrackerConfig = TrackerConfig()
     static: StaticConfig = StaticConfig()
