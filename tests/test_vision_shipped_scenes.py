@@ -131,12 +131,8 @@ def shore() -> np.ndarray:
     return img
 
 
-@pytest.mark.skipif(
-    not people_scenes.available(),
-    reason="../shared/data/images is absent (the walker is cut from it)",
-)
-@pytest.mark.parametrize("hour, expected", [(22, ["start", "end"]), (12, [])])
-async def test_person_walking_into_the_water_zone_at_night(tmp_path, hour, expected):
+def walk_to_the_water() -> tuple[list[np.ndarray], int]:
+    """A person walks from the path into the water, stands 6 s, walks back; (frames, entered)."""
     walker = people_scenes.shared_scenes()[1]
     assert walker.name == "darknet_person.jpg"
     person, alpha = people_scenes.cutout(walker.image, walker.people[0])
@@ -152,6 +148,16 @@ async def test_person_walking_into_the_water_zone_at_night(tmp_path, hour, expec
         people_scenes.paste(f, person, alpha, x, feet - h, h)
         frames.append(f)
     frames += [bg.copy() for _ in range(6 * FPS)]
+    return frames, entered
+
+
+@pytest.mark.skipif(
+    not people_scenes.available(),
+    reason="../shared/data/images is absent (the walker is cut from it)",
+)
+@pytest.mark.parametrize("hour, expected", [(22, ["start", "end"]), (12, [])])
+async def test_person_walking_into_the_water_zone_at_night(tmp_path, hour, expected):
+    frames, entered = walk_to_the_water()
     cam = shipped("cam-lake-1", write_mjpg(tmp_path / "shore.avi", frames, FPS))
     w0 = local_ms(hour)
     bodies = await run(cam, w0)

@@ -30,7 +30,7 @@ _CONFIRM_SIDE = 96
 
 
 def _cascade(name: str) -> cv2.CascadeClassifier:
-    path = Path(cv2.data.haarcascades) / name
+    path = Path(cv2.data.haarcascades) / name  # type: ignore[attr-defined]
     cascade = cv2.CascadeClassifier(str(path))
     if cascade.empty():
         raise ConfigError([("detector.faces", f"OpenCV has no usable cascade {path}")])
@@ -154,11 +154,15 @@ class PeopleDetector:
             y1 = ry + rh if ry + rh < h else ry + rh + p
             y0 = ry
             crop = padded[y0:y1, x0 + p : x1 + p]
-            bodies.extend(self._bodies(crop, 1.0, x0, y0))
+            found = self._bodies(crop, 1.0, x0, y0)
             small = rh < cfg.upscale_below and not whole
             if cfg.upscale > 1.0 and (small or (whole and cfg.upscale_full)):
-                bodies.extend(self._bodies(crop, cfg.upscale, x0, y0))
-            if gray is not None:
+                found += self._bodies(crop, cfg.upscale, x0, y0)
+            bodies += found
+            # A motion region a HOG body already explains needs no face search (it costs as
+            # much as HOG); whole frames always get one, close-ups fill them.
+            explained = not whole and any(d.box[3] >= 0.4 * rh for d in found)
+            if gray is not None and not explained:
                 faces.extend(self._face_boxes(gray, region))
         people = self._fuse(nms(bodies, 0.5) if len(bodies) > 1 else bodies, faces, w, h)
         out = []
