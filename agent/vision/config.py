@@ -185,30 +185,28 @@ class ZoneConfig(_Model):
         return value
 
 
-class HogDetectorConfig(_Model):
+class _HogSettings(_Model):
+    """The HOG search both HOG-based detectors share."""
+
+    hit_threshold: float = 0.0
+    min_score: float = 0.3
+    scale: float = Field(default=1.05, gt=1.0, le=2.0)
+    win_stride: int = Field(default=8, ge=4, le=32)
+    padding: int = Field(default=8, ge=0, le=64)
+    max_side: int = Field(default=640, ge=128, le=4096)
+    roi_margin: float = Field(default=0.25, ge=0, le=4)
+
+
+class HogDetectorConfig(_HogSettings):
     """OpenCV's HOG people detector (ships with opencv 4.x); scores are SVM margins."""
 
     kind: Literal["hog"] = "hog"
-    hit_threshold: float = 0.0
-    min_score: float = 0.3
-    scale: float = Field(default=1.05, gt=1.0, le=2.0)
-    win_stride: int = Field(default=8, ge=4, le=32)
-    padding: int = Field(default=8, ge=0, le=64)
-    max_side: int = Field(default=640, ge=128, le=4096)
-    roi_margin: float = Field(default=0.25, ge=0, le=4)
 
 
-class PeopleDetectorConfig(_Model):
+class PeopleDetectorConfig(_HogSettings):
     """HOG full body on an edge-padded frame, small regions upscaled, Haar faces for close-ups."""
 
     kind: Literal["people"] = "people"
-    hit_threshold: float = 0.0
-    min_score: float = 0.3
-    scale: float = Field(default=1.05, gt=1.0, le=2.0)
-    win_stride: int = Field(default=8, ge=4, le=32)
-    padding: int = Field(default=8, ge=0, le=64)
-    max_side: int = Field(default=640, ge=128, le=4096)
-    roi_margin: float = Field(default=0.25, ge=0, le=4)
     # Replicated border (px at max_side) so people cut by the frame edge fill a HOG window.
     edge_pad: int = Field(default=32, ge=0, le=128)
     # Search regions lower than upscale_below px (at max_side) are scanned again this much larger.

@@ -79,8 +79,8 @@ class PeopleDetector:
         cfg = self._cfg
         step = cfg.scale
         if factor != 1.0:
-            # The enlarged pass is for people too small for the 1x pass; a coarser pyramid
-            # halves its cost, and bigger people were already seen at 1x.
+            # The enlarged pass is for people too small for the 1x pass: a coarser pyramid
+            # will do, bigger people were already seen at 1x.
             step = max(cfg.scale, 1.1)
             crop = cv2.resize(crop, None, fx=factor, fy=factor, interpolation=cv2.INTER_LINEAR)
         if crop.shape[1] < HOG_WIN[0] or crop.shape[0] < HOG_WIN[1]:
