@@ -12,8 +12,8 @@ from agent.vision.config import (
     AlarmHttpConfig,
     CameraConfig,
     CameraList,
-    HogDetectorConfig,
     OnnxDetectorConfig,
+    PeopleDetectorConfig,
     load_cameras,
 )
 
@@ -38,7 +38,7 @@ def test_documented_keys_parse_exactly():
     assert zone.name == "shore"
     assert zone.polygon == [(0, 300), (640, 300), (640, 480), (0, 480)]
     assert zone.rules == ["water_zone", "crowd"]
-    assert isinstance(cam.detector, HogDetectorConfig)
+    assert isinstance(cam.detector, PeopleDetectorConfig)
 
 
 @pytest.mark.parametrize(

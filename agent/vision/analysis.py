@@ -145,7 +145,7 @@ class FrameProcessor:
         confirmed = tracker.confirmed(self._people, self._tparams)
         statics: tuple[SceneObject, ...] = ()
         if self._need_static:
-            statics = self._statics(mo.blobs, mo.gray, mo.mask, mo.scale, t, detections)
+            statics = self._statics(mo.blobs, mo.colour, mo.mask, mo.scale, t, detections)
         scene = Scene(
             t=t,
             minute_of_day=minute_of_day(frame.wall_ms),
@@ -161,7 +161,7 @@ class FrameProcessor:
     def _statics(
         self,
         blobs: tuple[Box, ...],
-        gray: np.ndarray,
+        colour: np.ndarray,
         mask: np.ndarray,
         scale: float,
         t: float,
@@ -184,4 +184,4 @@ class FrameProcessor:
         ]
         known = [tracker.Detection(tr.box, tr.score, tr.label) for tr in self._people.tracks]
         known.extend(d for d in detections if d.label != "person")
-        return self._static.update(gray, mask, scale, t, settled, known)
+        return self._static.update(colour, mask, scale, t, settled, known)

@@ -185,10 +185,9 @@ class ZoneConfig(_Model):
         return value
 
 
-class HogDetectorConfig(_Model):
-    """OpenCV's HOG people detector (ships with opencv 4.x); scores are SVM margins."""
+class _HogSettings(_Model):
+    """The HOG search both HOG-based detectors share."""
 
-    kind: Literal["hog"] = "hog"
     hit_threshold: float = 0.0
     min_score: float = 0.3
     scale: float = Field(default=1.05, gt=1.0, le=2.0)
@@ -196,6 +195,29 @@ class HogDetectorConfig(_Model):
     padding: int = Field(default=8, ge=0, le=64)
     max_side: int = Field(default=640, ge=128, le=4096)
     roi_margin: float = Field(default=0.25, ge=0, le=4)
+
+
+class HogDetectorConfig(_HogSettings):
+    """OpenCV's HOG people detector (ships with opencv 4.x); scores are SVM margins."""
+
+    kind: Literal["hog"] = "hog"
+
+
+class PeopleDetectorConfig(_HogSettings):
+    """HOG full body on an edge-padded frame, small regions upscaled, Haar faces for close-ups."""
+
+    kind: Literal["people"] = "people"
+    # Replicated border (px at max_side) so people cut by the frame edge fill a HOG window.
+    edge_pad: int = Field(default=32, ge=0, le=128)
+    # Search regions lower than upscale_below px (at max_side) are scanned again this much larger.
+    upscale: float = Field(default=2.0, ge=1.0, le=4.0)
+    upscale_below: int = Field(default=240, ge=0, le=4096)
+    upscale_full: bool = False  # also the whole frame (4x the HOG cost at 2.0)
+    faces: bool = True  # frontal faces (two Haar cascades agreeing) find close-up people
+    face_min: int = Field(default=20, ge=12, le=512)
+    face_neighbors: int = Field(default=5, ge=1, le=20)
+    face_score: float = Field(default=0.6, gt=0)
+    body_per_face: float = Field(default=7.5, ge=1.0, le=12.0)
 
 
 class OnnxDetectorConfig(_Model):
@@ -272,9 +294,9 @@ class CameraConfig(_Model):
     height: int | None = Field(default=None, ge=16, le=8192)
     zones: list[ZoneConfig] = []
     tamper: bool = True
-    detector: Annotated[HogDetectorConfig | OnnxDetectorConfig, Field(discriminator="kind")] = (
-        HogDetectorConfig()
-    )
+    detector: Annotated[
+        HogDetectorConfig | PeopleDetectorConfig | OnnxDetectorConfig, Field(discriminator="kind")
+    ] = PeopleDetectorConfig()
     motion: MotionConfig = MotionConfig()
     tracker: TrackerConfig = TrackerConfig()
     static: StaticConfig = StaticConfig()

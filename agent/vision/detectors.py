@@ -11,14 +11,14 @@ import cv2
 import numpy as np
 
 from agent.errors import ConfigError, DeviceError
-from agent.vision.config import HogDetectorConfig, OnnxDetectorConfig
+from agent.vision.config import HogDetectorConfig, OnnxDetectorConfig, PeopleDetectorConfig
 from agent.vision.geometry import Box, area, clip, expand, merge_overlapping, scale_box
 from agent.vision.tracker import Detection
 
 log = logging.getLogger(__name__)
 
 # The default people detector's window and the margin around it that HOG needs.
-_HOG_WIN = (64, 128)
+HOG_WIN = (64, 128)
 
 
 class Detector(Protocol):
@@ -53,6 +53,38 @@ def nms(detections: Sequence[Detection], iou_max: float) -> list[Detection]:
     return out
 
 
+def search_regions(
+    rois: Sequence[Box] | None,
+    w: int,
+    h: int,
+    s: float,
+    cfg: HogDetectorConfig | PeopleDetectorConfig,
+    full_fraction: float,
+) -> list[Box]:
+    """Where HOG looks in a `w` x `h` image scaled by `s`: grown, merged rois or the whole image."""
+    full: list[Box] = [(0.0, 0.0, float(w), float(h))]
+    if rois is None:
+        return full
+    pad = 2 * cfg.padding
+    grown = []
+    for roi in rois:
+        box = scale_box(roi, s)
+        tall = box[3] * (1.0 + 2.0 * cfg.roi_margin)
+        # A person fills about 3/4 of the 1:2 HOG window: the crop must be at least half as
+        # wide as it is tall, however thin the moving blob was.
+        grown.append(
+            clip(
+                expand(box, cfg.roi_margin, max(HOG_WIN[0] + pad, tall / 2.0), HOG_WIN[1] + pad),
+                w,
+                h,
+            )
+        )
+    regions = merge_overlapping([g for g in grown if area(g) > 0])
+    if sum(area(r) for r in regions) >= full_fraction * w * h:
+        return full  # one pass over the frame is cheaper than many overlapping crops
+    return regions
+
+
 class HogDetector:
     """OpenCV's default HOG + linear SVM people detector, run on motion regions."""
 
@@ -61,34 +93,6 @@ class HogDetector:
         self._full = full_frame_fraction
         self._hog = cv2.HOGDescriptor()
         self._hog.setSVMDetector(np.asarray(cv2.HOGDescriptor.getDefaultPeopleDetector()))
-
-    def _regions(self, rois: Sequence[Box] | None, w: int, h: int, s: float) -> list[Box]:
-        full: list[Box] = [(0.0, 0.0, float(w), float(h))]
-        if rois is None:
-            return full
-        pad = 2 * self._cfg.padding
-        grown = []
-        for roi in rois:
-            box = scale_box(roi, s)
-            tall = box[3] * (1.0 + 2.0 * self._cfg.roi_margin)
-            # A person fills about 3/4 of the 1:2 HOG window: the crop must be at least half as
-            # wide as it is tall, however thin the moving blob was.
-            grown.append(
-                clip(
-                    expand(
-                        box,
-                        self._cfg.roi_margin,
-                        max(_HOG_WIN[0] + pad, tall / 2.0),
-                        _HOG_WIN[1] + pad,
-                    ),
-                    w,
-                    h,
-                )
-            )
-        regions = merge_overlapping([g for g in grown if area(g) > 0])
-        if sum(area(r) for r in regions) >= self._full * w * h:
-            return full  # one pass over the frame is cheaper than many overlapping crops
-        return regions
 
     def detect(self, image: np.ndarray, rois: Sequence[Box] | None) -> list[Detection]:
         """People in the frame (or near the rois), scores are SVM margins >= min_score."""
@@ -102,9 +106,9 @@ class HogDetector:
         )
         h, w = img.shape[:2]
         found: list[Detection] = []
-        for rx, ry, rw, rh in self._regions(rois, w, h, s):
+        for rx, ry, rw, rh in search_regions(rois, w, h, s, cfg, self._full):
             x, y, cw, ch = round(rx), round(ry), round(rw), round(rh)
-            if cw < _HOG_WIN[0] or ch < _HOG_WIN[1]:
+            if cw < HOG_WIN[0] or ch < HOG_WIN[1]:
                 continue
             crop = img[y : y + ch, x : x + cw]
             rects, weights = self._hog.detectMultiScale(
@@ -228,11 +232,15 @@ class OnnxDetector:
 
 
 def build_detector(
-    cfg: HogDetectorConfig | OnnxDetectorConfig,
+    cfg: HogDetectorConfig | PeopleDetectorConfig | OnnxDetectorConfig,
     base_dir: Path | None = None,
     full_frame_fraction: float = 0.4,
 ) -> Detector:
     """The detector a camera's config names; ConfigError when it cannot be built."""
     if isinstance(cfg, OnnxDetectorConfig):
         return OnnxDetector(cfg, base_dir)
+    if isinstance(cfg, PeopleDetectorConfig):
+        from agent.vision.people import PeopleDetector  # people.py builds on this module
+
+        return PeopleDetector(cfg, full_frame_fraction)
     return HogDetector(cfg, full_frame_fraction)

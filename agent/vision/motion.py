@@ -20,6 +20,7 @@ class MotionResult:
     mask: np.ndarray
     gray: np.ndarray
     scale: float
+    colour: np.ndarray  # the same small image in colour (blurred alike), for the static watch
 
 
 class MotionDetector:
@@ -39,16 +40,21 @@ class MotionDetector:
 
     def small_gray(self, image: np.ndarray) -> tuple[np.ndarray, float]:
         """The grey analysis image and its scale from captured pixels."""
+        gray, _colour, scale = self._small(image)
+        return gray, scale
+
+    def _small(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
         h, w = image.shape[:2]
         scale = min(1.0, self._cfg.width / w)
         size = (max(1, round(w * scale)), max(1, round(h * scale)))
         small = cv2.resize(image, size, interpolation=cv2.INTER_AREA) if scale < 1 else image
-        gray = cv2.cvtColor(small, cv2.COLOR_BGR2GRAY) if small.ndim == 3 else small
-        return cv2.GaussianBlur(gray, (3, 3), 0), scale
+        colour = cv2.GaussianBlur(small, (3, 3), 0)
+        gray = cv2.cvtColor(colour, cv2.COLOR_BGR2GRAY) if colour.ndim == 3 else colour
+        return gray, colour, scale
 
     def apply(self, image: np.ndarray, t: float) -> MotionResult:
         """Foreground blobs of this frame; the first frame after a reset reports no motion."""
-        gray, scale = self.small_gray(image)
+        gray, colour, scale = self._small(image)
         size = (gray.shape[1], gray.shape[0])
         if self._mog is None or self._size != size:
             self._mog = cv2.createBackgroundSubtractorMOG2(
@@ -58,7 +64,7 @@ class MotionDetector:
             # The first frame only seeds the model: MOG2 calls all of it foreground.
             self._mog.apply(gray, learningRate=1.0)
             self._last_t = t
-            return MotionResult((), 0.0, np.zeros_like(gray), gray, scale)
+            return MotionResult((), 0.0, np.zeros_like(gray), gray, scale, colour)
         dt = max(1e-3, t - (self._last_t if self._last_t is not None else t))
         self._last_t = t
         # MOG2 takes a steady new value into the background once its weight passes
@@ -84,4 +90,4 @@ class MotionDetector:
                 x, y, w, h = cv2.boundingRect(c)
                 found.append((x * inv, y * inv, w * inv, h * inv))
             blobs = tuple(found)
-        return MotionResult(blobs, fraction, mask, gray, scale)
+        return MotionResult(blobs, fraction, mask, gray, scale, colour)

@@ -14,11 +14,13 @@ import cv2
 import numpy as np
 
 from agent.vision.config import StaticConfig
-from agent.vision.geometry import Box, centre, iou, scale_box
+from agent.vision.geometry import Box, centre, expand, iou, scale_box
 from agent.vision.rules import PERSON, SceneObject
 from agent.vision.tracker import Detection, Track
 
 OBJECT = "object"
+# How far beyond a settled blob (times its size, each side) the object's own pixels are sought.
+_GROW = 0.3
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,7 +59,7 @@ class StaticWatch:
         self._last_t = None
 
     def reference(self) -> np.ndarray | None:
-        """The learnt empty scene (small grey, float32) or None."""
+        """The learnt empty scene (the small image, float32) or None."""
         return self._ref
 
     @staticmethod
@@ -72,6 +74,23 @@ class StaticWatch:
         x1, y1, x2, y2 = region
         return image[y1:y2, x1:x2]
 
+    def _object_pixels(
+        self, changed: np.ndarray, blob: Box, scale: float
+    ) -> tuple[tuple[int, int, int, int], np.ndarray]:
+        """The changed pixels connected to a settled blob, in a region around it.
+
+        Motion works on grey: a car as grey as the road moves only by its windows and wheels,
+        so its blob is smaller than the car. The car differs from the empty scene in colour,
+        and the pixels connected to the blob are the rest of it.
+        """
+        region = self._region(expand(blob, _GROW), scale, changed.shape)
+        pixels = self._patch(changed, region).astype(np.uint8)
+        bx1, by1, bx2, by2 = self._region(blob, scale, changed.shape)
+        _n, labels = cv2.connectedComponents(pixels, connectivity=8)
+        core = labels[by1 - region[1] : by2 - region[1], bx1 - region[0] : bx2 - region[0]]
+        touching = np.unique(core[core > 0])
+        return region, np.isin(labels, touching) & (pixels > 0)
+
     def _still_there(self, changed: np.ndarray, held: Held) -> bool:
         # Judge only the pixels the object changed when it was held: parts of an object that
         # happen to match the scene behind it never counted, so they cannot make it fade.
@@ -82,24 +101,29 @@ class StaticWatch:
 
     def update(
         self,
-        gray: np.ndarray,
+        image: np.ndarray,
         mask: np.ndarray,
         scale: float,
         t: float,
         settled: Sequence[Track],
         detections: Sequence[Detection],
     ) -> tuple[SceneObject, ...]:
-        """Check held objects, hold newly settled blobs, learn the scene elsewhere."""
+        """Check held objects, hold newly settled blobs, learn the scene elsewhere.
+
+        `image` is the small analysis image, colour or grey: in colour a car that is as grey as
+        the road (red on asphalt) still differs from it.
+        """
         cfg = self._cfg
-        if self._ref is None or self._ref.shape != gray.shape:
-            self._ref = gray.astype(np.float32)
+        if self._ref is None or self._ref.shape != image.shape:
+            self._ref = image.astype(np.float32)
             self._held = []
             self._last_t = t
             return ()
         dt = max(0.0, t - (self._last_t if self._last_t is not None else t))
         self._last_t = t
         ref_u8 = cv2.convertScaleAbs(self._ref)
-        changed = cv2.absdiff(gray, ref_u8) > cfg.diff_level
+        diff = cv2.absdiff(image, ref_u8)
+        changed = (diff.max(axis=2) if diff.ndim == 3 else diff) > cfg.diff_level
         kept: list[Held] = []
         for held in self._held:
             if self._still_there(changed, held):
@@ -113,10 +137,10 @@ class StaticWatch:
                 continue
             if any(iou(track.box, p) > 0.3 or _inside(c, p) for p in people):
                 continue  # a person standing still is not a parked object
-            region = self._region(track.box, scale, changed.shape)
-            pixels = self._patch(changed, region).copy()
-            if not pixels.size or np.count_nonzero(pixels) < cfg.changed_fraction * pixels.size:
+            core = self._patch(changed, self._region(track.box, scale, changed.shape))
+            if not core.size or np.count_nonzero(core) < cfg.changed_fraction * core.size:
                 continue  # a ghost: the scene behind a departed object, not a new object
+            region, pixels = self._object_pixels(changed, track.box, scale)
             # Report the object as the pixels it changed, not the dilated motion blob.
             ys, xs = np.nonzero(pixels)
             x0, y0 = region[0] + int(xs.min()), region[1] + int(ys.min())
@@ -137,5 +161,5 @@ class StaticWatch:
             frozen[y1:y2, x1:x2] = 255
         rate = min(1.0, dt / cfg.reference_s)
         if rate > 0:
-            cv2.accumulateWeighted(gray, self._ref, rate, mask=cv2.bitwise_not(frozen))
+            cv2.accumulateWeighted(image, self._ref, rate, mask=cv2.bitwise_not(frozen))
         return tuple(SceneObject(h.id, h.label, h.box, h.score, h.since) for h in kept)
