@@ -3,7 +3,7 @@
 Run: .venv/bin/python bench/bench_people.py [--seconds 2]
 Prints figures only; it asserts nothing (tests/test_vision_people.py holds the floors).
 Scenes: the labelled shared photos (tests/data/people_truth.json) and the scenes made from them
-in tests/people_scenes.py (close-ups, small people with their motion regions, no-person
+in tests/kits/people.py (close-ups, small people with their motion regions, no-person
 pictures). A hit is IoU >= 0.5 with a labelled person. fps: whole 640x480 frames (the census
 after a camera opens) and the small-people frames searched only in their motion regions (what
 the pipeline does on a moving scene), one OpenCV thread.
@@ -26,7 +26,7 @@ sys.path.insert(0, str(ROOT))
 from agent.vision.config import HogDetectorConfig, PeopleDetectorConfig  # noqa: E402
 from agent.vision.detectors import Detector, HogDetector  # noqa: E402
 from agent.vision.people import PeopleDetector  # noqa: E402
-from tests.people_scenes import H, Scene, Score, W, all_scenes, available, score  # noqa: E402
+from tests.kits.people import H, Scene, Score, W, all_scenes, available, score  # noqa: E402
 
 KINDS = ("shared", "close-up", "small", "empty")
 

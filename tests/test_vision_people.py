@@ -7,8 +7,8 @@ import pytest
 from agent.vision.config import CameraConfig, HogDetectorConfig, PeopleDetectorConfig
 from agent.vision.detectors import HogDetector, build_detector
 from agent.vision.people import PeopleDetector, body_box, person_from_face
-from tests import people_scenes
-from tests.people_scenes import Scene, Score, empty_scenes, score
+from tests.kits import people as people_scenes
+from tests.kits.people import Scene, Score, empty_scenes, score
 
 needs_shared = pytest.mark.skipif(
     not people_scenes.available(),

@@ -11,12 +11,12 @@ import pytest
 from agent.app import Agent
 from agent.clock import SystemClock
 from agent.localbroker import Broker
-from tests import people_scenes
-from tests.agentkit import OpsKey, make_config
-from tests.asynckit import wait_until
-from tests.mqttc import Watcher
+from tests.kits import people as people_scenes
+from tests.kits.agents import OpsKey, make_config
+from tests.kits.aio import wait_until
+from tests.kits.mqtt import Watcher
+from tests.kits.vision import write_video
 from tests.test_vision_shipped_scenes import FPS, ROOT, walk_to_the_water
-from tests.test_vision_support import write_video
 
 pytestmark = [
     pytest.mark.slow,

@@ -18,9 +18,9 @@ import pytest
 
 from agent.vision.config import CameraConfig, load_cameras
 from agent.vision.gateway import Gateway
-from tests import people_scenes
-from tests.test_vision_support import MemoryMedia, MemorySink, OneShot, no_sleep, run_to_end
-from tests.test_vision_support import write_video as write_mjpg
+from tests.kits import people as people_scenes
+from tests.kits.vision import MemoryMedia, MemorySink, OneShot, no_sleep, run_to_end
+from tests.kits.vision import write_video as write_mjpg
 
 ROOT = Path(__file__).resolve().parents[1]
 FPS = 5  # the shipped cameras' fps

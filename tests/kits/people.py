@@ -22,9 +22,9 @@ from agent.vision.geometry import Box, intersection, iou
 from agent.vision.motion import MotionDetector
 from agent.vision.tracker import Detection
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 IMAGES = ROOT.parent / "shared" / "data" / "images"
-TRUTH = Path(__file__).with_name("data") / "people_truth.json"
+TRUTH = ROOT / "tests" / "data" / "people_truth.json"
 W, H = 640, 480
 
 
