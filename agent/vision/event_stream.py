@@ -92,7 +92,17 @@ class EventStream:
 
     async def __aenter__(self) -> EventStream:
         self._task = asyncio.create_task(self._run(), name=f"vision:{self.camera_id}:events")
+        self._task.add_done_callback(self._task_done)
         return self
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        if task.cancelled():
+            return
+        exc = task.exception()
+        if exc is not None:
+            self._state = "failed"
+            self._last_error = f"{type(exc).__name__}: {exc}"
+            log.error("camera %s event stream crashed", self.camera_id, exc_info=exc)
 
     async def __aexit__(self, *exc: object) -> None:
         if self._task is not None:
@@ -102,7 +112,7 @@ class EventStream:
         self._state = "stopped"
 
     def status(self) -> dict[str, Any]:
-        """state (starting/connecting/connected/backoff/stopped), counters, last gap and error."""
+        """state (starting/connecting/connected/backoff/failed/stopped), counters, gap, error."""
         return {
             "state": self._state,
             **self._counts,
