@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 import cv2
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from agent.errors import CodecError
-from agent.vision.alarm_multipart import checked_jpeg
-from agent.vision.alarm_parse import CameraAlarm
+from agent.vision.alarm_multipart import alarm_from_parts, checked_jpeg
+from agent.vision.alarm_parse import CameraAlarm, parse_code_line
 from agent.vision.alarms import AlarmForwarder
 from agent.vision.config import AlarmHttpConfig
 from agent.vision.gateway import Gateway
@@ -28,6 +31,7 @@ from tests.test_vision_alarm_http import TOKEN, http, send
 from tests.test_vision_support import MemoryMedia, MemorySink, background, no_sleep
 
 FORM = "multipart/form-data; boundary=MIME_boundary"
+SMALL_PIC = camera_jpeg(width=32, height=24)
 
 
 @pytest.fixture
@@ -208,3 +212,42 @@ def test_checked_jpeg_refuses_non_jpegs():
     assert checked_jpeg(png.tobytes()) is None
     assert checked_jpeg(pic[: len(pic) // 2]) is None  # torn mid-picture
     assert checked_jpeg(b"\xff\xd8garbage") is None
+
+
+@settings(max_examples=150, deadline=None)
+@given(cuts=st.lists(st.integers(1, 400), min_size=1, max_size=40))
+def test_any_slicing_gives_the_same_parts(cuts):
+    body = xml_push(pictures=[SMALL_PIC])
+    parts = []
+    reader = MultipartReader(b"MIME_boundary", Limits(), parts.append)
+    i = 0
+    for n in cuts:
+        reader.feed(body[i : i + n])
+        i += n
+    reader.feed(body[i:])
+    reader.finish()
+    assert [p.data for p in parts][1] == SMALL_PIC
+    alarm, pictures = alarm_from_parts("c", parts)
+    assert (alarm.rule, pictures) == ("linedetection", [SMALL_PIC])
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    data=st.one_of(
+        st.binary(max_size=600),
+        st.builds(
+            lambda cut, junk: xml_push(pictures=[SMALL_PIC])[:cut] + junk,
+            st.integers(0, 800),
+            st.binary(max_size=80),
+        ),
+    )
+)
+def test_garbage_gives_codec_errors_only(data):
+    parts = []
+    reader = MultipartReader(b"MIME_boundary", Limits(max_parts=4), parts.append)
+    with contextlib.suppress(CodecError):
+        reader.feed(data)
+        reader.finish()
+        alarm_from_parts("c", parts)
+    with contextlib.suppress(CodecError):
+        parse_code_line("c", data, 60)

@@ -12,7 +12,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from python_multipart.exceptions import MultipartParseError
+from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import MultipartParser
 
 from agent.errors import CodecError
@@ -115,7 +115,7 @@ class MultipartReader:
             raise self._error
         try:
             self._parser.write(data)
-        except MultipartParseError as exc:
+        except FormParserError as exc:
             self._error = self._error or CodecError(f"malformed multipart: {exc}")
         if self._error is not None:
             raise self._error
