@@ -213,7 +213,8 @@ class EventStream:
             self._counts["heartbeats"] += 1
             return
         wanted = expected_pictures(part.data) if alarm.active and media != "application/json" else 0
-        if wanted > 0 and (alarm.rule, alarm.zone) not in self._open:
+        if wanted > 0:
+            # Held for its pictures (a repeat's are taken off the line and not used).
             self._pending = _Pending(alarm, wanted)
         else:
             await self._deliver(alarm)
