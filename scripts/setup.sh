@@ -11,6 +11,14 @@ if [ "$(id -u)" -ne 0 ]; then sudo_cmd=(sudo); fi
 missing=()
 command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || missing+=(mosquitto)
 python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || missing+=(python3-venv)
+if [ "$extras" = test ]; then
+  # The RTSP tests serve a stream with GStreamer's RTSP server, run by the system Python.
+  /usr/bin/python3 -c "import gi; gi.require_version('GstRtspServer', '1.0'); \
+from gi.repository import Gst, GstRtspServer; Gst.init(None); \
+assert all(Gst.ElementFactory.find(e) for e in ('videotestsrc', 'jpegenc', 'rtpjpegpay'))" \
+    >/dev/null 2>&1 || missing+=(python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-base \
+    gstreamer1.0-plugins-good)
+fi
 if [ "${#missing[@]}" -gt 0 ]; then
   echo "installing ${missing[*]} (apt)"
   "${sudo_cmd[@]}" apt-get update -qq

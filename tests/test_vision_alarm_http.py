@@ -15,28 +15,10 @@ from agent.vision.alarms import AlarmForwarder
 from agent.vision.config import AlarmHttpConfig
 from agent.vision.gateway import Gateway
 from agent.vision.publish import DetectionWriter
+from tests.kits.camera_bodies import alert_xml
 from tests.kits.vision import MemoryMedia, MemorySink, background, no_sleep
 
 TOKEN = "s3cret-token-0123456789"
-
-VENDOR_XML = """<?xml version="1.0" encoding="UTF-8"?>
-<EventNotificationAlert version="2.0" xmlns="http://www.hikvision.com/ver20/XMLSchema">
-<ipAddress>192.168.1.64</ipAddress>
-<portNo>80</portNo>
-<protocol>HTTP</protocol>
-<macAddress>44:19:b6:00:00:01</macAddress>
-<channelID>1</channelID>
-<dateTime>2026-03-01T21:14:05+08:00</dateTime>
-<activePostCount>1</activePostCount>
-<eventType>linedetection</eventType>
-<eventState>{state}</eventState>
-<eventDescription>linedetection alarm</eventDescription>
-<DetectionRegionList>
-<DetectionRegionEntry><regionID>2</regionID><sensitivityLevel>50</sensitivityLevel>
-</DetectionRegionEntry>
-</DetectionRegionList>
-</EventNotificationAlert>
-"""
 
 
 def http(method="POST", path="/alarm/cam-gate-1", body=b"", headers=None, auth=True):
@@ -103,7 +85,7 @@ async def test_json_push_active_then_inactive_is_one_camera_event(gateway):
 async def test_vendor_xml_and_basic_auth(gateway):
     basic = base64.b64encode(f"admin:{TOKEN}".encode()).decode()
     raw = http(
-        body=VENDOR_XML.format(state="active").encode(),
+        body=alert_xml(state="active", region=2),
         headers={
             "Content-Type": "application/xml; charset=UTF-8",
             "Authorization": f"Basic {basic}",
@@ -220,7 +202,7 @@ def test_parse_vendor_json_and_xml_states():
         js({"ipAddress": "10.0.0.2", "eventType": "VMD", "eventState": "inactive"}),
     )
     assert alarm == CameraAlarm("c", "vmd", False)
-    xml = parse_alarm("c", "text/xml", VENDOR_XML.format(state="inactive").encode())
+    xml = parse_alarm("c", "text/xml", alert_xml(state="inactive", region=2))
     assert (xml.rule, xml.active, xml.zone) == ("linedetection", False, "region-2")
     with pytest.raises(CodecError):
         parse_alarm("c", "text/xml", b'<?xml version="1.0" encoding="latin-1"?><a/>')

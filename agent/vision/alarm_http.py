@@ -1,8 +1,9 @@
 """The alarm endpoint IP cameras push to: a minimal, strict HTTP/1.1 server on asyncio streams.
 
 `POST /alarm/<camera_id>` with `Authorization: Bearer <token>` (or Basic with the token as the
-password), `Content-Type` application/json or application/xml (text/xml), and `Content-Length`
-at most max_body_bytes. One request per connection; every refusal is logged with its reason.
+password), `Content-Type` application/json or application/xml (text/xml) with `Content-Length` at
+most max_body_bytes, or multipart/form-data (multipart/mixed) carrying the notification and
+pictures within the `multipart` limits. One request per connection; every refusal is logged.
 """
 
 from __future__ import annotations
@@ -21,8 +22,10 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from agent.errors import CodecError, StoreError
+from agent.vision.alarm_multipart import MULTIPART_TYPES, read_multipart_alarm
 from agent.vision.alarm_parse import CameraAlarm, parse_alarm
 from agent.vision.config import AlarmHttpConfig
+from agent.vision.multipart import Limits, PartLimitError
 
 log = logging.getLogger(__name__)
 
@@ -224,28 +227,55 @@ class AlarmHttpServer:
         if not length_text.isdigit() or len(length_text) > 12:
             raise HttpError(400, "bad Content-Length")
         length = int(length_text)
-        if length > cfg.max_body_bytes:
-            raise HttpError(413, f"body larger than {cfg.max_body_bytes} bytes")
-        media_type = head.headers.get("content-type", "").partition(";")[0].strip().lower()
-        if media_type not in ("application/json", "application/xml", "text/xml"):
-            raise HttpError(415, "Content-Type must be application/json or application/xml")
+        content_type = head.headers.get("content-type", "")
+        media_type = content_type.partition(";")[0].strip().lower()
+        multipart = media_type in MULTIPART_TYPES
+        limit = cfg.multipart.max_body_bytes if multipart else cfg.max_body_bytes
+        if length > limit:
+            raise HttpError(413, f"body larger than {limit} bytes")
+        if not multipart and media_type not in ("application/json", "application/xml", "text/xml"):
+            raise HttpError(
+                415, "Content-Type must be application/json, application/xml or multipart/form-data"
+            )
         if head.headers.get("expect", "").lower() == "100-continue":
             writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
             await writer.drain()
         try:
-            async with asyncio.timeout(cfg.read_timeout_s):
-                body = await reader.readexactly(length)
+            if multipart:
+                alarm = await self._read_multipart(reader, camera_id, content_type, length)
+            else:
+                async with asyncio.timeout(cfg.read_timeout_s):
+                    body = await reader.readexactly(length)
+                alarm = parse_alarm(camera_id, media_type, body)
         except TimeoutError:
             raise HttpError(408, "body not received in time") from None
-        try:
-            alarm = parse_alarm(camera_id, media_type, body)
+        except PartLimitError as exc:
+            raise HttpError(413, str(exc)) from None
         except CodecError as exc:
             raise HttpError(400, str(exc)) from None
         try:
             events = await self._on_alarm(alarm)
         except StoreError as exc:
             raise HttpError(503, f"cannot store the event now: {exc}") from None
-        return 200, {"ok": True, "rule": alarm.rule, "events": events}
+        reply: dict[str, Any] = {"ok": True, "rule": alarm.rule, "events": events}
+        if multipart:
+            reply["picture"] = alarm.picture is not None
+            self.stats["pictures" if alarm.picture is not None else "no_picture"] += 1
+        return 200, reply
+
+    async def _read_multipart(
+        self, reader: asyncio.StreamReader, camera_id: str, content_type: str, length: int
+    ) -> CameraAlarm:
+        mp = self._cfg.multipart
+        return await read_multipart_alarm(
+            reader,
+            camera_id,
+            content_type,
+            length,
+            Limits(mp.max_parts, mp.max_part_bytes, mp.max_picture_bytes),
+            read_timeout_s=self._cfg.read_timeout_s,
+            body_timeout_s=mp.body_timeout_s,
+        )
 
     async def _respond(
         self,

@@ -1,4 +1,4 @@
-"""Parse alarm pushes from IP cameras: our JSON, vendor JSON and vendor XML event notifications.
+"""Parse camera alarms: our JSON, vendor JSON and XML event notifications, and event-code lines.
 
 XML is parsed with xml.etree after refusing anything that could declare entities: the body must
 be UTF-8 without NUL characters (so no UTF-16 smuggling), declare no other encoding, and contain
@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import re
 import xml.etree.ElementTree as ET
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -23,6 +23,10 @@ _ZONE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _FORBIDDEN = re.compile(r"<!\s*(DOCTYPE|ENTITY)", re.IGNORECASE)
 _DECL_ENCODING = re.compile(r"""^\s*<\?xml[^>]*encoding\s*=\s*["']([^"']+)["']""", re.IGNORECASE)
 _ACTIVE = {"active": True, "start": True, "inactive": False, "end": False}
+_CODE_LINE = re.compile(r"^Code=([A-Za-z0-9_.-]{1,40});action=(Start|Stop|Pulse);index=(\d{1,4})")
+_PICTURES = re.compile(r"<(?:\w+:)?detectionPicturesNumber>\s*(\d{1,2})\s*<")
+# Blocks event streams send to show they are alive: not events.
+HEARTBEAT_TYPES = frozenset({"heartbeat", "videoloss"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +40,10 @@ class CameraAlarm:
     count: int = 1
     score: float = 1.0
     boxes: tuple[Marked, ...] = ()
+    # The camera's own JPEG, shown instead of the gateway's snapshot; never logged.
+    picture: bytes | None = field(default=None, repr=False)
+    # How long it stays active without a repeat (None: the forwarder's hold_s).
+    hold_s: float | None = None
 
 
 class AlarmPush(BaseModel):
@@ -144,6 +152,33 @@ def parse_xml(camera_id: str, body: bytes) -> CameraAlarm:
     region = _child_text(root, "regionID")
     zone = f"region-{region}" if region and _ZONE.match(f"region-{region}") else None
     return CameraAlarm(camera_id, _rule(event_type), _state(state), zone)
+
+
+def is_heartbeat(alarm: CameraAlarm) -> bool:
+    """A keep-alive block (e.g. an inactive videoloss every few seconds), not an event."""
+    return alarm.rule in HEARTBEAT_TYPES and not alarm.active
+
+
+def expected_pictures(body: bytes) -> int:
+    """How many pictures an XML notification says follow it (detectionPicturesNumber), or 0."""
+    m = _PICTURES.search(body[:65536].decode("utf-8", "replace"))
+    return int(m.group(1)) if m else 0
+
+
+def parse_code_line(camera_id: str, body: bytes, hold_s: float) -> CameraAlarm | None:
+    """An event-code block "Code=X;action=Start|Stop|Pulse;index=N[;data=...]"; None for a
+    heartbeat; CodecError otherwise. Index N > 0 (an NVR channel) becomes zone "channel-N"."""
+    text = body.decode("utf-8", "replace").strip()
+    if text.lower() == "heartbeat":
+        return None
+    m = _CODE_LINE.match(text)
+    if m is None:
+        raise CodecError(f"not an event-code line: {text[:60]!r}")
+    code, action, index = m.groups()
+    zone = f"channel-{int(index)}" if int(index) > 0 else None
+    if action == "Pulse":
+        return CameraAlarm(camera_id, _rule(code), True, zone)
+    return CameraAlarm(camera_id, _rule(code), action == "Start", zone, hold_s=hold_s)
 
 
 def parse_alarm(camera_id: str, media_type: str, body: bytes) -> CameraAlarm:

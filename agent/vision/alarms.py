@@ -1,21 +1,22 @@
-"""Forwarded camera alarms: pushes become detection events with origin "camera" and a lifecycle.
+"""Forwarded camera alarms: pushed or pulled, they become detection events with origin "camera".
 
-An alarm is active from its first "active" push until an "inactive" push, or until hold_s passes
-without a repeat (cameras repeat while an alarm lasts, and some never send "inactive").
+An alarm is active from its first "active" notice until an "inactive" one, or until hold_s passes
+without a repeat (cameras repeat while an alarm lasts, and some never send "inactive"). A start
+event's photo is the camera's own picture when it sent one, else the gateway's latest frame.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from agent.vision import lifecycle
 from agent.vision.alarm_parse import CameraAlarm
-from agent.vision.config import AlarmHttpConfig
+from agent.vision.config import ForwardingConfig
 from agent.vision.publish import DetectionWriter, WallRef
 from agent.vision.rules import Condition, Key
 from agent.vision.snapshot import render
@@ -39,7 +40,7 @@ class AlarmForwarder:
 
     def __init__(
         self,
-        cfg: AlarmHttpConfig,
+        cfg: ForwardingConfig,
         publisher: DetectionWriter,
         *,
         mode: Callable[[], str],
@@ -118,7 +119,7 @@ class AlarmForwarder:
 
     async def _step(self, camera_id: str, t: float) -> list[str]:
         seen = self._seen.get(camera_id, {})
-        for key in [k for k, s in seen.items() if t - s.last > self._cfg.hold_s]:
+        for key in [k for k, s in seen.items() if t - s.last > self._hold(s.alarm)]:
             del seen[key]
         conditions = [
             Condition(
@@ -140,17 +141,35 @@ class AlarmForwarder:
         if not seen and not state.open and not state.quiet_until:
             self._seen.pop(camera_id, None)
             self._life.pop(camera_id, None)
-        await self._publish(camera_id, transitions, WallRef(t, self._now_ms()))
+        pictures = {k: s.alarm.picture for k, s in seen.items() if s.alarm.picture is not None}
+        await self._publish(camera_id, transitions, WallRef(t, self._now_ms()), pictures)
+        for key in pictures:
+            # Only a start shows the picture: let it go once the event has started.
+            if key in state.open:
+                seen[key] = replace(seen[key], alarm=replace(seen[key].alarm, picture=None))
         return [tr.state for tr in transitions]
 
+    def _hold(self, alarm: CameraAlarm) -> float:
+        return alarm.hold_s if alarm.hold_s is not None else self._cfg.hold_s
+
     async def _publish(
-        self, camera_id: str, transitions: tuple[lifecycle.Transition, ...], wall: WallRef
+        self,
+        camera_id: str,
+        transitions: tuple[lifecycle.Transition, ...],
+        wall: WallRef,
+        pictures: Mapping[Key, bytes] | None = None,
     ) -> None:
         mode = self._mode()
         urgent = {t for name, types in self._cfg.urgent.items() if name == mode for t in types}
         for tr in transitions:
-            image = self._latest_image(camera_id) if tr.state == "start" else None
-            snapshot = _snapshot(image, tr) if image is not None else None
+            snapshot = None
+            if tr.state == "start":
+                picture = (pictures or {}).get((tr.rule, tr.zone))
+                image = self._latest_image(camera_id) if picture is None else None
+                if picture is not None:
+                    snapshot = _given(picture)
+                elif image is not None:
+                    snapshot = _snapshot(image, tr)
             await self._publisher.publish(
                 camera_id,
                 "camera",
@@ -159,6 +178,11 @@ class AlarmForwarder:
                 priority=Priority.URGENT if tr.rule in urgent else Priority.DETECTION,
                 snapshot=snapshot,
             )
+
+
+def _given(jpeg: bytes) -> Callable[[], bytes]:
+    """The camera's own JPEG, as it sent it."""
+    return lambda: jpeg
 
 
 def _snapshot(image: np.ndarray, tr: lifecycle.Transition) -> Callable[[], bytes]:

@@ -19,6 +19,7 @@ from pydantic import (
 
 from agent.errors import ConfigError
 from agent.vision import rules
+from agent.vision.events_config import CameraEventsConfig, MultipartConfig, read_secret
 from agent.vision.geometry import polygon_area
 from agent.vision.lifecycle import Timing
 
@@ -302,6 +303,7 @@ class CameraConfig(_Model):
     static: StaticConfig = StaticConfig()
     snapshot: SnapshotConfig = SnapshotConfig()
     backoff: BackoffConfig = BackoffConfig()
+    events: CameraEventsConfig | None = None
     stall_s: float = Field(default=10.0, gt=0)
     queue_size: int = Field(default=2, ge=1, le=64)
     thresholds: RuleThresholds = RuleThresholds()
@@ -362,7 +364,17 @@ def _unique_ids(cameras: list[CameraConfig]) -> list[CameraConfig]:
 CameraList = Annotated[list[CameraConfig], AfterValidator(_unique_ids)]
 
 
-class AlarmHttpConfig(_Model):
+class ForwardingConfig(_Model):
+    """How camera alarms (pushed or pulled) become events: hold, update rate, cool-down, urgency."""
+
+    hold_s: float = Field(default=10.0, gt=0)
+    update_min_s: float = Field(default=5.0, ge=0)
+    cooldown_s: float = Field(default=30.0, ge=0)
+    # Per work mode, the camera event types (lower case) sent at priority 0.
+    urgent: dict[ModeName, list[str]] = {}
+
+
+class AlarmHttpConfig(ForwardingConfig):
     """`[alarm_http]`: the endpoint IP cameras push alarms to (token-authenticated)."""
 
     host: str = "127.0.0.1"
@@ -376,11 +388,7 @@ class AlarmHttpConfig(_Model):
     max_connections: int = Field(default=16, ge=1, le=1024)
     # Push-only cameras (not analysed here) that may post; configured cameras always may.
     cameras: list[Annotated[str, Field(pattern=_ID)]] = []
-    hold_s: float = Field(default=10.0, gt=0)
-    update_min_s: float = Field(default=5.0, ge=0)
-    cooldown_s: float = Field(default=30.0, ge=0)
-    # Per work mode, the camera event types (lower case) sent at priority 0.
-    urgent: dict[ModeName, list[str]] = {}
+    multipart: MultipartConfig = MultipartConfig()
 
     @model_validator(mode="after")
     def _one_token(self) -> AlarmHttpConfig:
@@ -395,13 +403,7 @@ class AlarmHttpConfig(_Model):
         if self.token is not None:
             return self.token.get_secret_value()
         assert self.token_file is not None
-        path = self.token_file
-        if base_dir is not None and not path.is_absolute():
-            path = base_dir / path
-        try:
-            token = path.read_text(encoding="utf-8").strip()
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ConfigError([("alarm_http.token_file", f"cannot read {path}: {exc}")]) from exc
+        token = read_secret(self.token_file, base_dir, "alarm_http.token_file")
         if len(token) < 16:
             raise ConfigError([("alarm_http.token_file", "token must be at least 16 characters")])
         return token

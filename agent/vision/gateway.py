@@ -18,8 +18,9 @@ from agent.errors import ConfigError
 from agent.events import EventSink, MediaSink
 from agent.vision.alarm_http import AlarmHttpServer
 from agent.vision.alarms import AlarmForwarder
-from agent.vision.config import AlarmHttpConfig, CameraConfig
+from agent.vision.config import AlarmHttpConfig, CameraConfig, ForwardingConfig
 from agent.vision.detectors import Detector, build_detector
+from agent.vision.event_stream import EventStream
 from agent.vision.pipeline import CameraPipeline
 from agent.vision.publish import DetectionWriter
 from agent.vision.sources import FrameSource, open_source
@@ -77,6 +78,7 @@ class Gateway:
         self._pipelines: dict[str, CameraPipeline] = {}
         self._forwarder: AlarmForwarder | None = None
         self._http: AlarmHttpServer | None = None
+        self._streams: dict[str, EventStream] = {}
         self._stack: AsyncExitStack | None = None
 
     def set_mode(self, name: str) -> None:
@@ -93,6 +95,7 @@ class Gateway:
 
     async def __aenter__(self) -> Gateway:
         token = self._alarm_cfg.load_token(self._base_dir) if self._alarm_cfg else None
+        secrets = {c.id: c.events.load_password(self._base_dir) for c in self._cameras if c.events}
         stack = AsyncExitStack()
         await stack.__aenter__()
         try:
@@ -111,10 +114,10 @@ class Gateway:
                     spawn=self._spawn,
                 )
                 self._pipelines[cam.id] = await stack.enter_async_context(pipeline)
-            if self._alarm_cfg is not None and token is not None:
+            if token is not None or secrets:
                 self._forwarder = await stack.enter_async_context(
                     AlarmForwarder(
-                        self._alarm_cfg,
+                        self._alarm_cfg or ForwardingConfig(),
                         self._publisher,
                         mode=self._mode,
                         clock=self._clock,
@@ -125,6 +128,8 @@ class Gateway:
                         spawn=self._spawn,
                     )
                 )
+            if self._alarm_cfg is not None and token is not None:
+                assert self._forwarder is not None
                 self._http = await stack.enter_async_context(
                     AlarmHttpServer(
                         self._alarm_cfg,
@@ -133,6 +138,19 @@ class Gateway:
                         on_alarm=self._forwarder.handle,
                     )
                 )
+            for cam in self._cameras:
+                if cam.events is not None and self._forwarder is not None:
+                    self._streams[cam.id] = await stack.enter_async_context(
+                        EventStream(
+                            cam.id,
+                            cam.events,
+                            secrets[cam.id],
+                            self._forwarder.handle,
+                            clock=self._clock,
+                            sleep=self._sleep,
+                            spawn=self._spawn,
+                        )
+                    )
         except BaseException:
             await stack.aclose()
             raise
@@ -147,6 +165,7 @@ class Gateway:
             await stack.aclose()
         self._http = None
         self._forwarder = None
+        self._streams = {}
 
     def _known_camera(self, camera_id: str) -> bool:
         cfg = self._alarm_cfg
@@ -158,8 +177,12 @@ class Gateway:
         return pipeline.latest_image() if pipeline is not None else None
 
     def status(self) -> dict[str, dict[str, Any]]:
-        """Per camera id: state (starting/running/reopening/failed/stopped), fps, counters."""
-        return {cam_id: p.status() for cam_id, p in self._pipelines.items()}
+        """Per camera id: state (starting/running/reopening/failed/stopped), fps, counters, and
+        `events`: its event stream's state and counters when it has one."""
+        out = {cam_id: p.status() for cam_id, p in self._pipelines.items()}
+        for cam_id, stream in self._streams.items():
+            out.setdefault(cam_id, {})["events"] = stream.status()
+        return out
 
     def alarm_status(self) -> dict[str, Any] | None:
         """The alarm endpoint's counters and open forwarded alarms, or None when not configured."""

@@ -72,6 +72,11 @@ class CameraPipeline:
         self._captured = 0
         self._dropped = 0
         self._reopenings = 0
+        # A reconnect is a reopen that delivered a frame again; the gap runs frame to frame.
+        self._reconnects = 0
+        self._last_gap_s: float | None = None
+        self._lost_at: float | None = None
+        self._last_frame_clock = 0.0
         self._done_times: collections.deque[float] = collections.deque(maxlen=20)
         self._last_t = float("-inf")
 
@@ -117,6 +122,8 @@ class CameraPipeline:
             "captured": self._captured,
             "dropped": self._dropped,
             "reopenings": self._reopenings,
+            "reconnects": self._reconnects,
+            "last_gap_s": round(self._last_gap_s, 3) if self._last_gap_s is not None else None,
             "detector_runs": self._processor.detector_runs if self._processor else 0,
             "open_events": len(self._life.open),
             "last_error": self._last_error,
@@ -163,6 +170,8 @@ class CameraPipeline:
                 reason = f"no frame for {self.cam.stall_s:g} s" if stalled else str(exc)
                 self._state = "reopening"
                 self._last_error = reason
+                if self._lost_at is None and self._captured:
+                    self._lost_at = self._last_frame_clock
                 self._reopenings += 1
                 delay = self._backoff(attempt)
                 attempt += 1
@@ -205,6 +214,7 @@ class CameraPipeline:
                 return
             due = max(due + period, self._clock()) if source.live else due + period
             self._captured += 1
+            self._frame_arrived()
             # A recording's frames get wall times on its own timeline, mapped at open.
             wall = self._now_ms() if source.live else wall_base + round((t - base) * 1000)
             frame = Frame(image, t, wall, self._captured, first=n == 0)
@@ -219,6 +229,14 @@ class CameraPipeline:
                 # A recording is not real time: wait for the analysis instead of dropping.
                 await self._queue.put(frame)
             yield None
+
+    def _frame_arrived(self) -> None:
+        now = self._clock()
+        self._last_frame_clock = now
+        if self._lost_at is not None:
+            self._reconnects += 1
+            self._last_gap_s = now - self._lost_at
+            self._lost_at = None
 
     # --- analysis ------------------------------------------------------------------------
 
