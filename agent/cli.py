@@ -13,6 +13,7 @@ from agent import __version__
 from agent.doctor.cli import add_doctor_parser
 from agent.errors import ConfigError
 from agent.ops.cli import add_ops_parser
+from agent.provision import add_provision_parser
 
 
 def _setup_logging(verbose: bool) -> None:
@@ -84,6 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_demo)
     add_ops_parser(sub)
     add_doctor_parser(sub)
+    add_provision_parser(sub)
     return parser
 
 

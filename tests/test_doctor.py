@@ -6,8 +6,6 @@ from __future__ import annotations
 import datetime as dt
 import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +22,7 @@ from agent.localbroker import Broker, free_port
 from firmware_bridge.sim.gps_sim import GpsSimulator
 from firmware_bridge.sim.pn532_sim import Pn532Simulator
 from tests.agentkit import make_config
+from tests.test_cli import edge_agent
 from tests.test_sync_tls import start_tls_broker
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -187,16 +186,6 @@ def test_camera_probe_reports_size_and_fps(tmp_path: Path) -> None:
     assert f.level == "fail"
 
 
-def _cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "agent", *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-
-
 def test_cli_exit_codes_and_languages(tmp_path: Path) -> None:
     state = tmp_path / "state"
     state.mkdir()
@@ -205,13 +194,13 @@ def test_cli_exit_codes_and_languages(tmp_path: Path) -> None:
         f'[device]\nid = "pd-0042"\nrole = "patrol"\nstate_dir = "{state}"\n'
         f'[broker]\nhost = "127.0.0.1"\nport = {free_port()}\n'
     )
-    out = _cli("doctor", "--config", str(conf), "--lang", "en")
+    out = edge_agent("doctor", "--config", str(conf), "--lang", "en")
     assert out.returncode == 1, out.stdout + out.stderr
     assert "FAIL" in out.stdout and "cannot connect" in out.stdout
-    out = _cli("doctor", "--config", str(conf))
+    out = edge_agent("doctor", "--config", str(conf))
     assert out.returncode == 1 and "失败" in out.stdout and "修复方法" in out.stdout
     conf.write_text("[device]\nid = 'BAD ID'\n")
-    out = _cli("doctor", "--config", str(conf), "--lang", "en")
+    out = edge_agent("doctor", "--config", str(conf), "--lang", "en")
     assert out.returncode == 1 and "device.id" in out.stdout
 
 
@@ -222,7 +211,7 @@ def test_check_config_fails_on_missing_or_unreadable_tls_files(tmp_path: Path) -
         f'[broker]\ntls = true\nca_file = "{tmp_path / "ca.pem"}"\n'
         'username = "pd-0042"\npassword_file = "credential:mqtt-password"\n'
     )
-    out = _cli("check-config", str(conf))
+    out = edge_agent("check-config", str(conf))
     assert out.returncode == 1
     assert "broker.ca_file" in out.stderr and "broker.password_file" in out.stderr
     (tmp_path / "ca.pem").write_text("x")
@@ -230,17 +219,9 @@ def test_check_config_fails_on_missing_or_unreadable_tls_files(tmp_path: Path) -
     creds.mkdir()
     (creds / "mqtt-password").write_text("secret\n")
     # Under systemd, LoadCredential= hands the password over in $CREDENTIALS_DIRECTORY.
-    env = {**os.environ, "CREDENTIALS_DIRECTORY": str(creds)}
-    out = subprocess.run(
-        [sys.executable, "-m", "agent", "check-config", str(conf)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=env,
-    )
+    out = edge_agent("check-config", str(conf), CREDENTIALS_DIRECTORY=str(creds))
     assert out.returncode == 0, out.stderr
-    assert _cli("check-config", "--no-files", str(conf)).returncode == 0
+    assert edge_agent("check-config", "--no-files", str(conf)).returncode == 0
 
 
 def test_every_message_in_both_languages_and_every_failure_documented() -> None:
