@@ -158,3 +158,22 @@ def test_install_then_provision(target: Path, wheel: Path, tmp_path: Path) -> No
         timeout=60,
     )
     assert out.returncode == 0, out.stderr
+
+
+def test_docs_unit_and_script_agree_on_user_and_groups() -> None:
+    unit = (ROOT / "systemd/edge-agent.service").read_text()
+    script = (ROOT / "scripts/install").read_text()
+    assert "User=edge-agent" in unit and "Group=edge-agent" in unit
+    groups = next(
+        line.split("=", 1)[1].split()
+        for line in unit.splitlines()
+        if line.startswith("SupplementaryGroups=")
+    )
+    assert sorted(groups) == ["dialout", "gpio", "video"]
+    assert "--groups dialout,gpio,video" in script and "user=edge-agent" in script
+    for doc in ("README.md", "docs/hardware.md", "docs/install.md"):
+        text = (ROOT / doc).read_text()
+        assert "`edge-agent`" in text, doc
+        for group in groups:
+            assert f"`{group}`" in text, (doc, group)
+        assert "gridedge" not in text, doc
