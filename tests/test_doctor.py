@@ -232,3 +232,37 @@ def test_every_message_in_both_languages_and_every_failure_documented() -> None:
             assert f"`{key}`" in doc, f"docs/troubleshooting.md lacks `{key}`"
     documented = set(re.findall(r"^\| `([a-z_]+)`", doc, re.M))
     assert documented <= set(texts.MESSAGES), documented - set(texts.MESSAGES)
+
+
+def test_pure_verdicts() -> None:
+    from agent.doctor.files import expiry_verdict
+    from agent.doctor.serialcheck import PortFacts, gps_verdict, nfc_verdict
+    from agent.doctor.system import DirFacts, disk_verdict, state_dir_verdict
+    from agent.doctor.timecheck import clock_verdict
+
+    assert disk_verdict(None, 256).key == "disk_unknown"
+    assert disk_verdict(10, 256).level == "fail"
+    assert disk_verdict(100, 256).level == "warn"
+    assert disk_verdict(1000, 256).level == "pass"
+    # Mode bits decide for the service user; root's bypass does not count.
+    d = DirFacts("/s", True, True, owner=999, group=996, mode=0o750)
+    assert state_dir_verdict(d, "edge-agent", 999, frozenset({996})).level == "pass"
+    assert state_dir_verdict(d, "other", 1000, frozenset({996})).key == "state_not_writable"
+    g = DirFacts("/s", True, True, owner=0, group=996, mode=0o770)
+    assert state_dir_verdict(g, "edge-agent", 999, frozenset({996})).level == "pass"
+    ro = DirFacts("/s", True, True, owner=999, group=996, mode=0o750, write_error="Read-only")
+    assert state_dir_verdict(ro, "edge-agent", 999, frozenset()).key == "state_readonly"
+    assert state_dir_verdict(DirFacts("/s", True), "u", 0, frozenset()).key == "state_not_dir"
+    now = dt.datetime(2027, 1, 1, tzinfo=dt.UTC)
+    day = dt.timedelta(days=1)
+    assert expiry_verdict("c", now - day, now + 400 * day, now).key == "cert_ok"
+    assert expiry_verdict("c", now - day, now + 10 * day, now).key == "cert_expiring"
+    assert expiry_verdict("c", now - 9 * day, now - day, now).key == "cert_expired"
+    assert expiry_verdict("c", now + day, now + 9 * day, now).key == "cert_not_yet"
+    assert clock_verdict(True, None, False).key == "clock_synced"
+    assert clock_verdict(False, True, True).level == "warn"
+    assert clock_verdict(None, None, True).key == "clock_unsynced_gps_silent"
+    assert gps_verdict("gps", "p", 9600, PortFacts(bytes_seen=500)).key == "gps_garbage"
+    assert gps_verdict("gps", "p", 9600, PortFacts()).key == "gps_silent"
+    busy = PortFacts(open_error="Could not exclusively lock port p: [Errno 11]")
+    assert nfc_verdict("nfc", "p", 115200, busy).key == "port_busy"
