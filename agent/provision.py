@@ -95,17 +95,19 @@ def _edit(doc: Any, args: argparse.Namespace, stored: set[str]) -> None:
     doc.setdefault("device", tomlkit.table())["id"] = args.id
     if args.zone is not None:
         doc["device"]["zones"] = args.zone
-    broker = doc.setdefault("broker", tomlkit.table())
+    changes: dict[str, Any] = {}
     if args.broker:
         host, _, port = args.broker.rpartition(":")
-        broker["host"], broker["port"] = host, int(port)
+        changes.update(host=host, port=int(port))
     for _opt, (name, key) in CREDENTIALS.items():
         if name in stored:
-            broker[key] = f"credential:{name}"
+            changes[key] = f"credential:{name}"
     if stored & {"ca.pem", "tls.crt"}:
-        broker["tls"] = True
+        changes["tls"] = True
     if args.username:
-        broker["username"] = args.username
+        changes["username"] = args.username
+    if changes:
+        doc.setdefault("broker", tomlkit.table()).update(changes)
     keys = {k["kid"]: k["public_key"] for k in doc.get("trust", {}).get("ops_keys", [])}
     for item in args.ops_key:
         kid, _, pub = item.partition("=")
@@ -117,7 +119,7 @@ def _edit(doc: Any, args: argparse.Namespace, stored: set[str]) -> None:
             inline = tomlkit.inline_table()
             inline.update({"kid": kid, "public_key": pub})
             arr.append(inline)
-        table["ops_keys"] = arr
+        table["ops_keys"] = arr.multiline(True)
 
 
 def _missing_files(data: dict[str, Any], root: Path, store: Path, new: set[str]) -> list[str]:

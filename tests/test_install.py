@@ -9,6 +9,7 @@ import shutil
 import stat
 import subprocess
 import sys
+import tomllib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -177,3 +178,28 @@ def test_docs_unit_and_script_agree_on_user_and_groups() -> None:
         for group in groups:
             assert f"`{group}`" in text, (doc, group)
         assert "gridedge" not in text, doc
+
+
+def test_provision_keeps_array_of_tables_keys_and_rejects_bad_input(tmp_path: Path) -> None:
+    conf = tmp_path / "etc/edge-agent/agent.toml"
+    conf.parent.mkdir(parents=True)
+    pub = "o7zB1YpXvG8bK0cRj7oV1m3yOqk9Xx6iW2c5r1sTnEw"
+    # The form `edge-agent ops keygen` prints.
+    conf.write_text(
+        '[device]\nid = "x"\nrole = "patrol"\n\n'
+        f'[[trust.ops_keys]]\nkid = "a"\npublic_key = "{pub}"\n\n[sync]\nbackoff_cap_s = 5\n'
+    )
+    password = tmp_path / "pw"
+    password.write_text("secret\n")
+    out = provision(
+        tmp_path, "--ops-key", f"b={pub}", "--username", "u", "--password-file", str(password)
+    )
+    assert out.returncode == 0, out.stderr
+    data = tomllib.loads(conf.read_text())
+    assert [k["kid"] for k in data["trust"]["ops_keys"]] == ["a", "b"]
+    assert data["broker"] == {"password_file": "credential:mqtt-password", "username": "u"}
+    assert data["sync"] == {"backoff_cap_s": 5} and data["device"]["id"] == "pd-0042"
+    before = conf.read_text()
+    out = edge_agent("provision", "--root", str(tmp_path), "--id", "PD 1", "--ops-key", "c=xx")
+    assert out.returncode == 1 and "--id" in out.stderr and "trust.ops_keys" in out.stderr
+    assert conf.read_text() == before
