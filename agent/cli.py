@@ -10,8 +10,10 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from agent import __version__
+from agent.doctor.cli import add_doctor_parser
 from agent.errors import ConfigError
 from agent.ops.cli import add_ops_parser
+from agent.provision import add_provision_parser
 
 
 def _setup_logging(verbose: bool) -> None:
@@ -48,6 +50,12 @@ def _cmd_check(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         _print_problems(args.file, exc)
         return 1
+    if not args.no_files:  # TLS files and credentials must exist and be readable (issue 13)
+        from agent.doctor.files import unreadable
+
+        if problems := unreadable(cfg):
+            _print_problems(args.file, ConfigError(problems))
+            return 1
     print(f"{args.file}: ok ({cfg.device.role} {cfg.device.id})")
     return 0
 
@@ -69,12 +77,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_run)
     p = sub.add_parser("check-config", help="validate a config file; non-zero exit when invalid")
     p.add_argument("file")
+    p.add_argument("--no-files", action="store_true", help="skip the TLS/credential file checks")
     p.set_defaults(func=_cmd_check)
     p = sub.add_parser("demo", help="run against a local broker with simulated devices")
     p.add_argument("--seconds", type=float, default=None, help="stop after this long")
     p.add_argument("--workdir", default=None, help="where to keep state (default: a temp dir)")
     p.set_defaults(func=_cmd_demo)
     add_ops_parser(sub)
+    add_doctor_parser(sub)
+    add_provision_parser(sub)
     return parser
 
 

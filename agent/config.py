@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from agent import credentials
 from agent.errors import ConfigError
 from agent.modes import MODES
 from agent.patrol.config import ButtonsConfig, PatrolCameraConfig, PatrolConfig
@@ -46,6 +48,12 @@ class BrokerConfig(_Model):
     protocol: Literal[3, 5] = 5
     keepalive_s: Annotated[int, Field(ge=5, le=3600)] = 30
     connect_timeout_s: Annotated[float, Field(gt=0, le=120)] = 10.0
+
+    # `credential:NAME` (systemd LoadCredential=, agent/credentials.py) becomes the file to read.
+    @field_validator("ca_file", "cert_file", "key_file", "password_file")
+    @classmethod
+    def _credential(cls, value: Path | None) -> Path | None:
+        return None if value is None else credentials.resolve(value, os.environ)
 
     @model_validator(mode="after")
     def _client_cert_pair(self) -> BrokerConfig:

@@ -12,6 +12,7 @@ from agent.app import Agent, OtaContext
 from agent.config import Config
 from agent.ota import MAX_STARTS_WHILE_PENDING, ConfigStore, Staged, config_ack
 from agent.state import DocState
+from agent.systemd import agent_watchdog
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +41,8 @@ async def run(local: Config) -> int:
             staged = store.started(staged)
         ota = OtaContext(store, local, staged, lkg, tuple(acks))
         try:
-            async with Agent(cfg, ota=ota) as agent:
+            # systemd (issue 13): READY=1 once outbox and link are up, then WATCHDOG=1/STATUS=.
+            async with Agent(cfg, ota=ota) as agent, agent_watchdog(agent):
                 acks = []
                 for sig in (signal.SIGTERM, signal.SIGINT):
                     loop.add_signal_handler(sig, agent.stop)

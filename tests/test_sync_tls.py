@@ -68,7 +68,8 @@ def make_pki(d: Path) -> None:
         _write(d / name, key, builder.sign(ca_key, hashes.SHA256()))
 
 
-async def test_tls_with_client_certificate(tmp_path: Path) -> None:
+def start_tls_broker(tmp_path: Path) -> tuple[Broker, Path]:
+    """A started Mosquitto requiring TLS with a client certificate, and its PKI directory."""
     pki = tmp_path / "pki"
     pki.mkdir()
     make_pki(pki)
@@ -78,6 +79,11 @@ async def test_tls_with_client_certificate(tmp_path: Path) -> None:
     )
     broker = Broker(tmp_path / "broker", listener_conf=conf)
     broker.start()
+    return broker, pki
+
+
+async def test_tls_with_client_certificate(tmp_path: Path) -> None:
+    broker, pki = start_tls_broker(tmp_path)
     try:
         cfg = make_config(
             tmp_path / "state",
