@@ -271,6 +271,7 @@ class Agent:
             config_ver=self.config_ver,
             tasks_ver=self.tasks_ver,
             mode=self.modes.current.name,
+            zones=list(self.cfg.device.zones),
         )
 
     @property

@@ -8,8 +8,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
+from agent.errors import DeviceError
 from agent.modes import ModeDoc, validate_mode_body
-from agent.ota import Staged, config_ack, health_problems
+from agent.ota import Staged, blame, config_ack, health_problems
 from sync import envelope
 from sync.downlink import DEFERRED, Applier
 from sync.verify import Document
@@ -19,19 +20,34 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-CMD_ACTIONS = ("rebirth", "status_now", "snapshot")
+# The argument names each action takes (all text); anything else is refused, never ignored.
+CMD_ARGS: dict[str, tuple[str, ...]] = {
+    "rebirth": (),
+    "status_now": (),
+    "snapshot": ("camera_id",),
+}
+CMD_ACTIONS = tuple(CMD_ARGS)
 
 
 def validate_cmd_body(body: Mapping[str, Any]) -> dict[str, Any]:
-    """Check a §6 cmd body."""
+    """Check a §6 cmd body: a known action and only the argument names it takes."""
     if set(body) - {"action", "args"}:
         raise ValueError("cmd body takes only action and args")
-    if body.get("action") not in CMD_ACTIONS:
+    action = body.get("action")
+    if action not in CMD_ARGS:
         raise ValueError(f"action must be one of {', '.join(CMD_ACTIONS)}")
     args = body.get("args", {})
     if not isinstance(args, dict):
         raise ValueError("args must be an object")
-    return {"action": body["action"], "args": args}
+    allowed = CMD_ARGS[action]
+    unknown = sorted(set(args) - set(allowed))
+    if unknown:
+        takes = ", ".join(allowed) or "no arguments"
+        raise ValueError(f"{action}: unknown argument {', '.join(unknown)} (takes {takes})")
+    bad = sorted(name for name, value in args.items() if not isinstance(value, str) or not value)
+    if bad:
+        raise ValueError(f"{action}: {', '.join(bad)} must be non-empty text")
+    return {"action": action, "args": args}
 
 
 class Appliers:
@@ -81,8 +97,10 @@ class Appliers:
                 "config ver %d refused: ver %d is still in its health window", doc.ver, staged.ver
             )
             return "apply_failed"
+        # What fails already is not the new config's fault (the health window compares).
+        before = health_problems(connected=True, devices=self._device_checks())
         try:
-            await asyncio.to_thread(agent.ota.store.stage, doc.id, doc.ver, dict(doc.body))
+            await asyncio.to_thread(agent.ota.store.stage, doc.id, doc.ver, dict(doc.body), before)
         except OSError as exc:
             log.error("could not stage config ver %d: %s", doc.ver, exc)
             return "apply_failed"
@@ -94,17 +112,24 @@ class Appliers:
         """After the window: ack `applied` and commit, or ack `rolled_back` and restart."""
         agent = self._agent
         await asyncio.sleep(agent.cfg.sync.config_health_window_s)
-        problems = health_problems(
-            connected=agent.link.connects > 0,
-            devices={name: check() for name, check in agent.device_checks.items()},
-        )
+        now = health_problems(connected=agent.link.connects > 0, devices=self._device_checks())
+        problems = blame(staged.before, now)
+        if now and not problems:
+            log.warning(
+                "config ver %d: still failing as before the switch (not its fault): %s",
+                staged.ver,
+                "; ".join(f"{k} {v}" for k, v in now.items()),
+            )
         # Ack and version first, the switch last: a crash in between re-runs the window (the
         # document stays pending) and at worst acks twice, never leaves it un-acked.
         status, reason = ("rolled_back", "health_failed") if problems else ("applied", None)
         if not problems:
             # Rotated keys take effect with the apply: before the ack can reach anyone.
             self._rotate_keys()
-        await agent.outbox.append("ack", config_ack(staged.doc_id, staged.ver, status, reason))
+        detail = "; ".join(problems) or None
+        await agent.outbox.append(
+            "ack", config_ack(staged.doc_id, staged.ver, status, reason, detail)
+        )
         await asyncio.to_thread(
             agent.state.applied, "config", f"dev:{agent.cfg.device.id}", staged.ver, staged.doc_id
         )
@@ -117,10 +142,13 @@ class Appliers:
             await asyncio.to_thread(agent.ota.store.drop)
             self._restart()
             return
-        await asyncio.to_thread(agent.ota.store.commit, staged)
+        await asyncio.to_thread(agent.ota.store.commit, staged, agent.ota.local)
         agent.ota = replace(agent.ota, staged=None, lkg=agent.cfg)
         log.info("config ver %d applied", staged.ver)
         agent.publish_reported()
+
+    def _device_checks(self) -> dict[str, str | None]:
+        return {name: check() for name, check in self._agent.device_checks.items()}
 
     async def mode(self, doc: Document) -> str | None:
         """Apply a mode document (stored by ModeControl)."""
@@ -148,7 +176,7 @@ class Appliers:
             self._status_now.set()
         elif action == "snapshot":
             if agent.snapshot is None:
-                log.warning("snapshot asked for, but this device has no camera")
-                return "apply_failed"
+                # Raised, not returned: the downlink acks apply_failed with this as the detail.
+                raise DeviceError("snapshot failed: this device has no working camera")
             await agent.snapshot(doc.body.get("args", {}))
         return None

@@ -69,6 +69,9 @@ async def _snapshot(
     from agent.vision.snapshot import render
 
     camera_id = str(args.get("camera_id") or (agent.cfg.cameras[0].id if agent.cfg.cameras else ""))
+    known = [cam.id for cam in agent.cfg.cameras]
+    if camera_id not in known:
+        raise DeviceError(f"no camera {camera_id!r} here (cameras: {', '.join(known) or 'none'})")
     image = gateway._latest_image(camera_id)
     if image is None:
         raise DeviceError(f"camera {camera_id!r} has no frame to send")

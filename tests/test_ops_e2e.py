@@ -57,8 +57,9 @@ class Ops:
     async def keygen(self) -> None:
         code, out = await self("keygen", "--out", str(self.key), "--kid", "ops-2026a", broker=False)
         assert code == 0, out
-        # The staff paste this block into the device config; the test does the same.
-        self.trust = tomllib.loads(out[out.index("[[trust.ops_keys]]") :])["trust"]
+        # The staff paste this line into the device config's [trust]; the test does the same.
+        line = next(ln for ln in out.splitlines() if ln.startswith("ops_keys = "))
+        self.trust = tomllib.loads(line)
 
     def signing(self) -> list[str]:
         return ["--signing-key", str(self.key), "--kid", "ops-2026a"]

@@ -29,6 +29,7 @@ from agent.ops.mqtt import (
     settings,
     signing_flags,
 )
+from agent.paths import expand
 from sync.envelope import uuid7
 from sync.verify import sign
 
@@ -127,7 +128,7 @@ def _push(
 
 
 def _cmd_push_config(args: argparse.Namespace) -> int:
-    data = _read_data(Path(args.file))
+    data = _read_data(expand(args.file))
     if not isinstance(data, dict):
         raise ConfigError([(args.file, "must hold a table/object of config sections")])
     body, removed = documents.config_body(data, args.device)
@@ -137,7 +138,7 @@ def _cmd_push_config(args: argparse.Namespace) -> int:
 
 
 def _cmd_push_tasks(args: argparse.Namespace) -> int:
-    body = documents.tasks_body(_read_data(Path(args.file)))
+    body = documents.tasks_body(_read_data(expand(args.file)))
     return _push(args, "tasks", documents.DocTarget(dev=args.device), body, [args.device])
 
 
@@ -166,16 +167,21 @@ def _cmd_cmd(args: argparse.Namespace) -> int:
 
 # ----- keys, import ---------------------------------------------------------------------------
 def _cmd_keygen(args: argparse.Namespace) -> int:
-    pub = keys.keygen(Path(args.out), args.kid, force=args.force)
+    pub = keys.keygen(expand(args.out), args.kid, force=args.force)
     out = _out()
     out.print(f"private key written to {args.out} (mode 0600): keep it on this machine only")
-    out.print("add this to the config of every device that must accept it:\n", markup=False)
-    out.print(pub.trust_toml(), markup=False)
+    out.print(
+        "in the [trust] section of every device that must accept it, add this item to the "
+        "ops_keys list (or, with no keys yet, use the whole line):\n",
+        markup=False,
+    )
+    out.print(pub.entry(), markup=False, soft_wrap=True)
+    out.print(pub.trust_toml(), markup=False, soft_wrap=True)
     return 0
 
 
 def _cmd_import(args: argparse.Namespace) -> int:
-    path = Path(args.file)
+    path = expand(args.file)
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
@@ -187,13 +193,13 @@ def _cmd_import(args: argparse.Namespace) -> int:
     start = documents.parse_time_ms(args.start, now) if args.start else now
     end = documents.parse_time_ms(args.end, start) if args.end else start + DAY_MS
     spec = checkpoints.TaskSpec(args.task_id, args.task_name, args.staff, start, end, args.order)
-    existing = _read_data(Path(args.into)) if args.into else None
+    existing = _read_data(expand(args.into)) if args.into else None
     if existing is not None and not isinstance(existing, dict):
         raise ConfigError([(args.into, "must hold a tasks body object")])
     body = checkpoints.tasks_body(spec, points, existing)
     text_out = json.dumps(body, ensure_ascii=False, indent=2) + "\n"
     if args.out:
-        Path(args.out).write_text(text_out, encoding="utf-8")
+        expand(args.out).write_text(text_out, encoding="utf-8")
         _err().print(f"{len(points)} checkpoints -> task {args.task_id} in {args.out}")
     else:
         sys.stdout.write(text_out)
@@ -212,7 +218,7 @@ def _cmd_devices(args: argparse.Namespace) -> int:
 
 def _cmd_watch(args: argparse.Namespace) -> int:
     cfg = settings(args)
-    archive = watch.Archive(Path(args.archive)) if args.archive else None
+    archive = watch.Archive(expand(args.archive)) if args.archive else None
     try:
         with OpsClient(cfg.broker, args.client_id) as client:
             watch.run_watch(
@@ -237,7 +243,7 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     first = args.from_seq or ("1" if args.archive else "auto")
     from_seq = None if first == "auto" else int(first)
     if args.archive:
-        messages = verify_cmd.from_archive(Path(args.archive))
+        messages = verify_cmd.from_archive(expand(args.archive))
     else:
         cfg = settings(args)
         with OpsClient(cfg.broker, args.client_id) as client:

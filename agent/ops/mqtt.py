@@ -27,6 +27,7 @@ from rich.text import Text
 from agent.config import BrokerConfig, format_errors
 from agent.errors import ConfigError, LinkError
 from agent.ops.documents import Prepared
+from agent.paths import UserPath, expand
 from sync.envelope import PREFIX
 
 log = logging.getLogger(__name__)
@@ -41,7 +42,7 @@ class SigningConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    key_file: Path | None = None
+    key_file: UserPath | None = None
     kid: str | None = Field(default=None, min_length=1, max_length=64)
 
 
@@ -126,7 +127,7 @@ def default_ops_config() -> Path | None:
 
 def settings(args: argparse.Namespace) -> OpsConfig:
     """The ops config file with the flags that were given laid over it."""
-    path = Path(args.ops_config) if args.ops_config else default_ops_config()
+    path = expand(args.ops_config) if args.ops_config else default_ops_config()
     names = ("host", "port", "tls", "ca_file", "cert_file", "key_file", "username")
     broker = {n: getattr(args, n) for n in (*names, "password_file", "protocol")}
     signing = {"key_file": getattr(args, "signing_key", None), "kid": getattr(args, "kid", None)}

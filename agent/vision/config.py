@@ -18,6 +18,7 @@ from pydantic import (
 )
 
 from agent.errors import ConfigError
+from agent.paths import UserPath
 from agent.vision import rules
 from agent.vision.geometry import polygon_area
 from agent.vision.lifecycle import Timing
@@ -346,7 +347,7 @@ class AlarmHttpConfig(_Model):
     host: str = "127.0.0.1"
     port: int = Field(default=8089, ge=0, le=65535)
     token: SecretStr | None = None
-    token_file: Path | None = None
+    token_file: UserPath | None = None
     allow_query_token: bool = False
     max_body_bytes: int = Field(default=65536, ge=256, le=1048576)
     max_header_bytes: int = Field(default=8192, ge=1024, le=65536)
