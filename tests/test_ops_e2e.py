@@ -135,7 +135,7 @@ async def test_push_tasks_from_imported_csv_is_applied(ops: Ops, watcher: Watche
             ),
             what="reported tasks_ver",
         )
-        code, out = await ops("devices", "--json")
+        code, out = await ops("devices", "--json", "--listen", "0")
         assert code == 0, out
         [row] = [r for r in json.loads(out) if r["dev"] == DEV]
         assert (row["online"], row["agent"], row["role"]) == (True, __version__, "patrol")
@@ -147,7 +147,7 @@ async def test_push_tasks_from_imported_csv_is_applied(ops: Ops, watcher: Watche
             "push-tasks", DEV, "--file", str(tasks), *ops.signing(), "--ver", str(ver)
         )
         assert code == 1 and "duplicate" in out
-    code, out = await ops("devices", "--json")
+    code, out = await ops("devices", "--json", "--listen", "0")
     [row] = [r for r in json.loads(out) if r["dev"] == DEV]
     assert (row["online"], row["reason"]) == (False, "shutdown")
 
@@ -160,7 +160,7 @@ async def test_zone_emergency_with_expiry(ops: Ops, watcher: Watcher) -> None:
         assert code == 0 and "applied" in out, out
         assert agent.modes.current.name == "emergency"
         assert agent.modes.current.scope == "zone:ruyihu"
-        code, out = await ops("devices", "--json")
+        code, out = await ops("devices", "--json", "--listen", "0")
         [row] = [r for r in json.loads(out) if r["dev"] == DEV]
         assert (row["mode"], row["mode_scope"]) == ("emergency", "zone:ruyihu")
         await wait_until(lambda: agent.modes.current.name == "normal", what="emergency expired")
