@@ -232,9 +232,9 @@ def render(table_rows: list[DeviceRow], console: Console, now_ms: int, as_json: 
     if not console.is_terminal:
         # A pipe or a log: one line a device, whole, instead of a squeezed table.
         for r in table_rows:
-            online = "?" if r.online is None else "online" if r.online else f"offline ({r.reason})"
+            state = "?" if r.online is None else "online" if r.online else f"offline ({r.reason})"
             console.print(
-                f"{r.dev} {online} role={r.role or '-'} agent={r.agent or '-'} "
+                f"{r.dev} {state} role={r.role or '-'} agent={r.agent or '-'} "
                 f"config={r.config_ver if r.config_ver is not None else 'local'} "
                 f"tasks={r.tasks_ver if r.tasks_ver is not None else '-'} mode={r.mode or '-'} "
                 f"outbox={_outbox(r.status, now_ms)} {_gps_cams(r.status)} "
@@ -243,6 +243,9 @@ def render(table_rows: list[DeviceRow], console: Console, now_ms: int, as_json: 
                 markup=False,
                 soft_wrap=True,
             )
+        console.print(
+            f"{len(table_rows)} devices, {sum(1 for r in table_rows if r.trouble)} in trouble"
+        )
         return
     t = Table(title="devices")
     cols = ("device", "online", "role", "agent", "config", "tasks", "mode", "outbox", "gps/cams")
