@@ -22,7 +22,9 @@ from agent.ops import (
     checkpoints,
     devices,
     documents,
+    importcheck,
     keys,
+    kml,
     pushcmd,
     streamcheck,
     verify_cmd,
@@ -122,19 +124,37 @@ def _cmd_keygen(args: argparse.Namespace) -> int:
     return 0
 
 
+def _sniff_format(path: Path, text: str) -> str:
+    """By the file name, else by the content: `<` is KML, `{` GeoJSON, anything else CSV."""
+    by_name = {
+        ".csv": "csv",
+        ".txt": "csv",
+        ".kml": "kml",
+        ".geojson": "geojson",
+        ".json": "geojson",
+    }
+    if path.suffix.lower() in by_name:
+        return by_name[path.suffix.lower()]
+    head = text.lstrip("\ufeff \t\r\n")[:1]
+    return "kml" if head == "<" else "geojson" if head == "{" else "csv"
+
+
 def _cmd_import(args: argparse.Namespace) -> int:
     path = expand(args.file)
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError([(str(path), f"cannot read: {exc.strerror}")]) from None
-    fmt = args.format or ("csv" if path.suffix.lower() == ".csv" else "geojson")
+    fmt = args.format or _sniff_format(path, text)
     defaults = checkpoints.Defaults(args.radius, args.dwell, args.photo)
-    points = (checkpoints.from_csv if fmt == "csv" else checkpoints.from_geojson)(text, defaults)
+    readers = {"csv": checkpoints.from_csv, "geojson": checkpoints.from_geojson}
+    points = (readers.get(fmt) or kml.from_kml)(text, defaults)
     now = _now_ms()
     start = documents.parse_time_ms(args.start, now) if args.start else now
     end = documents.parse_time_ms(args.end, start) if args.end else start + DAY_MS
     spec = checkpoints.TaskSpec(args.task_id, args.task_name, args.staff, start, end, args.order)
+    for text_ in importcheck.warnings(spec, points, now):
+        _err().print(f"[yellow]warning:[/] {escape(text_)}")
     existing = _read_data(expand(args.into)) if args.into else None
     if existing is not None and not isinstance(existing, dict):
         raise ConfigError([(args.into, "must hold a tasks body object")])
@@ -314,9 +334,17 @@ def add_ops_parser(subparsers: Any) -> None:
     where.add_argument("--zone", help="the zone's mode document")
     p.add_argument("--typ", choices=("config", "tasks", "mode"), help="default: all three")
 
-    p = add("import-checkpoints", _cmd_import, "GeoJSON points or CSV -> a tasks body")
-    p.add_argument("file", help=f"GeoJSON, or CSV with columns {','.join(checkpoints.CSV_COLUMNS)}")
-    p.add_argument("--format", choices=("geojson", "csv"), help="default: from the file name")
+    p = add("import-checkpoints", _cmd_import, "CSV, GeoJSON or KML points -> a tasks body")
+    p.add_argument(
+        "file",
+        help=f"CSV (comma/semicolon/tab) with columns {','.join(checkpoints.CSV_COLUMNS)}; "
+        "GeoJSON or KML points",
+    )
+    p.add_argument(
+        "--format",
+        choices=("geojson", "csv", "kml"),
+        help="default: from the file name, else the content",
+    )
     p.add_argument("--task-id", required=True)
     p.add_argument("--task-name", required=True)
     p.add_argument("--staff", default=None, help="staff id (default: any)")
