@@ -69,13 +69,6 @@ class Ops:
 
 
 @pytest.fixture
-async def ops(broker: Broker, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Ops:
-    o = Ops(broker, tmp_path, capsys)
-    await o.keygen()
-    return o
-
-
-@pytest.fixture
 async def watcher(broker: Broker) -> AsyncIterator[Watcher]:
     w = Watcher(broker.host, broker.port)
     yield w
@@ -303,8 +296,10 @@ def doctor(src: Path, dst: Path, incident_seq: int, media_id: str) -> None:
     (dst / "grid-doctored.jsonl").write_text("\n".join(lines) + "\n")
 
 
-async def test_watch_archive_then_verify(ops: Ops, broker: Broker, tmp_path: Path) -> None:
-    arch = tmp_path / "archive"
+async def start_archiving(
+    broker: Broker, arch: Path
+) -> tuple[asyncio.Task[int], threading.Event, watch.Archive]:
+    """`ops watch --archive` in a thread, subscribed when this returns: (task, stop, archive)."""
     stop, ready = threading.Event(), threading.Event()
     archive = watch.Archive(arch)
     client = OpsClient(load_ops_config(None).broker.model_copy(update={"port": broker.port}))
@@ -321,6 +316,12 @@ async def test_watch_archive_then_verify(ops: Ops, broker: Broker, tmp_path: Pat
 
     task = asyncio.create_task(asyncio.to_thread(watching))
     await asyncio.to_thread(ready.wait, 10)
+    return task, stop, archive
+
+
+async def test_watch_archive_then_verify(ops: Ops, broker: Broker, tmp_path: Path) -> None:
+    arch = tmp_path / "archive"
+    task, stop, archive = await start_archiving(broker, arch)
     tasks = await import_tasks(ops)
     async with Agent(ops.config(), clock=synced()) as agent:
         await running(agent)

@@ -5,12 +5,8 @@ from __future__ import annotations
 import json
 import re
 from contextlib import AsyncExitStack
-from pathlib import Path
-
-import pytest
 
 from agent.app import Agent
-from agent.localbroker import Broker
 from tests.agentkit import make_config
 from tests.asynckit import wait_until
 from tests.test_ops_e2e import Ops, import_tasks, synced
@@ -22,15 +18,7 @@ def zone_of(dev: str) -> str:
     return "ruyihu.east" if int(dev[3:]) % 2 == 0 else "ruyihu.west"
 
 
-@pytest.fixture
-async def fleet_ops(broker: Broker, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Ops:
-    o = Ops(broker, tmp_path, capsys)
-    await o.keygen()
-    return o
-
-
-async def test_fleet_push_to_twenty_agents(fleet_ops: Ops) -> None:
-    ops = fleet_ops
+async def test_fleet_push_to_twenty_agents(ops: Ops) -> None:
     tasks = await import_tasks(ops)
     async with AsyncExitStack() as stack:
         agents: dict[str, Agent] = {}

@@ -33,11 +33,6 @@ def test_tilde_paths_are_expanded(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
 
 
 # ----- against a real broker and agent --------------------------------------------------------
-@pytest.fixture
-async def ops(broker: Broker, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Ops:
-    o = Ops(broker, tmp_path, capsys)
-    await o.keygen()
-    return o
 
 
 async def test_unknown_device_is_refused_and_a_forced_push_can_be_retracted(

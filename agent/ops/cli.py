@@ -21,10 +21,9 @@ from agent.errors import ConfigError, LinkError
 from agent.ops import (
     checkpoints,
     devices,
-    documents,
-    importcheck,
+    importcmd,
     keys,
-    kml,
+    media,
     pushcmd,
     streamcheck,
     verify_cmd,
@@ -124,48 +123,8 @@ def _cmd_keygen(args: argparse.Namespace) -> int:
     return 0
 
 
-def _sniff_format(path: Path, text: str) -> str:
-    """By the file name, else by the content: `<` is KML, `{` GeoJSON, anything else CSV."""
-    by_name = {
-        ".csv": "csv",
-        ".txt": "csv",
-        ".kml": "kml",
-        ".geojson": "geojson",
-        ".json": "geojson",
-    }
-    if path.suffix.lower() in by_name:
-        return by_name[path.suffix.lower()]
-    head = text.lstrip("\ufeff \t\r\n")[:1]
-    return "kml" if head == "<" else "geojson" if head == "{" else "csv"
-
-
 def _cmd_import(args: argparse.Namespace) -> int:
-    path = expand(args.file)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError([(str(path), f"cannot read: {exc.strerror}")]) from None
-    fmt = args.format or _sniff_format(path, text)
-    defaults = checkpoints.Defaults(args.radius, args.dwell, args.photo)
-    readers = {"csv": checkpoints.from_csv, "geojson": checkpoints.from_geojson}
-    points = (readers.get(fmt) or kml.from_kml)(text, defaults)
-    now = _now_ms()
-    start = documents.parse_time_ms(args.start, now) if args.start else now
-    end = documents.parse_time_ms(args.end, start) if args.end else start + DAY_MS
-    spec = checkpoints.TaskSpec(args.task_id, args.task_name, args.staff, start, end, args.order)
-    for text_ in importcheck.warnings(spec, points, now):
-        _err().print(f"[yellow]warning:[/] {escape(text_)}")
-    existing = _read_data(expand(args.into)) if args.into else None
-    if existing is not None and not isinstance(existing, dict):
-        raise ConfigError([(args.into, "must hold a tasks body object")])
-    body = checkpoints.tasks_body(spec, points, existing)
-    text_out = json.dumps(body, ensure_ascii=False, indent=2) + "\n"
-    if args.out:
-        expand(args.out).write_text(text_out, encoding="utf-8")
-        _err().print(f"{len(points)} checkpoints -> task {args.task_id} in {args.out}")
-    else:
-        sys.stdout.write(text_out)
-    return 0
+    return importcmd.cmd_import(args, _read_data)
 
 
 # ----- central views -------------------------------------------------------------------------
@@ -221,6 +180,32 @@ def _cmd_verify(args: argparse.Namespace) -> int:
         return EXIT_REFUSED
     verify_cmd.render(report, _out(), args.json)
     return 0 if report.ok else EXIT_REFUSED
+
+
+def _cmd_media(args: argparse.Namespace) -> int:
+    out = _out()
+    if args.archive:
+        messages = [m for m in watch.read_archive(expand(args.archive))]
+        saved = media.run_media(
+            messages,
+            client=None,
+            device=args.device,
+            out_dir=expand(args.out),
+            seconds=None,
+            console=out,
+        )
+    else:
+        cfg = settings(args)
+        with OpsClient(cfg.broker, args.client_id) as client:
+            saved = media.run_media(
+                None,
+                client=client,
+                device=args.device,
+                out_dir=expand(args.out),
+                seconds=args.seconds,
+                console=out,
+            )
+    return 0 if saved else EXIT_REFUSED
 
 
 # ----- parser --------------------------------------------------------------------------------
@@ -376,6 +361,13 @@ def add_ops_parser(subparsers: Any) -> None:
     p.add_argument("--seconds", type=float, help="stop after this long (default: Ctrl-C)")
     p.add_argument("--status", action="store_true", help="show status messages too")
     p.add_argument("--rows", type=int, default=30, help="rows kept in the live table")
+
+    p = add("media", _cmd_media, "save photos and snapshots as files with their metadata", broker)
+    p.add_argument("--device", help="only this device")
+    p.add_argument("--out", required=True, metavar="DIR", help="writes DIR/DEVICE/MEDIA_ID.jpg")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--archive", metavar="DIR", help="a watch --archive directory")
+    src.add_argument("--seconds", type=float, help="collect live for this long")
 
     p = add(
         "verify", _cmd_verify, "check a device's stream: dedupe, gaps, hash chain, media", broker
