@@ -42,10 +42,10 @@ def _print_problems(path: str, exc: ConfigError) -> None:
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
-    from agent import config
+    from agent import checkconfig
 
     try:
-        cfg = config.load(expand(args.file))
+        cfg = checkconfig.check_file(expand(args.file))
     except ConfigError as exc:
         _print_problems(args.file, exc)
         return 1
