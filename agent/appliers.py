@@ -118,7 +118,7 @@ class Appliers:
             log.warning(
                 "config ver %d: still failing as before the switch (not its fault): %s",
                 staged.ver,
-                "; ".join(f"{k} {v}" for k, v in now.items()),
+                "; ".join(f"{k}: {v}" for k, v in now.items()),
             )
         # Ack and version first, the switch last: a crash in between re-runs the window (the
         # document stays pending) and at worst acks twice, never leaves it un-acked.

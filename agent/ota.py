@@ -118,7 +118,7 @@ def health_problems(*, connected: bool, devices: Mapping[str, str | None]) -> di
 
 def blame(before: Mapping[str, str], after: Mapping[str, str]) -> list[str]:
     """The problems a new config caused: failing after the switch and not already before it."""
-    return [f"{name} {why}" for name, why in after.items() if name not in before]
+    return [f"{name}: {why}" for name, why in after.items() if name not in before]
 
 
 def local_fingerprint(local: Config) -> str:

@@ -85,9 +85,9 @@ def test_blame_counts_only_what_failed_after_the_switch() -> None:
     after = health_problems(
         connected=True, devices={"camera cam-2": "state failed", "gps": "no fix data"}
     )
-    assert blame(before, after) == ["gps no fix data"]
+    assert blame(before, after) == ["gps: no fix data"]
     assert blame(before, before) == []
-    assert blame({}, health_problems(connected=False, devices={})) == ["broker not reachable"]
+    assert blame({}, health_problems(connected=False, devices={})) == ["broker: not reachable"]
 
 
 # ----- against a real broker ------------------------------------------------------------------
@@ -139,7 +139,7 @@ async def test_rollback_ack_names_the_failing_check(broker: Broker, tmp_path: Pa
         await wait_until(lambda: bool(acks(w)), timeout=30, what="rolled_back ack")
         [ack] = acks(w)
         assert (ack["status"], ack["reason"]) == ("rolled_back", "health_failed")
-        assert ack["detail"].startswith("gps ")
+        assert ack["detail"].startswith("gps: GPS port ")
     finally:
         await stop_run(task)
     w.close()
