@@ -129,6 +129,8 @@ async def test_every_command_of_the_page_runs(
     monkeypatch.setenv("HOME", str(home))
     monkeypatch.chdir(work)
     jobs: list[subprocess.Popen[bytes]] = []
+    arch = home / "grid" / "archive"
+    trust_line = ""
     agents: list[asyncio.Task[int]] = []
     w = Watcher(broker.host, broker.port)
 
@@ -150,7 +152,7 @@ async def test_every_command_of_the_page_runs(
                 continue
             if cmd.background:
                 jobs.append(
-                    subprocess.Popen(
+                    subprocess.Popen(  # noqa: ASYNC220 - started, not waited for
                         ["bash", "-c", f"exec {cmd.line}"],
                         cwd=work,
                         env=env,
@@ -158,9 +160,8 @@ async def test_every_command_of_the_page_runs(
                         stderr=subprocess.DEVNULL,
                     )
                 )
-                # Ready once it archives: probe until a message reaches the archive.
-                arch = home / "grid" / "archive"
 
+                # Ready once it archives: probe until a message reaches the archive.
                 def archived() -> bool:
                     w.publish("grid/v1/central/state", b'{"v":1,"online":true}')
                     return arch.is_dir() and any(arch.iterdir())
