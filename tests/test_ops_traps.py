@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 
 import pytest
+from rich.console import Console
 
 from agent.app import Agent
 from agent.config import parse
 from agent.localbroker import Broker
-from agent.ops.mqtt import load_ops_config
+from agent.ops import fleet
+from agent.ops.devices import DeviceRow
+from agent.ops.mqtt import OpsClient, load_ops_config
 from tests.agentkit import DEV
 from tests.mqttc import Watcher
 from tests.test_ops_e2e import Ops, import_tasks, running, synced
@@ -108,3 +112,39 @@ async def test_devices_shows_live_status_and_trouble(ops: Ops) -> None:
     code, out = await ops("devices", "--json", "--listen", "0")
     [row] = [r for r in json.loads(out) if r["dev"] == DEV]
     assert row["last_seen_ms"] is None and "offline" in row["trouble"]
+
+
+def test_a_long_wait_shows_progress(broker: Broker) -> None:
+    # Trap: push-config waited 60 s in silence (the ack comes after the health window).
+    buf = io.StringIO()
+    console = Console(file=buf, width=120)
+    board = fleet.AckBoard("config", 7, {DEV: "doc-1"})
+    cfg = load_ops_config(None).broker.model_copy(update={"port": broker.port})
+    with OpsClient(cfg) as client:
+        client.subscribe([f"grid/v1/{DEV}/ack"])
+        fleet.follow(client, board, 1.5, console, note_every_s=0.5)
+    text = buf.getvalue()
+    assert "waiting for acks: 0/1 after" in text and "(timeout 1.5 s)" in text
+    assert "1 devices: 1 no ack" in text and board.exit_code() == 3
+
+
+def test_config_warnings_compare_with_the_birth() -> None:
+    row = DeviceRow(
+        "gw-0007",
+        True,
+        None,
+        3,
+        "0.1.0",
+        "camera_gateway",
+        None,
+        None,
+        "normal",
+        None,
+        None,
+        zones=["ruyihu", "ruyihu.lake"],
+    )
+    body = {"device": {"role": "patrol", "zones": ["ruyihu"]}, "gps": {"port": "/dev/ttyS0"}}
+    out = fleet.config_warnings(body, row)
+    assert out[0] == "role patrol but the device is camera_gateway: it will reject the document"
+    assert out[1] == "zones ruyihu replace ruyihu, ruyihu.lake"
+    assert out[2] == "sections gps do not belong to a camera_gateway device"

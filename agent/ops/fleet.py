@@ -139,8 +139,15 @@ class AckBoard:
         return t
 
 
-def follow(client: OpsClient, board: AckBoard, timeout: float, console: Console) -> None:
-    """Wait for the acks with a live table (a terminal) or a line per ack and per 10 s."""
+def follow(
+    client: OpsClient,
+    board: AckBoard,
+    timeout: float,
+    console: Console,
+    note_every_s: float = 10.0,
+) -> None:
+    """Wait for the acks with a live table (a terminal) or a line per ack and a progress line
+    every `note_every_s` (a long health window must not look like a hang)."""
     start = time.monotonic()
     if console.is_terminal:
         with Live(board.table(0, timeout), console=console, refresh_per_second=4) as live:
@@ -151,7 +158,7 @@ def follow(client: OpsClient, board: AckBoard, timeout: float, console: Console)
                 live.update(board.table(time.monotonic() - start, timeout))
             live.update(board.table(time.monotonic() - start, timeout))
     else:
-        next_note = start + 10.0
+        next_note = start + note_every_s
         while not board.done and (left := timeout - (time.monotonic() - start)) > 0:
             msg = client.get(min(1.0, left))
             if msg is not None and (dev := board.offer(msg)) is not None:
@@ -164,6 +171,6 @@ def follow(client: OpsClient, board: AckBoard, timeout: float, console: Console)
                     f"waiting for acks: {len(board.got)}/{len(board.expect)} after {waited:.0f} s "
                     f"(timeout {timeout:g} s)"
                 )
-                next_note += 10.0
+                next_note += note_every_s
         console.print(board.table(time.monotonic() - start, timeout))
     console.print(board.summary())
