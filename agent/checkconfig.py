@@ -14,7 +14,7 @@ from pydantic import BaseModel
 
 from agent.config import Config, parse
 from agent.errors import ConfigError
-from agent.roles import ROLE_SECTIONS, foreign_sections
+from agent.role_sections import ROLE_SECTIONS, foreign_sections
 
 
 def _models(annotation: Any) -> list[type[BaseModel]]:

@@ -15,7 +15,7 @@ from rich.text import Text
 
 from agent.ops.devices import DeviceRow, collect, part, rows
 from agent.ops.mqtt import EXIT_NO_ACK, EXIT_REFUSED, Message, OpsClient, ack_of
-from agent.roles import foreign_sections
+from agent.role_sections import foreign_sections
 
 
 @dataclass(frozen=True, slots=True)
