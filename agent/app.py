@@ -112,6 +112,7 @@ class Agent:
                 rotate_keys=self._rotate_keys,
                 committed=self._committed,
                 window_s=cfg.sync.config_health_window_s,
+                local=self.ota.local,
             ),
             problems=self.device_problems,
         )
@@ -314,6 +315,7 @@ class Agent:
             config_ver=self.config_ver,
             tasks_ver=self.tasks_ver,
             mode=self.modes.current.name,
+            zones=list(self.cfg.device.zones),
         )
 
     @property

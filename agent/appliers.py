@@ -8,9 +8,11 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from agent.config import Config
+from agent.errors import DeviceError
 from agent.modectl import ModeControl
 from agent.modes import ModeDoc, validate_mode_body
-from agent.ota import ConfigStore, Staged, config_ack, health_problems
+from agent.ota import ConfigStore, Staged, blame, config_ack, health_problems
 from agent.roles import Role
 from agent.state import DocState
 from sync.downlink import DEFERRED, Applier
@@ -18,19 +20,34 @@ from sync.verify import Document
 
 log = logging.getLogger(__name__)
 
-CMD_ACTIONS = ("rebirth", "status_now", "snapshot")
+# The argument names each action takes (all text); anything else is refused, never ignored.
+CMD_ARGS: dict[str, tuple[str, ...]] = {
+    "rebirth": (),
+    "status_now": (),
+    "snapshot": ("camera_id",),
+}
+CMD_ACTIONS = tuple(CMD_ARGS)
 
 
 def validate_cmd_body(body: Mapping[str, Any]) -> dict[str, Any]:
-    """Check a §6 cmd body."""
+    """Check a §6 cmd body: a known action and only the argument names it takes."""
     if set(body) - {"action", "args"}:
         raise ValueError("cmd body takes only action and args")
-    if body.get("action") not in CMD_ACTIONS:
+    action = body.get("action")
+    if action not in CMD_ARGS:
         raise ValueError(f"action must be one of {', '.join(CMD_ACTIONS)}")
     args = body.get("args", {})
     if not isinstance(args, dict):
         raise ValueError("args must be an object")
-    return {"action": body["action"], "args": args}
+    allowed = CMD_ARGS[action]
+    unknown = sorted(set(args) - set(allowed))
+    if unknown:
+        takes = ", ".join(allowed) or "no arguments"
+        raise ValueError(f"{action}: unknown argument {', '.join(unknown)} (takes {takes})")
+    bad = sorted(name for name, value in args.items() if not isinstance(value, str) or not value)
+    if bad:
+        raise ValueError(f"{action}: {', '.join(bad)} must be non-empty text")
+    return {"action": action, "args": args}
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +71,7 @@ class ConfigSwitch:
     restart: Callable[[], None]  # stop with outcome "restart": run() builds the new agent
     rotate_keys: Callable[[], None]  # the running config's [trust] keys take over
     committed: Callable[[], None]  # the staged config passed: it is now the last-known-good
+    local: Config  # the local file (its fingerprint is kept with a committed document)
     window_s: float
 
 
@@ -110,8 +128,10 @@ class Appliers:
                 "config ver %d refused: ver %d is still in its health window", doc.ver, staged.ver
             )
             return "apply_failed"
+        # What fails already is not the new config's fault (the health window compares).
+        before = health_problems(connected=True, devices=self._problems())
         try:
-            await asyncio.to_thread(sw.store.stage, doc.id, doc.ver, dict(doc.body))
+            await asyncio.to_thread(sw.store.stage, doc.id, doc.ver, dict(doc.body), before)
         except OSError as exc:
             log.error("could not stage config ver %d: %s", doc.ver, exc)
             return "apply_failed"
@@ -123,16 +143,22 @@ class Appliers:
         """After the window: ack `applied` and commit, or ack `rolled_back` and restart."""
         sw = self._switch
         await asyncio.sleep(sw.window_s)
-        problems = health_problems(
-            connected=self._session.connected_once(), devices=self._problems()
-        )
+        now = health_problems(connected=self._session.connected_once(), devices=self._problems())
+        problems = blame(staged.before, now)
+        if now and not problems:
+            log.warning(
+                "config ver %d: still failing as before the switch (not its fault): %s",
+                staged.ver,
+                "; ".join(f"{k}: {v}" for k, v in now.items()),
+            )
         # Ack and version first, the switch last: a crash in between re-runs the window (the
         # document stays pending) and at worst acks twice, never leaves it un-acked.
         status, reason = ("rolled_back", "health_failed") if problems else ("applied", None)
         if not problems:
             # Rotated keys take effect with the apply: before the ack can reach anyone.
             sw.rotate_keys()
-        await self._store_ack(config_ack(staged.doc_id, staged.ver, status, reason))
+        detail = "; ".join(problems) or None
+        await self._store_ack(config_ack(staged.doc_id, staged.ver, status, reason, detail))
         await asyncio.to_thread(
             self._state.applied, "config", f"dev:{sw.dev}", staged.ver, staged.doc_id
         )
@@ -145,7 +171,7 @@ class Appliers:
             await asyncio.to_thread(sw.store.drop)
             sw.restart()
             return
-        await asyncio.to_thread(sw.store.commit, staged)
+        await asyncio.to_thread(sw.store.commit, staged, sw.local)
         sw.committed()
         log.info("config ver %d applied", staged.ver)
         self._session.publish_reported()
@@ -172,7 +198,7 @@ class Appliers:
         elif action == "snapshot":
             role = self._role()
             if role is None:
-                return "apply_failed"
-            # A device without a camera raises DeviceError: the downlink acks apply_failed.
+                # Raised, not returned: the downlink acks apply_failed with this as the detail.
+                raise DeviceError("snapshot failed: this device has no working camera")
             await role.snapshot(doc.body.get("args", {}))
         return None

@@ -7,12 +7,13 @@ import asyncio
 import logging
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 
 from agent import __version__
+from agent.configctl import add_config_parser
 from agent.doctor.cli import add_doctor_parser
 from agent.errors import ConfigError
 from agent.ops.cli import add_ops_parser
+from agent.paths import expand
 from agent.provision import add_provision_parser
 
 
@@ -29,11 +30,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from agent import config, supervisor
 
     try:
-        cfg = config.load(Path(args.config))
+        cfg = config.load(expand(args.config))
     except ConfigError as exc:
         _print_problems(args.config, exc)
         return 2
-    return asyncio.run(supervisor.run(cfg))
+    return asyncio.run(supervisor.run(cfg, args.config))
 
 
 def _print_problems(path: str, exc: ConfigError) -> None:
@@ -43,14 +44,14 @@ def _print_problems(path: str, exc: ConfigError) -> None:
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
-    from agent import config
+    from agent import checkconfig
 
     try:
-        cfg = config.load(Path(args.file))
+        cfg = checkconfig.check_file(expand(args.file))
     except ConfigError as exc:
         _print_problems(args.file, exc)
         return 1
-    if not args.no_files:  # TLS files and credentials must exist and be readable (issue 13)
+    if not args.no_files:  # TLS files and credentials must exist and be readable
         from agent.doctor.files import unreadable
 
         if problems := unreadable(cfg):
@@ -83,6 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seconds", type=float, default=None, help="stop after this long")
     p.add_argument("--workdir", default=None, help="where to keep state (default: a temp dir)")
     p.set_defaults(func=_cmd_demo)
+    add_config_parser(sub)
     add_ops_parser(sub)
     add_doctor_parser(sub)
     add_provision_parser(sub)

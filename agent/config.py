@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from agent import credentials
 from agent.errors import ConfigError
 from agent.modes import MODES
+from agent.paths import UserPath
 from agent.patrol.config import ButtonsConfig, PatrolCameraConfig, PatrolConfig
 from agent.vision.config import AlarmHttpConfig, CameraList
 
@@ -30,7 +31,7 @@ class DeviceConfig(_Model):
     id: Annotated[str, Field(pattern=DEVICE_ID)]
     role: Literal["patrol", "camera_gateway"]
     zones: list[Annotated[str, Field(pattern=ZONE_ID)]] = []
-    state_dir: Path = Path("/var/lib/edge-agent")
+    state_dir: UserPath = Path("/var/lib/edge-agent")
     staff_id: str | None = None
 
 
@@ -40,11 +41,11 @@ class BrokerConfig(_Model):
     host: str = "127.0.0.1"
     port: Annotated[int, Field(ge=1, le=65535)] = 1883
     tls: bool = False
-    ca_file: Path | None = None
-    cert_file: Path | None = None
-    key_file: Path | None = None
+    ca_file: UserPath | None = None
+    cert_file: UserPath | None = None
+    key_file: UserPath | None = None
     username: str | None = None
-    password_file: Path | None = None
+    password_file: UserPath | None = None
     protocol: Literal[3, 5] = 5
     keepalive_s: Annotated[int, Field(ge=5, le=3600)] = 30
     connect_timeout_s: Annotated[float, Field(gt=0, le=120)] = 10.0

@@ -10,23 +10,23 @@ from typing import Any
 from agent import __version__
 from agent.app import Agent, OtaContext
 from agent.config import Config
-from agent.ota import MAX_STARTS_WHILE_PENDING, ConfigStore, Staged, config_ack
+from agent.ota import MAX_STARTS_WHILE_PENDING, ConfigStore, Staged, config_ack, describe
 from agent.state import DocState
 from agent.systemd import agent_watchdog
 
 log = logging.getLogger(__name__)
 
 
-def _give_up(store: ConfigStore, local: Config, staged: Staged) -> dict[str, Any]:
+def _give_up(store: ConfigStore, local: Config, staged: Staged, why: str) -> dict[str, Any]:
     """Roll back a staged config that cannot run; remember its ver; return its ack."""
     DocState(local.device.state_dir).applied(
         "config", f"dev:{local.device.id}", staged.ver, staged.doc_id
     )
     store.drop()
-    return config_ack(staged.doc_id, staged.ver, "rolled_back", "apply_failed")
+    return config_ack(staged.doc_id, staged.ver, "rolled_back", "apply_failed", why)
 
 
-async def run(local: Config) -> int:
+async def run(local: Config, source: str = "(given)") -> int:
     """Run until SIGTERM/SIGINT, rebuilding the agent on a config switch; the exit code."""
     loop = asyncio.get_running_loop()
     store = ConfigStore(local.device.state_dir)
@@ -35,7 +35,8 @@ async def run(local: Config) -> int:
         cfg, staged, lkg = store.effective(local)
         if staged is not None and (staged.starts >= MAX_STARTS_WHILE_PENDING or cfg is lkg):
             log.error("config ver %d cannot run; back to the last-known-good", staged.ver)
-            acks.append(_give_up(store, local, staged))
+            why = "agent restarted too often" if cfg is not lkg else "invalid with the local file"
+            acks.append(_give_up(store, local, staged, why))
             cfg, staged = lkg, None
         elif staged is not None:
             staged = store.started(staged)
@@ -47,16 +48,20 @@ async def run(local: Config) -> int:
                 for sig in (signal.SIGTERM, signal.SIGINT):
                     loop.add_signal_handler(sig, agent.stop)
                 log.info(
-                    "edge-agent %s running as %s (%s)", __version__, cfg.device.id, cfg.device.role
+                    "edge-agent %s running as %s (%s): %s",
+                    __version__,
+                    cfg.device.id,
+                    cfg.device.role,
+                    describe(source, agent.config_ver, staged),
                 )
                 await agent.wait()
                 log.info("shutting down (%s)", agent.outcome)
-        except Exception:
+        except Exception as exc:
             # The supervisor's one broad catch: a staged config that cannot even start.
             if staged is None:
                 raise
             log.exception("agent failed to start with config ver %d; rolling back", staged.ver)
-            acks.append(_give_up(store, local, staged))
+            acks.append(_give_up(store, local, staged, f"agent failed to start: {exc}"))
             continue
         finally:
             for sig in (signal.SIGTERM, signal.SIGINT):

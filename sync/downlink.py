@@ -139,6 +139,10 @@ class Downlink:
         if msg.topic == f"{envelope.PREFIX}/central/state":
             self._central(msg.payload)
             return
+        if not msg.payload:
+            # Central cleared a retained document (`ops retract`): nothing to verify or ack.
+            log.info("retained document on %s cleared by central", msg.topic)
+            return
         typ = doc_type(trust.dev, msg.topic)
         if typ is None:
             log.warning("message on unexpected topic %s ignored", msg.topic)
@@ -158,12 +162,13 @@ class Downlink:
             return
         applier = self._appliers.get(typ)
         failure = "apply_failed" if applier is None else None
+        detail: str | None = None
         if applier is not None:
             try:
                 failure = await applier(result)
             except self._apply_errors as exc:
                 log.error("applying %s ver %d failed: %s", typ, result.ver, exc)
-                failure = "apply_failed"
+                failure, detail = "apply_failed", str(exc)
         if failure == DEFERRED:
             log.info("%s ver %d staged; acked after its health window", typ, result.ver)
         elif failure is None:
@@ -174,7 +179,7 @@ class Downlink:
             await self._ack(result.id, typ, result.ver, "applied", None)
             self._on_applied()
         else:
-            await self._ack(result.id, typ, result.ver, "rolled_back", failure)
+            await self._ack(result.id, typ, result.ver, "rolled_back", failure, detail)
 
     async def _refused(self, typ: str, msg: Inbound, refusal: Refusal) -> None:
         if refusal.status == "duplicate" and msg.retained:
@@ -191,12 +196,21 @@ class Downlink:
             refusal.reason,
             refusal.detail,
         )
-        await self._ack(refusal.ref, typ, refusal.ver, refusal.status, refusal.reason)
+        detail = refusal.detail if refusal.status == "rejected" else None
+        await self._ack(refusal.ref, typ, refusal.ver, refusal.status, refusal.reason, detail)
 
     async def _ack(
-        self, ref: str | None, typ: str, ver: int | None, status: str, reason: str | None
+        self,
+        ref: str | None,
+        typ: str,
+        ver: int | None,
+        status: str,
+        reason: str | None,
+        detail: str | None = None,
     ) -> None:
-        body = envelope.ack_body(ref=ref, typ=typ, ver=ver, status=status, reason=reason)
+        body = envelope.ack_body(
+            ref=ref, typ=typ, ver=ver, status=status, reason=reason, detail=detail
+        )
         await self._store_ack(body)
 
     def _central(self, payload: bytes) -> None:

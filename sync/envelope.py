@@ -92,22 +92,24 @@ def birth(
     config_ver: int | None,
     tasks_ver: int | None,
     mode: str,
+    zones: list[str] | None = None,
 ) -> bytes:
-    """The §5 birth payload."""
-    return dumps(
-        {
-            "v": 1,
-            "online": True,
-            "bdseq": bdseq,
-            "boot": boot,
-            "ts": ts,
-            "agent": agent,
-            "role": role,
-            "config_ver": config_ver,
-            "tasks_ver": tasks_ver,
-            "mode": mode,
-        }
-    )
+    """The §5 birth payload; `zones` (proposed, docs/protocol.md) lets central target fleets."""
+    body: dict[str, Any] = {
+        "v": 1,
+        "online": True,
+        "bdseq": bdseq,
+        "boot": boot,
+        "ts": ts,
+        "agent": agent,
+        "role": role,
+        "config_ver": config_ver,
+        "tasks_ver": tasks_ver,
+        "mode": mode,
+    }
+    if zones is not None:
+        body["zones"] = zones
+    return dumps(body)
 
 
 def offline(bdseq: int, reason: str) -> bytes:
@@ -125,7 +127,16 @@ def reported(
 
 
 def ack_body(
-    *, ref: str | None, typ: str, ver: int | None, status: str, reason: str | None
+    *,
+    ref: str | None,
+    typ: str,
+    ver: int | None,
+    status: str,
+    reason: str | None,
+    detail: str | None = None,
 ) -> dict[str, Any]:
-    """The §6 ack body."""
-    return {"ref": ref, "typ": typ, "ver": ver, "status": status, "reason": reason}
+    """The §6 ack body; `detail` (proposed, docs/protocol.md) says what failed, when known."""
+    body: dict[str, Any] = {"ref": ref, "typ": typ, "ver": ver, "status": status, "reason": reason}
+    if detail:
+        body["detail"] = detail[:300]  # an ack is priority 1: keep it small
+    return body

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -35,3 +36,13 @@ def shared_data() -> Path:
             f"real-world captures not found at {SHARED_DATA} (CI has them; a clone does not)"
         )
     return SHARED_DATA
+
+
+@pytest.fixture
+async def ops(broker: Broker, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Any:
+    """`edge-agent ops` against `broker`, with a fresh signing key the agents trust."""
+    from tests.test_ops_e2e import Ops
+
+    o = Ops(broker, tmp_path, capsys)
+    await o.keygen()
+    return o

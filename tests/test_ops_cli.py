@@ -144,9 +144,12 @@ def test_set_mode_and_cmd_dry_runs(capsys: pytest.CaptureFixture[str], key: list
     assert r["topic"] == "grid/v1/zone/ruyihu/desired/mode"
     assert r["payload"]["body"] == {"mode": "emergency", "reason": "flood"}
     assert (r["payload"]["ver"], r["payload"]["target"]) == (42, {"zone": "ruyihu"})
-    r = dry(capsys, "cmd", "pd-0042", "snapshot", "--arg", "camera=cam-1", "--arg", "n=2", *key)
+    r = dry(capsys, "cmd", "pd-0042", "snapshot", "--arg", "camera_id=cam-1", *key)
     assert r["topic"] == "grid/v1/pd-0042/cmd" and r["retain"] is False
-    assert r["payload"]["body"] == {"action": "snapshot", "args": {"camera": "cam-1", "n": 2}}
+    assert r["payload"]["body"] == {"action": "snapshot", "args": {"camera_id": "cam-1"}}
+    # Trap: `--arg camera=` (as the docs once said) was silently ignored by the device.
+    code, _, err = run(capsys, "cmd", "pd-0042", "snapshot", "--arg", "camera=cam-1", *key)
+    assert code == 2 and "unknown argument camera (takes camera_id)" in err
 
 
 def test_push_errors_exit_2_with_a_reason(
@@ -289,7 +292,7 @@ def test_device_rows_prefer_the_newer_of_birth_and_reported() -> None:
     )
     assert [r.dev for r in rows] == ["pd-1", "pd-2"]
     one, two = rows
-    assert (one.online, one.agent, one.tasks_ver, one.mode, one.mode_scope, one.last_seen_ms) == (
+    assert (one.online, one.agent, one.tasks_ver, one.mode, one.mode_scope, one.state_ts) == (
         True,
         "0.1.0",
         9,
@@ -297,4 +300,5 @@ def test_device_rows_prefer_the_newer_of_birth_and_reported() -> None:
         "zone:ruyihu",
         2000,
     )
+    assert one.last_seen_ms is None  # retained messages say nothing about being alive now
     assert (two.online, two.reason, two.bdseq, two.mode) == (False, "lost", 7, None)

@@ -57,21 +57,15 @@ class Ops:
     async def keygen(self) -> None:
         code, out = await self("keygen", "--out", str(self.key), "--kid", "ops-2026a", broker=False)
         assert code == 0, out
-        # The staff paste this block into the device config; the test does the same.
-        self.trust = tomllib.loads(out[out.index("[[trust.ops_keys]]") :])["trust"]
+        # The staff paste this line into the device config's [trust]; the test does the same.
+        line = next(ln for ln in out.splitlines() if ln.startswith("ops_keys = "))
+        self.trust = tomllib.loads(line)
 
     def signing(self) -> list[str]:
         return ["--signing-key", str(self.key), "--kid", "ops-2026a"]
 
     def config(self, **sections: Any) -> Config:
         return make_config(self.dir / "state", int(self.port), trust=self.trust, **sections)
-
-
-@pytest.fixture
-async def ops(broker: Broker, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Ops:
-    o = Ops(broker, tmp_path, capsys)
-    await o.keygen()
-    return o
 
 
 @pytest.fixture
@@ -134,7 +128,7 @@ async def test_push_tasks_from_imported_csv_is_applied(ops: Ops, watcher: Watche
             ),
             what="reported tasks_ver",
         )
-        code, out = await ops("devices", "--json")
+        code, out = await ops("devices", "--json", "--listen", "0")
         assert code == 0, out
         [row] = [r for r in json.loads(out) if r["dev"] == DEV]
         assert (row["online"], row["agent"], row["role"]) == (True, __version__, "patrol")
@@ -146,7 +140,7 @@ async def test_push_tasks_from_imported_csv_is_applied(ops: Ops, watcher: Watche
             "push-tasks", DEV, "--file", str(tasks), *ops.signing(), "--ver", str(ver)
         )
         assert code == 1 and "duplicate" in out
-    code, out = await ops("devices", "--json")
+    code, out = await ops("devices", "--json", "--listen", "0")
     [row] = [r for r in json.loads(out) if r["dev"] == DEV]
     assert (row["online"], row["reason"]) == (False, "shutdown")
 
@@ -159,7 +153,7 @@ async def test_zone_emergency_with_expiry(ops: Ops, watcher: Watcher) -> None:
         assert code == 0 and "applied" in out, out
         assert agent.modes.current.name == "emergency"
         assert agent.modes.current.scope == "zone:ruyihu"
-        code, out = await ops("devices", "--json")
+        code, out = await ops("devices", "--json", "--listen", "0")
         [row] = [r for r in json.loads(out) if r["dev"] == DEV]
         assert (row["mode"], row["mode_scope"]) == ("emergency", "zone:ruyihu")
         await wait_until(lambda: agent.modes.current.name == "normal", what="emergency expired")
@@ -302,8 +296,10 @@ def doctor(src: Path, dst: Path, incident_seq: int, media_id: str) -> None:
     (dst / "grid-doctored.jsonl").write_text("\n".join(lines) + "\n")
 
 
-async def test_watch_archive_then_verify(ops: Ops, broker: Broker, tmp_path: Path) -> None:
-    arch = tmp_path / "archive"
+async def start_archiving(
+    broker: Broker, arch: Path
+) -> tuple[asyncio.Task[int], threading.Event, watch.Archive]:
+    """`ops watch --archive` in a thread, subscribed when this returns: (task, stop, archive)."""
     stop, ready = threading.Event(), threading.Event()
     archive = watch.Archive(arch)
     client = OpsClient(load_ops_config(None).broker.model_copy(update={"port": broker.port}))
@@ -320,6 +316,12 @@ async def test_watch_archive_then_verify(ops: Ops, broker: Broker, tmp_path: Pat
 
     task = asyncio.create_task(asyncio.to_thread(watching))
     await asyncio.to_thread(ready.wait, 10)
+    return task, stop, archive
+
+
+async def test_watch_archive_then_verify(ops: Ops, broker: Broker, tmp_path: Path) -> None:
+    arch = tmp_path / "archive"
+    task, stop, archive = await start_archiving(broker, arch)
     tasks = await import_tasks(ops)
     async with Agent(ops.config(), clock=synced()) as agent:
         await running(agent)

@@ -29,7 +29,7 @@ def test_keygen_writes_a_private_pkcs8_key(tmp_path: Path) -> None:
 
 def test_printed_entry_is_what_the_agent_trusts(tmp_path: Path) -> None:
     pub = keys.keygen(tmp_path / "ops.pem", "ops-2026a")
-    trust = tomllib.loads(pub.trust_toml())["trust"]
+    trust = tomllib.loads(pub.trust_toml())
     cfg = parse({"device": {"id": "pd-1", "role": "patrol"}, "trust": trust})
     verifier = trusted_keys(cfg)["ops-2026a"]
     key = keys.load_private_key(tmp_path / "ops.pem")
@@ -89,3 +89,19 @@ def test_bad_kids_are_refused(tmp_path: Path, kid: str) -> None:
     with pytest.raises(ConfigError, match="kid"):
         keys.keygen(tmp_path / "ops.pem", kid)
     assert not (tmp_path / "ops.pem").exists()
+
+
+@pytest.mark.parametrize("shipped", ["patrol.toml", "camera_gateway.toml"])
+def test_printed_lines_fit_the_shipped_configs(tmp_path: Path, shipped: str) -> None:
+    # Trap: keygen printed a [[trust.ops_keys]] block, which breaks the shipped configs'
+    # inline `ops_keys = [...]` when pasted. Now: an item for the list, or the whole line.
+    pub = keys.keygen(tmp_path / "ops.pem", "ops-2026b")
+    text = (Path(__file__).parents[1] / "configs" / shipped).read_text()
+    added = text.replace("ops_keys = [", f"ops_keys = [{pub.entry()}, ", 1)
+    kids = [k["kid"] for k in tomllib.loads(added)["trust"]["ops_keys"]]
+    assert kids == ["ops-2026b", "ops-2026a"]
+    line = next(ln for ln in text.splitlines() if ln.startswith("ops_keys = "))
+    replaced = text.replace(line, pub.trust_toml().strip())
+    assert tomllib.loads(replaced)["trust"]["ops_keys"] == [
+        {"kid": "ops-2026b", "public_key": pub.public_key}
+    ]

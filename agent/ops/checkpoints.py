@@ -18,6 +18,8 @@ CSV_COLUMNS = ("id", "name", "lat", "lon", "radius_m", "dwell_s", "tags", "photo
 _REQUIRED = ("id", "lat", "lon")
 _TRUE = {"true", "yes", "y", "1"}
 _FALSE = {"false", "no", "n", "0", ""}
+_TAG_SPLIT = re.compile(r"[;,|\s]+")
+_DELIMITERS = ",;\t"
 _PATH = re.compile(r"^tasks\[(\d+)\]\.checkpoints\[(\d+)\](.*)$")
 
 
@@ -59,8 +61,11 @@ def _number(value: object, where: str, field: str) -> float:
 
 
 def _text_number(value: str, where: str, field: str) -> float:
+    text = value.strip()
+    if "," in text and "." not in text:
+        text = text.replace(",", ".")  # decimal comma, as semicolon CSV exports write numbers
     try:
-        number = float(value)
+        number = float(text)
     except ValueError:
         raise ConfigError([(where, f"{field} must be a number, not {value!r}")]) from None
     return _number(number, where, field)
@@ -70,7 +75,8 @@ def _tags(value: object, where: str) -> list[str]:
     if value is None:
         return []
     if isinstance(value, str):
-        items: list[object] = [t for t in (p.strip() for p in value.split(";")) if t]
+        # Hex UIDs hold none of these, so any of them can separate tags.
+        items: list[object] = [t for t in _TAG_SPLIT.split(value) if t]
     elif isinstance(value, list):
         items = list(value)
     else:
@@ -145,10 +151,45 @@ def from_geojson(text: str, defaults: Defaults = Defaults()) -> list[Imported]:
     return out
 
 
+def checkpoint_from(
+    where: str,
+    ident: str,
+    name: str,
+    lat: str,
+    lon: str,
+    fields: dict[str, str],
+    defaults: Defaults,
+) -> Imported:
+    """A checkpoint from text cells (CSV, KML); empty optional cells take the defaults."""
+    radius, dwell = fields.get("radius_m", ""), fields.get("dwell_s", "")
+    cp = {
+        "id": ident,
+        "name": name or ident,
+        "lat": _text_number(lat, where, "lat"),
+        "lon": _text_number(lon, where, "lon"),
+        "radius_m": _text_number(radius, where, "radius_m") if radius else defaults.radius_m,
+        "dwell_s": _text_number(dwell, where, "dwell_s") if dwell else defaults.dwell_s,
+        "tags": _tags(fields.get("tags", ""), where),
+        "photo": _photo(fields.get("photo", ""), where, defaults.photo),
+    }
+    return Imported(where, cp)
+
+
+def _dialect(text: str) -> type[csv.Dialect] | csv.Dialect:
+    """Comma, semicolon or tab separated: sniffed from the first lines (Excel in many locales
+    writes `;`); a file too small to tell is read as comma separated."""
+    sample = "\n".join(text.splitlines()[:20])
+    try:
+        return csv.Sniffer().sniff(sample, delimiters=_DELIMITERS)
+    except csv.Error:
+        return csv.excel
+
+
 def from_csv(text: str, defaults: Defaults = Defaults()) -> list[Imported]:
-    """CSV with a header of id,name,lat,lon,radius_m,dwell_s,tags,photo (tags split on ';')."""
-    reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff")))
-    header = [h.strip() for h in (reader.fieldnames or [])]
+    """CSV with a header of id,name,lat,lon,radius_m,dwell_s,tags,photo; `,` `;` or tab."""
+    text = text.lstrip("\ufeff")
+    reader = csv.DictReader(io.StringIO(text), dialect=_dialect(text))
+    header = [h.strip().lower() for h in (reader.fieldnames or [])]
     if not header:
         raise ConfigError([("line 1", "no header row")])
     unknown = [h for h in header if h not in CSV_COLUMNS]
@@ -170,19 +211,10 @@ def from_csv(text: str, defaults: Defaults = Defaults()) -> list[Imported]:
             continue  # a blank line
         if not cells["id"]:
             raise ConfigError([(where, "id is empty")])
-        radius = cells.get("radius_m", "")
-        dwell = cells.get("dwell_s", "")
-        cp = {
-            "id": cells["id"],
-            "name": cells.get("name") or cells["id"],
-            "lat": _text_number(cells["lat"], where, "lat"),
-            "lon": _text_number(cells["lon"], where, "lon"),
-            "radius_m": _text_number(radius, where, "radius_m") if radius else defaults.radius_m,
-            "dwell_s": _text_number(dwell, where, "dwell_s") if dwell else defaults.dwell_s,
-            "tags": _tags(cells.get("tags", ""), where),
-            "photo": _photo(cells.get("photo", ""), where, defaults.photo),
-        }
-        out.append(Imported(where, cp))
+        name = cells.get("name", "")
+        out.append(
+            checkpoint_from(where, cells["id"], name, cells["lat"], cells["lon"], cells, defaults)
+        )
     if not out:
         raise ConfigError([("csv", "has no checkpoint rows")])
     return out

@@ -16,21 +16,29 @@ from typing import Any
 from rich.console import Console
 from rich.markup import escape
 
+from agent.appliers import CMD_ACTIONS
 from agent.errors import ConfigError, LinkError
-from agent.ops import checkpoints, devices, documents, keys, streamcheck, verify_cmd, watch
+from agent.ops import (
+    checkpoints,
+    devices,
+    importcmd,
+    keys,
+    media,
+    pushcmd,
+    streamcheck,
+    verify_cmd,
+    watch,
+)
 from agent.ops.mqtt import (
     EXIT_INPUT,
     EXIT_LINK,
     EXIT_REFUSED,
     OpsClient,
-    ack_report,
     broker_flags,
-    push,
     settings,
     signing_flags,
 )
-from sync.envelope import uuid7
-from sync.verify import sign
+from agent.paths import expand
 
 log = logging.getLogger(__name__)
 
@@ -91,128 +99,47 @@ def _read_data(path: Path) -> Any:
         raise ConfigError([(str(path), f"cannot parse: {exc}")]) from None
 
 
-# ----- pushing documents ---------------------------------------------------------------------
-def _push(
-    args: argparse.Namespace,
-    typ: str,
-    target: documents.DocTarget,
-    body: dict[str, Any],
-    expect: Sequence[str],
-) -> int:
-    """Sign locally, publish, wait for the acks of `expect`; the exit code says how it went."""
-    cfg = settings(args)
-    if cfg.signing.key_file is None or cfg.signing.kid is None:
-        raise ConfigError([("signing", "give --signing-key and --kid (or [signing] in ops.toml)")])
-    key = keys.load_private_key(cfg.signing.key_file)
-    now = _now_ms()
-    exp = documents.parse_expires(args.expires, now)
-    doc = documents.prepare(typ, target, body, now_ms=now, doc_id=uuid7(now), ver=args.ver, exp=exp)
-    raw = sign(doc.payload, cfg.signing.kid, key)
-    documents.check_size(raw)
-    out = _out()
-    if args.dry_run:
-        dry = {"topic": doc.topic, "retain": doc.retain, "payload": doc.payload}
-        out.print(json.dumps({**dry, "document": raw.decode()}), soft_wrap=True, markup=False)
-        return 0
-    acks = push(
-        cfg.broker,
-        doc,
-        raw,
-        expect=[] if args.no_wait else expect,
-        timeout=args.timeout,
-        console=out,
-        client_id=args.client_id,
-    )
-    return ack_report(out, doc, expect, acks, args.timeout) if expect and not args.no_wait else 0
-
-
+# ----- pushing documents (agent/ops/pushcmd.py) ----------------------------------------------
 def _cmd_push_config(args: argparse.Namespace) -> int:
-    data = _read_data(Path(args.file))
-    if not isinstance(data, dict):
-        raise ConfigError([(args.file, "must hold a table/object of config sections")])
-    body, removed = documents.config_body(data, args.device)
-    if removed:
-        _err().print(f"left out (local-only, never sent): {', '.join(removed)}")
-    return _push(args, "config", documents.DocTarget(dev=args.device), body, [args.device])
+    return pushcmd.cmd_push_config(args, _read_data)
 
 
 def _cmd_push_tasks(args: argparse.Namespace) -> int:
-    body = documents.tasks_body(_read_data(Path(args.file)))
-    return _push(args, "tasks", documents.DocTarget(dev=args.device), body, [args.device])
-
-
-def _cmd_set_mode(args: argparse.Namespace) -> int:
-    target = documents.DocTarget(dev=args.dev, zone=args.zone)
-    expect = [args.dev] if args.dev else list(args.expect or [])
-    if not expect:
-        # Every device of the zone acks on its own topic; nobody to wait for unless named.
-        _err().print("zone document: not waiting for acks (name devices with --expect)")
-    return _push(args, "mode", target, documents.mode_body(args.mode, args.reason), expect)
-
-
-def _cmd_cmd(args: argparse.Namespace) -> int:
-    cmd_args: dict[str, Any] = {}
-    for item in args.arg or []:
-        name, sep, value = item.partition("=")
-        if not sep or not name:
-            raise ValueError(f"--arg {item!r} is not KEY=VALUE")
-        try:
-            cmd_args[name] = json.loads(value)
-        except ValueError:
-            cmd_args[name] = value  # plain text needs no JSON quoting
-    body = documents.cmd_body(args.action, cmd_args)
-    return _push(args, "cmd", documents.DocTarget(dev=args.device), body, [args.device])
+    return pushcmd.cmd_push_tasks(args, _read_data)
 
 
 # ----- keys, import ---------------------------------------------------------------------------
 def _cmd_keygen(args: argparse.Namespace) -> int:
-    pub = keys.keygen(Path(args.out), args.kid, force=args.force)
+    pub = keys.keygen(expand(args.out), args.kid, force=args.force)
     out = _out()
     out.print(f"private key written to {args.out} (mode 0600): keep it on this machine only")
-    out.print("add this to the config of every device that must accept it:\n", markup=False)
-    out.print(pub.trust_toml(), markup=False)
+    out.print(
+        "in the [trust] section of every device that must accept it, add this item to the "
+        "ops_keys list (or, with no keys yet, use the whole line):\n",
+        markup=False,
+    )
+    out.print(pub.entry(), markup=False, soft_wrap=True)
+    out.print(pub.trust_toml(), markup=False, soft_wrap=True)
     return 0
 
 
 def _cmd_import(args: argparse.Namespace) -> int:
-    path = Path(args.file)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError([(str(path), f"cannot read: {exc.strerror}")]) from None
-    fmt = args.format or ("csv" if path.suffix.lower() == ".csv" else "geojson")
-    defaults = checkpoints.Defaults(args.radius, args.dwell, args.photo)
-    points = (checkpoints.from_csv if fmt == "csv" else checkpoints.from_geojson)(text, defaults)
-    now = _now_ms()
-    start = documents.parse_time_ms(args.start, now) if args.start else now
-    end = documents.parse_time_ms(args.end, start) if args.end else start + DAY_MS
-    spec = checkpoints.TaskSpec(args.task_id, args.task_name, args.staff, start, end, args.order)
-    existing = _read_data(Path(args.into)) if args.into else None
-    if existing is not None and not isinstance(existing, dict):
-        raise ConfigError([(args.into, "must hold a tasks body object")])
-    body = checkpoints.tasks_body(spec, points, existing)
-    text_out = json.dumps(body, ensure_ascii=False, indent=2) + "\n"
-    if args.out:
-        Path(args.out).write_text(text_out, encoding="utf-8")
-        _err().print(f"{len(points)} checkpoints -> task {args.task_id} in {args.out}")
-    else:
-        sys.stdout.write(text_out)
-    return 0
+    return importcmd.cmd_import(args, _read_data)
 
 
 # ----- central views -------------------------------------------------------------------------
 def _cmd_devices(args: argparse.Namespace) -> int:
     cfg = settings(args)
     with OpsClient(cfg.broker, args.client_id) as client:
-        got = devices.collect(client, args.wait)
-    rows = devices.rows((m.topic, m.payload) for m in got)
-    devices.render(rows, _out(), _now_ms(), args.json)
+        got = devices.collect(client, args.wait, listen_s=args.listen)
+    now = _now_ms()
+    devices.render(devices.rows(got, now), _out(), now, args.json)
     return 0
 
 
 def _cmd_watch(args: argparse.Namespace) -> int:
     cfg = settings(args)
-    archive = watch.Archive(Path(args.archive)) if args.archive else None
+    archive = watch.Archive(expand(args.archive)) if args.archive else None
     try:
         with OpsClient(cfg.broker, args.client_id) as client:
             watch.run_watch(
@@ -237,14 +164,48 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     first = args.from_seq or ("1" if args.archive else "auto")
     from_seq = None if first == "auto" else int(first)
     if args.archive:
-        messages = verify_cmd.from_archive(Path(args.archive))
+        messages = verify_cmd.from_archive(expand(args.archive))
     else:
         cfg = settings(args)
         with OpsClient(cfg.broker, args.client_id) as client:
             messages = verify_cmd.capture(client, args.device, args.seconds)
     report = streamcheck.check(args.device, messages, from_seq=from_seq)
+    if report.received == 0:
+        # Nothing to check is not "clean": the device is silent, offline, or the id is wrong.
+        where = f"in {args.archive}" if args.archive else f"in {args.seconds:g} s"
+        _err().print(
+            f"[red]no messages from {escape(args.device)} {where}[/]: nothing was checked "
+            "(is the id right? `ops devices` lists the devices the broker knows)"
+        )
+        return EXIT_REFUSED
     verify_cmd.render(report, _out(), args.json)
     return 0 if report.ok else EXIT_REFUSED
+
+
+def _cmd_media(args: argparse.Namespace) -> int:
+    out = _out()
+    if args.archive:
+        messages = [m for m in watch.read_archive(expand(args.archive))]
+        saved = media.run_media(
+            messages,
+            client=None,
+            device=args.device,
+            out_dir=expand(args.out),
+            seconds=None,
+            console=out,
+        )
+    else:
+        cfg = settings(args)
+        with OpsClient(cfg.broker, args.client_id) as client:
+            saved = media.run_media(
+                None,
+                client=client,
+                device=args.device,
+                out_dir=expand(args.out),
+                seconds=args.seconds,
+                console=out,
+            )
+    return 0 if saved else EXIT_REFUSED
 
 
 # ----- parser --------------------------------------------------------------------------------
@@ -299,7 +260,7 @@ def add_ops_parser(subparsers: Any) -> None:
         signing,
         doc,
     )
-    p.add_argument("device")
+    pushcmd.add_targets(p)
     p.add_argument(
         "--file", required=True, help="config as TOML or .json (local-only keys are left out)"
     )
@@ -312,19 +273,19 @@ def add_ops_parser(subparsers: Any) -> None:
         signing,
         doc,
     )
-    p.add_argument("device")
+    pushcmd.add_targets(p)
     p.add_argument("--file", required=True, help="tasks body JSON (see import-checkpoints)")
 
     p = add(
         "set-mode",
-        _cmd_set_mode,
+        pushcmd.cmd_set_mode,
         "sign and push a work mode for a device or a zone",
         broker,
         signing,
         doc,
     )
     p.add_argument("mode", choices=("normal", "holiday", "major_event", "emergency"))
-    where = p.add_mutually_exclusive_group(required=True)
+    where = p.add_mutually_exclusive_group()
     where.add_argument("--dev", help="device id")
     where.add_argument("--zone", help="zone id, e.g. ruyihu.cbd")
     p.add_argument("--reason", required=True, help="why (kept with the mode on the device)")
@@ -332,17 +293,43 @@ def add_ops_parser(subparsers: Any) -> None:
         "--expect",
         action="append",
         metavar="DEVICE",
-        help="with --zone: wait for this device's ack (repeatable)",
+        help="with --zone: also wait for this device's ack (the zone's devices are awaited)",
     )
+    pushcmd.add_targets(p, positional=False)
 
-    p = add("cmd", _cmd_cmd, "sign and send a one-off command", broker, signing, doc)
+    p = add("cmd", pushcmd.cmd_cmd, "sign and send a one-off command", broker, signing, doc)
     p.add_argument("device")
-    p.add_argument("action", choices=documents.CMD_ACTIONS)
-    p.add_argument("--arg", action="append", metavar="KEY=VALUE", help="command argument")
+    p.add_argument("action", choices=CMD_ACTIONS)
+    p.add_argument(
+        "--arg",
+        action="append",
+        metavar="KEY=VALUE",
+        help="command argument, e.g. snapshot --arg camera_id=cam-2 (unknown names refused)",
+    )
+    pushcmd.add_targets(p, positional=False)
 
-    p = add("import-checkpoints", _cmd_import, "GeoJSON points or CSV -> a tasks body")
-    p.add_argument("file", help=f"GeoJSON, or CSV with columns {','.join(checkpoints.CSV_COLUMNS)}")
-    p.add_argument("--format", choices=("geojson", "csv"), help="default: from the file name")
+    p = add(
+        "retract",
+        pushcmd.cmd_retract,
+        "remove a retained document from the broker (e.g. sent to a mistyped device id)",
+        broker,
+    )
+    where = p.add_mutually_exclusive_group(required=True)
+    where.add_argument("device", nargs="?")
+    where.add_argument("--zone", help="the zone's mode document")
+    p.add_argument("--typ", choices=("config", "tasks", "mode"), help="default: all three")
+
+    p = add("import-checkpoints", _cmd_import, "CSV, GeoJSON or KML points -> a tasks body")
+    p.add_argument(
+        "file",
+        help=f"CSV (comma/semicolon/tab) with columns {','.join(checkpoints.CSV_COLUMNS)}; "
+        "GeoJSON or KML points",
+    )
+    p.add_argument(
+        "--format",
+        choices=("geojson", "csv", "kml"),
+        help="default: from the file name, else the content",
+    )
     p.add_argument("--task-id", required=True)
     p.add_argument("--task-name", required=True)
     p.add_argument("--staff", default=None, help="staff id (default: any)")
@@ -355,9 +342,16 @@ def add_ops_parser(subparsers: Any) -> None:
     p.add_argument("--into", metavar="JSON", help="add to (or replace in) this tasks body")
     p.add_argument("--out", metavar="JSON", help="write here (default stdout)")
 
-    p = add("devices", _cmd_devices, "list devices from their retained state", broker)
+    p = add("devices", _cmd_devices, "devices: state, last status, health, trouble", broker)
     p.add_argument(
         "--wait", type=float, default=3.0, help="at most this long for retained messages"
+    )
+    p.add_argument(
+        "--listen",
+        type=float,
+        default=5.0,
+        help="then listen this long to live traffic (status, births, acks); longer than the "
+        "status interval to see every device's status",
     )
     p.add_argument("--json", action="store_true")
 
@@ -367,6 +361,13 @@ def add_ops_parser(subparsers: Any) -> None:
     p.add_argument("--seconds", type=float, help="stop after this long (default: Ctrl-C)")
     p.add_argument("--status", action="store_true", help="show status messages too")
     p.add_argument("--rows", type=int, default=30, help="rows kept in the live table")
+
+    p = add("media", _cmd_media, "save photos and snapshots as files with their metadata", broker)
+    p.add_argument("--device", help="only this device")
+    p.add_argument("--out", required=True, metavar="DIR", help="writes DIR/DEVICE/MEDIA_ID.jpg")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--archive", metavar="DIR", help="a watch --archive directory")
+    src.add_argument("--seconds", type=float, help="collect live for this long")
 
     p = add(
         "verify", _cmd_verify, "check a device's stream: dedupe, gaps, hash chain, media", broker

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from agent.appliers import validate_cmd_body
 from agent.config import parse
 from agent.errors import ConfigError
 from agent.modes import MODES
@@ -18,7 +19,6 @@ from sync.verify import MAX_DOWN_PAYLOAD
 
 DEVICE_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 ZONE_ID = re.compile(r"^[a-z0-9][a-z0-9_-]*(\.[a-z0-9][a-z0-9_-]*)*$")
-CMD_ACTIONS = ("rebirth", "status_now", "snapshot")
 _UNITS_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
 _DURATION = re.compile(r"^(\d+)(ms|s|m|h|d)$")
 # Anything this large is an absolute epoch-ms time, not a count of seconds (year 1973 onwards).
@@ -157,10 +157,8 @@ def mode_body(mode: str, reason: str) -> dict[str, str]:
 
 
 def cmd_body(action: str, args: Mapping[str, Any]) -> dict[str, Any]:
-    """The §6 cmd body."""
-    if action not in CMD_ACTIONS:
-        raise ValueError(f"action must be one of {', '.join(CMD_ACTIONS)}")
-    return {"action": action, "args": dict(args)}
+    """The §6 cmd body, checked as the device checks it (unknown argument names refused)."""
+    return validate_cmd_body({"action": action, "args": dict(args)})
 
 
 def tasks_body(data: object) -> dict[str, Any]:

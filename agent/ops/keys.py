@@ -30,9 +30,13 @@ class PublicKey:
     kid: str
     public_key: str
 
+    def entry(self) -> str:
+        """The key as one inline-table item of the `[trust]` section's `ops_keys = [...]` list."""
+        return f'{{ kid = "{self.kid}", public_key = "{self.public_key}" }}'
+
     def trust_toml(self) -> str:
-        """A `[[trust.ops_keys]]` entry to paste into the agent's config."""
-        return f'[[trust.ops_keys]]\nkid = "{self.kid}"\npublic_key = "{self.public_key}"\n'
+        """The `ops_keys` line of `[trust]`, inline as the shipped configs write it."""
+        return f"ops_keys = [{self.entry()}]\n"
 
 
 def public_of(key: Ed25519PrivateKey, kid: str) -> PublicKey:

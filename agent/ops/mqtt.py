@@ -20,13 +20,10 @@ from typing import Any
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from rich.console import Console
-from rich.table import Table
-from rich.text import Text
 
 from agent.config import BrokerConfig, format_errors
 from agent.errors import ConfigError, LinkError
-from agent.ops.documents import Prepared
+from agent.paths import UserPath, expand
 from sync.envelope import PREFIX
 
 log = logging.getLogger(__name__)
@@ -41,7 +38,7 @@ class SigningConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    key_file: Path | None = None
+    key_file: UserPath | None = None
     kid: str | None = Field(default=None, min_length=1, max_length=64)
 
 
@@ -126,7 +123,7 @@ def default_ops_config() -> Path | None:
 
 def settings(args: argparse.Namespace) -> OpsConfig:
     """The ops config file with the flags that were given laid over it."""
-    path = Path(args.ops_config) if args.ops_config else default_ops_config()
+    path = expand(args.ops_config) if args.ops_config else default_ops_config()
     names = ("host", "port", "tls", "ca_file", "cert_file", "key_file", "username")
     broker = {n: getattr(args, n) for n in (*names, "password_file", "protocol")}
     signing = {"key_file": getattr(args, "signing_key", None), "kid": getattr(args, "kid", None)}
@@ -276,71 +273,3 @@ def ack_of(msg: Message, ref: str) -> tuple[str, dict[str, Any]] | None:
     if env["body"].get("ref") != ref:
         return None
     return parts[2], env
-
-
-def wait_acks(
-    client: OpsClient, ref: str, devs: Collection[str], timeout: float
-) -> dict[str, dict[str, Any]]:
-    """Acks (whole envelopes) naming `ref` from each of `devs`, as many as come within `timeout`."""
-    deadline = time.monotonic() + timeout
-    got: dict[str, dict[str, Any]] = {}
-    while len(got) < len(devs):
-        msg = client.get(deadline - time.monotonic())
-        if msg is None:
-            break
-        found = ack_of(msg, ref)
-        if found is not None and found[0] in devs:
-            got.setdefault(found[0], found[1])
-    return got
-
-
-def push(
-    cfg: BrokerConfig,
-    doc: Prepared,
-    raw: bytes,
-    *,
-    expect: Collection[str],
-    timeout: float,
-    console: Console,
-    client_id: str | None = None,
-) -> dict[str, dict[str, Any]]:
-    """Publish a signed document (QoS 1, retained unless cmd); return the acks of `expect`."""
-    with OpsClient(cfg, client_id) as client:
-        if expect:
-            client.subscribe([ack_topic(d) for d in expect])  # before publishing: none missed
-        client.publish(doc.topic, raw, retain=doc.retain)
-        kept = "retained" if doc.retain else "not retained"
-        ver = doc.payload["ver"]
-        console.print(f"published {doc.typ} ver {ver} to {doc.topic} ({kept}), id {doc.doc_id}")
-        return wait_acks(client, doc.doc_id, expect, timeout) if expect else {}
-
-
-def ack_report(
-    console: Console,
-    doc: Prepared,
-    expect: Collection[str],
-    acks: Mapping[str, Mapping[str, Any]],
-    timeout: float,
-) -> int:
-    """Print one row per expected device; exit code 0 only when every one applied it."""
-    table = Table(title=f"acks for {doc.typ} ver {doc.payload['ver']}")
-    for col in ("device", "status", "reason", "seq"):
-        table.add_column(col)
-    refused = missing = False
-    for dev in expect:
-        env = acks.get(dev)
-        if env is None:
-            table.add_row(dev, "[yellow]no ack[/]", f"none within {timeout:g} s", "")
-            missing = True
-            continue
-        body = env["body"]
-        applied = body.get("status") == "applied"
-        refused |= not applied
-        colour = "green" if applied else "red"
-        reason = Text(str(body.get("reason") or ""))
-        status = Text(str(body.get("status")), style=colour)
-        table.add_row(dev, status, reason, str(env.get("seq")))
-    console.print(table)
-    if missing and doc.retain:
-        console.print("[yellow]the document stays retained: an offline device applies it later[/]")
-    return EXIT_REFUSED if refused else EXIT_NO_ACK if missing else 0

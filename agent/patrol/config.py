@@ -15,6 +15,8 @@ from pydantic import (
     model_validator,
 )
 
+from agent.paths import UserPath
+
 # gpiozero pin names: a BCM number, or "GPIO17", "BCM17", "BOARD11", "J8:11", "WPI0".
 Pin = (
     Annotated[int, Field(ge=0, le=63)]
@@ -85,7 +87,7 @@ class PatrolConfig(_Model):
     media_quota_bytes: Annotated[int, Field(ge=1024 * 1024)] = 64 * 1024 * 1024
     api: bool = True  # false: no local API at all
     # Unix socket (default state_dir/api.sock) or a TCP port on 127.0.0.1; not both.
-    api_socket: Path | None = None
+    api_socket: UserPath | None = None
     api_port: Annotated[int, Field(ge=1, le=65535)] | None = None
     api_max_body_bytes: Annotated[int, Field(ge=256, le=1024 * 1024)] = 16 * 1024
     tick_s: Annotated[float, Field(gt=0, le=60)] = 1.0

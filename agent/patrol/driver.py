@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from agent.config import ModeProfile
-from agent.errors import ConfigError, StoreError
+from agent.errors import ConfigError, DeviceError, StoreError
 from agent.media import MediaStore
 from agent.patrol.config import ButtonsConfig, PatrolConfig
 from agent.patrol.core import (
@@ -391,8 +391,14 @@ class PatrolDriver:
 
     async def snapshot(self, args: Mapping[str, Any]) -> None:
         """`cmd snapshot`: a photo now, named by a notice of type snapshot."""
+        if args.get("camera_id"):
+            raise DeviceError("a patrol device has one camera: leave out camera_id")
         fix, acc = self.current_fix()
-        await self.reporter.snapshot(fix, acc)
+        errors = self.reporter.stats["errors"]
+        stored = await self.reporter.snapshot(fix, acc)
+        if stored is None or self.reporter.stats["errors"] > errors:
+            # The notice says so too; the ack must not say `applied` for a photo never taken.
+            raise DeviceError(f"snapshot failed: {self.reporter.stats['last_error']}")
 
     def current_fix(self) -> tuple[Fix | None, float | None]:
         """The newest usable fix if younger than fix_max_age_s, with its accuracy; else None."""

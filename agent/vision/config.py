@@ -18,9 +18,10 @@ from pydantic import (
 )
 
 from agent.errors import ConfigError
+from agent.paths import UserPath
 from agent.vision import rules
 from agent.vision.events_config import CameraEventsConfig, MultipartConfig, read_secret
-from agent.vision.geometry import polygon_area
+from agent.vision.geometry import polygon_area, self_intersection
 from agent.vision.lifecycle import Timing
 
 ModeName = Literal["normal", "holiday", "major_event", "emergency"]
@@ -174,8 +175,18 @@ class ZoneConfig(_Model):
     def _polygon(cls, value: list[tuple[int, int]]) -> list[tuple[int, int]]:
         if any(x < 0 or y < 0 or x > 20000 or y > 20000 for x, y in value):
             raise ValueError("polygon points must be pixels within 0..20000")
-        if polygon_area([(float(x), float(y)) for x, y in value]) <= 0:
+        points = [(float(x), float(y)) for x, y in value]
+        if polygon_area(points) <= 0:
             raise ValueError("polygon has no area")
+        crossing = self_intersection(points)
+        if crossing is not None:
+            # A figure-of-eight zone has no clear inside: rules would fire on the wrong side.
+            i, j = crossing
+            raise ValueError(
+                f"polygon crosses itself: edge {i} ({value[i]}->{value[(i + 1) % len(value)]}) "
+                f"meets edge {j} ({value[j]}->{value[(j + 1) % len(value)]}); "
+                "list the points in order around the zone"
+            )
         return value
 
     @field_validator("rules")
@@ -380,7 +391,7 @@ class AlarmHttpConfig(ForwardingConfig):
     host: str = "127.0.0.1"
     port: int = Field(default=8089, ge=0, le=65535)
     token: SecretStr | None = None
-    token_file: Path | None = None
+    token_file: UserPath | None = None
     allow_query_token: bool = False
     max_body_bytes: int = Field(default=65536, ge=256, le=1048576)
     max_header_bytes: int = Field(default=8192, ge=1024, le=65536)

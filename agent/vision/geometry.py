@@ -134,3 +134,42 @@ def point_in_polygon(p: Point, polygon: Sequence[Point]) -> bool:
             if x < x_cross:
                 inside = not inside
     return inside
+
+
+def _orient(a: Point, b: Point, c: Point) -> int:
+    cross = (b[0] - a[0]) * (c[1] - a[1]) - (b[1] - a[1]) * (c[0] - a[0])
+    return (cross > 0) - (cross < 0)
+
+
+def _segments_meet(a: Point, b: Point, c: Point, d: Point) -> bool:
+    """Segments ab and cd share at least one point (crossing, touching or overlapping)."""
+    o1, o2, o3, o4 = _orient(a, b, c), _orient(a, b, d), _orient(c, d, a), _orient(c, d, b)
+    if o1 != o2 and o3 != o4:
+        return True
+    return (
+        (o1 == 0 and _on_segment(c, a, b))
+        or (o2 == 0 and _on_segment(d, a, b))
+        or (o3 == 0 and _on_segment(a, c, d))
+        or (o4 == 0 and _on_segment(b, c, d))
+    )
+
+
+def self_intersection(polygon: Sequence[Point]) -> tuple[int, int] | None:
+    """The first two edges (by start vertex) of a closed polygon that meet though they are not
+    neighbours, or neighbours folding back over each other; None for a simple polygon."""
+    n = len(polygon)
+    for i in range(n):
+        a, b = polygon[i], polygon[(i + 1) % n]
+        for j in range(i + 1, n):
+            c, d = polygon[j], polygon[(j + 1) % n]
+            if j == i + 1 or (i == 0 and j == n - 1):
+                # Neighbours share a vertex; they are wrong only when one folds back on the other.
+                shared, p, q = (b, a, d) if j == i + 1 else (a, b, c)
+                if _orient(p, shared, q) == 0 and _on_segment(q, p, shared) and q != shared:
+                    return (i, j)
+                if _orient(p, shared, q) == 0 and _on_segment(p, shared, q) and p != shared:
+                    return (i, j)
+                continue
+            if _segments_meet(a, b, c, d):
+                return (i, j)
+    return None

@@ -53,6 +53,11 @@ class GatewayRole:
 
         cameras = self._ctx.cfg.cameras
         camera_id = str(args.get("camera_id") or (cameras[0].id if cameras else ""))
+        known = [cam.id for cam in cameras]
+        if camera_id not in known:
+            raise DeviceError(
+                f"no camera {camera_id!r} here (cameras: {', '.join(known) or 'none'})"
+            )
         image = self.gateway.latest_image(camera_id)
         if image is None:
             raise DeviceError(f"camera {camera_id!r} has no frame to send")

@@ -1,0 +1,262 @@
+"""`ops push-config|push-tasks|set-mode|cmd|retract`: sign, guard, publish, follow the acks."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from collections.abc import Callable
+from typing import Any
+
+from rich.console import Console
+from rich.markup import escape
+
+from agent.errors import ConfigError
+from agent.ops import documents, fleet, keys
+from agent.ops.devices import DeviceRow
+from agent.ops.mqtt import OpsClient, ack_topic, settings
+from agent.paths import expand
+from sync.envelope import PREFIX, uuid7
+from sync.verify import sign
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def _out() -> Console:
+    return Console(highlight=False)
+
+
+def _err() -> Console:
+    return Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def _named(args: argparse.Namespace) -> list[str]:
+    """The device ids given by name: positional ones and --devices-file."""
+    named = list(getattr(args, "devices", None) or []) + list(getattr(args, "expect", None) or [])
+    if getattr(args, "dev", None):
+        named.append(args.dev)
+    if getattr(args, "device", None):
+        named.append(args.device)
+    if getattr(args, "devices_file", None):
+        named += fleet.read_device_list(expand(args.devices_file))
+    for dev in named:
+        documents.DocTarget(dev=dev)  # a malformed id is refused before anything is sent
+    return named
+
+
+def _targets(
+    args: argparse.Namespace, inv: fleet.Inventory, *, zone: str | None, role: str | None
+) -> list[str]:
+    """The devices a push goes to; refuses ids the broker never saw unless --force."""
+    named = _named(args)
+    unknown = inv.unknown(named)
+    if unknown and not getattr(args, "force", False):
+        raise ValueError(
+            f"never seen on this broker (no retained state): {', '.join(unknown)}; "
+            "check the id (`ops devices`), or give --force to push anyway"
+        )
+    devs = inv.select(devs=named, zone=zone, role=role)
+    if not devs:
+        raise ValueError("no device matches (name devices, or --zone/--role that devices announce)")
+    return devs
+
+
+def _pick(
+    args: argparse.Namespace,
+    inv: fleet.Inventory,
+    zone_doc: str | None,
+    warn: Callable[[DeviceRow], list[str]] | None,
+) -> list[str]:
+    """The devices to push to (and to await), warning where a body does not fit one."""
+    role = getattr(args, "role", None)
+    if zone_doc is not None and not _named(args):
+        devs = inv.select(devs=[], zone=zone_doc, role=role)
+    else:
+        devs = _targets(args, inv, zone=getattr(args, "zone", None), role=role)
+    err = _err()
+    for dev in devs:
+        row = inv.devices.get(dev)
+        for text in warn(row) if warn and row else []:
+            err.print(f"[yellow]warning:[/] {dev}: {escape(text)}")
+    return devs
+
+
+def _signer(args: argparse.Namespace) -> tuple[str, Any, int, int | None]:
+    """(kid, private key, now ms, exp): every input check before anything connects."""
+    cfg = settings(args)
+    if cfg.signing.key_file is None or cfg.signing.kid is None:
+        raise ConfigError([("signing", "give --signing-key and --kid (or [signing] in ops.toml)")])
+    key = keys.load_private_key(cfg.signing.key_file)
+    now = _now_ms()
+    return cfg.signing.kid, key, now, documents.parse_expires(args.expires, now)
+
+
+def _sign_all(
+    args: argparse.Namespace,
+    typ: str,
+    body: dict[str, Any],
+    devs: list[str],
+    zone_doc: str | None,
+) -> list[tuple[documents.Prepared, bytes, list[str]]]:
+    """One signed document per device, or one for the zone: (doc, bytes, devices acking it)."""
+    kid, key, now, exp = _signer(args)
+    if zone_doc is not None:
+        targets = [(documents.DocTarget(zone=zone_doc), devs)]
+    else:
+        targets = [(documents.DocTarget(dev=d), [d]) for d in devs]
+    signed = []
+    for target, acking in targets:
+        doc = documents.prepare(
+            typ, target, body, now_ms=now, doc_id=uuid7(now), ver=args.ver, exp=exp
+        )
+        raw = sign(doc.payload, kid, key)
+        documents.check_size(raw)
+        signed.append((doc, raw, acking))
+    return signed
+
+
+def _push(
+    args: argparse.Namespace,
+    typ: str,
+    body: dict[str, Any],
+    *,
+    zone_doc: str | None = None,
+    warn: Callable[[DeviceRow], list[str]] | None = None,
+) -> int:
+    """Sign one document per device (or one zone document), publish, follow the acks."""
+    out, err = _out(), _err()
+    _signer(args)  # refuse a bad key or expiry before connecting
+    selecting = getattr(args, "role", None) or (zone_doc is None and getattr(args, "zone", None))
+    if args.dry_run and not selecting:
+        # Nothing is sent: no broker needed, and no device list to check the names against.
+        for doc, raw, _ in _sign_all(args, typ, body, _named(args), zone_doc):
+            dry = {"topic": doc.topic, "retain": doc.retain, "payload": doc.payload}
+            out.print(json.dumps({**dry, "document": raw.decode()}), soft_wrap=True, markup=False)
+        return 0
+    with OpsClient(settings(args).broker, args.client_id) as client:
+        devs = _pick(args, fleet.load_inventory(client, args.inventory_wait), zone_doc, warn)
+        signed = _sign_all(args, typ, body, devs, zone_doc)
+        ver = int(signed[0][0].payload["ver"])
+        if args.dry_run:
+            for doc, raw, _ in signed:
+                dry = {"topic": doc.topic, "retain": doc.retain, "payload": doc.payload}
+                out.print(
+                    json.dumps({**dry, "document": raw.decode()}), soft_wrap=True, markup=False
+                )
+            return 0
+        wait = not args.no_wait and bool(devs)
+        if wait:
+            client.subscribe([ack_topic(d) for d in devs])  # before publishing: none missed
+        expect: dict[str, str] = {}
+        for doc, raw, acking in signed:
+            client.publish(doc.topic, raw, retain=doc.retain)
+            kept = "retained" if doc.retain else "not retained"
+            out.print(f"published {typ} ver {ver} to {doc.topic} ({kept}), id {doc.doc_id}")
+            expect.update({d: doc.doc_id for d in acking})
+        if len(signed) > 1:
+            out.print(f"{len(signed)} documents published, {typ} ver {ver}")
+        if not wait:
+            if zone_doc is not None and not devs:
+                err.print("no device announces this zone: not waiting for acks")
+            return 0
+        board = fleet.AckBoard(typ, ver, expect)
+        fleet.follow(client, board, args.timeout, out)
+        if not board.done and typ != "cmd":
+            out.print("[yellow]the document stays retained: an offline device applies it later[/]")
+        return board.exit_code()
+
+
+def cmd_push_config(args: argparse.Namespace, read: Callable[[Any], Any]) -> int:
+    """push-config: the file minus local-only keys, validated, to one device or a fleet."""
+    data = read(expand(args.file))
+    if not isinstance(data, dict):
+        raise ConfigError([(args.file, "must hold a table/object of config sections")])
+    body, removed = documents.config_body(data, "config-check")
+    if removed:
+        _err().print(f"left out (local-only, never sent): {', '.join(removed)}")
+    return _push(args, "config", body, warn=lambda row: fleet.config_warnings(body, row))
+
+
+def cmd_push_tasks(args: argparse.Namespace, read: Callable[[Any], Any]) -> int:
+    """push-tasks: a whole task set, to one device or a fleet."""
+    body = documents.tasks_body(read(expand(args.file)))
+    return _push(args, "tasks", body)
+
+
+def cmd_set_mode(args: argparse.Namespace) -> int:
+    """set-mode: one zone document (acked by the zone's devices) or one per named device."""
+    body = documents.mode_body(args.mode, args.reason)
+    if args.zone:
+        documents.DocTarget(zone=args.zone)
+        return _push(args, "mode", body, zone_doc=args.zone)
+    return _push(args, "mode", body)
+
+
+def cmd_cmd(args: argparse.Namespace) -> int:
+    """cmd: a one-off command (not retained) to one device or a fleet."""
+    cmd_args: dict[str, Any] = {}
+    for item in args.arg or []:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            raise ValueError(f"--arg {item!r} is not KEY=VALUE")
+        cmd_args[name] = value  # every argument is text (the device refuses anything else)
+    return _push(args, "cmd", documents.cmd_body(args.action, cmd_args))
+
+
+def cmd_retract(args: argparse.Namespace) -> int:
+    """retract: clear a retained document (a typo'd device id, a document sent by mistake)."""
+    if args.zone:
+        documents.DocTarget(zone=args.zone)
+        topics = [f"{PREFIX}/zone/{args.zone}/desired/mode"]
+    else:
+        documents.DocTarget(dev=args.device)
+        typs = [args.typ] if args.typ else ["config", "tasks", "mode"]
+        topics = [documents.topic_for(t, documents.DocTarget(dev=args.device)) for t in typs]
+    cfg = settings(args)
+    out = _out()
+    with OpsClient(cfg.broker, args.client_id) as client:
+        client.subscribe(topics)
+        held = {m.topic for m in _drain(client) if m.retain and m.payload}
+        for topic in topics:
+            if topic not in held:
+                out.print(f"{topic}: nothing retained")
+                continue
+            client.publish(topic, b"", retain=True)  # an empty retained message deletes it
+            out.print(f"{topic}: retained document removed")
+    if not held:
+        return 0
+    out.print(
+        "what a device already applied stays applied: send a newer document to change it "
+        "(config: `edge-agent config reset` on the device goes back to its local file)"
+    )
+    return 0
+
+
+def _drain(client: OpsClient, settle_s: float = 0.5) -> list[Any]:
+    got = []
+    while (msg := client.get(settle_s)) is not None:
+        got.append(msg)
+    return got
+
+
+def add_targets(p: argparse.ArgumentParser, *, positional: bool = True) -> None:
+    """Flags that pick the devices of a push (by name, from a file, by zone, by role)."""
+    if positional:
+        p.add_argument("devices", nargs="*", metavar="DEVICE", help="device ids")
+    g = p.add_argument_group("fleet (devices as they announce themselves in their birth)")
+    g.add_argument("--devices-file", metavar="FILE", help="device ids, one a line (# comments)")
+    if positional:
+        g.add_argument("--zone", help="every device that announces this zone")
+    g.add_argument("--role", choices=("patrol", "camera_gateway"), help="every device of a role")
+    g.add_argument("--force", action="store_true", help="push to ids the broker never saw")
+    g.add_argument(
+        "--inventory-wait",
+        type=float,
+        default=3.0,
+        metavar="S",
+        help="at most this long to read the devices' retained state",
+    )
