@@ -19,7 +19,7 @@ GATEWAY = (ROOT / "configs" / "camera_gateway.toml").read_text()
 def check(tmp_path: Path, capsys: pytest.CaptureFixture[str], text: str) -> tuple[int, str]:
     path = tmp_path / "agent.toml"
     path.write_text(text)
-    code = cli.main(["check-config", "--no-files", str(path)])  # schema checks only; TLS files: test_cli
+    code = cli.main(["check-config", "--no-files", str(path)])  # schema only
     out = capsys.readouterr()
     return code, out.out + out.err
 
