@@ -26,6 +26,7 @@ from agent.patrol.schema import parse_tasks_body
 from agent.state import DocState
 from sync import envelope
 from sync.downlink import Downlink, Trust
+from sync.keepalive import client_keepalive
 from sync.link import BdSeq, LinkSettings, MqttLink, Session
 from sync.outbox import Outbox
 from sync.publisher import Publisher
@@ -167,7 +168,7 @@ class Agent:
                     host=b.host,
                     port=b.port,
                     protocol=b.protocol,
-                    keepalive_s=b.keepalive_s,
+                    keepalive_s=client_keepalive(b.keepalive_s),  # half-open: 1.5x
                     connect_timeout_s=b.connect_timeout_s,
                     tls=b.tls,
                     ca_file=b.ca_file,

@@ -11,6 +11,10 @@ if [ "$(id -u)" -ne 0 ]; then sudo_cmd=(sudo); fi
 missing=()
 command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || missing+=(mosquitto)
 python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || missing+=(python3-venv)
+# libfaketime: the chaos runs' wall-clock jumps (tests/kits/chaos.py); Linux only.
+if [ "$(uname)" = Linux ] && ! compgen -G "/usr/lib/*/faketime/libfaketime.so.1" >/dev/null; then
+  missing+=(libfaketime)
+fi
 if [ "${#missing[@]}" -gt 0 ]; then
   echo "installing ${missing[*]} (apt)"
   "${sudo_cmd[@]}" apt-get update -qq
