@@ -33,7 +33,10 @@ async def main() -> None:
         began = time.monotonic()
         fig = await SCENARIOS[name](base / name, args.faults, random.Random(args.seed))
         rows.append(fig.row())
-        print(f"{name}: {time.monotonic() - began:.0f} s, stream findings {fig.problems or 'none'}")
+        print(
+            f"{name}: {time.monotonic() - began:.0f} s, stream findings {fig.problems or 'none'}"
+            f"{'; ' + fig.notes if fig.notes else ''}"
+        )
     print(f"\nkeep-alive {KEEPALIVE_S} s; logs in {base}\n")
     print(HEADER)
     print("\n".join(rows))

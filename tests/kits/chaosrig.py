@@ -40,6 +40,7 @@ class Central:
     def __init__(self, host: str, port: int, dev: str = DEV) -> None:
         self.received: list[tuple[float, Received]] = []
         self.first_seen: dict[str, float] = {}
+        self.skew_ms: list[int] = []  # envelope ts minus central's wall clock, per event
         self._lock = threading.Lock()
         self._topic = f"grid/v1/{dev}/#"
         self._c = paho.Client(
@@ -60,7 +61,9 @@ class Central:
             self.received.append((now, Received(msg.topic, payload)))
             if "/evt/" in msg.topic:
                 with contextlib.suppress(ValueError, KeyError, TypeError):
-                    self.first_seen.setdefault(json.loads(payload)["id"], now)
+                    env = json.loads(payload)
+                    self.first_seen.setdefault(env["id"], now)
+                    self.skew_ms.append(int(env["ts"]) - int(time.time() * 1000))
 
     def has(self, ids: set[str]) -> bool:
         """True when every id in `ids` has arrived."""
@@ -235,6 +238,7 @@ class Figures:
     recover_s: list[float] = field(default_factory=list)
     detect_s: list[float] = field(default_factory=list)  # half-open noticed after (proxy)
     problems: list[str] = field(default_factory=list)
+    notes: str = ""
 
     def row(self) -> str:
         """One markdown table row."""
