@@ -46,6 +46,7 @@ class Client:
     def __init__(self, broker: Broker, pki: Path, cn: str, client_id: str | None = None) -> None:
         self.got: list[tuple[str, bytes]] = []
         self.pubacks: dict[int, int] = {}
+        self.subacks: set[int] = set()
         self._lock = threading.Lock()
         self.c = paho.Client(
             CallbackAPIVersion.VERSION2, client_id=client_id or cn, protocol=paho.MQTTv5
@@ -58,6 +59,7 @@ class Client:
         )
         self.c.on_message = self._on_message
         self.c.on_publish = self._on_publish
+        self.c.on_subscribe = lambda _c, _u, mid, *_: self.subacks.add(mid)
         self.c.connect(broker.host, broker.port)
         self.c.loop_start()
 
@@ -70,15 +72,18 @@ class Client:
             self.pubacks[mid] = int(rc.value)
 
     def subscribe(self, topic: str) -> None:
-        self.c.subscribe(topic, qos=1)[1]
-        time.sleep(0.3)  # SUBACK before the test publishes; the assertions wait on messages
+        mid = self.c.subscribe(topic, qos=1)[1]
+        self.wait(lambda: mid in self.subacks)
+
+    def wait(self, pred: Any) -> None:
+        deadline = time.monotonic() + 10
+        while not pred() and time.monotonic() < deadline:
+            time.sleep(0.02)
 
     def publish(self, topic: str, payload: bytes, retain: bool = False) -> int:
         info = self.c.publish(topic, payload, qos=1, retain=retain)
         info.wait_for_publish(10)
-        deadline = time.monotonic() + 10
-        while info.mid not in self.pubacks and time.monotonic() < deadline:
-            time.sleep(0.02)
+        self.wait(lambda: info.mid in self.pubacks)
         return self.pubacks[info.mid]
 
     def topics(self) -> list[str]:
@@ -109,8 +114,9 @@ def test_a_device_cannot_publish_as_another(locked: tuple[Broker, Path]) -> None
         assert other.publish(f"grid/v1/{DEV}/evt/incident", b'{"forged":1}') >= 0x80
         assert other.publish(f"grid/v1/{DEV}/state", b"{}", retain=True) >= 0x80
         assert other.publish(f"grid/v1/{OTHER}/desired/config", b"{}") >= 0x80  # downlink
+        # Its own topic works, and fences the refused ones (the broker keeps a client's order).
         assert other.publish(f"grid/v1/{OTHER}/evt/incident", b'{"own":1}') == 0
-        time.sleep(0.5)
+        central.wait(lambda: central.topics())
         assert central.topics() == [f"grid/v1/{OTHER}/evt/incident"]
     finally:
         other.close()
@@ -125,8 +131,9 @@ def test_a_client_id_does_not_buy_another_identity(locked: tuple[Broker, Path]) 
     sneaky = Client(broker, pki, OTHER, client_id=DEV)
     try:
         assert sneaky.publish(f"grid/v1/{DEV}/evt/incident", b"{}") >= 0x80
-        time.sleep(0.5)
-        assert central.topics() == []
+        assert sneaky.publish(f"grid/v1/{OTHER}/status", b"{}") == 0  # as itself: allowed
+        central.wait(lambda: central.topics())
+        assert central.topics() == [f"grid/v1/{OTHER}/status"]
     finally:
         sneaky.close()
         central.close()
@@ -145,9 +152,7 @@ def test_a_device_reads_only_its_own_documents(locked: tuple[Broker, Path]) -> N
         assert central.publish(f"grid/v1/{DEV}/cmd", b"cmd") == 0
         assert central.publish("grid/v1/zone/ruyihu/desired/mode", b"mode", retain=True) == 0
         assert central.publish("grid/v1/central/state", b"{}", retain=True) == 0
-        deadline = time.monotonic() + 10
-        while len(mine.topics()) < 4 and time.monotonic() < deadline:
-            time.sleep(0.05)
+        mine.wait(lambda: len(mine.topics()) >= 4)
         assert sorted(mine.topics()) == sorted(
             [
                 f"grid/v1/{DEV}/desired/tasks",
@@ -156,6 +161,8 @@ def test_a_device_reads_only_its_own_documents(locked: tuple[Broker, Path]) -> N
                 "grid/v1/central/state",
             ]
         )
+        # central/state went last: once it is in, anything let through before would be too.
+        other.wait(lambda: other.topics())
         assert other.topics() == ["grid/v1/central/state"]  # not DEV's documents, not its zone
     finally:
         for c in (mine, other, central):

@@ -16,7 +16,7 @@ from agent.localbroker import Broker
 from tests.agentkit import DEV, make_config
 from tests.asynckit import wait_until
 from tests.kits.chaosrig import AgentProc, agent_toml, post
-from tests.kits.pki import make_pki
+from tests.kits.pki import make_pki, tls_listener
 
 
 async def test_state_files_and_api_socket_are_not_world_readable(tmp_path: Path) -> None:
@@ -53,11 +53,7 @@ async def test_no_secret_reaches_a_log_or_the_status(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     pki = make_pki(tmp_path / "pki", [DEV])
-    conf = (
-        f"cafile {pki / 'ca.crt'}\ncertfile {pki / 'server.crt'}\nkeyfile {pki / 'server.key'}\n"
-        "require_certificate true\n"
-    )
-    broker = Broker(tmp_path / "broker", listener_conf=conf)
+    broker = Broker(tmp_path / "broker", listener_conf=tls_listener(pki))
     secret = "Pw-7f3a9c1e-do-not-log"
     (tmp_path / "password").write_text(secret + "\n")
     cfg = make_config(

@@ -62,3 +62,11 @@ def make_pki(d: Path, clients: list[str]) -> Path:
             )
         _write(d / cn, key, builder.sign(ca_key, hashes.SHA256()))
     return d
+
+
+def tls_listener(pki: Path, extra: str = "") -> str:
+    """Mosquitto listener lines: TLS with this PKI, client certificates required."""
+    return (
+        f"cafile {pki / 'ca.crt'}\ncertfile {pki / 'server.crt'}\nkeyfile {pki / 'server.key'}\n"
+        f"require_certificate true\n{extra}"
+    )
