@@ -7,6 +7,7 @@ Prints examples run and time per target; a contract failure stops with hypothesi
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 import tempfile
 import time
@@ -20,9 +21,12 @@ from hypothesis import strategies as st
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tests.kits import fuzz
+from tests.kits.fuzz_downlink import AgentThread, downlink_case
 
 
-def targets(workdir: Path, api: fuzz.ApiThread) -> dict[str, tuple[Any, Callable[..., None]]]:
+def targets(
+    workdir: Path, api: fuzz.ApiThread, agent: AgentThread
+) -> dict[str, tuple[Any, Callable[..., None]]]:
     """name -> (strategy of argument tuples, check)."""
     cfg = workdir / "agent.toml"
     return {
@@ -46,14 +50,19 @@ def targets(workdir: Path, api: fuzz.ApiThread) -> dict[str, tuple[Any, Callable
             lambda r: fuzz.check_alarm_head(r.partition(b"\r\n\r\n")[0] + b"\r\n\r\n"),
         ),
         "local-api": (st.tuples(fuzz.http_request), api.check),
+        "downlink-state": (st.tuples(downlink_case), lambda case: agent.check(*case)),
     }
+
+
+SLOW = ("local-api", "downlink-state")
 
 
 def run(name: str, strategy: Any, check: Callable[..., None], examples: int) -> None:
     count = 0
 
     @settings(
-        max_examples=examples if name != "local-api" else max(1, examples // 20),
+        # The two targets with a real server or agent behind them are slower per example.
+        max_examples=examples if name not in SLOW else max(1, examples // 20),
         deadline=None,
         database=None,
         suppress_health_check=list(HealthCheck),
@@ -75,8 +84,13 @@ def main() -> None:
     ap.add_argument("--examples", type=int, default=20000, help="examples per target")
     ap.add_argument("--only", default="", help="comma-separated target names")
     args = ap.parse_args()
-    with tempfile.TemporaryDirectory() as d, fuzz.ApiThread(Path(d) / "api.sock") as api:
-        table = targets(Path(d), api)
+    logging.disable(logging.WARNING)  # every refusal is logged; millions of lines tell nothing
+    with (
+        tempfile.TemporaryDirectory() as d,
+        fuzz.ApiThread(Path(d) / "api.sock") as api,
+        AgentThread(Path(d) / "state") as agent,
+    ):
+        table = targets(Path(d), api, agent)
         for name in args.only.split(",") if args.only else table:
             strategy, check = table[name]
             run(name, strategy, check, args.examples)

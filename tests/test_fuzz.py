@@ -15,6 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.kits import fuzz
+from tests.kits.fuzz_downlink import AgentThread, downlink_case
 
 FAST = settings(max_examples=150, deadline=None)
 
@@ -74,3 +75,19 @@ def api() -> Iterator[fuzz.ApiThread]:
 @given(raw=fuzz.http_request)
 def test_local_api_requests(api: fuzz.ApiThread, raw: bytes) -> None:
     api.check(raw)
+
+
+@pytest.fixture(scope="module")
+def agent() -> Iterator[AgentThread]:
+    with tempfile.TemporaryDirectory() as d, AgentThread(Path(d) / "state") as a:
+        yield a
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(case=downlink_case)
+def test_a_document_not_applied_changes_no_state(
+    agent: AgentThread, case: tuple[str, dict[str, str], Any, int]
+) -> None:
+    agent.check(*case)

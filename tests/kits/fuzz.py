@@ -255,29 +255,46 @@ async def check_local_api(api_sock: Path, patrol: RecordingPatrol, raw: bytes) -
         assert len(patrol.calls) == before, (raw, reply)
 
 
-class ApiThread:
+class LoopThread:
+    """Runs an event loop in a thread, so sync hypothesis tests can drive async components."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self.loop.run_forever, name="fuzz-loop", daemon=True)
+        self._stack = contextlib.AsyncExitStack()
+
+    def enter(self, cm: contextlib.AbstractAsyncContextManager[T]) -> T:
+        """Enter `cm` on the loop; it is exited by close()."""
+        if not self._thread.is_alive():
+            self._thread.start()
+        return self.run(self._stack.enter_async_context(cm))
+
+    def run(self, coro: Coroutine[Any, Any, T]) -> T:
+        """Run `coro` on the loop and return its result."""
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(60)
+
+    def close(self) -> None:
+        """Exit what was entered, stop the loop."""
+        if self._thread.is_alive():
+            self.run(self._stack.aclose())
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self._thread.join(10)
+
+
+class ApiThread(LoopThread):
     """A real LocalApi on a unix socket, served by its own event loop in a thread."""
 
     def __init__(self, sock: Path) -> None:
+        super().__init__()
         self.sock = sock
         self.patrol = RecordingPatrol()
-        self.loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self.loop.run_forever, name="fuzz-api", daemon=True)
-        self._api = LocalApi(self.patrol, socket_path=sock, max_body=1024, timeout_s=2)
 
     def __enter__(self) -> ApiThread:
-        self._thread.start()
-        self.run(self._api.__aenter__())
+        self.enter(LocalApi(self.patrol, socket_path=self.sock, max_body=1024, timeout_s=2))
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.run(self._api.__aexit__(None, None, None))
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self._thread.join(10)
-
-    def run(self, coro: Coroutine[Any, Any, T]) -> T:
-        """Run `coro` on the API's loop and return its result."""
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(30)
+        self.close()
 
     def check(self, raw: bytes) -> None:
         """One request through check_local_api."""
