@@ -26,7 +26,7 @@ def test_negotiated_keepalive_drops_a_silent_link_within_one_and_a_half_interval
 
 
 @pytest.mark.parametrize(
-    ("name", "faults"), [("kill9", 4), ("broker", 2), ("proxy", 3), ("diskfull", 1), ("clock", 2)]
+    ("name", "faults"), [("kill9", 3), ("broker", 2), ("proxy", 3), ("diskfull", 1), ("clock", 2)]
 )
 async def test_no_priority_0_1_event_is_lost(name: str, faults: int, tmp_path: Path) -> None:
     if name == "clock" and faketime_lib() is None:
