@@ -16,7 +16,7 @@ from agent.app import Agent
 from agent.clock import SystemClock
 from sync.link import Inbound
 from tests.agentkit import DEV, OpsKey, make_config
-from tests.kits.fuzz import LoopThread, keyed
+from tests.kits.fuzz import LoopThread, deep_json, keyed
 
 KEY = OpsKey("fuzz-dl")
 STATE_FILES = ("docs.json", "tasks.json")
@@ -40,7 +40,12 @@ downlink_case = st.one_of(
         st.integers(min_value=-1, max_value=6),
     ),
     st.tuples(st.just("tasks"), st.just({"dev": DEV}), _tasks_body, st.integers(0, 6)),
-    st.tuples(st.sampled_from(["mode", "tasks"]), st.just({"dev": DEV}), st.binary(), st.just(0)),
+    st.tuples(
+        st.sampled_from(["mode", "tasks", "central"]),
+        st.just({"dev": DEV}),
+        st.binary() | deep_json | keyed.map(lambda v: json.dumps(v).encode()),
+        st.just(0),
+    ),
 )
 
 
@@ -89,6 +94,8 @@ class AgentThread(LoopThread):
             raw = KEY.doc(typ, body, ver=ver, target=target, doc_id=doc_id)
         zone = target.get("zone")
         topic = f"grid/v1/zone/{zone}/desired/mode" if zone else f"grid/v1/{DEV}/desired/{typ}"
+        if typ == "central":
+            topic = "grid/v1/central/state"
         before = self.snapshot()
         ack = self.run(self._handle(topic, raw))
         after = self.snapshot()

@@ -1,0 +1,57 @@
+"""Deeply nested JSON from outside (found while fuzzing, issue 11 point 6): refused, never a crash.
+
+Python's json raises RecursionError (not ValueError) past ~1000 levels; a few kilobytes of `[`
+are enough. A retained central/state like that would stop the agent on every connect.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from agent.app import Agent
+from agent.localapi import LocalApi
+from agent.localbroker import Broker
+from tests.agentkit import DEV, OpsKey, make_config
+from tests.asynckit import wait_until
+from tests.kits.fuzz import RecordingPatrol
+from tests.mqttc import Watcher
+
+DEEP = b"[" * 5000 + b"]" * 5000
+
+
+async def test_a_retained_deep_central_state_does_not_stop_the_agent(
+    broker: Broker, tmp_path: Path
+) -> None:
+    key = OpsKey("ops-2026a")
+    w = Watcher(broker.host, broker.port)
+    try:
+        w.publish("grid/v1/central/state", DEEP, retain=True)
+        async with Agent(make_config(tmp_path / "state", broker.port, key)) as agent:
+            await wait_until(lambda: agent.link.session is not None, what="connected")
+            # The downlink worker is still alive: a document after it is applied and acked.
+            w.publish(f"grid/v1/{DEV}/desired/mode", key.doc("mode", {"mode": "emergency"}, ver=1))
+            await wait_until(
+                lambda: any(e["body"]["status"] == "applied" for e in w.events("/ack")),
+                what="mode applied after the deep central/state",
+            )
+            assert agent.link.task is not None and not agent.link.task.done()
+    finally:
+        w.close()
+
+
+async def test_a_deep_local_api_body_is_a_400(tmp_path: Path) -> None:
+    sock = tmp_path / "api.sock"
+    patrol = RecordingPatrol()
+    async with LocalApi(patrol, socket_path=sock, max_body=16 * 1024):
+        reader, writer = await asyncio.open_unix_connection(str(sock))
+        writer.write(
+            b"POST /incident HTTP/1.1\r\nContent-Type: application/json\r\n"
+            + f"Content-Length: {len(DEEP)}\r\n\r\n".encode()
+            + DEEP
+        )
+        await writer.drain()
+        reply = await reader.read()
+        writer.close()
+    assert reply.startswith(b"HTTP/1.1 400"), reply[:200]
+    assert patrol.calls == []
