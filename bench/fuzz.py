@@ -38,7 +38,7 @@ def targets(
             fuzz.check_signed_payload,
         ),
         "config": (
-            st.tuples(fuzz.toml_text | st.binary(max_size=400)),
+            st.tuples(fuzz.toml_text | fuzz.deep_toml | st.binary(max_size=400)),
             lambda t: fuzz.check_config(t, cfg),
         ),
         "alarm-body": (

@@ -1,4 +1,4 @@
-"""Deeply nested JSON from outside (found while fuzzing, issue 11 point 6): refused, never a crash.
+"""Deeply nested JSON and TOML from outside (found by the fuzz, issue 11.6): refused, not a crash.
 
 Python's json raises RecursionError (not ValueError) past ~1000 levels; a few kilobytes of `[`
 are enough. A retained central/state like that would stop the agent on every connect.
@@ -9,7 +9,11 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import pytest
+
 from agent.app import Agent
+from agent.config import load
+from agent.errors import ConfigError
 from agent.localapi import LocalApi
 from agent.localbroker import Broker
 from tests.agentkit import DEV, OpsKey, make_config
@@ -38,6 +42,13 @@ async def test_a_retained_deep_central_state_does_not_stop_the_agent(
             assert agent.link.task is not None and not agent.link.task.done()
     finally:
         w.close()
+
+
+def test_a_deep_config_file_is_a_config_error(tmp_path: Path) -> None:
+    path = tmp_path / "agent.toml"
+    path.write_text(f"x = {'[' * 5000}1{']' * 5000}\n")
+    with pytest.raises(ConfigError, match="nested too deeply"):
+        load(path)
 
 
 async def test_a_deep_local_api_body_is_a_400(tmp_path: Path) -> None:

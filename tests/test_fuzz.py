@@ -45,7 +45,7 @@ def test_any_signed_payload(payload: dict[str, Any], typ: str) -> None:
 
 
 @FAST
-@given(fuzz.toml_text | st.binary(max_size=200))
+@given(fuzz.toml_text | fuzz.deep_toml | st.binary(max_size=200))
 def test_config_files(text: str | bytes) -> None:
     with tempfile.TemporaryDirectory() as d:
         fuzz.check_config(text, Path(d) / "agent.toml")

@@ -156,6 +156,9 @@ toml_text = st.lists(
 ).map("\n".join)
 
 
+deep_toml = st.integers(min_value=2000, max_value=6000).map(lambda n: f"x = {'[' * n}1{']' * n}")
+
+
 def check_config(text: str | bytes, where: Path) -> None:
     """A config file of any content loads or raises ConfigError."""
     where.write_bytes(text.encode("utf-8", "surrogatepass") if isinstance(text, str) else text)
