@@ -21,15 +21,25 @@ def lock_down(state_dir: Path) -> None:
     """
     os.umask(0o077)
     state_dir.mkdir(parents=True, exist_ok=True)
-    os.chmod(state_dir, STATE_DIR_MODE)
     changed = 0
+    for path, mode in [(state_dir, STATE_DIR_MODE), *_open_to_others(state_dir)]:
+        try:
+            os.chmod(path, mode)
+            changed += path != state_dir
+        except OSError as exc:  # not ours (e.g. made by root): say so, run anyway
+            log.warning("cannot make %s private: %s", path, exc.strerror)
+    if changed:
+        log.info("made %d state files private (older versions left them readable)", changed)
+
+
+def _open_to_others(state_dir: Path) -> list[tuple[Path, int]]:
+    """Files and dirs below `state_dir` with group/other bits, and their owner-only mode."""
+    out = []
     for path in state_dir.rglob("*"):
         try:
             st = path.lstat()
         except OSError:
             continue
         if (stat.S_ISREG(st.st_mode) or stat.S_ISDIR(st.st_mode)) and st.st_mode & 0o077:
-            os.chmod(path, stat.S_IMODE(st.st_mode) & 0o700)
-            changed += 1
-    if changed:
-        log.info("made %d state files private (older versions left them readable)", changed)
+            out.append((path, stat.S_IMODE(st.st_mode) & 0o700))
+    return out
