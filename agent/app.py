@@ -30,6 +30,7 @@ from agent.supervision import Supervisor
 from firmware_bridge.aio import Backoff
 from sync import envelope
 from sync.downlink import Downlink, Trust
+from sync.keepalive import client_keepalive
 from sync.link import BdSeq, LinkSettings, MqttLink, Session
 from sync.outbox import Outbox
 from sync.publisher import Publisher
@@ -160,6 +161,7 @@ class Agent:
                 default=lambda: self.cfg.modes.default,
                 now_ms=self.trusted_now_ms,
                 targets=self._mode_targets,
+                spawn=sup.spawn,
             )
         )
         self.modes.listeners.append(self._mode_changed)
@@ -195,7 +197,7 @@ class Agent:
                     host=b.host,
                     port=b.port,
                     protocol=b.protocol,
-                    keepalive_s=b.keepalive_s,
+                    keepalive_s=client_keepalive(b.keepalive_s),  # half-open: 1.5x
                     connect_timeout_s=b.connect_timeout_s,
                     tls=b.tls,
                     ca_file=b.ca_file,

@@ -34,6 +34,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         _print_problems(args.config, exc)
         return 2
+    from agent.private import lock_down
+
+    lock_down(cfg.device.state_dir)  # owner-only state files from here on
     return asyncio.run(supervisor.run(cfg, args.config))
 
 

@@ -219,4 +219,6 @@ def load(path: Path) -> Config:
         data = tomllib.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise ConfigError([(str(path), f"not valid TOML: {exc}")]) from None
+    except RecursionError:  # tomllib recurses per nesting level
+        raise ConfigError([(str(path), "not valid TOML: nested too deeply")]) from None
     return parse(data)

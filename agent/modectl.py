@@ -8,6 +8,7 @@ from collections.abc import Callable
 
 from agent.modes import EffectiveMode, ModeDoc, next_expiry, resolve
 from agent.state import DocState
+from firmware_bridge.aio import Spawn, spawn_task
 
 log = logging.getLogger(__name__)
 
@@ -22,7 +23,9 @@ class ModeControl:
         default: Callable[[], str],
         now_ms: Callable[[], int | None],
         targets: Callable[[], set[str]],
+        spawn: Spawn = spawn_task,
     ) -> None:
+        self._spawn = spawn
         self._state = state
         self._default = default
         self._now_ms = now_ms
@@ -33,7 +36,7 @@ class ModeControl:
         self._task: asyncio.Task[None] | None = None
 
     async def __aenter__(self) -> ModeControl:
-        self._task = asyncio.create_task(self._expiry_loop(), name="mode-expiry")
+        self._task = self._spawn("mode-expiry", self._expiry_loop)
         return self
 
     async def __aexit__(self, *exc: object) -> None:

@@ -19,6 +19,10 @@ assert all(Gst.ElementFactory.find(e) for e in ('videotestsrc', 'jpegenc', 'rtpj
     >/dev/null 2>&1 || missing+=(python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-base \
     gstreamer1.0-plugins-good)
 fi
+# libfaketime: the chaos runs' wall-clock jumps (tests/kits/chaos.py); Linux only.
+if [ "$(uname)" = Linux ] && ! compgen -G "/usr/lib/*/faketime/libfaketime.so.1" >/dev/null; then
+  missing+=(libfaketime)
+fi
 if [ "${#missing[@]}" -gt 0 ]; then
   echo "installing ${missing[*]} (apt)"
   "${sudo_cmd[@]}" apt-get update -qq

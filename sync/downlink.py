@@ -217,7 +217,7 @@ class Downlink:
         try:
             state = json.loads(payload)
             online = state["online"]
-        except (ValueError, TypeError, KeyError):
+        except (ValueError, TypeError, KeyError, RecursionError):  # deep nesting: RecursionError
             log.warning("malformed central/state payload ignored")
             return
         if isinstance(online, bool):

@@ -261,7 +261,7 @@ def _parse(model: type[M], body: bytes | None, *, required: bool) -> M:
         return model()
     try:
         data = json.loads(body.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as exc:
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:  # too deep: RecursionError
         raise _Reply(400, "bad_json", f"body is not JSON: {exc}") from None
     if not isinstance(data, dict):
         raise _Reply(400, "bad_json", "body must be a JSON object")

@@ -22,6 +22,8 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from agent.errors import CodecError, StoreError
+from agent.loglimit import RefusalLog
+from agent.tlsserver import server_context
 from agent.vision.alarm_multipart import MULTIPART_TYPES, read_multipart_alarm
 from agent.vision.alarm_parse import CameraAlarm, parse_alarm
 from agent.vision.config import AlarmHttpConfig
@@ -141,6 +143,7 @@ class AlarmHttpServer:
         self._server: asyncio.Server | None = None
         self._conns: set[asyncio.Task[Any]] = set()
         self.stats: Counter[str] = Counter()
+        self._refusals = RefusalLog(log, "alarm_http")  # a scanner must not flood the log
 
     @property
     def port(self) -> int:
@@ -150,13 +153,20 @@ class AlarmHttpServer:
         return int(self._server.sockets[0].getsockname()[1])
 
     async def __aenter__(self) -> AlarmHttpServer:
-        self._server = await asyncio.start_server(
-            self._serve, self._cfg.host, self._cfg.port, limit=self._cfg.max_header_bytes
+        cfg = self._cfg
+        tls = (
+            server_context(cfg.cert_file, cfg.key_file) if cfg.cert_file and cfg.key_file else None
         )
-        log.info("alarm endpoint listening on %s:%d", self._cfg.host, self.port)
+        self._server = await asyncio.start_server(
+            self._serve, cfg.host, cfg.port, limit=cfg.max_header_bytes, ssl=tls
+        )
+        log.info(
+            "alarm endpoint listening on %s:%d%s", cfg.host, self.port, " (TLS)" if tls else ""
+        )
         return self
 
     async def __aexit__(self, *exc: object) -> None:
+        self._refusals.flush()
         if self._server is not None:
             self._server.close()
         for task in list(self._conns):
@@ -180,7 +190,7 @@ class AlarmHttpServer:
             await self._respond(writer, status, body)
         except HttpError as err:
             self.stats[str(err.status)] += 1
-            log.warning("alarm_http refused %s from %s: %s", err.status, peer, err.reason)
+            self._refusals.refused(err.status, peer, err.reason)
             await self._respond(writer, err.status, {"ok": False, "error": err.reason}, err.headers)
         except (asyncio.IncompleteReadError, ConnectionError) as exc:
             self.stats["aborted"] += 1

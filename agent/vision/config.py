@@ -397,6 +397,9 @@ class AlarmHttpConfig(ForwardingConfig):
     max_header_bytes: int = Field(default=8192, ge=1024, le=65536)
     read_timeout_s: float = Field(default=5.0, gt=0, le=120)
     max_connections: int = Field(default=16, ge=1, le=1024)
+    # TLS: serve HTTPS with this certificate (chain) and key; both or neither.
+    cert_file: Path | None = None
+    key_file: Path | None = None
     # Push-only cameras (not analysed here) that may post; configured cameras always may.
     cameras: list[Annotated[str, Field(pattern=_ID)]] = []
     multipart: MultipartConfig = MultipartConfig()
@@ -407,6 +410,8 @@ class AlarmHttpConfig(ForwardingConfig):
             raise ValueError("give exactly one of token and token_file")
         if self.token is not None and len(self.token.get_secret_value()) < 16:
             raise ValueError("token must be at least 16 characters")
+        if (self.cert_file is None) != (self.key_file is None):
+            raise ValueError("cert_file and key_file go together")
         return self
 
     def load_token(self, base_dir: Path | None = None) -> str:
