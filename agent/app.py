@@ -185,6 +185,9 @@ class Agent:
                 rng=self._rng,
             )
         )
+        # Issue 11: broker limits, backoff, set-aside and stuck messages, for central to see.
+        link, publisher = self.link, self.publisher
+        self.status_extra.append(lambda: {"link": {**link.status(), **publisher.status()}})
         self.clock.jump_listeners.append(self._clock_jump)
         st.callback(self.clock.jump_listeners.remove, self._clock_jump)
         if cfg.device.role == "patrol":

@@ -27,7 +27,10 @@ def mosquitto_path() -> str | None:
 class Broker:
     """One mosquitto process with persistence, so a restart keeps sessions and retained messages."""
 
-    def __init__(self, workdir: Path, port: int | None = None, listener_conf: str = "") -> None:
+    def __init__(
+        self, workdir: Path, port: int | None = None, listener_conf: str = "", extra_conf: str = ""
+    ) -> None:
+        """`extra_conf`: more mosquitto.conf lines (limits, an ACL file) for strict-broker tests."""
         self.dir = workdir
         self.dir.mkdir(parents=True, exist_ok=True)
         self.port = port or free_port()
@@ -44,6 +47,7 @@ class Broker:
             "max_queued_messages 100000\n"
             # Running as root, mosquitto would switch to the `mosquitto` user and lose tmp_path.
             f"user {getpass.getuser()}\n"
+            f"{extra_conf}"
         )
         self.proc: subprocess.Popen[bytes] | None = None
 

@@ -19,12 +19,22 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from agent.errors import LinkError
 from sync import envelope
-from sync.reconnect import Backoff, Reconnect
+from sync.limits import BrokerLimits
+from sync.reconnect import STABLE_S, Backoff, Reconnect
 from sync.statefile import read_json, write_json
 
 log = logging.getLogger(__name__)
 
 SESSION_EXPIRY_S = 86400  # contract §1
+RC_RETAIN_NOT_SUPPORTED = 0x9A
+_CONNACK_PROPS = (
+    "MaximumPacketSize",
+    "ReceiveMaximum",
+    "ServerKeepAlive",
+    "TopicAliasMaximum",
+    "MaximumQoS",
+    "RetainAvailable",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,7 +88,7 @@ class Session:
         self._client = client
         self._loop = loop
         self.bdseq = bdseq
-        self.receive_maximum = 65535
+        self.limits = BrokerLimits()  # replaced from the CONNACK
         self.closed: asyncio.Future[str] = loop.create_future()
         self.on_puback: Callable[[int, bool], None] = lambda mid, ok: None
         self._waiters: dict[int, asyncio.Future[bool]] = {}
@@ -103,6 +113,8 @@ class Session:
         """Queue a PUBLISH; returns its mid. Raises LinkError when the session is gone."""
         if self.closed.done():
             raise LinkError("session closed")
+        # Without Retain Available a retained PUBLISH ends the session: send it plain (status says).
+        retain = retain and self.limits.retain
         info = self._client.publish(topic, payload, qos=qos, retain=retain)
         if info.rc not in (MQTTErrorCode.MQTT_ERR_SUCCESS, MQTTErrorCode.MQTT_ERR_QUEUE_SIZE):
             self._lost(f"publish failed: {paho.error_string(info.rc)}")
@@ -186,6 +198,8 @@ class MqttLink:
         self.connected = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self.connects = 0
+        self.limits: BrokerLimits | None = None  # from the last CONNACK
+        self._will_retain = True  # off once the broker said it has no retained messages
 
     async def __aenter__(self) -> MqttLink:
         self._task = asyncio.create_task(self._run(), name="mqtt-link")
@@ -231,7 +245,10 @@ class MqttLink:
         client.max_inflight_messages_set(0)
         client.max_queued_messages_set(0)
         client.will_set(
-            envelope.topic(s.dev, "state"), envelope.offline(bdseq, "lost"), qos=1, retain=True
+            envelope.topic(s.dev, "state"),
+            envelope.offline(bdseq, "lost"),
+            qos=1,
+            retain=self._will_retain,
         )
         if s.tls:
             client.tls_set(
@@ -284,8 +301,12 @@ class MqttLink:
         graceful = False
         try:
             rc = await asyncio.wait_for(asyncio.shield(connack), self._s.connect_timeout_s)
+            if rc == RC_RETAIN_NOT_SUPPORTED and self._will_retain:
+                log.error("broker has no retained messages: the will goes unretained (§5)")
+                self._will_retain = False
             if rc != 0:
                 raise LinkError(f"CONNACK refused: {rc}")
+            self._take_limits(session)
             await self._established(session)
         except asyncio.CancelledError:
             graceful = True
@@ -306,8 +327,8 @@ class MqttLink:
 
     def _wire(self, client: paho.Client, session: Session, connack: asyncio.Future[int]) -> None:
         def on_connect(_c: Any, _u: Any, _f: Any, rc: Any, props: Any) -> None:
-            if props is not None and hasattr(props, "ReceiveMaximum"):
-                session.receive_maximum = int(props.ReceiveMaximum)
+            found = {n: getattr(props, n) for n in _CONNACK_PROPS if hasattr(props, n)}
+            session.limits = BrokerLimits.from_connack(self._s.protocol, found)
             if not connack.done():
                 connack.set_result(int(rc.value) if hasattr(rc, "value") else int(rc))
 
@@ -342,6 +363,32 @@ class MqttLink:
                 session._lost("keepalive failed")
             session.want_write()
 
+    def _take_limits(self, session: Session) -> None:
+        """Keep and log what this CONNACK allows; say loudly what the contract needs and lacks."""
+        limits = session.limits
+        if limits != self.limits:
+            log.info("broker limits: %s", limits.describe())
+        for problem in limits.problems():
+            log.error("broker cannot give what grid/v1 needs: %s", problem)
+        if not limits.retain:
+            self._will_retain = False
+        self.limits = limits
+
+    def status(self) -> dict[str, Any]:
+        """The link's part of `status`: connects, backoff, broker limits and their problems."""
+        limits = self.limits
+        return {
+            "connects": self.connects,
+            "failures": self.machine.failures,
+            "broker": limits.describe() if limits else None,
+            "problems": list(limits.problems()) if limits else [],
+        }
+
+    async def _stable_after(self, session: Session) -> None:
+        await self._sleep(STABLE_S)
+        if not session.closed.done():
+            self.machine = self.machine.stable()
+
     async def _established(self, session: Session) -> None:
         self.machine = self.machine.connected()
         self.connects += 1
@@ -353,12 +400,14 @@ class MqttLink:
         self.connected.set()
         log.info("MQTT connected to %s:%d (bdseq %d)", self._s.host, self._s.port, session.bdseq)
         worker = asyncio.create_task(self._on_session(session), name="mqtt-session")
+        stable = asyncio.create_task(self._stable_after(session), name="mqtt-stable")
         waiters: list[asyncio.Future[Any]] = [worker, session.closed]
         try:
             await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
         finally:
+            stable.cancel()
             worker.cancel()
-            await asyncio.gather(worker, return_exceptions=True)
+            await asyncio.gather(worker, stable, return_exceptions=True)
         failure = worker.exception() if worker.done() and not worker.cancelled() else None
         if failure is not None:
             log.error("session worker failed", exc_info=failure)

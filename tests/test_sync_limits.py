@@ -1,0 +1,155 @@
+"""A strict broker's limits (CONNACK properties, ACL refusals) against a real Mosquitto."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from agent.app import Agent
+from agent.localbroker import Broker
+from agent.media import MediaStore
+from tests.agentkit import DEV, make_config
+from tests.asynckit import wait_until
+from tests.brokers import run_mosquitto
+from tests.mqttc import Watcher
+
+
+def strict(tmp_path: Path, conf: str) -> Iterator[Broker]:
+    yield from run_mosquitto(tmp_path / "strict", conf)
+
+
+@pytest.fixture
+def small_packets(tmp_path: Path) -> Iterator[Broker]:
+    """The broker of the field report: Maximum Packet Size 32 KiB, below the 64 KiB chunk."""
+    yield from strict(tmp_path, "max_packet_size 32768\n")
+
+
+async def photo_incident(agent: Agent, data: bytes) -> dict[str, Any]:
+    media = MediaStore(agent.cfg.device.state_dir, DEV, agent.outbox, quota_bytes=10_000_000)
+    ref = await media.store(data)
+    naming = await agent.outbox.append(
+        "incident", {"category": "other", "level": 3, "note": "x", "photos": [ref]}
+    )
+    await media.send(ref, naming)
+    return ref
+
+
+def media_events(w: Watcher) -> list[dict[str, Any]]:
+    return [e["body"] for e in w.events("/evt/media")]
+
+
+def notices(w: Watcher, typ: str) -> list[dict[str, Any]]:
+    return [e["body"] for e in w.events("/evt/notice") if e["body"]["type"] == typ]
+
+
+async def test_photo_reaches_a_32k_broker_in_smaller_chunks_without_a_storm(
+    small_packets: Broker, tmp_path: Path
+) -> None:
+    b = small_packets
+    w = Watcher(b.host, b.port)
+    cfg = make_config(tmp_path / "state", b.port)
+    data = os.urandom(150_000)
+    async with Agent(cfg) as agent:
+        await wait_until(lambda: agent.link.session is not None)
+        ref = await photo_incident(agent, data)
+        after = await agent.outbox.append("incident", {"note": "behind the photo"})
+        await wait_until(lambda: media_events(w), what="media event delivered")
+        await wait_until(lambda: after.id in {e["id"] for e in w.events()})
+        await wait_until(lambda: agent.outbox.depth == 0, what="outbox drained")
+        # One connection: no chunk got the device disconnected.
+        assert agent.link.connects == 1
+        status = await agent.status_body()
+    assert status["link"]["broker"]["max_packet"] == 32768
+    assert status["link"]["set_aside"] == 0 and status["link"]["problems"] == []
+    (event,) = media_events(w)
+    mid = ref["media_id"]
+    assert event["media_id"] == mid and event["bytes"] == len(data)
+    chunks = [w.on(f"grid/v1/{DEV}/media/{mid}/{n}") for n in range(event["chunks"])]
+    assert all(len(c) == 1 and len(c[0]) <= 32768 for c in chunks)
+    whole = b"".join(c[0] for c in chunks)
+    assert hashlib.sha256(whole).hexdigest() == event["sha256"] == ref["sha256"]
+    # The media event came after its last chunk (§4).
+    topics = [t for t, _, _ in w.messages]
+    last_chunk = topics.index(f"grid/v1/{DEV}/media/{mid}/{event['chunks'] - 1}")
+    assert topics.index(f"grid/v1/{DEV}/evt/media") > last_chunk
+    w.close()
+
+
+async def test_mqtt311_broker_too_small_for_a_chunk_sets_the_photo_aside(
+    small_packets: Broker, tmp_path: Path
+) -> None:
+    """MQTT 3.1.1 announces no limit: the chunk that gets the link dropped is found and
+    set aside with a notice after a bounded number of tries; what follows it flows."""
+    b = small_packets
+    w = Watcher(b.host, b.port)
+    cfg = make_config(tmp_path / "state", b.port, broker={"protocol": 3})
+    async with Agent(cfg) as agent:
+        await wait_until(lambda: agent.link.session is not None)
+        ref = await photo_incident(agent, os.urandom(100_000))
+        after = await agent.outbox.append("incident", {"note": "behind the photo"})
+        await wait_until(lambda: notices(w, "message_set_aside"), what="set-aside notice")
+        await wait_until(lambda: after.id in {e["id"] for e in w.events()})
+        await wait_until(lambda: agent.outbox.depth == 0, what="outbox drained")
+        connects = agent.link.connects
+        status = await agent.status_body()
+    (note,) = notices(w, "message_set_aside")
+    assert note["media_id"] == ref["media_id"] and note["reason"] == "link_dropped"
+    assert status["link"]["set_aside"] == 1
+    assert connects <= 6  # bounded: found within the retry bound, then never sent again
+    assert not media_events(w)
+    w.close()
+
+
+@pytest.fixture
+def acl_broker(tmp_path: Path) -> Iterator[Broker]:
+    """A broker whose ACL refuses this device's detections and alarms (PUBACK 0x87)."""
+    acl = tmp_path / "acl"
+    acl.write_text(
+        f"topic deny grid/v1/{DEV}/evt/detection\n"
+        f"topic deny grid/v1/{DEV}/evt/alarm\n"
+        "topic readwrite #\n"
+    )
+    yield from strict(tmp_path, f"acl_file {acl}\n")
+
+
+async def test_refused_messages_are_set_aside_or_kept_stuck_and_the_rest_flows(
+    acl_broker: Broker, tmp_path: Path
+) -> None:
+    b = acl_broker
+    w = Watcher(b.host, b.port)
+    cfg = make_config(tmp_path / "state", b.port)
+    async with Agent(cfg) as agent:
+        await wait_until(lambda: agent.link.session is not None)
+        detection = await agent.outbox.append("detection", {"n": 1})
+        alarm = await agent.outbox.append("alarm", {"type": "sos"})
+        after = [await agent.outbox.append("incident", {"n": i}) for i in range(5)]
+        await wait_until(lambda: {s.id for s in after} <= {e["id"] for e in w.events()})
+        await wait_until(lambda: notices(w, "message_set_aside"), what="set-aside notice")
+
+        await wait_until(lambda: agent.publisher.status()["stuck"] == 1, what="alarm stuck")
+        # Everything else was delivered and deleted; the alarm is kept.
+        await wait_until(lambda: agent.outbox.depth == 1, what="only the alarm left")
+        status = await agent.status_body()
+        connects = agent.link.connects
+    (note,) = notices(w, "message_set_aside")
+    assert note["reason"] == "refused" and note["id"] == detection.id
+    assert note["kind"] == "detection" and note["seq"] == detection.seq
+    # The priority-0 alarm is never dropped: kept in the outbox, and status says it is stuck.
+    assert status["link"]["stuck"] == 1 and status["link"]["set_aside"] == 1
+    assert alarm.id not in {e["id"] for e in w.events()}
+    assert connects == 1
+    w.close()
+
+
+def test_limits_json_roundtrip_is_plain() -> None:
+    from sync.limits import BrokerLimits
+
+    limits = BrokerLimits.from_connack(5, {"MaximumPacketSize": 32768, "RetainAvailable": 0})
+    assert json.loads(json.dumps(limits.describe()))["max_packet"] == 32768
+    assert limits.problems() == ("retain_unavailable",)
