@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from agent.localbroker import Broker
-from tests.brokers import run_mosquitto
+from tests.brokers import KINDS, run_mosquitto
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
@@ -17,6 +17,12 @@ SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 def broker(tmp_path: Path) -> Iterator[Broker]:
     """A fresh Mosquitto on a free loopback port, stopped after the test."""
     yield from run_mosquitto(tmp_path / "broker")
+
+
+@pytest.fixture(params=sorted(KINDS))
+def any_broker(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Broker]:
+    """Each broker kind in turn (Mosquitto, strict Mosquitto, amqtt): for the sync tests."""
+    yield from KINDS[request.param](tmp_path / request.param)
 
 
 @pytest.fixture
