@@ -153,3 +153,31 @@ def test_limits_json_roundtrip_is_plain() -> None:
     limits = BrokerLimits.from_connack(5, {"MaximumPacketSize": 32768, "RetainAvailable": 0})
     assert json.loads(json.dumps(limits.describe()))["max_packet"] == 32768
     assert limits.problems() == ("retain_unavailable",)
+
+
+@pytest.fixture
+def no_retain(tmp_path: Path) -> Iterator[Broker]:
+    """A broker without retained messages, and with a Server Keep Alive and Receive Maximum."""
+    yield from strict(
+        tmp_path, "retain_available false\nmax_keepalive 10\nmax_inflight_messages 4\n"
+    )
+
+
+async def test_broker_without_retain_is_named_in_status_and_the_link_stays_up(
+    no_retain: Broker, tmp_path: Path
+) -> None:
+    b = no_retain
+    w = Watcher(b.host, b.port)
+    cfg = make_config(tmp_path / "state", b.port, broker={"keepalive_s": 30})
+    async with Agent(cfg) as agent:
+        await wait_until(lambda: agent.link.session is not None)
+        stored = [await agent.outbox.append("incident", {"n": i}) for i in range(30)]
+        await wait_until(lambda: {s.id for s in stored} <= {e["id"] for e in w.events()})
+        await wait_until(lambda: bool(w.on(f"grid/v1/{DEV}/state")), what="birth, unretained")
+        status = await agent.status_body()
+        connects = agent.link.connects
+    link = status["link"]
+    assert "retain_unavailable" in link["problems"]
+    assert link["broker"]["keepalive_s"] == 10 and link["broker"]["receive_max"] == 4
+    assert connects == 1
+    w.close()
