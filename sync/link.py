@@ -19,6 +19,7 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from agent.errors import LinkError
 from sync import envelope
+from sync.brokerview import BrokerView
 from sync.limits import BrokerLimits
 from sync.reconnect import STABLE_S, Backoff, Reconnect
 from sync.statefile import read_json, write_json
@@ -26,7 +27,6 @@ from sync.statefile import read_json, write_json
 log = logging.getLogger(__name__)
 
 SESSION_EXPIRY_S = 86400  # contract §1
-RC_RETAIN_NOT_SUPPORTED = 0x9A
 _CONNACK_PROPS = (
     "MaximumPacketSize",
     "ReceiveMaximum",
@@ -115,6 +115,7 @@ class Session:
             raise LinkError("session closed")
         # Without Retain Available a retained PUBLISH ends the session: send it plain (status says).
         retain = retain and self.limits.retain
+        qos = min(qos, self.limits.max_qos)  # above Maximum QoS the broker drops the session
         info = self._client.publish(topic, payload, qos=qos, retain=retain)
         if info.rc not in (MQTTErrorCode.MQTT_ERR_SUCCESS, MQTTErrorCode.MQTT_ERR_QUEUE_SIZE):
             self._lost(f"publish failed: {paho.error_string(info.rc)}")
@@ -128,6 +129,8 @@ class Session:
         """Publish at QoS 1 and wait for the PUBACK; False when it does not come in time."""
         fut: asyncio.Future[bool] = self._loop.create_future()
         mid = self.publish(topic, payload, 1, retain)
+        if self.limits.max_qos < 1:
+            return True  # went at QoS 0 (Maximum QoS): there is no PUBACK to wait for
         self._waiters[mid] = fut
         try:
             return await asyncio.wait_for(fut, timeout)
@@ -198,8 +201,7 @@ class MqttLink:
         self.connected = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self.connects = 0
-        self.limits: BrokerLimits | None = None  # from the last CONNACK
-        self._will_retain = True  # off once the broker said it has no retained messages
+        self.broker = BrokerView()  # the last CONNACK's limits; how the will must be set
 
     async def __aenter__(self) -> MqttLink:
         self._task = asyncio.create_task(self._run(), name="mqtt-link")
@@ -247,8 +249,8 @@ class MqttLink:
         client.will_set(
             envelope.topic(s.dev, "state"),
             envelope.offline(bdseq, "lost"),
-            qos=1,
-            retain=self._will_retain,
+            qos=self.broker.will_qos,
+            retain=self.broker.will_retain,
         )
         if s.tls:
             client.tls_set(
@@ -301,12 +303,10 @@ class MqttLink:
         graceful = False
         try:
             rc = await asyncio.wait_for(asyncio.shield(connack), self._s.connect_timeout_s)
-            if rc == RC_RETAIN_NOT_SUPPORTED and self._will_retain:
-                log.error("broker has no retained messages: the will goes unretained (§5)")
-                self._will_retain = False
             if rc != 0:
+                self.broker.refused(rc)
                 raise LinkError(f"CONNACK refused: {rc}")
-            self._take_limits(session)
+            self.broker.accepted(session.limits)
             await self._established(session)
         except asyncio.CancelledError:
             graceful = True
@@ -363,26 +363,10 @@ class MqttLink:
                 session._lost("keepalive failed")
             session.want_write()
 
-    def _take_limits(self, session: Session) -> None:
-        """Keep and log what this CONNACK allows; say loudly what the contract needs and lacks."""
-        limits = session.limits
-        if limits != self.limits:
-            log.info("broker limits: %s", limits.describe())
-        for problem in limits.problems():
-            log.error("broker cannot give what grid/v1 needs: %s", problem)
-        if not limits.retain:
-            self._will_retain = False
-        self.limits = limits
-
     def status(self) -> dict[str, Any]:
         """The link's part of `status`: connects, backoff, broker limits and their problems."""
-        limits = self.limits
-        return {
-            "connects": self.connects,
-            "failures": self.machine.failures,
-            "broker": limits.describe() if limits else None,
-            "problems": list(limits.problems()) if limits else [],
-        }
+        link = {"connects": self.connects, "failures": self.machine.failures}
+        return {**link, **self.broker.status()}
 
     async def _stable_after(self, session: Session) -> None:
         await self._sleep(STABLE_S)

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +41,20 @@ async def photo_incident(agent: Agent, data: bytes) -> dict[str, Any]:
     return ref
 
 
+@contextlib.asynccontextmanager
+async def online(
+    b: Broker, tmp_path: Path, **sections: Any
+) -> AsyncIterator[tuple[Agent, Watcher]]:
+    """A connected agent on `b`, and central's watcher."""
+    w = Watcher(b.host, b.port)
+    try:
+        async with Agent(make_config(tmp_path / "state", b.port, **sections)) as agent:
+            await wait_until(lambda: agent.link.session is not None)
+            yield agent, w
+    finally:
+        w.close()
+
+
 def media_events(w: Watcher) -> list[dict[str, Any]]:
     return [e["body"] for e in w.events("/evt/media")]
 
@@ -52,11 +67,8 @@ async def test_photo_reaches_a_32k_broker_in_smaller_chunks_without_a_storm(
     small_packets: Broker, tmp_path: Path
 ) -> None:
     b = small_packets
-    w = Watcher(b.host, b.port)
-    cfg = make_config(tmp_path / "state", b.port)
     data = os.urandom(150_000)
-    async with Agent(cfg) as agent:
-        await wait_until(lambda: agent.link.session is not None)
+    async with online(b, tmp_path) as (agent, w):
         ref = await photo_incident(agent, data)
         after = await agent.outbox.append("incident", {"note": "behind the photo"})
         await wait_until(lambda: media_events(w), what="media event delivered")
@@ -78,7 +90,6 @@ async def test_photo_reaches_a_32k_broker_in_smaller_chunks_without_a_storm(
     topics = [t for t, _, _ in w.messages]
     last_chunk = topics.index(f"grid/v1/{DEV}/media/{mid}/{event['chunks'] - 1}")
     assert topics.index(f"grid/v1/{DEV}/evt/media") > last_chunk
-    w.close()
 
 
 async def test_mqtt311_broker_too_small_for_a_chunk_sets_the_photo_aside(
@@ -87,10 +98,7 @@ async def test_mqtt311_broker_too_small_for_a_chunk_sets_the_photo_aside(
     """MQTT 3.1.1 announces no limit: the chunk that gets the link dropped is found and
     set aside with a notice after a bounded number of tries; what follows it flows."""
     b = small_packets
-    w = Watcher(b.host, b.port)
-    cfg = make_config(tmp_path / "state", b.port, broker={"protocol": 3})
-    async with Agent(cfg) as agent:
-        await wait_until(lambda: agent.link.session is not None)
+    async with online(b, tmp_path, broker={"protocol": 3}) as (agent, w):
         ref = await photo_incident(agent, os.urandom(100_000))
         after = await agent.outbox.append("incident", {"note": "behind the photo"})
         await wait_until(lambda: notices(w, "message_set_aside"), what="set-aside notice")
@@ -103,7 +111,6 @@ async def test_mqtt311_broker_too_small_for_a_chunk_sets_the_photo_aside(
     assert status["link"]["set_aside"] == 1
     assert connects <= 6  # bounded: found within the retry bound, then never sent again
     assert not media_events(w)
-    w.close()
 
 
 @pytest.fixture
@@ -122,10 +129,7 @@ async def test_refused_messages_are_set_aside_or_kept_stuck_and_the_rest_flows(
     acl_broker: Broker, tmp_path: Path
 ) -> None:
     b = acl_broker
-    w = Watcher(b.host, b.port)
-    cfg = make_config(tmp_path / "state", b.port)
-    async with Agent(cfg) as agent:
-        await wait_until(lambda: agent.link.session is not None)
+    async with online(b, tmp_path) as (agent, w):
         detection = await agent.outbox.append("detection", {"n": 1})
         alarm = await agent.outbox.append("alarm", {"type": "sos"})
         after = [await agent.outbox.append("incident", {"n": i}) for i in range(5)]
@@ -144,7 +148,6 @@ async def test_refused_messages_are_set_aside_or_kept_stuck_and_the_rest_flows(
     assert status["link"]["stuck"] == 1 and status["link"]["set_aside"] == 1
     assert alarm.id not in {e["id"] for e in w.events()}
     assert connects == 1
-    w.close()
 
 
 def test_limits_json_roundtrip_is_plain() -> None:
@@ -167,10 +170,7 @@ async def test_broker_without_retain_is_named_in_status_and_the_link_stays_up(
     no_retain: Broker, tmp_path: Path
 ) -> None:
     b = no_retain
-    w = Watcher(b.host, b.port)
-    cfg = make_config(tmp_path / "state", b.port, broker={"keepalive_s": 30})
-    async with Agent(cfg) as agent:
-        await wait_until(lambda: agent.link.session is not None)
+    async with online(b, tmp_path, broker={"keepalive_s": 30}) as (agent, w):
         stored = [await agent.outbox.append("incident", {"n": i}) for i in range(30)]
         await wait_until(lambda: {s.id for s in stored} <= {e["id"] for e in w.events()})
         await wait_until(lambda: bool(w.on(f"grid/v1/{DEV}/state")), what="birth, unretained")
@@ -180,4 +180,24 @@ async def test_broker_without_retain_is_named_in_status_and_the_link_stays_up(
     assert "retain_unavailable" in link["problems"]
     assert link["broker"]["keepalive_s"] == 10 and link["broker"]["receive_max"] == 4
     assert connects == 1
-    w.close()
+
+
+@pytest.fixture
+def qos0_only(tmp_path: Path) -> Iterator[Broker]:
+    yield from strict(tmp_path, "max_qos 0\n")
+
+
+async def test_broker_without_qos1_keeps_everything_stored_and_says_so(
+    qos0_only: Broker, tmp_path: Path
+) -> None:
+    b = qos0_only
+    async with online(b, tmp_path) as (agent, w):
+        alarm = await agent.outbox.append("alarm", {"type": "sos"})
+        await wait_until(lambda: bool(w.on(f"grid/v1/{DEV}/state")), what="birth at QoS 0")
+        status = await agent.status_body()
+        connects = agent.link.connects
+        depth = agent.outbox.depth
+    assert "qos1_unavailable" in status["link"]["problems"]
+    assert alarm.id not in {e["id"] for e in w.events()}
+    assert depth >= 2  # the state_reset notice and the alarm: kept, not published at QoS 0
+    assert connects == 1
