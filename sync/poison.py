@@ -90,6 +90,11 @@ class Strikes:
         due = [r for r, (until, _) in self.holds.items() if until <= now]
         return [(self.holds.pop(r)[1], r) for r in due]
 
+    def new_session(self) -> None:
+        """A new session (maybe another broker): stuck messages get one try at once."""
+        for rowid in self.stuck:
+            self.holds.pop(rowid, None)
+
     def next_release(self) -> float | None:
         """When the earliest hold passes, or None."""
         return min((until for until, _ in self.holds.values()), default=None)

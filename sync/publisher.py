@@ -135,6 +135,7 @@ class Publisher:
 
         session.on_puback = on_puback
         self._reset_to = None
+        strikes.new_session()
         try:
             while True:
                 # Cleared before looking, never after: a row committed while a fetch is under

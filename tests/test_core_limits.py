@@ -75,6 +75,8 @@ def test_priority_0_1_is_never_set_aside_only_stuck() -> None:
     assert s.failed(1, 0, now=1.0) is Verdict.STUCK and 1 in s.stuck
     assert s.next_release() == 301.0 and s.set_aside == 0
     assert s.failed(1, 0, now=301.0) is Verdict.STUCK  # stays kept, on the slow schedule
+    s.new_session()  # another session, maybe another broker: one try at once
+    assert not s.held(1) and 1 in s.stuck
     s.acked(1)
     assert not s.stuck and not s.held(1)
     assert oversize(s, 2, 1, 0.0) is Verdict.STUCK and oversize(s, 3, 4, 0.0) is Verdict.SET_ASIDE
