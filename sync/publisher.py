@@ -147,7 +147,10 @@ class Publisher:
                     cursor = min(cursor, min((p, r - 1) for p, r in released))
                     buffer.clear()
                 if self._aside:
-                    await self._set_aside_all()
+                    gone = await self._set_aside_all()
+                    # A set-aside photo's other rows are deleted too: none of them goes out.
+                    kept = [r for r in buffer if r.group is None or r.group not in gone]
+                    buffer = deque(kept)
                 if self._reset_to is not None:
                     cursor = _rescan_from(cursor, buffer, self._reset_to)
                     self._reset_to = None
@@ -231,15 +234,20 @@ class Publisher:
         log.error("%s is larger than the broker's %s bytes", row.topic, limits.max_packet)
         self._verdict(row, oversize(self.strikes, row.rowid, row.priority, now), "too_large")
 
-    async def _set_aside_all(self) -> None:
+    async def _set_aside_all(self) -> set[str]:
+        """Remove the rows waiting to be set aside, each with its notice; return their photos."""
+        groups: set[str] = set()
         for rowid, (row, code) in list(self._aside.items()):
             body = aside_notice(row.topic, row.payload, row.group, code)
             try:
                 await self._outbox.set_aside(body, [row.rowid], row.group)
             except StoreError as exc:
                 log.error("could not set aside row %d: %s (kept for now)", rowid, exc)
-                return
+                break
             del self._aside[rowid]
+            if row.group is not None:
+                groups.add(row.group)
+        return groups
 
     async def _idle(self, inflight: dict[int, _InFlight], session: Session) -> None:
         """Wait for a PUBACK, a new row, a gate change or a hold to pass; abort when the
