@@ -72,6 +72,19 @@ async def rechunk(db: aiosqlite.Connection, group: str, size: int) -> tuple[int,
     return len(values) - len(rows), sum(v[5] for v in values) - old_bytes
 
 
+async def group_event(db: aiosqlite.Connection, group: str) -> tuple[int, str] | None:
+    """(seq, id) of a photo's `media` event while it is stored (a set-aside notice names it)."""
+    rows = list(
+        await db.execute_fetchall(
+            "SELECT seq, payload FROM outbox WHERE grp = ? AND seq IS NOT NULL LIMIT 1", (group,)
+        )
+    )
+    if not rows:
+        return None
+    env = json.loads(bytes(rows[0][1]))
+    return int(rows[0][0]), str(env.get("id")) if isinstance(env, dict) else ""
+
+
 async def drop_rows(
     db: aiosqlite.Connection, rowids: Sequence[int], group: str | None
 ) -> tuple[int, int]:

@@ -56,6 +56,7 @@ async def test_a_photo_with_an_acknowledged_chunk_cannot_be_rechunked(tmp_path: 
         ref, _ = await photo(ob, tmp_path, 150_000)
         other, _ = await photo(ob, tmp_path, 1000)
         rows = [r for r in await ob.fetch((-1, -1), 100) if r.group == ref["media_id"]]
+        media_seq = json.loads(rows[-1].payload)["seq"]
         await ob.delete([rows[0].rowid])  # chunk 0 was acknowledged under a larger limit
         assert await ob.rechunk(ref["media_id"], 30 * 1024) == "partial"
         body = {"type": "message_set_aside", "media_id": ref["media_id"]}
@@ -64,7 +65,8 @@ async def test_a_photo_with_an_acknowledged_chunk_cannot_be_rechunked(tmp_path: 
         left = await ob.fetch((-1, -1), 100)
     assert not [r for r in left if r.group == ref["media_id"]]
     assert [r for r in left if r.group == other["media_id"]]  # the other photo is untouched
-    assert any(r.payload == note.payload for r in left)
+    notice = [json.loads(r.payload) for r in left if r.payload == note.payload][0]
+    assert notice["body"]["seq"] == media_seq  # the media event went with it: its seq is named
 
 
 async def test_a_photo_whose_media_event_is_not_stored_is_incomplete(tmp_path: Path) -> None:

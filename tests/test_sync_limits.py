@@ -108,6 +108,7 @@ async def test_mqtt311_broker_too_small_for_a_chunk_sets_the_photo_aside(
         status = await agent.status_body()
     (note,) = notices(w, "message_set_aside")
     assert note["media_id"] == ref["media_id"] and note["reason"] == "link_dropped"
+    assert note["kind"] == "media_chunk" and isinstance(note["seq"], int)  # its media event's
     assert status["link"]["set_aside"] == 1
     assert connects <= 6  # bounded: found within the retry bound, then never sent again
     assert not media_events(w)
