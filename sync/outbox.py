@@ -204,17 +204,9 @@ class Outbox:
         refused: list[Pending] = []
         rejected: list[tuple[Pending, StoreError]] = []
         batch_bytes = 0  # bytes of `rows` so far: kept, not re-summed per item
-        removed = [0, 0]  # rows and bytes a set-aside notice removes in this transaction
+        removed = (0, 0)  # rows and bytes set-aside notices remove in this transaction
         try:
-            for item in batch:
-                if item.drop_group is not None and item.body is not None:
-                    # The photo's `media` event goes too: its seq is the gap the notice explains.
-                    named = await outbox_fix.group_event(self._db, item.drop_group)
-                    if named is not None and item.body.get("seq") is None:
-                        item.body = {**item.body, "seq": named[0], "id": named[1]}
-                if item.drop or item.drop_group:
-                    n, size = await outbox_fix.drop_rows(self._db, item.drop, item.drop_group)
-                    removed = [removed[0] + n, removed[1] + size]
+            removed = await outbox_fix.apply_drops(self._db, batch)
             self.depth -= removed[0]
             self.bytes -= removed[1]
             for item in batch:

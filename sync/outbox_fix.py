@@ -9,7 +9,7 @@ import aiosqlite
 
 from sync import envelope
 from sync.limits import split
-from sync.outbox_rows import ROW_OVERHEAD
+from sync.outbox_rows import ROW_OVERHEAD, Pending
 
 _COLS = "rowid, kind, topic, payload, size, seq, hist, created_ms, priority"
 
@@ -98,3 +98,18 @@ async def drop_rows(
         sql = "DELETE FROM outbox WHERE grp = ? RETURNING size"
         sizes += [r[0] for r in await db.execute_fetchall(sql, (group,))]
     return len(sizes), sum(sizes)
+
+
+async def apply_drops(db: aiosqlite.Connection, batch: Sequence[Pending]) -> tuple[int, int]:
+    """Delete what the batch's set-aside notices name, in the open transaction: (rows, bytes)."""
+    rows = size = 0
+    for item in batch:
+        if item.drop_group is not None and item.body is not None:
+            # The photo's `media` event goes too: its seq is the gap the notice explains.
+            named = await group_event(db, item.drop_group)
+            if named is not None and item.body.get("seq") is None:
+                item.body = {**item.body, "seq": named[0], "id": named[1]}
+        if item.drop or item.drop_group:
+            n, b = await drop_rows(db, item.drop, item.drop_group)
+            rows, size = rows + n, size + b
+    return rows, size
