@@ -111,8 +111,10 @@ def oversize(strikes: Strikes, rowid: int, priority: int, now: float) -> Verdict
     return Verdict.SET_ASIDE
 
 
-def aside_notice(topic: str, payload: bytes, group: str | None, reason: str) -> dict[str, object]:
-    """The §4 `notice` naming a message that was set aside (not delivered, removed)."""
+def aside_notice(
+    topic: str, payload: bytes, group: str | None, reason: str, typ: str = "message_set_aside"
+) -> dict[str, object]:
+    """The §4 `notice` naming a message set aside (removed), or stuck (`message_stuck`, kept)."""
     parts = topic.split("/")
     kind = "media_chunk" if len(parts) > 3 and parts[3] == "media" else parts[-1]
     msg_id: object = None
@@ -125,7 +127,7 @@ def aside_notice(topic: str, payload: bytes, group: str | None, reason: str) -> 
         if isinstance(env, dict):
             msg_id, seq = env.get("id"), env.get("seq")
     return {
-        "type": "message_set_aside",
+        "type": typ,
         "reason": reason,
         "kind": kind,
         "id": msg_id,

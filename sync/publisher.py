@@ -58,6 +58,8 @@ class Publisher:
         # Failure memory across sessions; rows waiting to be set aside (by the next loop turn).
         self.strikes = Strikes(policy or RetryPolicy())
         self._aside: dict[int, tuple[Row, str]] = {}
+        self._stuck_notes: dict[int, tuple[Row, str]] = {}  # `message_stuck` notices to store
+        self._noticed: set[int] = set()  # stuck rows central was told about (once per run)
         self._group_holds: dict[int, str] = {}  # held row -> its photo: the rest waits (§4 order)
         self.inflight = 0
         self.sent = 0
@@ -96,6 +98,9 @@ class Publisher:
             self._aside[row.rowid] = (row, code)
         elif verdict is Verdict.STUCK:
             log.error("priority %d message %s is stuck: %s", row.priority, row.topic, code)
+            if row.rowid not in self._noticed:
+                self._noticed.add(row.rowid)
+                self._stuck_notes[row.rowid] = (row, code)
         if row.group is not None and verdict is not Verdict.SET_ASIDE:
             self._group_holds[row.rowid] = row.group
         self._appended(row.priority)
@@ -146,7 +151,7 @@ class Publisher:
                     # Held rows sort before the cursor: scan again from the first of them.
                     cursor = min(cursor, min((p, r - 1) for p, r in released))
                     buffer.clear()
-                if self._aside:
+                if self._aside or self._stuck_notes:
                     gone = await self._set_aside_all()
                     # A set-aside photo's other rows are deleted too: none of them goes out.
                     kept = [r for r in buffer if r.group is None or r.group not in gone]
@@ -235,7 +240,8 @@ class Publisher:
         self._verdict(row, oversize(self.strikes, row.rowid, row.priority, now), "too_large")
 
     async def _set_aside_all(self) -> set[str]:
-        """Remove the rows waiting to be set aside, each with its notice; return their photos."""
+        """Remove the rows waiting to be set aside, each with its notice, and tell central
+        about newly stuck ones (kept); return the photos set aside."""
         groups: set[str] = set()
         for rowid, (row, code) in list(self._aside.items()):
             body = aside_notice(row.topic, row.payload, row.group, code)
@@ -247,6 +253,14 @@ class Publisher:
             del self._aside[rowid]
             if row.group is not None:
                 groups.add(row.group)
+        for rowid, (row, code) in list(self._stuck_notes.items()):
+            body = aside_notice(row.topic, row.payload, row.group, code, "message_stuck")
+            try:
+                await self._outbox.append("notice", body)
+            except StoreError as exc:
+                log.error("could not store the stuck notice of row %d: %s", rowid, exc)
+                break
+            del self._stuck_notes[rowid]
         return groups
 
     async def _idle(self, inflight: dict[int, _InFlight], session: Session) -> None:

@@ -149,6 +149,13 @@ async def test_refused_messages_are_set_aside_or_kept_stuck_and_the_rest_flows(
     assert status["link"]["stuck"] == 1 and status["link"]["set_aside"] == 1
     assert alarm.id not in {e["id"] for e in w.events()}
     assert connects == 1
+    # Central is told once why the alarm does not come (the notice itself is stored and sent).
+    (stuck_note,) = notices(w, "message_stuck")
+    assert (stuck_note["id"], stuck_note["seq"], stuck_note["reason"]) == (
+        alarm.id,
+        alarm.seq,
+        "refused",
+    )
 
 
 def test_limits_json_roundtrip_is_plain() -> None:
