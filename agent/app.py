@@ -379,6 +379,8 @@ class Agent:
         role = self.role
         extra: dict[str, Any] = dict(role.status()) if role is not None else {}
         extra["loops"] = self.supervisor.status()
+        # Broker limits, backoff, set-aside and stuck messages, for central to see.
+        extra["link"] = {**self.link.status(), **self.publisher.status()}
         try:
             oldest = await self.outbox.oldest_ms()
         except StoreError:

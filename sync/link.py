@@ -18,14 +18,24 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from sync import envelope
+from sync.brokerview import BrokerView
 from sync.errors import LinkError
-from sync.reconnect import DelayPolicy, Reconnect
+from sync.limits import BrokerLimits
+from sync.reconnect import STABLE_S, DelayPolicy, Reconnect
 from sync.spawn import Spawn, spawn_task
 from sync.statefile import read_json, write_json
 
 log = logging.getLogger(__name__)
 
 SESSION_EXPIRY_S = 86400  # contract §1
+_CONNACK_PROPS = (
+    "MaximumPacketSize",
+    "ReceiveMaximum",
+    "ServerKeepAlive",
+    "TopicAliasMaximum",
+    "MaximumQoS",
+    "RetainAvailable",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,7 +89,7 @@ class Session:
         self._client = client
         self._loop = loop
         self.bdseq = bdseq
-        self.receive_maximum = 65535
+        self.limits = BrokerLimits()  # replaced from the CONNACK
         self.closed: asyncio.Future[str] = loop.create_future()
         self.on_puback: Callable[[int, bool], None] = lambda mid, ok: None
         self._waiters: dict[int, asyncio.Future[bool]] = {}
@@ -104,6 +114,9 @@ class Session:
         """Queue a PUBLISH; returns its mid. Raises LinkError when the session is gone."""
         if self.closed.done():
             raise LinkError("session closed")
+        # Without Retain Available a retained PUBLISH ends the session: send it plain (status says).
+        retain = retain and self.limits.retain
+        qos = min(qos, self.limits.max_qos)  # above Maximum QoS the broker drops the session
         info = self._client.publish(topic, payload, qos=qos, retain=retain)
         if info.rc not in (MQTTErrorCode.MQTT_ERR_SUCCESS, MQTTErrorCode.MQTT_ERR_QUEUE_SIZE):
             self._lost(f"publish failed: {paho.error_string(info.rc)}")
@@ -117,6 +130,8 @@ class Session:
         """Publish at QoS 1 and wait for the PUBACK; False when it does not come in time."""
         fut: asyncio.Future[bool] = self._loop.create_future()
         mid = self.publish(topic, payload, 1, retain)
+        if self.limits.max_qos < 1:
+            return True  # went at QoS 0 (Maximum QoS): there is no PUBACK to wait for
         self._waiters[mid] = fut
         try:
             return await asyncio.wait_for(fut, timeout)
@@ -189,6 +204,7 @@ class MqttLink:
         self.connected = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self.connects = 0
+        self.broker = BrokerView()  # the last CONNACK's limits; how the will must be set
 
     async def __aenter__(self) -> MqttLink:
         self._task = self._spawn("mqtt-link", self._run)
@@ -234,7 +250,10 @@ class MqttLink:
         client.max_inflight_messages_set(0)
         client.max_queued_messages_set(0)
         client.will_set(
-            envelope.topic(s.dev, "state"), envelope.offline(bdseq, "lost"), qos=1, retain=True
+            envelope.topic(s.dev, "state"),
+            envelope.offline(bdseq, "lost"),
+            qos=self.broker.will_qos,
+            retain=self.broker.will_retain,
         )
         if s.tls:
             client.tls_set(
@@ -288,7 +307,9 @@ class MqttLink:
         try:
             rc = await asyncio.wait_for(asyncio.shield(connack), self._s.connect_timeout_s)
             if rc != 0:
+                self.broker.refused(rc)
                 raise LinkError(f"CONNACK refused: {rc}")
+            self.broker.accepted(session.limits)
             await self._established(session)
         except asyncio.CancelledError:
             graceful = True
@@ -309,8 +330,8 @@ class MqttLink:
 
     def _wire(self, client: paho.Client, session: Session, connack: asyncio.Future[int]) -> None:
         def on_connect(_c: Any, _u: Any, _f: Any, rc: Any, props: Any) -> None:
-            if props is not None and hasattr(props, "ReceiveMaximum"):
-                session.receive_maximum = int(props.ReceiveMaximum)
+            found = {n: getattr(props, n) for n in _CONNACK_PROPS if hasattr(props, n)}
+            session.limits = BrokerLimits.from_connack(self._s.protocol, found)
             if not connack.done():
                 connack.set_result(int(rc.value) if hasattr(rc, "value") else int(rc))
 
@@ -345,6 +366,16 @@ class MqttLink:
                 session._lost("keepalive failed")
             session.want_write()
 
+    def status(self) -> dict[str, Any]:
+        """The link's part of `status`: connects, backoff, broker limits and their problems."""
+        link = {"connects": self.connects, "failures": self.machine.failures}
+        return {**link, **self.broker.status()}
+
+    async def _stable_after(self, session: Session) -> None:
+        await self._sleep(STABLE_S)
+        if not session.closed.done():
+            self.machine = self.machine.stable()
+
     async def _established(self, session: Session) -> None:
         self.machine = self.machine.connected()
         self.connects += 1
@@ -356,12 +387,14 @@ class MqttLink:
         self.connected.set()
         log.info("MQTT connected to %s:%d (bdseq %d)", self._s.host, self._s.port, session.bdseq)
         worker = asyncio.create_task(self._on_session(session), name="mqtt-session")
+        stable = asyncio.create_task(self._stable_after(session), name="mqtt-stable")
         waiters: list[asyncio.Future[Any]] = [worker, session.closed]
         try:
             await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
         finally:
+            stable.cancel()
             worker.cancel()
-            await asyncio.gather(worker, return_exceptions=True)
+            await asyncio.gather(worker, stable, return_exceptions=True)
         failure = worker.exception() if worker.done() and not worker.cancelled() else None
         if failure is not None:
             log.error("session worker failed", exc_info=failure)

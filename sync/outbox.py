@@ -11,7 +11,7 @@ from typing import Any
 
 import aiosqlite
 
-from sync import envelope, outbox_db
+from sync import envelope, outbox_db, outbox_fix
 from sync.envelope import TimeStamp
 from sync.errors import MediaRefused, StoreError, StoreFull
 from sync.messages import DEFAULT_PRIORITY, Priority, Stored
@@ -217,7 +217,11 @@ class Outbox:
         refused: list[Pending] = []
         rejected: list[tuple[Pending, StoreError]] = []
         batch_bytes = 0  # bytes of `rows` so far: kept, not re-summed per item
+        removed = (0, 0)  # rows and bytes set-aside notices remove in this transaction
         try:
+            removed = await outbox_fix.apply_drops(self._db, batch)
+            self.depth -= removed[0]
+            self.bytes -= removed[1]
             for item in batch:
                 if item.future.cancelled():
                     continue
@@ -289,8 +293,8 @@ class Outbox:
         except (sqlite3.Error, OSError) as exc:
             await self._rollback()
             self._seq, self._ceiling = seq_before, ceiling_before
-            self.bytes += sum(r.size for r in evicted)
-            self.depth += len(evicted)
+            self.bytes += sum(r.size for r in evicted) + removed[1]
+            self.depth += len(evicted) + removed[0]
             full = isinstance(exc, sqlite3.OperationalError) and "full" in str(exc)
             err: StoreError = StoreFull(str(exc)) if full else StoreError(str(exc))
             log.error("outbox commit of %d messages failed: %s", len(batch), exc)
@@ -329,6 +333,38 @@ class Outbox:
             self._seq = stored.seq
         return stored, size
 
+    async def set_aside(
+        self, body: Mapping[str, Any], rowids: Sequence[int], group: str | None = None
+    ) -> Stored:
+        """Store the `notice` and delete these rows (and `group`'s) in one commit."""
+        if self._writer is None or self._writer.done():
+            raise StoreError("outbox is not open")
+        fut: asyncio.Future[Stored] = asyncio.get_running_loop().create_future()
+        topic = envelope.event_topic(self._dev, "notice")
+        item = Pending("notice", 3, not self._online(), body, topic, None, None, fut)
+        item.drop, item.drop_group = tuple(rowids), group
+        await self._queue.put(item)
+        return await fut
+
+    async def rechunk(self, group: str, size: int) -> str:
+        """Re-split a whole photo's chunks to `size` bytes: `done`, or why not (outbox_fix)."""
+        assert self._db is not None
+        async with self._wlock:
+            try:
+                delta = await outbox_fix.rechunk(self._db, group, size)
+                await self._db.commit()
+            except (sqlite3.Error, OSError, ValueError) as exc:
+                await self._rollback()
+                log.error("re-chunking media %s failed: %s", group, exc)
+                return "failed"
+        if isinstance(delta, str):
+            return delta
+        self.depth += delta[0]
+        self.bytes += delta[1]
+        for listener in self._listeners:
+            listener(Priority.MEDIA)
+        return "done"
+
     # ----- the journal: journalled messages until their producer has saved its state ---------
     async def journal_after(self, after_seq: int | None, kind: str) -> list[Journalled]:
         """Journalled messages of `kind` with seq > after_seq (all when None), in seq order."""
@@ -357,11 +393,11 @@ class Outbox:
         assert self._rdb is not None
         where = "(priority, rowid) > (?, ?)" + (" AND hist = 0" if live_only else "")
         sql = (
-            f"SELECT rowid, priority, topic, payload, size, hist FROM outbox WHERE {where}"
+            f"SELECT rowid, priority, topic, payload, size, hist, grp FROM outbox WHERE {where}"
             " ORDER BY priority, rowid LIMIT ?"
         )
         rows = await self._rdb.execute_fetchall(sql, (after[0], after[1], limit))
-        return [Row(r[0], r[1], r[2], bytes(r[3]), r[4], bool(r[5])) for r in rows]
+        return [Row(r[0], r[1], r[2], bytes(r[3]), r[4], bool(r[5]), r[6]) for r in rows]
 
     async def delete(self, rowids: Sequence[int]) -> None:
         """Delete acknowledged rows in one commit (rows evicted meanwhile are simply gone)."""

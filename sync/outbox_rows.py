@@ -25,6 +25,7 @@ class Row:
     payload: bytes
     size: int
     hist: bool
+    group: str | None = None  # media id of a chunk or `media` event
 
 
 @dataclass(slots=True)
@@ -40,6 +41,8 @@ class Pending:
     group: str | None
     future: asyncio.Future[Stored]
     journal: bool = False  # also into the journal table, in the same transaction
+    drop: tuple[int, ...] = ()  # rows deleted in the same transaction (a set-aside notice)
+    drop_group: str | None = None  # ... and every row of this media group
 
 
 def build(

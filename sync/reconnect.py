@@ -7,6 +7,8 @@ import random
 from dataclasses import dataclass, replace
 from typing import Protocol
 
+STABLE_S = 60.0  # a session up this long counts as healthy: the backoff starts again small
+
 
 class LinkState(enum.Enum):
     """Where the MQTT session is."""
@@ -38,9 +40,16 @@ class Reconnect:
         return replace(self, state=LinkState.CONNECTING)
 
     def connected(self) -> Reconnect:
-        """CONNACK accepted: the failure count resets."""
+        """CONNACK accepted. The failure count stays: a broker that accepts and then drops
+        every session must not get a reconnect storm (see `stable`)."""
         self._require(LinkState.CONNECTING)
-        return Reconnect(LinkState.CONNECTED, 0)
+        return replace(self, state=LinkState.CONNECTED)
+
+    def stable(self) -> Reconnect:
+        """The session has stayed up for STABLE_S: now the failure count resets."""
+        if self.state is not LinkState.CONNECTED:
+            return self
+        return replace(self, failures=0)
 
     def failed(self) -> Reconnect:
         """The attempt or the live session failed: back off."""

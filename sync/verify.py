@@ -111,9 +111,24 @@ def _payload_shape(payload: Mapping[str, Any]) -> str | None:
         return "payload ver and iat must be integers"
     if payload.get("exp") is not None and _int(payload.get("exp")) is None:
         return "payload exp must be an integer or null"
-    if not isinstance(payload.get("body"), dict):
-        return "payload body must be an object"
-    return None
+    if "body" not in payload:
+        return "payload needs a body"
+    return None  # a body that is not an object is step 6's `invalid_body` (§6 revision)
+
+
+def _peek(env: Mapping[str, Any]) -> tuple[str | None, int | None]:
+    """`ref` and `ver` from the payload if it parses as a JSON object, whatever else is wrong."""
+    text = env.get("payload")
+    if not isinstance(text, str):
+        return None, None
+    try:
+        payload = json.loads(b64url_decode(text).decode("utf-8"))
+    except (ValueError, RecursionError):
+        return None, None
+    if not isinstance(payload, dict):
+        return None, None
+    ref = payload.get("id")
+    return (ref if isinstance(ref, str) else None), _int(payload.get("ver"))
 
 
 def verify(topic_typ: str, raw: bytes, ctx: Context) -> Document | Refusal:
@@ -121,14 +136,17 @@ def verify(topic_typ: str, raw: bytes, ctx: Context) -> Document | Refusal:
     if len(raw) > MAX_DOWN_PAYLOAD:
         return Refusal("rejected", "too_large", None, None, f"{len(raw)} bytes")
 
-    def bad(detail: str, ref: str | None = None, ver: int | None = None) -> Refusal:
-        return Refusal("rejected", "bad_envelope", ref, ver, detail)
-
     # Step 1: envelope shape.
     try:
         env = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, ValueError, RecursionError):
-        return bad("not UTF-8 JSON")
+        return Refusal("rejected", "bad_envelope", None, None, "not UTF-8 JSON")
+    # §6: ref and ver come from the payload whenever it parses, whatever else is wrong.
+    ref, ver = _peek(env) if isinstance(env, dict) else (None, None)
+
+    def bad(detail: str) -> Refusal:
+        return Refusal("rejected", "bad_envelope", ref, ver, detail)
+
     if not isinstance(env, dict) or set(env) != _ENVELOPE_KEYS:
         return bad("envelope must be an object with exactly v, alg, kid, payload, sig")
     if env["v"] != 1 or isinstance(env["v"], bool):
@@ -146,15 +164,13 @@ def verify(topic_typ: str, raw: bytes, ctx: Context) -> Document | Refusal:
         return bad("payload is not UTF-8 JSON")
     if not isinstance(payload, dict):
         return bad("payload is not a JSON object")
-    ref = payload.get("id") if isinstance(payload.get("id"), str) else None
-    ver = _int(payload.get("ver"))
     if len(sig) != 64:
-        return bad("signature must be 64 bytes", ref, ver)
+        return bad("signature must be 64 bytes")
     if env["alg"] != "ed25519":
-        return bad("alg must be ed25519", ref, ver)
+        return bad("alg must be ed25519")
     shape = _payload_shape(payload)
     if shape is not None:
-        return bad(shape, ref, ver)
+        return bad(shape)
 
     # Step 2: key and signature.
     key = ctx.keys.get(env["kid"])
@@ -189,6 +205,8 @@ def verify(topic_typ: str, raw: bytes, ctx: Context) -> Document | Refusal:
     # Step 6: body.
     validator = ctx.validators.get(topic_typ)
     parsed: object = None
+    if not isinstance(payload["body"], dict):
+        return Refusal("rejected", "invalid_body", ref, ver, "body is not a JSON object")
     if validator is not None:
         try:
             parsed = validator(payload["body"])

@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from agent.localbroker import Broker, mosquitto_path
+from agent.localbroker import Broker
+from tests.kits.brokers import KINDS, run_mosquitto
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
@@ -16,16 +17,13 @@ SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 @pytest.fixture
 def broker(tmp_path: Path) -> Iterator[Broker]:
     """A fresh Mosquitto on a free loopback port, stopped after the test."""
-    if mosquitto_path() is None:
-        pytest.fail(
-            "mosquitto is not installed: scripts/test installs it (apt-get install mosquitto)"
-        )
-    b = Broker(tmp_path / "broker")
-    b.start()
-    try:
-        yield b
-    finally:
-        b.stop()
+    yield from run_mosquitto(tmp_path / "broker")
+
+
+@pytest.fixture(params=sorted(KINDS))
+def any_broker(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Broker]:
+    """Each broker kind in turn (Mosquitto, strict Mosquitto, amqtt): for the sync tests."""
+    yield from KINDS[request.param](tmp_path / request.param)
 
 
 @pytest.fixture

@@ -145,6 +145,10 @@ def test_reconnect_transitions() -> None:
     m = Reconnect().connecting().failed()
     assert m.state is LinkState.BACKOFF and m.failures == 1
     m = m.connecting().failed().connecting().connected()
+    # A CONNACK alone does not reset the backoff: only a session that stayed up does.
+    assert m.state is LinkState.CONNECTED and m.failures == 2
+    assert m.failed().failures == 3
+    m = m.stable()
     assert m.state is LinkState.CONNECTED and m.failures == 0
     with pytest.raises(ValueError):
         m.connecting()

@@ -138,3 +138,42 @@ def test_any_single_byte_change_is_refused(pos: int, value: int) -> None:
 def test_b64url_round_trip() -> None:
     assert b64url_decode(b64url_encode(b"\xff\x00abc")) == b"\xff\x00abc"
     assert b64url_decode("YQ==") == b"a"
+
+
+def test_ref_and_ver_come_from_the_payload_whatever_else_is_wrong() -> None:
+    good = KEY.doc("mode", {"mode": "holiday"}, ver=7, doc_id="abc")
+    for broken in (
+        rewrite(good, v=2),
+        rewrite(good, v=True),
+        rewrite(good, kid=5),
+        rewrite(good, alg=None),
+        rewrite(good, sig=7),
+        rewrite(good, extra=1),
+        rewrite(good, sig="!!notbase64"),
+        rewrite(good, alg="rsa"),
+    ):
+        result = verify("mode", broken, ctx())
+        assert isinstance(result, Refusal) and result.reason == "bad_envelope"
+        assert (result.ref, result.ver) == ("abc", 7), broken[:60]
+    # A field of the wrong type in the payload itself: what does parse is still reported.
+    env = json.loads(good)
+    payload = json.loads(b64url_decode(env["payload"]))
+    payload["ver"] = "7"
+    env["payload"] = b64url_encode(json.dumps(payload).encode())
+    result = verify("mode", json.dumps(env).encode(), ctx())
+    assert isinstance(result, Refusal) and result.reason == "bad_envelope"
+    assert (result.ref, result.ver) == ("abc", None)
+    # Nothing parses: null.
+    unparsed = verify("mode", rewrite(good, payload="!!"), ctx())
+    assert isinstance(unparsed, Refusal) and (unparsed.ref, unparsed.ver) == (None, None)
+
+
+def test_a_body_that_is_not_an_object_is_invalid_body() -> None:
+    for typ in ("config", "tasks", "mode", "cmd"):
+        for body in ([1], "x", None, 5):
+            result = verify(typ, KEY.doc(typ, body, ver=3, doc_id="d"), ctx())  # type: ignore[arg-type]
+            assert isinstance(result, Refusal)
+            assert (result.reason, result.ref, result.ver) == ("invalid_body", "d", 3)
+    # Still after the signature (step 2) and the version (step 4).
+    assert reason(verify("mode", OTHER.doc("mode", [1], ver=3), ctx())) == "bad_signature"  # type: ignore[arg-type]
+    assert reason(verify("mode", KEY.doc("mode", [1], ver=3), ctx(last=5))) == "rollback"  # type: ignore[arg-type]

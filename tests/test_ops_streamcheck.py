@@ -225,6 +225,41 @@ def test_evicted_photo_is_explained_by_the_notice() -> None:
     assert {"media_evicted", "gap_explained"} <= {f.code for f in r.findings}
 
 
+def test_set_aside_event_and_photo_are_explained_by_their_notices() -> None:
+    s = full_stream()
+    s.evt(
+        "notice",
+        {
+            "type": "message_set_aside",
+            "reason": "refused",
+            "kind": "incident",
+            "id": None,
+            "seq": 3,
+            "media_id": None,
+            "bytes": 10,
+        },
+    )
+    r = check(DEV, without(s.msgs, lambda m: m.topic.endswith("/evt/incident")))
+    assert r.ok and r.epochs[0].explained == (3,)
+    s = Stream()
+    s.photo_checkin(b"x" * 1000)
+    s.evt(
+        "notice",
+        {
+            "type": "message_set_aside",
+            "reason": "too_large",
+            "kind": "media_chunk",
+            "id": None,
+            "seq": 2,  # its `media` event's, set aside with it
+            "media_id": "m",
+            "bytes": 1000,
+        },
+    )
+    kept = [m for m in s.msgs if "/media/" not in m.topic and not m.topic.endswith("/evt/media")]
+    r = check(DEV, kept)
+    assert r.ok, r.findings
+
+
 def test_malformed_payload_is_a_problem() -> None:
     s = full_stream()
     r = check(DEV, [*s.msgs, Received(f"grid/v1/{DEV}/evt/checkin", b"\xff{")])

@@ -11,13 +11,19 @@ from pathlib import Path
 
 import pytest
 
+from agent.app import Agent
+from agent.localbroker import Broker
+from tests.kits.agents import DEV, make_config
+from tests.kits.aio import wait_until
+from tests.kits.mqtt import Watcher
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def run_and_kill(state: Path, rng: random.Random) -> list[tuple[int, str]]:
+def run_and_kill(state: Path, rng: random.Random, dev: str = "pd-kill") -> list[tuple[int, str]]:
     """Start the writer, let it append for a random while, SIGKILL it; return what it acked."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "tests.kits.kill_writer", str(state), str(rng.choice([1, 8]))],
+        [sys.executable, "-m", "tests.kits.kill_writer", str(state), str(rng.choice([1, 8])), dev],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         text=True,
@@ -58,3 +64,22 @@ def test_kill9_never_loses_an_acknowledged_append(tmp_path: Path) -> None:
     # Never reused, never skipped: 1..N exactly (a killed, uncommitted batch used no seq).
     assert seqs == list(range(1, len(seqs) + 1))
     assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+async def test_backlog_of_killed_writers_reaches_each_broker(
+    any_broker: Broker, tmp_path: Path
+) -> None:
+    """What SIGKILLed writers were promised is all delivered once an agent starts on it."""
+    rng = random.Random(20261204)
+    state = tmp_path / "state"
+    promised: dict[str, int] = {}
+    for _ in range(4):
+        promised.update({i: s for s, i in run_and_kill(state, rng, DEV)})
+    assert promised
+    w = Watcher.of(any_broker)
+    async with Agent(make_config(state, any_broker)) as agent:
+        await wait_until(lambda: agent.outbox.depth == 0, timeout=120, what="backlog drained")
+        await wait_until(lambda: set(promised) <= {e["id"] for e in w.events()}, what="all seen")
+    got = {e["id"]: e["seq"] for e in w.events()}
+    assert all(got[i] == s for i, s in promised.items())
+    w.close()

@@ -7,6 +7,8 @@ import os
 import signal
 from pathlib import Path
 
+import pytest
+
 from agent.app import Agent
 from agent.localbroker import Broker
 from tests.kits.agents import make_config
@@ -14,12 +16,18 @@ from tests.kits.aio import wait_until
 from tests.kits.mqtt import Watcher
 
 
+@pytest.fixture
+def broker(any_broker: Broker) -> Broker:
+    """Every test here runs against each broker kind (tests/kits/brokers.py)."""
+    return any_broker
+
+
 def seqs(watcher: Watcher) -> list[int]:
     return sorted({e["seq"] for e in watcher.events()})
 
 
 async def test_broker_outage_loses_nothing_and_marks_hist(broker: Broker, tmp_path: Path) -> None:
-    cfg = make_config(tmp_path / "state", broker.port)
+    cfg = make_config(tmp_path / "state", broker)
     async with Agent(cfg) as agent:
         await wait_until(lambda: agent.link.session is not None)
         live = [await agent.outbox.append("checkin", {"n": i}) for i in range(10)]
@@ -30,7 +38,7 @@ async def test_broker_outage_loses_nothing_and_marks_hist(broker: Broker, tmp_pa
         backlog += [await agent.outbox.append("detection", {"n": i}) for i in range(20)]
         await asyncio.sleep(0.5)  # stay down across a few reconnect attempts
         broker.start()
-        watcher = Watcher(broker.host, broker.port)
+        watcher = Watcher.of(broker)
         await wait_until(lambda: agent.outbox.depth == 0, what="backlog drained")
         await wait_until(lambda: len(watcher.events()) >= len(backlog))
     got = {e["id"]: e for e in watcher.events()}
@@ -47,11 +55,11 @@ async def test_broker_outage_loses_nothing_and_marks_hist(broker: Broker, tmp_pa
 async def test_agent_restart_mid_backlog_keeps_seq(broker: Broker, tmp_path: Path) -> None:
     state = tmp_path / "state"
     broker.stop()
-    cfg = make_config(state, broker.port)
+    cfg = make_config(state, broker)
     async with Agent(cfg) as agent:
         first = [await agent.outbox.append("incident", {"n": i}) for i in range(100)]
     broker.start()
-    watcher = Watcher(broker.host, broker.port)
+    watcher = Watcher.of(broker)
     async with Agent(cfg) as agent:
         # The restarted agent continues the seq and keeps the old backlog.
         more = await agent.outbox.append("incident", {"n": "after"})
@@ -69,7 +77,7 @@ async def test_agent_restart_mid_backlog_keeps_seq(broker: Broker, tmp_path: Pat
 
 
 async def test_frozen_broker_without_pubacks_is_reconnected(broker: Broker, tmp_path: Path) -> None:
-    cfg = make_config(tmp_path / "state", broker.port, sync={"puback_timeout_s": 1.0})
+    cfg = make_config(tmp_path / "state", broker, sync={"puback_timeout_s": 1.0})
     async with Agent(cfg) as agent:
         await wait_until(lambda: agent.link.session is not None)
         connects = agent.link.connects
@@ -80,7 +88,7 @@ async def test_frozen_broker_without_pubacks_is_reconnected(broker: Broker, tmp_
             await wait_until(lambda: agent.link.session is None, what="dead link dropped")
         finally:
             os.kill(broker.proc.pid, signal.SIGCONT)
-        watcher = Watcher(broker.host, broker.port)
+        watcher = Watcher.of(broker)
         await wait_until(lambda: agent.link.connects > connects, what="reconnected")
         await wait_until(lambda: agent.outbox.depth == 0, what="delivered after reconnect")
         await wait_until(lambda: {s.id for s in stored} <= {e["id"] for e in watcher.events()})
@@ -88,8 +96,8 @@ async def test_frozen_broker_without_pubacks_is_reconnected(broker: Broker, tmp_
 
 
 async def test_mqtt311_delivery(broker: Broker, tmp_path: Path) -> None:
-    watcher = Watcher(broker.host, broker.port)
-    cfg = make_config(tmp_path / "state", broker.port, broker={"protocol": 3})
+    watcher = Watcher.of(broker)
+    cfg = make_config(tmp_path / "state", broker, broker={"protocol": 3})
     async with Agent(cfg) as agent:
         await wait_until(lambda: agent.link.session is not None)
         s = await agent.outbox.append("checkin", {"n": 1})

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from agent.app import Agent
 from agent.localbroker import Broker
 from tests.kits.agents import DEV, make_config
@@ -12,9 +14,15 @@ from tests.kits.aio import wait_until
 from tests.kits.mqtt import Watcher
 
 
+@pytest.fixture
+def broker(any_broker: Broker) -> Broker:
+    """Every test here runs against each broker kind (tests/kits/brokers.py)."""
+    return any_broker
+
+
 async def test_events_reach_broker_with_contract_envelope(broker: Broker, tmp_path: Path) -> None:
-    watcher = Watcher(broker.host, broker.port)
-    cfg = make_config(tmp_path / "state", broker.port)
+    watcher = Watcher.of(broker)
+    cfg = make_config(tmp_path / "state", broker)
     async with Agent(cfg) as agent:
         await wait_until(lambda: agent.link.session is not None)
         stored = [await agent.outbox.append("incident", {"n": i}) for i in range(20)]
@@ -57,3 +65,40 @@ async def test_events_reach_broker_with_contract_envelope(broker: Broker, tmp_pa
     reported = json.loads(watcher.on(f"grid/v1/{DEV}/reported")[0])
     assert reported["mode"] == {"name": "normal", "ver": None, "scope": "default"}
     watcher.close()
+
+
+async def test_presence_birth_will_on_a_lost_link_and_rebirth(
+    broker: Broker, tmp_path: Path
+) -> None:
+    w = Watcher.of(broker)
+    topic = f"grid/v1/{DEV}/state"
+
+    def states() -> list[dict[str, object]]:
+        return [json.loads(p) for p in w.on(topic)]
+
+    cfg = make_config(tmp_path / "state", broker)
+    async with Agent(cfg) as agent:
+        await wait_until(lambda: agent.link.session is not None)
+        await wait_until(lambda: len(states()) == 1, what="birth")
+        first = states()[0]
+        session = agent.link.session
+        assert session is not None
+        session.abort("test: the link is lost")  # the socket closes without DISCONNECT
+        await wait_until(lambda: agent.link.connects == 2, what="reconnected")
+        await wait_until(lambda: len(states()) >= 3, what="will and a new birth")
+    assert first["online"] is True
+    lost = [s for s in states() if s["online"] is False and s["reason"] == "lost"]
+    assert [s["bdseq"] for s in lost] == [first["bdseq"]]
+    births = [s for s in states() if s["online"] is True]
+    assert len(births) == 2 and int(str(births[1]["bdseq"])) > int(str(first["bdseq"]))
+    w.close()
+    # What central finds retained afterwards: the graceful stop of the last session.
+    late = Watcher.of(broker, topic)
+    assert late.wait_for(lambda m: bool(m), timeout=10)
+    assert json.loads(late.messages[0][1]) == {
+        "v": 1,
+        "online": False,
+        "bdseq": births[1]["bdseq"],
+        "reason": "shutdown",
+    }
+    late.close()

@@ -196,10 +196,17 @@ def _split_epochs(msgs: Sequence[_Msg]) -> list[tuple[int, int, bool]]:
 
 
 def _evicted(msgs: Iterable[_Msg]) -> tuple[set[int], int]:
-    """Seqs named by `outbox_evicted` notices (§7), and how many media they dropped."""
+    """Seqs named by `outbox_evicted` and `message_set_aside` notices (§7; docs/protocol.md
+    *Poison messages*), and how many media they dropped."""
     seqs: set[int] = set()
     media = 0
     for m in msgs:
+        if m.kind == "notice" and m.body.get("type") == "message_set_aside":
+            aside = _int(m.body.get("seq"))
+            if aside is not None:
+                seqs.add(aside)
+            media += 1 if isinstance(m.body.get("media_id"), str) else 0
+            continue
         if m.kind != "notice" or m.body.get("type") != "outbox_evicted":
             continue
         ranges = m.body.get("seq_ranges")

@@ -12,6 +12,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from agent.config import Config, parse
 from sync.verify import b64url_encode, sign
+from tests.kits.brokers import client_settings
 
 DEV = "pd-0042"
 
@@ -48,8 +49,13 @@ class OpsKey:
         return sign(payload, self.kid, self.private)
 
 
-def make_config(state_dir: Path, port: int, key: OpsKey | None = None, **sections: Any) -> Config:
-    """A patrol config against a local broker, with `sections` merged over the defaults."""
+def make_config(
+    state_dir: Path, port: int | Any, key: OpsKey | None = None, **sections: Any
+) -> Config:
+    """A patrol config against a local broker (its port, or the broker object: then its
+    protocol and user too), with `sections` merged over the defaults."""
+    settings = {} if isinstance(port, int) else client_settings(port)
+    port = port if isinstance(port, int) else port.port
     data: dict[str, Any] = {
         "device": {
             "id": DEV,
@@ -57,7 +63,13 @@ def make_config(state_dir: Path, port: int, key: OpsKey | None = None, **section
             "zones": ["ruyihu", "ruyihu.cbd"],
             "state_dir": str(state_dir),
         },
-        "broker": {"host": "127.0.0.1", "port": port, "keepalive_s": 5, "connect_timeout_s": 5},
+        "broker": {
+            "host": "127.0.0.1",
+            "port": port,
+            "keepalive_s": 5,
+            "connect_timeout_s": 5,
+            **settings,
+        },
         "trust": {"ops_keys": [{"kid": key.kid, "public_key": key.public_b64}] if key else []},
         "sync": {"backoff_base_s": 0.1, "backoff_cap_s": 0.5, "puback_timeout_s": 5},
     }

@@ -10,9 +10,9 @@ from agent.clock import SystemClock
 from sync.outbox import Outbox
 
 
-async def main(state_dir: Path, producers: int) -> None:
+async def main(state_dir: Path, producers: int, dev: str) -> None:
     clock = SystemClock()
-    async with Outbox(state_dir, "pd-kill", stamp=clock.stamp, budget_bytes=1 << 30) as ob:
+    async with Outbox(state_dir, dev, stamp=clock.stamp, budget_bytes=1 << 30) as ob:
         print("ready", flush=True)
 
         async def produce(n: int) -> None:
@@ -28,4 +28,6 @@ async def main(state_dir: Path, producers: int) -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main(Path(sys.argv[1]), int(sys.argv[2])))
+    asyncio.run(
+        main(Path(sys.argv[1]), int(sys.argv[2]), sys.argv[3] if sys.argv[3:] else "pd-kill")
+    )

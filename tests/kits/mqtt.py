@@ -15,14 +15,35 @@ from paho.mqtt.enums import CallbackAPIVersion
 class Watcher:
     """Subscribes to `grid/v1/#` (the central side's view) and keeps every message."""
 
-    def __init__(self, host: str, port: int, topic: str = "grid/v1/#") -> None:
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        topic: str = "grid/v1/#",
+        protocol: int = 5,
+        username: str | None = None,
+    ) -> None:
         self.messages: list[tuple[str, bytes, bool]] = []
         self._cond = threading.Condition()
-        self._client = paho.Client(CallbackAPIVersion.VERSION2, client_id="", protocol=paho.MQTTv5)
+        version = paho.MQTTv5 if protocol == 5 else paho.MQTTv311
+        self._client = paho.Client(CallbackAPIVersion.VERSION2, client_id="", protocol=version)
+        if username is not None:
+            self._client.username_pw_set(username)
         self._client.on_message = self._on_message
         self._client.connect(host, port)
         self._client.subscribe(topic, qos=1)
         self._client.loop_start()
+
+    @classmethod
+    def of(cls, broker: Any, topic: str = "grid/v1/#") -> Watcher:
+        """A watcher speaking the broker's protocol, as central (its user, when it has one)."""
+        return cls(
+            broker.host,
+            broker.port,
+            topic,
+            protocol=getattr(broker, "protocol", 5),
+            username=getattr(broker, "central_user", None),
+        )
 
     def _on_message(self, _c: Any, _u: Any, msg: paho.MQTTMessage) -> None:
         with self._cond:
