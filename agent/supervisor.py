@@ -42,7 +42,7 @@ async def run(local: Config, source: str = "(given)") -> int:
             staged = store.started(staged)
         ota = OtaContext(store, local, staged, lkg, tuple(acks))
         try:
-            # systemd (issue 13): READY=1 once outbox and link are up, then WATCHDOG=1/STATUS=.
+            # systemd: READY=1 once outbox and link are up, then WATCHDOG=1/STATUS=.
             async with Agent(cfg, ota=ota) as agent, agent_watchdog(agent):
                 acks = []
                 for sig in (signal.SIGTERM, signal.SIGINT):

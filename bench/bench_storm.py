@@ -1,4 +1,4 @@
-"""Issue 11 benchmark: the agent against a broker with Maximum Packet Size 32 KiB.
+"""Benchmark: the agent against a broker with Maximum Packet Size 32 KiB.
 
 Run: .venv/bin/python bench/bench_storm.py [--seconds 30] [--protocol 5]
 

@@ -1,4 +1,4 @@
-"""Issue 11 chaos runs: a real agent process, a steady event stream, many faults of each kind.
+"""Chaos runs: a real agent process, a steady event stream, many faults of each kind.
 
 Run: scripts/chaos [--faults 20] [--only kill9,broker,proxy,diskfull,clock] [--seed 1]
 Prints the figures table of docs/reliability.md; asserts nothing (tests/test_chaos.py does).

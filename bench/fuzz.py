@@ -1,4 +1,4 @@
-"""Issue 11 fuzzing: every parser of outside bytes under hypothesis for a fixed budget.
+"""Fuzzing: every parser of outside bytes under hypothesis for a fixed budget.
 
 Run: .venv/bin/python bench/fuzz.py [--examples 20000] [--only nmea,pn532,...]
 Prints examples run and time per target; a contract failure stops with hypothesis's report.

@@ -96,19 +96,26 @@ class Session:
         self._writing = False
 
     # paho callbacks (always on the loop thread once connected)
-    def _puback(self, mid: int, ok: bool) -> None:
+    def puback(self, mid: int, ok: bool) -> None:
+        """paho: the broker acknowledged `mid` (ok False: a failure reason code)."""
         waiter = self._waiters.pop(mid, None)
         if waiter is not None and not waiter.done():
             waiter.set_result(ok)
             return
         self.on_puback(mid, ok)
 
-    def _lost(self, reason: str) -> None:
+    def lost(self, reason: str) -> None:
+        """The connection is gone: `closed` resolves and every waiter fails with LinkError."""
         if not self.closed.done():
             self.closed.set_result(reason)
             for waiter in self._waiters.values():
                 if not waiter.done():
                     waiter.set_exception(LinkError(reason))
+
+    @property
+    def client(self) -> paho.Client:
+        """The paho client of this session (the link closes it)."""
+        return self._client
 
     def publish(self, topic: str, payload: bytes, qos: int = 1, retain: bool = False) -> int:
         """Queue a PUBLISH; returns its mid. Raises LinkError when the session is gone."""
@@ -119,7 +126,7 @@ class Session:
         qos = min(qos, self.limits.max_qos)  # above Maximum QoS the broker drops the session
         info = self._client.publish(topic, payload, qos=qos, retain=retain)
         if info.rc not in (MQTTErrorCode.MQTT_ERR_SUCCESS, MQTTErrorCode.MQTT_ERR_QUEUE_SIZE):
-            self._lost(f"publish failed: {paho.error_string(info.rc)}")
+            self.lost(f"publish failed: {paho.error_string(info.rc)}")
             raise LinkError(paho.error_string(info.rc))
         self.want_write()
         return int(info.mid)
@@ -156,11 +163,12 @@ class Session:
     def _on_writable(self) -> None:
         rc = self._client.loop_write()
         if rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
-            self._lost(f"write failed: {paho.error_string(rc)}")
+            self.lost(f"write failed: {paho.error_string(rc)}")
         if not self._client.want_write() or self.closed.done():
-            self._stop_writing()
+            self.stop_writing()
 
-    def _stop_writing(self) -> None:
+    def stop_writing(self) -> None:
+        """Stop watching the socket for writability (the client is closing)."""
         sock = self._client.socket()
         if self._writing and sock is not None:
             self._loop.remove_writer(sock)
@@ -169,7 +177,7 @@ class Session:
     def abort(self, reason: str) -> None:
         """Drop the connection (e.g. no PUBACKs): the link reconnects."""
         log.warning("aborting MQTT session: %s", reason)
-        self._lost(reason)
+        self.lost(reason)
 
 
 class MqttLink:
@@ -317,10 +325,10 @@ class MqttLink:
         finally:
             misc.cancel()
             loop.remove_reader(sock)
-            session._stop_writing()
+            session.stop_writing()
             self.session = None
             self.connected.clear()
-            session._lost("closed")
+            session.lost("closed")
             if graceful and client.is_connected():
                 # A normal DISCONNECT: the broker drops the will, the shutdown state stands.
                 client.disconnect()
@@ -336,12 +344,12 @@ class MqttLink:
                 connack.set_result(int(rc.value) if hasattr(rc, "value") else int(rc))
 
         def on_disconnect(_c: Any, _u: Any, _f: Any, rc: Any, _p: Any) -> None:
-            session._lost(f"disconnected: {rc}")
+            session.lost(f"disconnected: {rc}")
             if not connack.done():
                 connack.set_exception(LinkError(f"disconnected before CONNACK: {rc}"))
 
         def on_publish(_c: Any, _u: Any, mid: int, rc: Any, _p: Any) -> None:
-            session._puback(mid, not getattr(rc, "is_failure", False))
+            session.puback(mid, not getattr(rc, "is_failure", False))
 
         def on_message(_c: Any, _u: Any, msg: paho.MQTTMessage) -> None:
             self._on_message(
@@ -356,14 +364,14 @@ class MqttLink:
     def _on_readable(self, client: paho.Client, session: Session) -> None:
         rc = client.loop_read(256)
         if rc not in (MQTTErrorCode.MQTT_ERR_SUCCESS, MQTTErrorCode.MQTT_ERR_AGAIN):
-            session._lost(f"read failed: {paho.error_string(rc)}")
+            session.lost(f"read failed: {paho.error_string(rc)}")
         session.want_write()
 
     async def _misc(self, client: paho.Client, session: Session) -> None:
         while not session.closed.done():
             await asyncio.sleep(1.0)
             if client.loop_misc() != MQTTErrorCode.MQTT_ERR_SUCCESS:
-                session._lost("keepalive failed")
+                session.lost("keepalive failed")
             session.want_write()
 
     def status(self) -> dict[str, Any]:
@@ -402,7 +410,7 @@ class MqttLink:
 
     def _subscribe(self, session: Session) -> None:
         topics = self._subscriptions()
-        client = session._client
+        client = session.client
         if self._s.protocol == 5:
             # retainHandling=1: retained documents only for a new subscription, not every reconnect.
             opts = SubscribeOptions(qos=1, retainHandling=1)

@@ -1,4 +1,4 @@
-"""Chaos, short (issue 11 point 4): a real agent process under each fault loses no p0-1 event.
+"""Chaos, short: a real agent process under each fault loses no p0-1 event.
 
 bench/chaos.py runs the same scenarios long and prints the figures of docs/reliability.md.
 """

@@ -1,4 +1,4 @@
-"""Deeply nested JSON and TOML from outside (found by the fuzz, issue 11.6): refused, not a crash.
+"""Deeply nested JSON and TOML from outside (found by the fuzz): refused, not a crash.
 
 Python's json raises RecursionError (not ValueError) past ~1000 levels; a few kilobytes of `[`
 are enough. A retained central/state like that would stop the agent on every connect.

@@ -22,8 +22,8 @@ from agent.localbroker import Broker, free_port
 from firmware_bridge.sim.gps_sim import GpsSimulator
 from firmware_bridge.sim.pn532_sim import Pn532Simulator
 from tests.kits.agents import make_config
+from tests.kits.pki import start_tls_broker
 from tests.test_cli import edge_agent
-from tests.test_sync_tls import start_tls_broker
 
 ROOT = Path(__file__).resolve().parents[1]
 WALK = [(31.2304, 121.4737), (31.2314, 121.4737)]

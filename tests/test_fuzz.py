@@ -1,4 +1,4 @@
-"""Every parser of outside bytes under hypothesis, briefly (issue 11 point 6; bench/fuzz.py long).
+"""Every parser of outside bytes under hypothesis, briefly (bench/fuzz.py long).
 
 Contract: only the documented error escapes, and rejected input changes no state.
 """

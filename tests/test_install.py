@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.kits.pki import start_tls_broker
 from tests.test_cli import edge_agent
-from tests.test_sync_tls import start_tls_broker
 
 ROOT = Path(__file__).resolve().parents[1]
 PIP = f"{sys.executable} -m pip"

@@ -1,4 +1,4 @@
-"""Early photos: a photo checkpoint's photo is taken while the dwell runs (patrol_early)."""
+"""Early photos: a photo checkpoint's photo is taken while the dwell runs (patrol/early.py)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Locked down (issue 11 point 5): state files are not world-readable, no secret reaches a log."""
+"""Locked down: state files are not world-readable, no secret reaches a log."""
 
 from __future__ import annotations
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -16,6 +15,7 @@ from pydantic import (
 )
 
 from agent.paths import UserPath
+from agent.vision.config import check_source
 
 # gpiozero pin names: a BCM number, or "GPIO17", "BCM17", "BOARD11", "J8:11", "WPI0".
 Pin = (
@@ -26,7 +26,6 @@ IncidentCategory = Literal[
     "vending", "parking", "sanitation", "facility", "safety", "crowd", "water", "fire", "other"
 ]
 # The same spellings `[[cameras]].source` accepts (agent.vision.config), so one camera doc holds.
-_SOURCE = re.compile(r"^(picamera2(:\d+)?|v4l2:(\d+|/dev/\S+)|(rtsps?|https?)://\S+|file:.+)$")
 
 
 class _Model(BaseModel):
@@ -64,15 +63,7 @@ class PatrolCameraConfig(_Model):
     # Longest a network stream may take to open or give a frame before the photo is given up.
     timeout_s: Annotated[float, Field(gt=0, le=60)] = 10.0
 
-    @field_validator("source")
-    @classmethod
-    def _source(cls, value: str) -> str:
-        if not _SOURCE.match(value):
-            raise ValueError(
-                'expected "picamera2", "v4l2:<n or /dev/path>", "rtsp://…", "http(s)://…" '
-                'or "file:<video file or image folder>"'
-            )
-        return value
+    _source = field_validator("source")(check_source)
 
     @model_validator(mode="after")
     def _size_pair(self) -> PatrolCameraConfig:

@@ -107,7 +107,7 @@ class PatrolDriver:
         self._spawn_loop = spawn
         self._engine = PatrolEngine(params=self._params)
         self.stats: dict[str, Any] = {"checkins": 0, "fix_to_outbox_ms": None}
-        self._out = Outlet(self.reporter, self.stats, retry_s=self._cfg.tick_s)
+        self._out = Outlet(outbox, self.reporter, self.stats, retry_s=self._cfg.tick_s)
         self._lock = asyncio.Lock()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._batches: set[asyncio.Task[list[Outcome]]] = set()

@@ -184,8 +184,11 @@ class Outlet:
     """Stores the driver's events in decision order, journalled, check-ins chained; what the
     outbox refuses is queued. `chain`, `unsent` and `last_seq` go into patrol.json."""
 
-    def __init__(self, reporter: Reporter, stats: dict[str, Any], *, retry_s: float) -> None:
-        self.reporter = reporter
+    def __init__(
+        self, outbox: Outbox, reporter: Reporter, stats: dict[str, Any], *, retry_s: float
+    ) -> None:
+        self._outbox = outbox
+        self.reporter = reporter  # feedback, errors and the photos' chunks
         self.chain = ChainHead()
         self.unsent = UnsentQueue(retry_s=retry_s)
         self.last_seq: int | None = None  # of the last event stored: patrol.json journal_seq
@@ -224,7 +227,10 @@ class Outlet:
         body = dict(item.body)
         if item.kind == "checkin":
             body["prev"] = self.chain.head
-        stored = await self.reporter.store(item.kind, body, priority=item.priority, journal=True)
+        stored = await self._outbox.append(
+            item.kind, body, priority=item.priority, journal=True
+        )
+        self.reporter.stats["events"] += 1
         self.last_seq, self._unreleased = stored.seq, True
         if item.kind == "checkin":
             # In memory at once (the next check-in may be in this batch); on disk at batch end.

@@ -30,6 +30,18 @@ Priority = Literal[0, 2]
 
 _ID = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 _SOURCE = re.compile(r"^(picamera2(:\d+)?|v4l2:(\d+|/dev/\S+)|(rtsps?|https?)://\S+|file:.+)$")
+
+
+def check_source(value: str) -> str:
+    """A camera source as the sources module opens it, or ValueError naming the forms."""
+    if not _SOURCE.match(value):
+        raise ValueError(
+            'expected "picamera2", "v4l2:<n or /dev/path>", "rtsp://…", "http(s)://…" '
+            'or "file:<video file or image folder>"'
+        )
+    return value
+
+
 _WINDOW = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-3]|24):([0-5]\d)$")
 
 
@@ -321,15 +333,7 @@ class CameraConfig(_Model):
     # Per work mode, partial overrides of `thresholds`: {"emergency": {"crowd": {"min_people": 3}}}.
     modes: dict[ModeName, dict[str, dict[str, Any]]] = {}
 
-    @field_validator("source")
-    @classmethod
-    def _source(cls, value: str) -> str:
-        if not _SOURCE.match(value):
-            raise ValueError(
-                'expected "picamera2", "v4l2:<n or /dev/path>", "rtsp://…", "http(s)://…" '
-                'or "file:<video file or image folder>"'
-            )
-        return value
+    _source = field_validator("source")(check_source)
 
     @model_validator(mode="after")
     def _check(self) -> CameraConfig:

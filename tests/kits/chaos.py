@@ -1,4 +1,4 @@
-"""The chaos scenarios (issue 11 point 4): run a rig, inject `faults` faults, return figures.
+"""The chaos scenarios: run a rig, inject `faults` faults, return figures.
 
 Used by tests/test_chaos.py (a few faults, asserts zero loss) and bench/chaos.py (long runs,
 prints the table of docs/reliability.md).

@@ -1,4 +1,4 @@
-"""Fuzz targets for every parser of outside bytes (issue 11 point 6), with their strategies.
+"""Fuzz targets for every parser of outside bytes, with their strategies.
 
 Each `check_*` feeds one input and asserts the parser's contract: only the documented error
 type escapes, and a rejected input changes no state. tests/test_fuzz.py runs them briefly,

@@ -11,6 +11,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from agent.localbroker import Broker
+from tests.kits.agents import DEV
+
 
 def _name(cn: str) -> x509.Name:
     return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
@@ -70,3 +73,15 @@ def tls_listener(pki: Path, extra: str = "") -> str:
         f"cafile {pki / 'ca.crt'}\ncertfile {pki / 'server.crt'}\nkeyfile {pki / 'server.key'}\n"
         f"require_certificate true\n{extra}"
     )
+
+
+def start_tls_broker(tmp_path: Path) -> tuple[Broker, Path]:
+    """A started Mosquitto requiring TLS with a client certificate (device.crt/.key for DEV)."""
+    pki = make_pki(tmp_path / "pki", [DEV])
+    for ext in ("crt", "key"):
+        (pki / f"{DEV}.{ext}").rename(pki / f"device.{ext}")
+    broker = Broker(
+        tmp_path / "broker", listener_conf=tls_listener(pki, "use_identity_as_username true\n")
+    )
+    broker.start()
+    return broker, pki
