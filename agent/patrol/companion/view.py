@@ -84,5 +84,5 @@ def next_checkpoint(
     if here is not None:
         lat, lon = float(cp["lat"]), float(cp["lon"])
         out["dist_m"] = round(distance_m(here[0], here[1], lat, lon), 1)
-        out["bearing_deg"] = round(bearing_deg(here[0], here[1], lat, lon))
+        out["bearing_deg"] = round(bearing_deg(here[0], here[1], lat, lon)) % 360
     return out

@@ -40,21 +40,26 @@
       c_safety: "Safety hazard", c_crowd: "Crowd", c_water: "Standing water", c_fire: "Fire", c_other: "Other",
       sos_btn: "SOS emergency", sos_sure: "Really send an SOS?", sos_yes: "Send SOS", cancel: "Cancel",
       sos_ok: "SOS raised (stored, sent when online)",
-      nav_tasks: "Tasks", nav_checkin: "Check in", nav_incident: "Report", nav_sos: "SOS",
+      nav_tasks: "Tasks", nav_checkin: "Check-in", nav_incident: "Report", nav_sos: "SOS",
       h_gps: "GPS", h_link: "Link", h_online: "online", h_offline: "offline", h_wait: "queued", h_batt: "Battery",
       expired: "Session expired, pair again", err: "Error"
     }
   };
   var CATS = ["vending", "parking", "sanitation", "facility", "safety", "crowd", "water", "fire", "other"];
   var ARROWS = ["↑", "↗", "→", "↘", "↓", "↙", "←", "↖"];
-  var lang = "zh", csrf = null, state = null, cat = null, level = null, photos = [], es = null, timer = null;
+  var lang = "zh", csrf = null, state = null, cat = null, level = null, photos = [], es = null, timer = null, last = null;
   try { lang = localStorage.getItem("lang") || "zh"; } catch (e) { /* private mode */ }
 
   function $(id) { return document.getElementById(id); }
   function t(k) { return S[lang][k] || S.zh[k] || k; }
   function esc(s) { return String(s == null ? "" : s).replace(/[&<>"']/g, function (c) { return "&#" + c.charCodeAt(0) + ";"; }); }
   function show(el, on) { el.className = el.className.replace(/\s*hidden/g, "") + (on ? "" : " hidden"); }
-  function msg(id, text, good) { var el = $(id); el.textContent = text || ""; el.className = "msg " + (good ? "good" : "err"); }
+  /* A message is kept as a function of the language, so the toggle re-translates it. */
+  var shown = {};
+  function msg(id, fn, good) {
+    shown[id] = typeof fn === "function" ? fn : function () { return fn || ""; };
+    $(id).textContent = shown[id](); $(id).className = "msg " + (good ? "good" : "err");
+  }
 
   function applyLang() {
     var els = document.querySelectorAll("[data-t]"), i;
@@ -64,6 +69,9 @@
     $("lang").textContent = t("lang");
     buildChoices();
     if (state) { render(state); }
+    for (var id in shown) { if (shown.hasOwnProperty(id)) { $(id).textContent = shown[id](); } }
+    if (last) { $("confirm-text").textContent = t("at") + " " + last.checkpoint_id + " (" + t(last.method) + ")"; }
+    $("photo-count").textContent = photos.length ? photos.length + " " + t("photos") : "";
   }
 
   function api(method, path, body, cb) {
@@ -75,12 +83,13 @@
     x.onload = function () {
       var data = null;
       try { data = JSON.parse(x.responseText); } catch (e) { data = null; }
-      if (x.status === 401 && path !== "/api/pair" && path !== "/api/session") { unpaired(t("expired")); return; }
+      if (x.status === 401 && path !== "/api/pair" && path !== "/api/session") { unpaired("expired"); return; }
       cb(x.status, data || {});
     };
     x.onerror = function () { cb(0, { error: "net" }); };
     x.send(body);
   }
+  function errFn(status, d) { return function () { return errText(status, d); }; }
   function errText(status, d) {
     if (status === 0) { return t("net"); }
     if (d.error && S[lang][d.error]) { return t(d.error); }
@@ -94,6 +103,7 @@
       var on = b[i].getAttribute("data-go") === name;
       b[i].className = b[i].className.replace(/\s*on/g, "") + (on ? " on" : "");
     }
+    if (csrf) { refresh(); }
   }
 
   function unpaired(text) {
@@ -101,7 +111,7 @@
     if (es) { es.close(); es = null; }
     if (timer) { clearInterval(timer); timer = null; }
     show($("nav"), false); show($("health"), false); go("pair");
-    if (text) { msg("pair-msg", text); }
+    if (text) { msg("pair-msg", function () { return t(text); }); }
   }
   function paired(token) {
     csrf = token;
@@ -152,6 +162,8 @@
 
   function confirmed(n) {
     var img = $("confirm-img");
+    last = n;
+    msg("manual-msg", "");
     $("confirm-text").textContent = t("at") + " " + n.checkpoint_id + " (" + t(n.method) + ")";
     show($("confirm"), true);
     if (n.photos && n.photos.length) { img.src = "/api/photo/" + n.photos[0]; show(img, true); } else { show(img, false); }
@@ -170,7 +182,7 @@
   $("lang").onclick = function () { lang = lang === "zh" ? "en" : "zh"; try { localStorage.setItem("lang", lang); } catch (e) { /* ignore */ } applyLang(); };
   $("pair").onclick = function () {
     api("POST", "/api/pair", { code: $("code").value }, function (s, d) {
-      if (s === 200) { msg("pair-msg", ""); paired(d.csrf); } else { msg("pair-msg", errText(s, d)); }
+      if (s === 200) { msg("pair-msg", ""); paired(d.csrf); } else { msg("pair-msg", errFn(s, d)); }
     });
   };
   var navs = document.querySelectorAll("#nav button"), k;
@@ -178,9 +190,9 @@
   $("manual").onclick = function () {
     msg("manual-msg", "");
     api("POST", "/api/checkin", null, function (s, d) {
-      if (s === 201) { msg("manual-msg", d.queued ? t("queued") : t("checked_in"), true); refresh(); }
-      else if (s === 409) { msg("manual-msg", t("r_" + d.reason) + (d.nearest_dist_m != null ? " (" + d.nearest_checkpoint_id + ": " + Math.round(d.nearest_dist_m) + " m)" : "")); }
-      else { msg("manual-msg", errText(s, d)); }
+      if (s === 201) { msg("manual-msg", function () { return d.queued ? t("queued") : t("checked_in"); }, true); refresh(); }
+      else if (s === 409) { msg("manual-msg", function () { return t("r_" + d.reason) + (d.nearest_dist_m != null ? " (" + d.nearest_checkpoint_id + ": " + Math.round(d.nearest_dist_m) + " m)" : ""); }); }
+      else { msg("manual-msg", errFn(s, d)); }
     });
   };
   $("cats").onclick = function (e) { var c = e.target.getAttribute("data-cat"); if (c) { cat = c; buildChoices(); } };
@@ -192,7 +204,7 @@
     $("photo-count").className = "msg good";
   };
   $("send").onclick = function () {
-    if (!cat || !level) { msg("incident-msg", t("pick")); return; }
+    if (!cat || !level) { msg("incident-msg", function () { return t("pick"); }); return; }
     var f = new FormData(), i;
     f.append("category", cat); f.append("level", String(level)); f.append("note", $("note").value);
     for (i = 0; i < photos.length; i++) { f.append("photo", photos[i], "photo" + i + ".jpg"); }
@@ -200,9 +212,9 @@
     api("POST", "/api/incident", f, function (s, d) {
       $("send").disabled = false;
       if (s === 201) {
-        msg("incident-msg", t("sent_ok") + " (#" + d.seq + ")", true);
+        msg("incident-msg", function () { return t("sent_ok") + " (#" + d.seq + ")"; }, true);
         cat = null; level = null; photos = []; $("note").value = ""; $("photo-count").textContent = ""; buildChoices(); refresh();
-      } else { msg("incident-msg", errText(s, d)); }
+      } else { msg("incident-msg", errFn(s, d)); }
     });
   };
   $("sos").onclick = function () { show($("sos-confirm"), true); show($("sos"), false); msg("sos-msg", ""); };
@@ -210,7 +222,7 @@
   $("sos-yes").onclick = function () {
     show($("sos-confirm"), false); show($("sos"), true);
     api("POST", "/api/sos", { note: "companion SOS" }, function (s, d) {
-      if (s === 201) { msg("sos-msg", t("sos_ok"), true); refresh(); } else { msg("sos-msg", errText(s, d)); }
+      if (s === 201) { msg("sos-msg", function () { return t("sos_ok"); }, true); refresh(); } else { msg("sos-msg", errFn(s, d)); }
     });
   };
 
