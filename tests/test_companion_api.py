@@ -6,12 +6,15 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import math
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from PIL import Image
 
 pytest.importorskip("aiohttp", reason="aiohttp is the companion page's framework (pip .[test])")
@@ -262,3 +265,30 @@ async def test_session_cookie_is_required_and_logout_ends_it(page: Rig) -> None:
     client.session.cookie_jar.clear()
     assert (await client.get("/api/session")).status == 401
     assert COOKIE == "ge_sid"
+
+
+@given(st.floats(-60, 60), st.floats(-179, 179), st.floats(-500, 500), st.floats(-500, 500))
+def test_bearing_is_in_range_and_points_at_the_target(
+    lat: float, lon: float, north: float, east: float
+) -> None:
+    lat2, lon2 = at(north, east, (lat, lon))
+    b = bearing_deg(lat, lon, lat2, lon2)
+    assert 0 <= b < 360
+    if math.hypot(north, east) > 1:
+        expected = math.degrees(math.atan2(east, north)) % 360
+        assert min(abs(b - expected), 360 - abs(b - expected)) < 0.5
+
+
+def test_companion_code_command_prints_the_devices_code(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from agent.cli import main
+
+    state = tmp_path / "state"
+    conf = tmp_path / "agent.toml"
+    conf.write_text(
+        f'[device]\nid = "pd-1"\nrole = "patrol"\nstate_dir = "{state}"\n'
+        "[companion]\nenabled = true\ncode_digits = 8\n"
+    )
+    assert main(["companion-code", "--config", str(conf)]) == 0
+    assert capsys.readouterr().out.strip() == device_code(state, 8)

@@ -7,7 +7,7 @@ import contextlib
 from collections.abc import Mapping
 from typing import Any
 
-from agent.errors import DeviceError
+from agent.errors import ConfigError, DeviceError
 from agent.media import MediaStore
 from agent.patrol.config import (
     ButtonsConfig,
@@ -115,7 +115,11 @@ async def start_patrol(
     ccfg = companion or cfg.companion
     if ccfg.enabled:
         # Imported here: aiohttp is loaded only on a device that serves the page.
-        from agent.patrol.companion.server import CompanionServer
+        try:
+            from agent.patrol.companion.server import CompanionServer
+        except ImportError as exc:
+            problem = f"needs aiohttp (pip install grid-edge[companion]): {exc}"
+            raise ConfigError([("companion.enabled", problem)]) from exc
 
         page = CompanionServer(
             driver,
