@@ -1,7 +1,9 @@
 """The companion page in a real headless Chromium (Debian's `chromium`, driven by Playwright)
-against a running agent: real Mosquitto, simulated GPS receiver, a file camera.
+against a running agent: real Mosquitto, simulated GPS receiver and PN532 reader (ptys), a
+file camera.
 
-Pair, see tasks, walk into a checkpoint and see the confirmation (SSE) with its photo, a
+Pair, see tasks, walk into a checkpoint and see the confirmation (SSE) with its photo, tap
+the next one's NFC tag and see that confirmed too, a
 manual check-in refused with its reason, an incident with a phone photo filed while the broker
 is down that reaches central with its media once it is back, SOS with its confirmation step.
 With GRID_EDGE_SCREENSHOTS=1 the screenshots (390x844, both languages) go to docs/companion/.
@@ -23,6 +25,7 @@ from agent.localbroker import Broker, free_port
 from agent.patrol.companion.files import device_code
 from agent.state import DocState
 from firmware_bridge.sim.gps_sim import GpsSimulator
+from firmware_bridge.sim.pn532_sim import Pn532Simulator
 from tests.kits.agents import make_config
 from tests.kits.aio import wait_until
 from tests.kits.mqtt import Watcher
@@ -46,13 +49,14 @@ ARGS = [
 ]
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "companion"
 GATE = at(0, 0)
+KIOSK_TAG = "04a1b2c3"
 TASKS = record(
     [
         task(
             "t-east",
             [
                 cp("east-gate", GATE, radius=20, dwell=3, photo=True),
-                cp("kiosk", at(150, 40), tags=("04a1b2c3d4e5f6",)),
+                cp("kiosk", at(150, 40), tags=(KIOSK_TAG,)),
             ],
             order="sequence",
         )
@@ -103,13 +107,17 @@ async def test_worker_pairs_checks_in_reports_and_raises_sos(
     port = free_port()
     # 70 m south of the gate, walking north through it and on; low noise, no outliers.
     walk = [at(-70, 0), GATE, at(3, 0)]
-    async with GpsSimulator(
-        walk=walk, speed=4, paused=True, noise_m=0.5, outlier_prob=0, outage_prob=0, seed=1
-    ) as gps:
+    async with (
+        GpsSimulator(
+            walk=walk, speed=4, paused=True, noise_m=0.5, outlier_prob=0, outage_prob=0, seed=1
+        ) as gps,
+        Pn532Simulator() as nfc,
+    ):
         cfg = make_config(
             state,
             broker.port,
             gps={"port": gps.port},
+            nfc={"port": nfc.port, "poll_interval_s": 0.05},
             camera={"source": f"file:{pics}"},
             patrol={"tick_s": 0.1, "reap_interval_s": 0.2},
             companion={"enabled": True, "host": "127.0.0.1", "port": port},
@@ -151,6 +159,12 @@ async def test_worker_pairs_checks_in_reports_and_raises_sos(
             assert "east-gate" in (await page.text_content("#confirm-text") or "")
             await shots.take("4-checked-in")
             gps.pause()
+            # A tap on the kiosk's NFC tag: confirmed the same way, without a photo.
+            nfc.present(KIOSK_TAG)
+            await page.wait_for_selector("#confirm-text:has-text('kiosk')", timeout=20_000)
+            assert "NFC" in (await page.text_content("#confirm-text") or "")
+            assert await page.is_hidden("#confirm-img")
+            nfc.remove()
 
             # Incident with a phone photo while central is unreachable.
             broker.stop()

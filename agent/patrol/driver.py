@@ -39,7 +39,7 @@ from agent.patrol.notices import Notices
 from agent.patrol.persistence import engine_from, state_doc
 from agent.patrol.reporter import Reporter, StillCamera
 from agent.patrol.unsent import Outlet, Unsent
-from agent.patrol.views import Outcome, gps_section, manual_answer, tasks_view
+from agent.patrol.views import Outcome, checkin_notice, gps_section, manual_answer, tasks_view
 from firmware_bridge.aio import Spawn, spawn_task
 from firmware_bridge.buttons import FeedbackKind
 from firmware_bridge.types import ButtonPress, Fix, TagScan
@@ -352,16 +352,7 @@ class PatrolDriver:
             "checked in at %s/%s by %s (seq %d)", d.task_id, d.checkpoint_id, d.method, stored.seq
         )
         rep.signal("ok")
-        self.notices.publish(
-            {
-                "type": "checkin",
-                "task_id": d.task_id,
-                "checkpoint_id": d.checkpoint_id,
-                "method": d.method,
-                "seq": stored.seq,
-                "photos": [p["sha256"] for p in photos],
-            }
-        )
+        self.notices.publish(checkin_notice(d, stored, photos))
         await rep.send_media(photos, stored)
         return stored
 

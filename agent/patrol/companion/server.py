@@ -19,15 +19,16 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Protocol
 
-from aiohttp import BodyPartReader, web
+from aiohttp import web
 
 from agent import health
 from agent.errors import ConfigError, StoreError
 from agent.patrol.companion.access import RateLimiter, Session, Sessions, code_matches, csrf_ok
 from agent.patrol.companion.files import PhotoRefused, device_code, phone_jpeg
+from agent.patrol.companion.upload import read_incident
 from agent.patrol.companion.view import next_checkpoint, progress
 from agent.patrol.config import CompanionConfig
-from agent.patrol.localapi import ApiReply, IncidentIn, SosIn, parse_body
+from agent.patrol.localapi import ApiReply, SosIn, parse_body
 from agent.patrol.notices import Notices
 from firmware_bridge.types import Fix
 from sync.messages import Stored
@@ -379,27 +380,9 @@ class CompanionServer:
         cfg = self._cfg
         limit = cfg.photo_max_bytes * max(1, cfg.max_photos) + self._max_body
         self._body_rules(request, ("multipart/form-data",), limit)
-        fields: dict[str, Any] = {}
-        images: list[bytes] = []
-        reader = await request.multipart()
-        while (part := await reader.next()) is not None:
-            if not isinstance(part, BodyPartReader):
-                return _err(400, "bad_request", "nested multipart is not accepted")
-            if part.name == "photo":
-                if len(images) >= cfg.max_photos:
-                    return _err(413, "too_many_photos", f"at most {cfg.max_photos} photos")
-                data = await _read_limited(part, cfg.photo_max_bytes)
-                if data:
-                    images.append(data)
-            elif part.name in ("category", "level", "note"):
-                fields[part.name] = (await _read_limited(part, 4096)).decode("utf-8", "replace")
-            else:
-                return _err(400, "invalid", f"unknown field {part.name!r}")
-        if isinstance(fields.get("level"), str) and fields["level"].isdigit():
-            fields["level"] = int(fields["level"])
-        fields["photo"] = False  # the phone's pictures are the photos; no device capture
-        body = json.dumps(fields).encode()
-        req = parse_body(IncidentIn, body, required=True)
+        req, images = await read_incident(
+            await request.multipart(), max_photos=cfg.max_photos, photo_bytes=cfg.photo_max_bytes
+        )
         try:
             jpegs = [await asyncio.to_thread(phone_jpeg, data) for data in images]
         except PhotoRefused as exc:
@@ -412,13 +395,3 @@ class CompanionServer:
             return _err(503, "store_failed", str(exc))
         out = {"kind": "incident", "id": stored.id, "seq": stored.seq, "photos": len(jpegs)}
         return web.json_response(out, status=201)
-
-
-async def _read_limited(part: BodyPartReader, limit: int) -> bytes:
-    """One multipart field, refusing it (413) past `limit` bytes."""
-    out = bytearray()
-    while chunk := await part.read_chunk(64 * 1024):
-        out += chunk
-        if len(out) > limit:
-            raise ApiReply(413, "too_large", f"a field over {limit} bytes")
-    return bytes(out)
