@@ -342,7 +342,7 @@ class CompanionServer:
                         break
                     data = json.dumps(notice, ensure_ascii=False, separators=(",", ":"))
                     await resp.write(f"event: {notice['type']}\ndata: {data}\n\n".encode())
-            except (ConnectionError, asyncio.CancelledError):
+            except ConnectionError:
                 log.debug("companion: event stream closed by the phone")
             finally:
                 self._streams.discard(q)
