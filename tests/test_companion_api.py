@@ -292,3 +292,10 @@ def test_companion_code_command_prints_the_devices_code(
     )
     assert main(["companion-code", "--config", str(conf)]) == 0
     assert capsys.readouterr().out.strip() == device_code(state, 8)
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "::", "example.org"])
+def test_companion_listens_on_one_given_address(host: str) -> None:
+    with pytest.raises(ValueError, match="address"):
+        CompanionConfig(host=host)
+    assert CompanionConfig().enabled is False  # off by default

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from pathlib import Path
 from typing import Annotated, Literal
@@ -133,6 +134,18 @@ class CompanionConfig(_Model):
     max_sessions: Annotated[int, Field(ge=1, le=16)] = 2
     photo_max_bytes: Annotated[int, Field(ge=64 * 1024, le=32 * 1024 * 1024)] = 12 * 1024 * 1024
     max_photos: Annotated[int, Field(ge=0, le=8)] = 4
+
+    @field_validator("host")
+    @classmethod
+    def _one_address(cls, value: str) -> str:
+        # One address of the private link: "0.0.0.0" would put the page on every network.
+        try:
+            addr = ipaddress.ip_address(value)
+        except ValueError:
+            raise ValueError("an IP address of the device's private link") from None
+        if addr.is_unspecified:
+            raise ValueError("not 0.0.0.0 / ::: give the private link's own address")
+        return value
 
     @model_validator(mode="after")
     def _tls_pair(self) -> CompanionConfig:
