@@ -155,7 +155,7 @@
     $("tasks").innerHTML = html;
     if (w.messages === 0 && w.patrol_unsent === 0) { $("waiting").innerHTML = t("all_sent"); } else {
       $("waiting").innerHTML = "<span class='big-num'>" + w.messages + "</span> " + t("msgs") + " (" + Math.round(w.bytes / 1024) + " KB)" +
-        (w.oldest_ms ? "<br>" + t("oldest") + ": " + new Date(w.oldest_ms).toLocaleTimeString() : "") +
+        (w.oldest_ms ? "<br>" + t("oldest") + ": " + new Date(w.oldest_ms).toLocaleTimeString(lang === "zh" ? "zh-CN" : "en-GB") : "") +
         (w.patrol_unsent ? "<br>" + w.patrol_unsent + " " + t("unsent") : "");
     }
   }
