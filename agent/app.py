@@ -236,6 +236,7 @@ class Agent:
             spawn=self.supervisor.spawn,
             spawn_once=functools.partial(self.supervisor.spawn, restart=False),
             stop=self._crash,
+            online=self.online,
         )
 
     def _clock_jump(self, delta_ms: int) -> None:

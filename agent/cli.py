@@ -7,6 +7,7 @@ import asyncio
 import logging
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from agent import __version__
 from agent.configctl import add_config_parser
@@ -15,6 +16,9 @@ from agent.errors import ConfigError
 from agent.ops.cli import add_ops_parser
 from agent.paths import expand
 from agent.provision import add_provision_parser
+
+if TYPE_CHECKING:
+    from agent.config import Config
 
 
 def _setup_logging(verbose: bool) -> None:
@@ -26,13 +30,21 @@ def _setup_logging(verbose: bool) -> None:
     )
 
 
-def _cmd_run(args: argparse.Namespace) -> int:
-    from agent import config, supervisor
+def _load(path: str) -> Config | None:
+    from agent import config
 
     try:
-        cfg = config.load(expand(args.config))
+        return config.load(expand(path))
     except ConfigError as exc:
-        _print_problems(args.config, exc)
+        _print_problems(path, exc)
+        return None
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from agent import supervisor
+
+    cfg = _load(args.config)
+    if cfg is None:
         return 2
     from agent.private import lock_down
 
@@ -70,6 +82,16 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return asyncio.run(demo.main(seconds=args.seconds, workdir=args.workdir))
 
 
+def _cmd_companion_code(args: argparse.Namespace) -> int:
+    from agent.patrol.companion.files import device_code
+
+    cfg = _load(args.config)
+    if cfg is None:
+        return 2
+    print(device_code(cfg.device.state_dir, cfg.companion.code_digits))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of `edge-agent`."""
     parser = argparse.ArgumentParser(prog="edge-agent", description=__doc__)
@@ -88,6 +110,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workdir", default=None, help="where to keep state (default: a temp dir)")
     p.set_defaults(func=_cmd_demo)
     add_config_parser(sub)
+    p = sub.add_parser("companion-code", help="print the companion page's pairing code")
+    p.add_argument("--config", required=True, help="TOML config file")
+    p.set_defaults(func=_cmd_companion_code)
     add_ops_parser(sub)
     add_doctor_parser(sub)
     add_provision_parser(sub)

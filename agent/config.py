@@ -13,7 +13,12 @@ from agent import credentials
 from agent.errors import ConfigError
 from agent.modes import MODES
 from agent.paths import UserPath
-from agent.patrol.config import ButtonsConfig, PatrolCameraConfig, PatrolConfig
+from agent.patrol.config import (
+    ButtonsConfig,
+    CompanionConfig,
+    PatrolCameraConfig,
+    PatrolConfig,
+)
 from agent.vision.config import AlarmHttpConfig, CameraList
 
 DEVICE_ID = r"^[a-z0-9][a-z0-9-]{0,62}$"
@@ -181,6 +186,7 @@ class Config(_Model):
     buttons: ButtonsConfig | None = None
     camera: PatrolCameraConfig | None = None
     patrol: PatrolConfig = PatrolConfig()
+    companion: CompanionConfig = CompanionConfig()  # the phone page (docs/companion.md)
     # Camera gateway (docs/vision.md); detection thresholds per work mode live per camera.
     cameras: CameraList = []
     alarm_http: AlarmHttpConfig | None = None

@@ -48,3 +48,11 @@ def offset_deg(lat: float, lon: float, north_m: float, east_m: float) -> tuple[f
     lat2 = lat + math.degrees(north_m / m)
     lon2 = lon + math.degrees(east_m / p) if p > 0.0 else lon
     return lat2, (lon2 + 180.0) % 360.0 - 180.0
+
+
+def bearing_deg(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
+    """Bearing in degrees [0, 360) from point 1 to point 2 (0 north, 90 east), local plane."""
+    north, east = local_ne_m(lat1, lon1, lat2, lon2)
+    if north == 0.0 and east == 0.0:
+        return 0.0
+    return math.degrees(math.atan2(east, north)) % 360.0

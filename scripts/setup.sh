@@ -23,6 +23,10 @@ fi
 if [ "$(uname)" = Linux ] && ! compgen -G "/usr/lib/*/faketime/libfaketime.so.1" >/dev/null; then
   missing+=(libfaketime)
 fi
+# The companion page's browser tests drive Debian's Chromium (never `playwright install`).
+if [ "$extras" = "test" ]; then
+  command -v chromium >/dev/null 2>&1 || [ -x /usr/bin/chromium ] || missing+=(chromium)
+fi
 if [ "${#missing[@]}" -gt 0 ]; then
   echo "installing ${missing[*]} (apt)"
   "${sudo_cmd[@]}" apt-get update -qq

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -106,3 +107,41 @@ class PatrolConfig(_Model):
         if not self.api or self.api_port is not None:
             return None
         return self.api_socket or state_dir / "api.sock"
+
+
+class CompanionConfig(_Model):
+    """[companion]: the phone page the patrol device serves (docs/companion.md); off by default."""
+
+    enabled: bool = False
+    # The device's private link (its Wi-Fi access point or USB tether address), never 0.0.0.0
+    # by default: the page is for the phone on that link only.
+    host: str = "127.0.0.1"
+    port: Annotated[int, Field(ge=0, le=65535)] = 8080  # 0: any free port (tests)
+    tls_cert_file: Path | None = None
+    tls_key_file: Path | None = None
+    # The pairing code: digits derived from a secret in state_dir (`edge-agent companion-code`).
+    code_digits: Annotated[int, Field(ge=4, le=10)] = 6
+    pair_attempts_per_min: Annotated[int, Field(ge=1, le=60)] = 5
+    session_s: Annotated[float, Field(ge=60, le=7 * 24 * 3600)] = 12 * 3600.0
+    requests_per_min: Annotated[int, Field(ge=10, le=6000)] = 240
+    max_sessions: Annotated[int, Field(ge=1, le=16)] = 2
+    photo_max_bytes: Annotated[int, Field(ge=64 * 1024, le=32 * 1024 * 1024)] = 12 * 1024 * 1024
+    max_photos: Annotated[int, Field(ge=0, le=8)] = 4
+
+    @field_validator("host")
+    @classmethod
+    def _one_address(cls, value: str) -> str:
+        # One address of the private link: "0.0.0.0" would put the page on every network.
+        try:
+            addr = ipaddress.ip_address(value)
+        except ValueError:
+            raise ValueError("an IP address of the device's private link") from None
+        if addr.is_unspecified:
+            raise ValueError("not 0.0.0.0 / ::: give the private link's own address")
+        return value
+
+    @model_validator(mode="after")
+    def _tls_pair(self) -> CompanionConfig:
+        if (self.tls_cert_file is None) != (self.tls_key_file is None):
+            raise ValueError("tls_cert_file and tls_key_file go together")
+        return self

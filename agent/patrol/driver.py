@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping, Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Protocol
@@ -35,10 +35,11 @@ from agent.patrol.core import (
 )
 from agent.patrol.core.geofence import accuracy_m, is_evidence
 from agent.patrol.early import EarlyPhotos
+from agent.patrol.notices import Notices
 from agent.patrol.persistence import engine_from, state_doc
 from agent.patrol.reporter import Reporter, StillCamera
 from agent.patrol.unsent import Outlet, Unsent
-from agent.patrol.views import Outcome, gps_section, manual_answer, tasks_view
+from agent.patrol.views import Outcome, checkin_notice, gps_section, manual_answer, tasks_view
 from firmware_bridge.aio import Spawn, spawn_task
 from firmware_bridge.buttons import FeedbackKind
 from firmware_bridge.types import ButtonPress, Fix, TagScan
@@ -108,6 +109,7 @@ class PatrolDriver:
         self._engine = PatrolEngine(params=self._params)
         self.stats: dict[str, Any] = {"checkins": 0, "fix_to_outbox_ms": None}
         self._out = Outlet(outbox, self.reporter, self.stats, retry_s=self._cfg.tick_s)
+        self.notices = Notices()  # check-ins as they are stored (the companion page listens)
         self._lock = asyncio.Lock()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._batches: set[asyncio.Task[list[Outcome]]] = set()
@@ -350,6 +352,7 @@ class PatrolDriver:
             "checked in at %s/%s by %s (seq %d)", d.task_id, d.checkpoint_id, d.method, stored.seq
         )
         rep.signal("ok")
+        self.notices.publish(checkin_notice(d, stored, photos))
         await rep.send_media(photos, stored)
         return stored
 
@@ -376,12 +379,22 @@ class PatrolDriver:
         return await self.reporter.sos(fix, acc, note)
 
     async def incident(
-        self, *, category: str, level: int, note: str = "", photo: bool = True
+        self,
+        *,
+        category: str,
+        level: int,
+        note: str = "",
+        photo: bool = True,
+        images: Sequence[bytes] = (),
     ) -> Stored:
-        """Store an incident with the current position and (by default) a photo."""
+        """Store an incident with the current position, (by default) a photo, and `images`.
+
+        `images` are JPEGs taken elsewhere (the companion page's phone camera); they are kept
+        in the media store and named by the incident like the device's own photo.
+        """
         fix, acc = self.current_fix()
         return await self.reporter.incident(
-            fix, acc, category=category, level=level, note=note, photo=photo
+            fix, acc, category=category, level=level, note=note, photo=photo, images=images
         )
 
     async def manual_checkin(self) -> dict[str, Any]:

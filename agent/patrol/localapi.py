@@ -346,3 +346,8 @@ def _listening(path: Path) -> bool:
     finally:
         probe.close()
     return True
+
+
+# The companion page (agent/patrol/companion) applies the same body rules to its requests.
+ApiReply = _Reply
+parse_body = _parse

@@ -8,7 +8,7 @@ queues the photo chunks after it (contract §4 media), and gives the person feed
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
 from agent.config import ModeProfile
@@ -115,9 +115,15 @@ class Reporter:
         level: int,
         note: str,
         photo: bool,
+        images: Sequence[bytes] = (),
     ) -> Stored:
-        """Store an incident, photo first; priority 0 when the mode profile says so for level."""
-        photos = await self.photos(fix, acc) if photo else []
+        """Store an incident, photos first; priority 0 when the mode profile says so for level.
+
+        `images` (JPEG bytes from elsewhere) go into the media store first; StoreError (the
+        media quota) refuses the incident so that the sender knows its pictures were not kept.
+        """
+        photos = [await self._media.store(data, "image/jpeg") for data in images]
+        photos += await self.photos(fix, acc) if photo else []
         body = {
             "category": category,
             "level": level,

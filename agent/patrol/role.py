@@ -7,9 +7,14 @@ import contextlib
 from collections.abc import Mapping
 from typing import Any
 
-from agent.errors import DeviceError
+from agent.errors import ConfigError, DeviceError
 from agent.media import MediaStore
-from agent.patrol.config import ButtonsConfig, PatrolCameraConfig, PatrolConfig
+from agent.patrol.config import (
+    ButtonsConfig,
+    CompanionConfig,
+    PatrolCameraConfig,
+    PatrolConfig,
+)
 from agent.patrol.devices import Devices, open_devices
 from agent.patrol.driver import PatrolDriver
 from agent.patrol.localapi import LocalApi
@@ -21,9 +26,10 @@ class PatrolRole:
 
     name = "patrol"
 
-    def __init__(self, driver: PatrolDriver, devices: Devices) -> None:
+    def __init__(self, driver: PatrolDriver, devices: Devices, companion: Any = None) -> None:
         self.driver = driver
         self._devices = devices
+        self.companion = companion  # the CompanionServer when [companion] is enabled
 
     def status(self) -> Mapping[str, Any]:
         """Serial/NFC counters and the driver's patrol section."""
@@ -59,6 +65,7 @@ async def start_patrol(
     buttons: ButtonsConfig | None = None,
     camera: PatrolCameraConfig | None = None,
     patrol: PatrolConfig | None = None,
+    companion: CompanionConfig | None = None,
     pin_factory: Any = None,
 ) -> PatrolRole:
     """Build the devices, media store, driver and local API from ctx.cfg into `stack`.
@@ -104,4 +111,24 @@ async def start_patrol(
         port = None if path else pcfg.api_port
         api = LocalApi(driver, socket_path=path, port=port, max_body=pcfg.api_max_body_bytes)
         await stack.enter_async_context(api)
-    return PatrolRole(driver, dev)
+    page = None
+    ccfg = companion or cfg.companion
+    if ccfg.enabled:
+        # Imported here: aiohttp is loaded only on a device that serves the page.
+        try:
+            from agent.patrol.companion.server import CompanionServer
+        except ImportError as exc:
+            problem = f"needs aiohttp (pip install grid-edge[companion]): {exc}"
+            raise ConfigError([("companion.enabled", problem)]) from exc
+
+        page = CompanionServer(
+            driver,
+            ccfg,
+            state_dir=state_dir,
+            outbox=ctx.outbox,
+            online=ctx.online,
+            media_path=media.path,
+            max_body=pcfg.api_max_body_bytes,
+        )
+        await stack.enter_async_context(page)
+    return PatrolRole(driver, dev, page)

@@ -46,6 +46,18 @@ def manual_answer(outcomes: Sequence[Outcome]) -> dict[str, Any]:
     return {"checked_in": False, "reason": "no_active_task"}
 
 
+def checkin_notice(d: CheckIn, stored: Stored, photos: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """What listeners (the companion page) hear of a stored check-in; photos by SHA-256."""
+    return {
+        "type": "checkin",
+        "task_id": d.task_id,
+        "checkpoint_id": d.checkpoint_id,
+        "method": d.method,
+        "seq": stored.seq,
+        "photos": [p["sha256"] for p in photos],
+    }
+
+
 def gps_section(fix: Fix | None, acc: float | None, latest: Fix | None) -> dict[str, Any]:
     """The §8 status `gps` section from the current usable fix and the newest fix of any kind."""
     return {

@@ -1,0 +1,1 @@
+"""The companion page: the patrol device's screen on the worker's phone (docs/companion.md)."""
