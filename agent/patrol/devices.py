@@ -13,17 +13,20 @@ import logging
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from agent.config import Config
 from agent.errors import EXPECTED_ERRORS
-from agent.patrol.camera import Camera
 from agent.patrol.config import ButtonsConfig, PatrolCameraConfig
 from firmware_bridge.aio import Spawn, spawn_task
-from firmware_bridge.buttons import Buttons, FeedbackKind
-from firmware_bridge.gps import GpsSource
-from firmware_bridge.pn532_driver import Pn532Reader
 from firmware_bridge.types import ButtonPress, Fix, TagScan
+
+if TYPE_CHECKING:
+    # Imported where the part is configured (footprint: no serial/NMEA/Pillow code otherwise).
+    from agent.patrol.camera import Camera
+    from firmware_bridge.buttons import FeedbackKind
+    from firmware_bridge.gps import GpsSource
+    from firmware_bridge.pn532_driver import Pn532Reader
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +85,8 @@ async def open_devices(
         return None
 
     if cfg.gps is not None:
+        from firmware_bridge.gps import GpsSource
+
         g = cfg.gps
         gps = await optional("gps", lambda: GpsSource(g.port, g.baud, spawn=spawn))
         if gps is not None:
@@ -89,6 +94,8 @@ async def open_devices(
             checks["gps"] = functools.partial(_gps_problem, gps)
             status.append(lambda: {"serial": gps.counters()})
     if cfg.nfc is not None:
+        from firmware_bridge.pn532_driver import Pn532Reader
+
         n = cfg.nfc
         reader = await optional(
             "nfc",
@@ -99,6 +106,8 @@ async def open_devices(
             checks["nfc"] = functools.partial(_nfc_problem, reader)
             status.append(lambda: {"nfc": reader.status()})
     if buttons is not None:
+        from firmware_bridge.buttons import Buttons
+
         b = buttons
         named = (("sos", b.sos), ("checkin", b.checkin), ("incident", b.incident))
         pins = {name: pin for name, pin in named if pin is not None}
@@ -111,6 +120,8 @@ async def open_devices(
             presses, feedback = btns.presses(), btns.signal
     cam = None
     if camera is not None:
+        from agent.patrol.camera import Camera
+
         c = camera
         cam = await optional("camera", lambda: Camera(c))
         if cam is not None:
