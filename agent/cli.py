@@ -31,6 +31,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         _print_problems(args.config, exc)
         return 2
+    if args.log_json or cfg.logging.json_lines:
+        from agent.observe import use_json_logs
+
+        use_json_logs(cfg.device.id)
     return asyncio.run(supervisor.run(cfg))
 
 
@@ -66,6 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("run", help="run the agent")
     p.add_argument("--config", required=True, help="TOML config file")
+    p.add_argument("--log-json", action="store_true", help="JSON log lines (for log shippers)")
     p.set_defaults(func=_cmd_run)
     p = sub.add_parser("check-config", help="validate a config file; non-zero exit when invalid")
     p.add_argument("file")

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from agent.errors import ConfigError
 from agent.modes import MODES
+from agent.observe import LoggingConfig, MetricsConfig
 from agent.patrol.config import ButtonsConfig, PatrolCameraConfig, PatrolConfig
 from agent.vision.config import AlarmHttpConfig, CameraList
 
@@ -175,6 +176,9 @@ class Config(_Model):
     # Camera gateway (docs/vision.md); detection thresholds per work mode live per camera.
     cameras: CameraList = []
     alarm_http: AlarmHttpConfig | None = None
+    # Observability (docs/metrics.md).
+    metrics: MetricsConfig = MetricsConfig()
+    logging: LoggingConfig = LoggingConfig()
 
 
 assert set(MODES) == {"normal", "holiday", "major_event", "emergency"}

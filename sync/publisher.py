@@ -59,6 +59,7 @@ class Publisher:
         self.inflight = 0
         self.sent = 0
         self.acked = 0
+        self.acked_by_priority: dict[int, int] = {}  # metrics: delivered per priority
         outbox.subscribe(self._appended)
 
     async def __aenter__(self) -> Publisher:
@@ -103,6 +104,8 @@ class Publisher:
                 self._done.add(entry.rowid)
                 self._ack_ready.set()
                 self.acked += 1
+                byp = self.acked_by_priority
+                byp[entry.priority] = byp.get(entry.priority, 0) + 1
             else:
                 # The broker refused it: keep it stored, retry on the next session.
                 log.error("broker refused outbox row %d; keeping it", entry.rowid)

@@ -161,6 +161,10 @@ class Gateway:
         """Per camera id: state (starting/running/reopening/failed/stopped), fps, counters."""
         return {cam_id: p.status() for cam_id, p in self._pipelines.items()}
 
+    def detections(self) -> dict[str, int]:
+        """Detections begun since start, per rule (edge and forwarded)."""
+        return dict(self._publisher.started)
+
     def alarm_status(self) -> dict[str, Any] | None:
         """The alarm endpoint's counters and open forwarded alarms, or None when not configured."""
         if self._http is None or self._forwarder is None:

@@ -30,7 +30,11 @@ class GatewayRole:
     def status(self) -> Mapping[str, Any]:
         """Per-camera state and fps, and the alarm endpoint's counters."""
         cams = self.gateway.status()
-        out: dict[str, Any] = {"cameras": cams, "alarm_http": self.gateway.alarm_status()}
+        out: dict[str, Any] = {
+            "cameras": cams,
+            "alarm_http": self.gateway.alarm_status(),
+            "detections": self.gateway.detections(),
+        }
         failed = {
             f"camera {cam_id}": str(c.get("last_error"))
             for cam_id, c in cams.items()
