@@ -59,7 +59,7 @@ def _cmd_check(args: argparse.Namespace) -> int:
 def _cmd_demo(args: argparse.Namespace) -> int:
     from agent import demo
 
-    return asyncio.run(demo.main(seconds=args.seconds, workdir=args.workdir))
+    return asyncio.run(demo.main(seconds=args.seconds, workdir=args.workdir, verbose=args.verbose))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -78,6 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("demo", help="run against a local broker with simulated devices")
     p.add_argument("--seconds", type=float, default=None, help="stop after this long")
     p.add_argument("--workdir", default=None, help="where to keep state (default: a temp dir)")
+    p.add_argument("--verbose", action="store_true", help="raw event bodies and agent logs")
     p.set_defaults(func=_cmd_demo)
     add_ops_parser(sub)
     return parser
