@@ -33,7 +33,7 @@ def rss_mb() -> float:
 def config(role: str, state: Path, port: int, video: Path | None) -> dict[str, Any]:
     """A minimal config of `role` against the broker on `port`."""
     data: dict[str, Any] = {
-        "device": {"id": f"fp-{role}", "role": role, "state_dir": str(state)},
+        "device": {"id": f"fp-{role.replace('_', '-')}", "role": role, "state_dir": str(state)},
         "broker": {"host": "127.0.0.1", "port": port},
     }
     if role == "camera_gateway" and video is not None:

@@ -91,3 +91,50 @@ def test_logging_json_key_in_config(tmp_path: Path) -> None:
     data = make_config(tmp_path, 1).model_dump(mode="json", by_alias=True)
     data["logging"] = {"json": True}
     assert parse(data).logging.json_lines is True
+
+
+def test_gateway_figures_become_labelled_metrics() -> None:
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    from agent.metrics import families
+
+    sample = {
+        "dev": "gw-1",
+        "role": "camera_gateway",
+        "now_ms": 10_000,
+        "status": {
+            "mode": "emergency",
+            "uptime_s": 5,
+            "outbox": {"depth": 2, "bytes": 300, "oldest_ms": 4_000},
+            "gps": {"fix": None, "sats": None},
+            "cameras": {"cam-1": {"state": "running", "fps": 4.5}, "cam-2": {"state": "failed"}},
+            "detections": {"crowd": 2, "water_zone": 1},
+            "loops": {"restarts": 3},
+            "degraded": {"camera cam-2": "picamera2 is not installed"},
+        },
+        "delivered": {0: 1, 2: 7},
+        "evicted": {5: 4},
+        "link_up": False,
+        "connects": 2,
+    }
+
+    class Fixed:
+        def collect(self):  # type: ignore[no-untyped-def]
+            return families(sample)
+
+    reg = CollectorRegistry(auto_describe=False)
+    reg.register(Fixed())  # type: ignore[arg-type]
+    m = {}
+    for fam in text_string_to_metric_families(generate_latest(reg).decode()):
+        for s in fam.samples:
+            m[(s.name, tuple(sorted(s.labels.items())))] = s.value
+    assert m[("edge_outbox_oldest_age_seconds", ())] == 6.0
+    assert m[("edge_delivered_total", (("priority", "2"),))] == 7
+    assert m[("edge_evicted_total", (("priority", "5"),))] == 4
+    assert m[("edge_detections_total", (("rule", "water_zone"),))] == 1
+    assert m[("edge_camera_fps", (("camera", "cam-1"),))] == 4.5
+    assert m[("edge_camera_running", (("camera", "cam-2"),))] == 0
+    assert m[("edge_task_restarts_total", ())] == 3
+    assert m[("edge_degraded", (("part", "camera cam-2"),))] == 1
+    assert m[("edge_link_up", ())] == 0
+    assert ("edge_gps_satellites", ()) not in m
