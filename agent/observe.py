@@ -30,7 +30,8 @@ class MetricsConfig(BaseModel):
 class LoggingConfig(BaseModel):
     """`[logging]`: `json = true` writes one JSON object per line for log shippers."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # By name too: a config dumped without aliases (ops tooling) must parse again.
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
     json_lines: bool = Field(default=False, alias="json")
 

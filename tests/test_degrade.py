@@ -82,3 +82,19 @@ async def test_one_gateway_camera_failing_leaves_the_others_running(
         problems = agent.device_problems()
         assert problems["camera cam-good"] is None and problems["camera cam-bad"]
         assert agent.supervisor.healthy()
+
+
+async def test_local_api_port_taken_degrades(broker: Broker, tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        cfg = make_config(tmp_path / "state", broker.port, patrol={"api_port": port})
+        async with Agent(cfg) as agent:
+            body = await agent.status_body()
+            assert "local_api" in body["degraded"]
+            assert agent.device_problems()["local_api"]
+            await agent.outbox.append("incident", {"n": 1})
+            await wait_until(lambda: agent.outbox.depth == 0)

@@ -72,17 +72,7 @@ async def open_devices(
     degraded: dict[str, str] = {}
 
     async def optional(part: str, make: Callable[[], AbstractAsyncContextManager[T]]) -> T | None:
-        try:
-            return await stack.enter_async_context(make())
-        except PART_FAILURES as exc:
-            reason = f"{type(exc).__name__}: {exc}" if isinstance(exc, ImportError) else str(exc)
-            log.error("%s not started, running without it: %s", part, reason)
-        except Exception as exc:  # a part's own bug must not stop the agent either
-            reason = f"{type(exc).__name__}: {exc}"
-            log.exception("%s not started, running without it", part)
-        degraded[part] = reason
-        checks[part] = functools.partial(_not_started, part, reason)
-        return None
+        return await start_optional(stack, part, make, degraded, checks)
 
     if cfg.gps is not None:
         from firmware_bridge.gps import GpsSource
@@ -126,9 +116,30 @@ async def open_devices(
         cam = await optional("camera", lambda: Camera(c))
         if cam is not None:
             checks["camera"] = functools.partial(_camera_problem, cam)
-    if degraded:
-        status.append(lambda: {"degraded": dict(degraded)})
+    # Read at each status: a part that fails later (the local API) is added to the same dict.
+    status.append(lambda: {"degraded": dict(degraded)} if degraded else {})
     return Devices(fixes, tags, presses, feedback, cam, checks, status, degraded)
+
+
+async def start_optional(
+    stack: contextlib.AsyncExitStack,
+    part: str,
+    make: Callable[[], AbstractAsyncContextManager[T]],
+    degraded: dict[str, str],
+    checks: DeviceChecks,
+) -> T | None:
+    """Enter `make()` into `stack`, or note `part` in `degraded`/`checks` and return None."""
+    try:
+        return await stack.enter_async_context(make())
+    except PART_FAILURES as exc:
+        reason = f"{type(exc).__name__}: {exc}" if isinstance(exc, ImportError) else str(exc)
+        log.error("%s not started, running without it: %s", part, reason)
+    except Exception as exc:  # a part's own bug must not stop the agent either
+        reason = f"{type(exc).__name__}: {exc}"
+        log.exception("%s not started, running without it", part)
+    degraded[part] = reason
+    checks[part] = functools.partial(_not_started, part, reason)
+    return None
 
 
 def _not_started(part: str, reason: str) -> str:

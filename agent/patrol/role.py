@@ -10,7 +10,7 @@ from typing import Any
 from agent.errors import DeviceError
 from agent.media import MediaStore
 from agent.patrol.config import ButtonsConfig, PatrolCameraConfig, PatrolConfig
-from agent.patrol.devices import Devices, open_devices
+from agent.patrol.devices import Devices, open_devices, start_optional
 from agent.patrol.driver import PatrolDriver
 from agent.patrol.localapi import LocalApi
 from agent.roles import RoleContext
@@ -102,6 +102,12 @@ async def start_patrol(
     if pcfg.api:
         path = pcfg.socket_path(state_dir)
         port = None if path else pcfg.api_port
-        api = LocalApi(driver, socket_path=path, port=port, max_body=pcfg.api_max_body_bytes)
-        await stack.enter_async_context(api)
+        # A port taken or a socket path not writable: the device runs without its local API.
+        await start_optional(
+            stack,
+            "local_api",
+            lambda: LocalApi(driver, socket_path=path, port=port, max_body=pcfg.api_max_body_bytes),
+            dev.degraded,
+            dev.checks,
+        )
     return PatrolRole(driver, dev)
