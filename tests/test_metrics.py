@@ -138,3 +138,37 @@ def test_gateway_figures_become_labelled_metrics() -> None:
     assert m[("edge_degraded", (("part", "camera cam-2"),))] == 1
     assert m[("edge_link_up", ())] == 0
     assert ("edge_gps_satellites", ()) not in m
+
+
+def test_run_with_log_json_writes_json_lines(broker: Broker, tmp_path: Path) -> None:
+    import subprocess
+    import sys
+    import time
+
+    conf = tmp_path / "agent.toml"
+    conf.write_text(
+        f'[device]\nid = "{DEV}"\nrole = "patrol"\nstate_dir = "{tmp_path / "state"}"\n'
+        f'[broker]\nhost = "127.0.0.1"\nport = {broker.port}\n'
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "agent", "run", "--log-json", "--config", str(conf)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        lines: list[dict] = []
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not any(
+            "running as" in r["message"] for r in lines
+        ):
+            line = proc.stdout.readline()
+            if not line:
+                break
+            lines.append(json.loads(line))
+    finally:
+        proc.terminate()
+        proc.wait(30)
+    started = [r for r in lines if "running as" in r["message"]]
+    assert started and started[0]["device"] == DEV and started[0]["level"] == "INFO"
+    assert all({"time", "level", "logger", "message", "device"} <= set(r) for r in lines)
