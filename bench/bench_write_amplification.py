@@ -105,8 +105,7 @@ async def main(n: int) -> None:
                 for kind in ("checkin", "checkin+photo", "detection"):
                     r = await measure(agent, media, kind, n)
                     print(
-                        f"  {kind:<16}{r['wchar']:12.0f}{r['write_bytes']:14.0f}"
-                        f"{r['photo']:12.0f}"
+                        f"  {kind:<16}{r['wchar']:12.0f}{r['write_bytes']:14.0f}{r['photo']:12.0f}"
                     )
             print(f"  state dir at the end: {dir_bytes(state) / 1024:.0f} KiB")
         finally:

@@ -159,9 +159,7 @@ def test_run_with_log_json_writes_json_lines(broker: Broker, tmp_path: Path) -> 
         assert proc.stdout is not None
         lines: list[dict] = []
         deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and not any(
-            "running as" in r["message"] for r in lines
-        ):
+        while time.monotonic() < deadline and not any("running as" in r["message"] for r in lines):
             line = proc.stdout.readline()
             if not line:
                 break
