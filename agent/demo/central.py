@@ -189,7 +189,7 @@ def summary(central: Central, produced: dict[str, int], queued: dict[str, int]) 
         lost = len(rep.missing_seqs)
         t.add_row(
             f"[bold]{dev}[/]",
-            f"[bold]all: produced {produced.get(dev, 0)}, still queued {queued.get(dev, 0)}[/]",
+            f"[bold]all: produced {produced.get(dev, 0)}, outbox rows left {queued.get(dev, 0)}[/]",
             str(rep.unique),
             str(rep.duplicates),
             f"[bold {'red' if lost else 'green'}]{lost}[/]",

@@ -32,7 +32,7 @@ from sync.verify import b64url_encode
 
 DEFAULT_SECONDS = 90.0
 CUT_AT_S, CUT_FOR_S = 22.0, 12.0  # the broker is down from 22 s to 34 s
-DRAIN_S = 15.0  # after the end: how long to let the outboxes empty before the summary
+DRAIN_S = 20.0  # after the end: how long to let the outboxes empty before the summary
 
 
 class Demo:
