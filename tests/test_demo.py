@@ -37,8 +37,9 @@ def test_short_demo_shows_both_roles_and_loses_nothing(tmp_path: Path) -> None:
     for dev in ("pd-demo", "gw-demo"):
         m = re.search(rf"{dev}\s*│\s*all: produced (\d+), outbox rows left (\d+)\s*│\s*(\d+)", out)
         assert m is not None, out
-        produced, _left, got = map(int, m.groups())
-        assert produced > 0 and got > 0  # lost is 0: "nothing lost" above
+        produced, left, got = map(int, m.groups())
+        # Rows left in the outbox (media chunks, a late event on a loaded machine) are not lost.
+        assert 0 < got <= produced and (got == produced or left > 0)
     assert "{" not in out.split("summary")[0]  # no raw JSON without --verbose
     ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
     assert str(tmp_path) not in ps  # the broker is gone

@@ -141,8 +141,11 @@ async def main(seconds: float | None, workdir: str | None, verbose: bool = False
                     live.update(central.view(demo.phase))
                     await _drain(agents, broker, DRAIN_S)
                     live.update(central.view("done"))
-                produced = {a.cfg.device.id: a.outbox.seq for a in agents}
-                queued = {a.cfg.device.id: a.outbox.depth for a in agents}
+        # Read once both agents are closed: nothing is produced after this (the summary's
+        # counts could otherwise include an event stored after the reading).
+        produced = {a.cfg.device.id: a.outbox.seq for a in agents}
+        queued = {a.cfg.device.id: a.outbox.depth for a in agents}
+        await asyncio.sleep(0.5)  # the last messages published before the close reach central
         console.print()
         console.print(summary(central, produced, queued))
         lost = lost_total(central)
