@@ -219,6 +219,11 @@ class Agent:
         self.clock.jump_listeners.append(self._clock_jump)
         st.callback(self.clock.jump_listeners.remove, self._clock_jump)
         self.role = await start_role(self.role_context(), st)
+        if cfg.metrics.enabled:
+            from agent.metrics import MetricsEndpoint, read_agent  # prometheus-client if asked
+
+            read = functools.partial(read_agent, self)
+            await st.enter_async_context(MetricsEndpoint(cfg.metrics, read))
         sup.spawn("status", self._status_loop)
         sup.spawn("good-time", self._good_time_loop)
         staged = self.ota.staged

@@ -49,6 +49,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from agent.private import lock_down
 
     lock_down(cfg.device.state_dir)  # owner-only state files from here on
+    if args.log_json or cfg.logging.json_lines:
+        from agent.observe import use_json_logs
+
+        use_json_logs(cfg.device.id)
     return asyncio.run(supervisor.run(cfg, args.config))
 
 
@@ -79,7 +83,7 @@ def _cmd_check(args: argparse.Namespace) -> int:
 def _cmd_demo(args: argparse.Namespace) -> int:
     from agent import demo
 
-    return asyncio.run(demo.main(seconds=args.seconds, workdir=args.workdir))
+    return asyncio.run(demo.main(seconds=args.seconds, workdir=args.workdir, verbose=args.verbose))
 
 
 def _cmd_companion_code(args: argparse.Namespace) -> int:
@@ -100,6 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("run", help="run the agent")
     p.add_argument("--config", required=True, help="TOML config file")
+    p.add_argument("--log-json", action="store_true", help="JSON log lines (for log shippers)")
     p.set_defaults(func=_cmd_run)
     p = sub.add_parser("check-config", help="validate a config file; non-zero exit when invalid")
     p.add_argument("file")
@@ -108,6 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("demo", help="run against a local broker with simulated devices")
     p.add_argument("--seconds", type=float, default=None, help="stop after this long")
     p.add_argument("--workdir", default=None, help="where to keep state (default: a temp dir)")
+    p.add_argument("--verbose", action="store_true", help="raw event bodies and agent logs")
     p.set_defaults(func=_cmd_demo)
     add_config_parser(sub)
     p = sub.add_parser("companion-code", help="print the companion page's pairing code")

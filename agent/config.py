@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from agent import credentials
 from agent.errors import ConfigError
 from agent.modes import MODES
+from agent.observe import LoggingConfig, MetricsConfig
 from agent.paths import UserPath
 from agent.patrol.config import (
     ButtonsConfig,
@@ -190,6 +191,9 @@ class Config(_Model):
     # Camera gateway (docs/vision.md); detection thresholds per work mode live per camera.
     cameras: CameraList = []
     alarm_http: AlarmHttpConfig | None = None
+    # Observability (docs/metrics.md).
+    metrics: MetricsConfig = MetricsConfig()
+    logging: LoggingConfig = LoggingConfig()
 
 
 assert set(MODES) == {"normal", "holiday", "major_event", "emergency"}

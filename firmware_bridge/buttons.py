@@ -104,8 +104,11 @@ class Buttons:
 
     async def __aenter__(self) -> Self:
         self._loop = asyncio.get_running_loop()
-        import gpiozero
-        from gpiozero.exc import GPIOZeroError
+        try:
+            import gpiozero
+            from gpiozero.exc import GPIOZeroError
+        except ImportError as exc:
+            raise DeviceError(f"GPIO library gpiozero is not usable: {exc}") from exc
 
         self._gpio_error = GPIOZeroError
         try:

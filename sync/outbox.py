@@ -58,6 +58,7 @@ class Outbox:
         self.bytes = 0
         self.depth = 0
         self.media_refused = False
+        self.evicted_by_priority: dict[int, int] = {}  # metrics: evictions per priority
         self._listeners: list[Callable[[int], None]] = []
         self._writer: asyncio.Task[None] | None = None
         self.startup_notices: list[dict[str, Any]] = []
@@ -317,6 +318,9 @@ class Outbox:
             for listener in self._listeners:
                 listener(prio)
         if evicted:
+            byp = self.evicted_by_priority
+            for r in evicted:
+                byp[r.priority] = byp.get(r.priority, 0) + 1
             log.warning("outbox over budget: evicted %d messages", len(evicted))
 
     async def _rollback(self) -> None:

@@ -68,6 +68,7 @@ class Publisher:
         self.inflight = 0
         self.sent = 0
         self.acked = 0
+        self.acked_by_priority: dict[int, int] = {}  # metrics: delivered per priority
         outbox.subscribe(self._appended)
 
     async def __aenter__(self) -> Publisher:
@@ -134,6 +135,8 @@ class Publisher:
                 self._ack_ready.set()
                 self.acked += 1
                 strikes.acked(row.rowid)
+                byp = self.acked_by_priority
+                byp[row.priority] = byp.get(row.priority, 0) + 1
             else:
                 # Refused (reason code >= 0x80): held, retried a few times, then set aside.
                 log.error("broker refused outbox row %d (%s)", row.rowid, row.topic)

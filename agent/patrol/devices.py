@@ -9,21 +9,32 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import logging
 from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from agent.config import Config
-from agent.patrol.camera import Camera
+from agent.errors import EXPECTED_ERRORS
 from agent.patrol.config import ButtonsConfig, PatrolCameraConfig
 from firmware_bridge.aio import Spawn, spawn_task
-from firmware_bridge.buttons import Buttons, FeedbackKind
-from firmware_bridge.gps import GpsSource
-from firmware_bridge.pn532_driver import Pn532Reader
 from firmware_bridge.types import ButtonPress, Fix, TagScan
+
+if TYPE_CHECKING:
+    # Imported where the part is configured (footprint: no serial/NMEA/Pillow code otherwise).
+    from agent.patrol.camera import Camera
+    from firmware_bridge.buttons import FeedbackKind
+    from firmware_bridge.gps import GpsSource
+    from firmware_bridge.pn532_driver import Pn532Reader
+
+log = logging.getLogger(__name__)
 
 DeviceChecks = dict[str, Callable[[], str | None]]
 StatusParts = list[Callable[[], Mapping[str, Any]]]
+T = TypeVar("T")
+# What an optional part may fail with on a board where it cannot work: reported, not raised.
+PART_FAILURES: tuple[type[Exception], ...] = (*EXPECTED_ERRORS, OSError, ImportError)
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +48,7 @@ class Devices:
     camera: Camera | None = None
     checks: DeviceChecks = field(default_factory=dict)  # part -> its problem now, or None
     status: StatusParts = field(default_factory=list)  # parts of the status body
+    degraded: dict[str, str] = field(default_factory=dict)  # part -> why it did not start
 
 
 async def open_devices(
@@ -48,40 +60,90 @@ async def open_devices(
     spawn: Spawn = spawn_task,
     pin_factory: Any = None,
 ) -> Devices:
-    """Open every configured part into `stack`; a missing serial device is retried, not fatal."""
+    """Open every configured part into `stack`; a missing serial device is retried, not fatal.
+
+    A part that cannot start at all (no GPIO library, no pin driver, a camera stack missing)
+    is left out and listed in `degraded`: one log line, a failing health check, the rest runs.
+    """
     fixes = tags = presses = None
     feedback: Callable[[FeedbackKind], None] | None = None
     checks: DeviceChecks = {}
     status: StatusParts = []
+    degraded: dict[str, str] = {}
+
+    async def optional(part: str, make: Callable[[], AbstractAsyncContextManager[T]]) -> T | None:
+        return await start_optional(stack, part, make, degraded, checks)
+
     if cfg.gps is not None:
-        gps = await stack.enter_async_context(GpsSource(cfg.gps.port, cfg.gps.baud, spawn=spawn))
-        fixes = gps.fixes()
-        checks["gps"] = functools.partial(_gps_problem, gps)
-        status.append(lambda: {"serial": gps.counters()})
+        from firmware_bridge.gps import GpsSource
+
+        g = cfg.gps
+        gps = await optional("gps", lambda: GpsSource(g.port, g.baud, spawn=spawn))
+        if gps is not None:
+            fixes = gps.fixes()
+            checks["gps"] = functools.partial(_gps_problem, gps)
+            status.append(lambda: {"serial": gps.counters()})
     if cfg.nfc is not None:
-        reader = await stack.enter_async_context(
-            Pn532Reader(
-                cfg.nfc.port, cfg.nfc.baud, poll_interval_s=cfg.nfc.poll_interval_s, spawn=spawn
-            )
+        from firmware_bridge.pn532_driver import Pn532Reader
+
+        n = cfg.nfc
+        reader = await optional(
+            "nfc",
+            lambda: Pn532Reader(n.port, n.baud, poll_interval_s=n.poll_interval_s, spawn=spawn),
         )
-        tags = reader.scans()
-        checks["nfc"] = functools.partial(_nfc_problem, reader)
-        status.append(lambda: {"nfc": reader.status()})
+        if reader is not None:
+            tags = reader.scans()
+            checks["nfc"] = functools.partial(_nfc_problem, reader)
+            status.append(lambda: {"nfc": reader.status()})
     if buttons is not None:
+        from firmware_bridge.buttons import Buttons
+
         b = buttons
         named = (("sos", b.sos), ("checkin", b.checkin), ("incident", b.incident))
         pins = {name: pin for name, pin in named if pin is not None}
         # The press itself is acknowledged at once; the verdict ("ok"/"error") follows.
         ack: dict[str, FeedbackKind] = {"checkin": "ack", "sos": "sos", "incident": "ack"}
-        btns = await stack.enter_async_context(
-            Buttons(pins, b.led, b.buzzer, pin_factory, press_feedback=ack)
+        btns = await optional(
+            "buttons", lambda: Buttons(pins, b.led, b.buzzer, pin_factory, press_feedback=ack)
         )
-        presses, feedback = btns.presses(), btns.signal
+        if btns is not None:
+            presses, feedback = btns.presses(), btns.signal
     cam = None
     if camera is not None:
-        cam = await stack.enter_async_context(Camera(camera))
-        checks["camera"] = functools.partial(_camera_problem, cam)
-    return Devices(fixes, tags, presses, feedback, cam, checks, status)
+        from agent.patrol.camera import Camera
+
+        c = camera
+        cam = await optional("camera", lambda: Camera(c))
+        if cam is not None:
+            checks["camera"] = functools.partial(_camera_problem, cam)
+    # Read at each status: a part that fails later (the local API) is added to the same dict.
+    status.append(lambda: {"degraded": dict(degraded)} if degraded else {})
+    return Devices(fixes, tags, presses, feedback, cam, checks, status, degraded)
+
+
+async def start_optional(
+    stack: contextlib.AsyncExitStack,
+    part: str,
+    make: Callable[[], AbstractAsyncContextManager[T]],
+    degraded: dict[str, str],
+    checks: DeviceChecks,
+) -> T | None:
+    """Enter `make()` into `stack`, or note `part` in `degraded`/`checks` and return None."""
+    try:
+        return await stack.enter_async_context(make())
+    except PART_FAILURES as exc:
+        reason = f"{type(exc).__name__}: {exc}" if isinstance(exc, ImportError) else str(exc)
+        log.error("%s not started, running without it: %s", part, reason)
+    except Exception as exc:  # a part's own bug must not stop the agent either
+        reason = f"{type(exc).__name__}: {exc}"
+        log.exception("%s not started, running without it", part)
+    degraded[part] = reason
+    checks[part] = functools.partial(_not_started, part, reason)
+    return None
+
+
+def _not_started(part: str, reason: str) -> str:
+    return f"{part} did not start: {reason}"
 
 
 def _gps_problem(gps: GpsSource) -> str | None:

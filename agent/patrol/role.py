@@ -15,7 +15,7 @@ from agent.patrol.config import (
     PatrolCameraConfig,
     PatrolConfig,
 )
-from agent.patrol.devices import Devices, open_devices
+from agent.patrol.devices import Devices, open_devices, start_optional
 from agent.patrol.driver import PatrolDriver
 from agent.patrol.localapi import LocalApi
 from agent.roles import RoleContext
@@ -109,8 +109,14 @@ async def start_patrol(
     if pcfg.api:
         path = pcfg.socket_path(state_dir)
         port = None if path else pcfg.api_port
-        api = LocalApi(driver, socket_path=path, port=port, max_body=pcfg.api_max_body_bytes)
-        await stack.enter_async_context(api)
+        # A port taken or a socket path not writable: the device runs without its local API.
+        await start_optional(
+            stack,
+            "local_api",
+            lambda: LocalApi(driver, socket_path=path, port=port, max_body=pcfg.api_max_body_bytes),
+            dev.degraded,
+            dev.checks,
+        )
     page = None
     ccfg = companion or cfg.companion
     if ccfg.enabled:
@@ -121,14 +127,20 @@ async def start_patrol(
             problem = f"needs aiohttp (pip install grid-edge[companion]): {exc}"
             raise ConfigError([("companion.enabled", problem)]) from exc
 
-        page = CompanionServer(
-            driver,
-            ccfg,
-            state_dir=state_dir,
-            outbox=ctx.outbox,
-            online=ctx.online,
-            media_path=media.path,
-            max_body=pcfg.api_max_body_bytes,
+        # A port taken: the device runs without the page, and says so.
+        page = await start_optional(
+            stack,
+            "companion",
+            lambda: CompanionServer(
+                driver,
+                ccfg,
+                state_dir=state_dir,
+                outbox=ctx.outbox,
+                online=ctx.online,
+                media_path=media.path,
+                max_body=pcfg.api_max_body_bytes,
+            ),
+            dev.degraded,
+            dev.checks,
         )
-        await stack.enter_async_context(page)
     return PatrolRole(driver, dev, page)

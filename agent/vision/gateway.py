@@ -184,6 +184,10 @@ class Gateway:
             out.setdefault(cam_id, {})["events"] = stream.status()
         return out
 
+    def detections(self) -> dict[str, int]:
+        """Detections begun since start, per rule (edge and forwarded)."""
+        return dict(self._publisher.started)
+
     def alarm_status(self) -> dict[str, Any] | None:
         """The alarm endpoint's counters and open forwarded alarms, or None when not configured."""
         if self._http is None or self._forwarder is None:

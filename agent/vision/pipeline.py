@@ -160,7 +160,7 @@ class CameraPipeline:
                 async for _ in self._frames_of(source):
                     attempt = 0
                 raise DeviceError("stream ended")
-            except ConfigError as exc:
+            except (ConfigError, ImportError) as exc:
                 self._state = "failed"
                 self._last_error = str(exc)
                 log.error("camera %s cannot run: %s", self.cam.id, exc)
@@ -254,7 +254,8 @@ class CameraPipeline:
         loop = asyncio.get_running_loop()
         try:
             self._processor = await loop.run_in_executor(self._proc_exec, self._make_processor)
-        except ConfigError as exc:
+        except (ConfigError, DeviceError, ImportError, OSError) as exc:
+            # A detector that cannot load fails this camera only; the others keep running.
             self._state = "failed"
             self._last_error = str(exc)
             log.error("camera %s detector unusable: %s", self.cam.id, exc)

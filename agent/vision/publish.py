@@ -74,6 +74,7 @@ class DetectionWriter:
     def __init__(self, sink: EventSink, media: MediaSink) -> None:
         self._sink = sink
         self._media = media
+        self.started: dict[str, int] = {}  # detections begun per rule (status and metrics)
 
     async def publish(
         self,
@@ -106,6 +107,8 @@ class DetectionWriter:
                 exc,
             )
             return None
+        if tr.state == "start":
+            self.started[tr.rule] = self.started.get(tr.rule, 0) + 1
         log.info(
             "camera %s %s %s zone=%s count=%d track=%s%s",
             camera_id,

@@ -29,7 +29,20 @@ class GatewayRole:
 
     def status(self) -> Mapping[str, Any]:
         """Per-camera state and fps, and the alarm endpoint's counters."""
-        return {"cameras": self.gateway.status(), "alarm_http": self.gateway.alarm_status()}
+        cams = self.gateway.status()
+        out: dict[str, Any] = {
+            "cameras": cams,
+            "alarm_http": self.gateway.alarm_status(),
+            "detections": self.gateway.detections(),
+        }
+        failed = {
+            f"camera {cam_id}": str(c.get("last_error"))
+            for cam_id, c in cams.items()
+            if c.get("state") == "failed"
+        }
+        if failed:
+            out["degraded"] = failed  # a camera that cannot run; the others keep going
+        return out
 
     def gps(self) -> Mapping[str, Any] | None:
         """A gateway has no GPS receiver."""

@@ -1,0 +1,151 @@
+"""Benchmark: what each import and each component of an agent costs, for both roles.
+
+Run: .venv/bin/python bench/bench_footprint.py [--seconds 5] [--role patrol|camera_gateway]
+For each role, in fresh subprocesses: RSS after each start-up stage, the slowest imports
+(`python -X importtime`, cumulative), the heaviest Python allocations (tracemalloc, by file),
+and which optional libraries got loaded. Prints figures; asserts nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import re
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+HEAVY = ("cv2", "numpy", "PIL", "piexif", "gpiozero", "serial", "pynmea2", "prometheus_client")
+
+
+def rss_mb() -> float:
+    """This process's resident set now (VmRSS)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def config(role: str, state: Path, port: int, video: Path | None) -> dict[str, Any]:
+    """A minimal config of `role` against the broker on `port`."""
+    data: dict[str, Any] = {
+        "device": {"id": f"fp-{role.replace('_', '-')}", "role": role, "state_dir": str(state)},
+        "broker": {"host": "127.0.0.1", "port": port},
+    }
+    if role == "camera_gateway" and video is not None:
+        data["cameras"] = [{"id": "cam-1", "source": f"file:{video}", "fps": 5}]
+    return data
+
+
+async def child(role: str, seconds: float, trace: bool) -> dict[str, Any]:
+    """Start one agent here, measure, stop; returns the figures."""
+    import tracemalloc
+
+    if trace:
+        tracemalloc.start()
+    out: dict[str, Any] = {"rss_python": rss_mb()}
+    from agent.config import parse
+
+    out["rss_config"] = rss_mb()
+    from agent.app import Agent
+
+    out["rss_app"] = rss_mb()
+    from agent.localbroker import Broker
+
+    with tempfile.TemporaryDirectory() as tmp:
+        base = Path(tmp)
+        video = None
+        if role == "camera_gateway":
+            video = _video(base / "clip.avi")
+        broker = Broker(base / "broker")
+        broker.start()
+        try:
+            cfg = parse(config(role, base / "state", broker.port, video))
+            async with Agent(cfg):
+                await asyncio.sleep(seconds)
+                out["rss_running"] = rss_mb()
+                out["loaded"] = sorted(m for m in HEAVY if m in sys.modules)
+                if trace:
+                    snap = tracemalloc.take_snapshot()
+                    top = snap.statistics("filename")[:12]
+                    out["tracemalloc"] = [
+                        (str(s.traceback[0].filename).replace(str(ROOT) + "/", ""), s.size)
+                        for s in top
+                    ]
+        finally:
+            broker.stop()
+    return out
+
+
+def _video(path: Path) -> Path:
+    # Only the gateway child gets here: OpenCV is its business anyway.
+    import cv2
+    import numpy as np
+
+    w = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"MJPG"), 5, (320, 240))
+    for i in range(100):
+        frame = np.full((240, 320, 3), 90, np.uint8)
+        cv2.rectangle(frame, (10 + 2 * i, 100), (40 + 2 * i, 180), (30, 30, 200), -1)
+        w.write(frame)
+    w.release()
+    return path
+
+
+def run_child(role: str, seconds: float, *flags: str) -> tuple[dict[str, Any], str]:
+    """Run this script as a child for `role`; its figures and its stderr."""
+    cmd = [sys.executable, *flags, __file__, "--child", role, "--seconds", str(seconds)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, check=True)
+    return json.loads(proc.stdout.strip().splitlines()[-1]), proc.stderr
+
+
+def import_summary(stderr: str, n: int = 12) -> list[tuple[str, int]]:
+    """The top-level imports with the largest cumulative time (µs)."""
+    rows = []
+    for line in stderr.splitlines():
+        m = re.match(r"import time:\s+(\d+) \|\s+(\d+) \| (\s*)(\S+)", line)
+        if m and len(m.group(3)) <= 2:  # the first two levels: the agent's own modules
+            rows.append((m.group(4), int(m.group(2))))
+    return sorted(rows, key=lambda r: -r[1])[:n]
+
+
+def report(role: str, seconds: float) -> None:
+    """Print every figure for one role."""
+    plain, _ = run_child(role, seconds)
+    print(f"== {role}")
+    for key in ("rss_python", "rss_config", "rss_app", "rss_running"):
+        print(f"  {key:<14} {plain[key]:7.1f} MB")
+    print(f"  optional libraries loaded: {', '.join(plain['loaded']) or 'none'}")
+    _, stderr = run_child(role, 1.0, "-X", "importtime")
+    print("  slowest imports (cumulative ms):")
+    for name, us in import_summary(stderr):
+        print(f"    {name:<40} {us / 1000:8.1f}")
+    traced, _ = run_child(role, 1.0, "-X", "tracemalloc=1")
+    print("  largest Python allocations by file (tracemalloc, KiB):")
+    for name, size in traced.get("tracemalloc", []):
+        print(f"    {name[-60:]:<60} {size / 1024:8.0f}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--seconds", type=float, default=5.0, help="how long each agent idles")
+    ap.add_argument("--role", choices=("patrol", "camera_gateway"))
+    ap.add_argument("--child", choices=("patrol", "camera_gateway"), help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.child:
+        import os
+
+        trace = os.environ.get("PYTHONTRACEMALLOC") is not None or sys.flags.dev_mode
+        trace = trace or "tracemalloc" in str(sys._xoptions)
+        print(json.dumps(asyncio.run(child(args.child, args.seconds, trace))))
+        return
+    for role in (args.role,) if args.role else ("patrol", "camera_gateway"):
+        report(role, args.seconds)
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(ROOT))
+    main()
