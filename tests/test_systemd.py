@@ -148,7 +148,7 @@ async def test_dead_critical_task_of_a_real_agent_stops_pings(
     async with Agent(cfg) as agent, agent_watchdog(agent, env):
         await wait_until(lambda: notify.seen("READY=1"), 10, "READY=1")
         await wait_until(lambda: notify.mentions("broker connected"), 20, "STATUS: connected")
-        assert notify.seen("WATCHDOG=1")
+        await wait_until(lambda: notify.seen("WATCHDOG=1"), 10, "WATCHDOG=1 while healthy")
         link_task = agent.link.task
         assert link_task is not None
         link_task.cancel()  # the link's task dies; nothing else notices
