@@ -198,11 +198,11 @@ def test_ops_config_file_and_flags(tmp_path: Path) -> None:
     conf = tmp_path / "ops.toml"
     conf.write_text(
         '[broker]\nhost = "mqtt.example"\nport = 8883\ntls = true\n'
-        '[signing]\nkid = "ops-1"\nkey_file = "/home/op/ops.pem"\n'
+        '[signing]\nkid = "ops-1"\nkey_file = "/etc/grid-ops/ops.pem"\n'
     )
     cfg = settings(parser.parse_args(["--ops-config", str(conf), "--port", "9883"]))
     assert (cfg.broker.host, cfg.broker.port, cfg.broker.tls) == ("mqtt.example", 9883, True)
-    assert (cfg.signing.kid, str(cfg.signing.key_file)) == ("ops-1", "/home/op/ops.pem")
+    assert (cfg.signing.kid, str(cfg.signing.key_file)) == ("ops-1", "/etc/grid-ops/ops.pem")
     conf.write_text('[broker]\nhots = "x"\n')
     with pytest.raises(ConfigError) as err:
         settings(parser.parse_args(["--ops-config", str(conf)]))

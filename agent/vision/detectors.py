@@ -29,6 +29,15 @@ class Detector(Protocol):
         ...
 
 
+def fit_side(image: np.ndarray, max_side: int) -> tuple[np.ndarray, float]:
+    """`image` shrunk so its longer side is at most `max_side`, and the scale used (<= 1)."""
+    h0, w0 = image.shape[:2]
+    s = min(1.0, max_side / max(h0, w0))
+    if s >= 1.0:
+        return image, 1.0
+    return cv2.resize(image, (round(w0 * s), round(h0 * s)), interpolation=cv2.INTER_AREA), s
+
+
 def nms(detections: Sequence[Detection], iou_max: float) -> list[Detection]:
     """Greedy non-maximum suppression per label, highest score kept."""
     out: list[Detection] = []
@@ -97,13 +106,7 @@ class HogDetector:
     def detect(self, image: np.ndarray, rois: Sequence[Box] | None) -> list[Detection]:
         """People in the frame (or near the rois), scores are SVM margins >= min_score."""
         cfg = self._cfg
-        h0, w0 = image.shape[:2]
-        s = min(1.0, cfg.max_side / max(h0, w0))
-        img = (
-            cv2.resize(image, (round(w0 * s), round(h0 * s)), interpolation=cv2.INTER_AREA)
-            if s < 1.0
-            else image
-        )
+        img, s = fit_side(image, cfg.max_side)
         h, w = img.shape[:2]
         found: list[Detection] = []
         for rx, ry, rw, rh in search_regions(rois, w, h, s, cfg, self._full):

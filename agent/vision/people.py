@@ -11,7 +11,7 @@ import numpy as np
 
 from agent.errors import ConfigError
 from agent.vision.config import PeopleDetectorConfig
-from agent.vision.detectors import HOG_WIN, nms, search_regions
+from agent.vision.detectors import HOG_WIN, fit_side, nms, search_regions
 from agent.vision.geometry import Box, area, centre, clip, expand
 from agent.vision.tracker import Detection
 
@@ -129,13 +129,7 @@ class PeopleDetector:
     def detect(self, image: np.ndarray, rois: Sequence[Box] | None) -> list[Detection]:
         """People in the frame (or near the rois); score = HOG margin, + face_score for a face."""
         cfg = self._cfg
-        h0, w0 = image.shape[:2]
-        s = min(1.0, cfg.max_side / max(h0, w0))
-        img = (
-            cv2.resize(image, (round(w0 * s), round(h0 * s)), interpolation=cv2.INTER_AREA)
-            if s < 1.0
-            else image
-        )
+        img, s = fit_side(image, cfg.max_side)
         h, w = img.shape[:2]
         p = cfg.edge_pad
         # Sides and bottom only: people are cut there; a replicated top edge (sky, ceiling)
