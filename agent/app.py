@@ -286,9 +286,7 @@ class Agent:
     def device_problems(self) -> dict[str, str | None]:
         """Each configured part and each crashed loop with its problem now (None: fine)."""
         checks = self.role.device_checks() if self.role is not None else {}
-        for problem in self.supervisor.problems():
-            checks[problem.split(":", 1)[0]] = problem
-        return checks
+        return {**checks, **self.supervisor.problems()}
 
     def _rebirth(self) -> None:
         session = self.link.session

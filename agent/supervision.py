@@ -121,13 +121,13 @@ class Supervisor:
         """True while no loop has failed for good (the systemd watchdog feeds on this)."""
         return all(lp.state != "failed" for lp in self._loops.values())
 
-    def problems(self) -> list[str]:
-        """Loops that crashed and have not run cleanly since, for health checks."""
-        return [
-            f"loop {lp.name} {lp.state}: {lp.last_error}"
+    def problems(self) -> dict[str, str]:
+        """Loops that crashed and have not run cleanly since (`loop NAME` -> why), for health."""
+        return {
+            f"loop {lp.name}": f"{lp.state}: {lp.last_error}"
             for lp in self._loops.values()
             if lp.state in ("failed", "restarting")
-        ]
+        }
 
     def status(self) -> dict[str, Any]:
         """Loops running, restarts, and state + last error of each loop that ever failed."""

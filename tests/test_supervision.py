@@ -71,7 +71,7 @@ async def test_loop_that_keeps_crashing_is_fatal() -> None:
         await asyncio.wait_for(task, 10)
         assert fatal == ["broken"] and not sup.healthy()
         assert sup.status()["troubled"]["broken"]["restarts"] == 5
-        assert sup.problems() == ["loop broken failed: ValueError: always"]
+        assert sup.problems() == {"loop broken": "failed: ValueError: always"}
 
 
 async def test_a_loop_that_runs_a_while_between_crashes_keeps_being_restarted() -> None:
@@ -141,6 +141,15 @@ def once(real: Callable[..., Any], exc: BaseException) -> Callable[..., Any]:
     return wrapper
 
 
+def restarted(agent: Agent, prefix: str) -> bool:
+    """A loop whose name starts with `prefix` crashed, was restarted and runs again."""
+    troubled = agent.supervisor.status()["troubled"]
+    return any(
+        n.startswith(prefix) and t["restarts"] >= 1 and t["state"] == "running"
+        for n, t in troubled.items()
+    )
+
+
 def patch_once(mp: pytest.MonkeyPatch, owner: Any, name: str) -> None:
     mp.setattr(owner, name, once(getattr(owner, name), RuntimeError(f"injected in {name}")))
 
@@ -204,15 +213,7 @@ async def test_a_crashed_loop_is_noticed_and_restarted(
         Pn532Simulator() as nfc,
         patrol_agent(tmp_path, broker, gps, nfc) as agent,
     ):
-
-        def restarted() -> bool:
-            troubled = agent.supervisor.status()["troubled"]
-            return any(
-                n.startswith(loop) and t["restarts"] >= 1 and t["state"] == "running"
-                for n, t in troubled.items()
-            )
-
-        await wait_until(restarted, timeout=30, what=f"{loop} restarted")
+        await wait_until(lambda: restarted(agent, loop), timeout=30, what=f"{loop} restarted")
         body = await agent.status_body()
         assert body["loops"]["restarts"] >= 1
         assert any(n.startswith(loop) for n in body["loops"]["troubled"])
@@ -286,10 +287,5 @@ async def test_a_crashed_camera_loop_is_noticed_and_restarted(
         alarm_http={"token": "t0ken-t0ken-t0ken", "port": 0, "cameras": ["cam-gate-1"]},
     )
     async with Agent(cfg) as agent:
-
-        def restarted() -> bool:
-            t = agent.supervisor.status()["troubled"].get(loop)
-            return t is not None and t["restarts"] >= 1 and t["state"] == "running"
-
-        await wait_until(restarted, timeout=30, what=f"{loop} restarted")
+        await wait_until(lambda: restarted(agent, loop), timeout=30, what=f"{loop} restarted")
         assert agent.outcome == "stop" and agent.supervisor.healthy()
