@@ -8,7 +8,7 @@ import functools
 import logging
 import random
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -26,7 +26,7 @@ from agent.ota import ConfigStore, Staged, validate_body
 from agent.patrol.core.schema import parse_tasks_body
 from agent.roles import Role, RoleContext, start_role
 from agent.state import DocState
-from agent.supervision import Supervisor
+from agent.supervision import Factory, Supervisor
 from firmware_bridge.aio import Backoff
 from sync import envelope
 from sync.downlink import Downlink, Trust
@@ -37,6 +37,15 @@ from sync.publisher import Publisher
 from sync.verify import BodyValidator, b64url_decode
 
 log = logging.getLogger(__name__)
+
+# Called with the name of each start-up step once it is done (see Agent._start); tests use it to
+# vary the order in which documents, the broker session and the role meet.
+StartupHook = Callable[[str], Awaitable[None]]
+STARTUP_STEPS = ("store", "downlink", "link", "role", "ready")
+
+
+async def _no_hook(step: str) -> None:
+    return None
 
 
 def trusted_keys(cfg: Config) -> dict[str, Ed25519PublicKey]:
@@ -69,8 +78,10 @@ class Agent:
         rng: random.Random | None = None,
         extra_validators: Mapping[str, BodyValidator] | None = None,
         ota: OtaContext | None = None,
+        startup_hook: StartupHook = _no_hook,
     ) -> None:
         self.cfg = cfg
+        self._step = startup_hook
         self.ota = ota or OtaContext(ConfigStore(cfg.device.state_dir), cfg, None, cfg)
         self.outcome = "stop"  # or "restart": run() builds a new agent with the new config
         self.clock = clock or SystemClock()
@@ -137,44 +148,19 @@ class Agent:
         return self
 
     async def _start(self, cfg: Config) -> None:
+        """The one start-up order.
+
+        store (outbox, modes, publisher) -> downlink, held -> link (the broker session may come
+        up and deliver documents from here on; they wait in the held downlink) -> role -> ready
+        (status loops, then the downlink opens). So a document is applied only to a running role
+        and acked `applied` only once the role runs it, whenever it arrives and however long
+        each step takes.
+        """
         st = self._stack
         # Entered first, left last: every loop is cancelled after the parts that use it closed.
         sup = await st.enter_async_context(self.supervisor)
-        # The sync stack's loops are not restarted in place: a crash there restarts the process.
-        once = functools.partial(sup.spawn, restart=False)
-        self.outbox = await st.enter_async_context(
-            Outbox(
-                cfg.device.state_dir,
-                cfg.device.id,
-                stamp=self.clock.stamp,
-                budget_bytes=cfg.sync.outbox_budget_bytes,
-                online=self.online,
-                spawn=once,
-            )
-        )
-        # A rollback decided before this agent started is acked first, before anything can fail.
-        for body in self.ota.startup_acks:
-            await self.outbox.append("ack", body)
-        self.modes = await st.enter_async_context(
-            ModeControl(
-                self.state,
-                default=lambda: self.cfg.modes.default,
-                now_ms=self.trusted_now_ms,
-                targets=self._mode_targets,
-                spawn=sup.spawn,
-            )
-        )
-        self.modes.listeners.append(self._mode_changed)
-        self.publisher = await st.enter_async_context(
-            Publisher(
-                self.outbox,
-                window=cfg.sync.inflight_window,
-                low_share=cfg.sync.low_priority_share,
-                puback_timeout_s=cfg.sync.puback_timeout_s,
-                gate_open=(lambda: self._central_online) if cfg.sync.flush_gate else None,
-                spawn=once,
-            )
-        )
+        await self._start_store(cfg, st)
+        await self._step("store")
         self.downlink = await st.enter_async_context(
             Downlink(
                 trust=self._trust,
@@ -186,39 +172,17 @@ class Agent:
                 on_applied=self.publish_reported,
                 on_central=self._central,
                 apply_errors=EXPECTED_ERRORS,
-                spawn=once,
+                held=True,  # until the role runs: see the docstring
+                spawn=self._once,
             )
         )
-        b = cfg.broker
-        self.link = await st.enter_async_context(
-            MqttLink(
-                LinkSettings(
-                    dev=cfg.device.id,
-                    host=b.host,
-                    port=b.port,
-                    protocol=b.protocol,
-                    keepalive_s=client_keepalive(b.keepalive_s),  # half-open: 1.5x
-                    connect_timeout_s=b.connect_timeout_s,
-                    tls=b.tls,
-                    ca_file=b.ca_file,
-                    cert_file=b.cert_file,
-                    key_file=b.key_file,
-                    username=b.username,
-                    password_file=b.password_file,
-                ),
-                bdseq=BdSeq(cfg.device.state_dir / "bdseq.json"),
-                birth=self.birth,
-                subscriptions=self.downlink.topics,
-                on_message=self.downlink.on_message,
-                on_session=self._session,
-                backoff=Backoff(cfg.sync.backoff_base_s, cfg.sync.backoff_cap_s),
-                rng=self._rng,
-                spawn=once,
-            )
-        )
+        await self._step("downlink")
+        self.link = await st.enter_async_context(self._mqtt_link(cfg))
         self.clock.jump_listeners.append(self._clock_jump)
         st.callback(self.clock.jump_listeners.remove, self._clock_jump)
+        await self._step("link")
         self.role = await start_role(self.role_context(), st)
+        await self._step("role")
         if cfg.metrics.enabled:
             from agent.metrics import MetricsEndpoint, read_agent  # prometheus-client if asked
 
@@ -228,7 +192,76 @@ class Agent:
         sup.spawn("good-time", self._good_time_loop)
         staged = self.ota.staged
         if staged is not None:
-            once("config-health", functools.partial(self._appliers.health_window, staged))
+            self._once("config-health", functools.partial(self._appliers.health_window, staged))
+        self.downlink.open()
+        await self._step("ready")
+
+    def _once(self, name: str, factory: Factory) -> asyncio.Task[None]:
+        # The sync stack's loops are not restarted in place: a crash there restarts the process.
+        return self.supervisor.spawn(name, factory, restart=False)
+
+    async def _start_store(self, cfg: Config, st: AsyncExitStack) -> None:
+        """The durable side: outbox (and acks decided before this start), modes, publisher."""
+        self.outbox = await st.enter_async_context(
+            Outbox(
+                cfg.device.state_dir,
+                cfg.device.id,
+                stamp=self.clock.stamp,
+                budget_bytes=cfg.sync.outbox_budget_bytes,
+                online=self.online,
+                spawn=self._once,
+            )
+        )
+        # A rollback decided before this agent started is acked first, before anything can fail.
+        for body in self.ota.startup_acks:
+            await self.outbox.append("ack", body)
+        self.modes = await st.enter_async_context(
+            ModeControl(
+                self.state,
+                default=lambda: self.cfg.modes.default,
+                now_ms=self.trusted_now_ms,
+                targets=self._mode_targets,
+                spawn=self.supervisor.spawn,
+            )
+        )
+        self.modes.listeners.append(self._mode_changed)
+        self.publisher = await st.enter_async_context(
+            Publisher(
+                self.outbox,
+                window=cfg.sync.inflight_window,
+                low_share=cfg.sync.low_priority_share,
+                puback_timeout_s=cfg.sync.puback_timeout_s,
+                gate_open=(lambda: self._central_online) if cfg.sync.flush_gate else None,
+                spawn=self._once,
+            )
+        )
+
+    def _mqtt_link(self, cfg: Config) -> MqttLink:
+        b = cfg.broker
+        return MqttLink(
+            LinkSettings(
+                dev=cfg.device.id,
+                host=b.host,
+                port=b.port,
+                protocol=b.protocol,
+                keepalive_s=client_keepalive(b.keepalive_s),  # half-open: 1.5x
+                connect_timeout_s=b.connect_timeout_s,
+                tls=b.tls,
+                ca_file=b.ca_file,
+                cert_file=b.cert_file,
+                key_file=b.key_file,
+                username=b.username,
+                password_file=b.password_file,
+            ),
+            bdseq=BdSeq(cfg.device.state_dir / "bdseq.json"),
+            birth=self.birth,
+            subscriptions=self.downlink.topics,
+            on_message=self.downlink.on_message,
+            on_session=self._session,
+            backoff=Backoff(cfg.sync.backoff_base_s, cfg.sync.backoff_cap_s),
+            rng=self._rng,
+            spawn=self._once,
+        )
 
     def role_context(self) -> RoleContext:
         """What the role may use of this agent (agent/roles.py)."""
@@ -429,4 +462,3 @@ class Agent:
             if stamp.time_ok:
                 await asyncio.to_thread(self.state.note_good_time, stamp.ts)
             await asyncio.sleep(60.0)
-

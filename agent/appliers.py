@@ -101,17 +101,24 @@ class Appliers:
         """The appliers by document type, for the Downlink."""
         return {"tasks": self.tasks, "mode": self.mode, "cmd": self.cmd, "config": self.config}
 
+    def _running_role(self) -> Role:
+        """The role; documents are applied only once it runs (the Downlink is held till then)."""
+        role = self._role()
+        if role is None:
+            # The start-up order broke: refuse loudly rather than ack what nothing runs.
+            raise DeviceError("the role is not running yet")
+        return role
+
     async def tasks(self, doc: Document) -> str | None:
-        """Store the tasks document, then hand it to the role (the patrol driver)."""
+        """Store the tasks document, then hand it to the role; applied once the role runs it."""
+        role = self._running_role()
         record = {"id": doc.id, "ver": doc.ver, "iat": doc.iat, "body": dict(doc.body)}
         try:
             await asyncio.to_thread(self._state.set_tasks, record)
         except OSError as exc:
             log.error("could not store tasks ver %d: %s", doc.ver, exc)
             return "apply_failed"
-        role = self._role()
-        if role is not None:
-            role.tasks_applied(record)
+        await role.tasks_applied(record)
         return None
 
     async def config(self, doc: Document) -> str | None:
@@ -196,9 +203,7 @@ class Appliers:
         elif action == "status_now":
             self._session.status_now()
         elif action == "snapshot":
-            role = self._role()
-            if role is None:
-                # Raised, not returned: the downlink acks apply_failed with this as the detail.
-                raise DeviceError("snapshot failed: this device has no working camera")
-            await role.snapshot(doc.body.get("args", {}))
+            # A DeviceError (no camera, no frame within the bound) is acked apply_failed with
+            # its text as the detail.
+            await self._running_role().snapshot(doc.body.get("args", {}))
         return None

@@ -52,8 +52,8 @@ class Role(Protocol):
         """Each configured part and its problem now (None: working); judged by health windows."""
         ...
 
-    def tasks_applied(self, record: Mapping[str, Any]) -> None:
-        """A tasks document was applied and stored (§6)."""
+    def tasks_applied(self, record: Mapping[str, Any]) -> Awaitable[None]:
+        """A tasks document was stored (§6): run it; done when the awaitable is (then acked)."""
         ...
 
     def snapshot(self, args: Mapping[str, Any]) -> Awaitable[None]:

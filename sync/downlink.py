@@ -57,7 +57,13 @@ def doc_type(dev: str, topic: str) -> str | None:
 
 
 class Downlink:
-    """Verifies and applies downlink documents one at a time; `async with` runs the worker."""
+    """Verifies and applies downlink documents one at a time; `async with` runs the worker.
+
+    With `held=True` the worker takes nothing from its queue until `open()`: messages that
+    arrive before the parts they act on are ready wait (un-PUBACKed, so a crash meanwhile has
+    them redelivered) and are verified and applied in arrival order once it opens. The agent
+    opens it when its role runs, so every document is applied to, and acked by, a running role.
+    """
 
     def __init__(
         self,
@@ -72,9 +78,13 @@ class Downlink:
         on_central: Callable[[bool], None],
         apply_errors: tuple[type[Exception], ...] = (),
         queue_size: int = 64,
+        held: bool = False,
         spawn: Spawn = spawn_task,
     ) -> None:
         self._spawn = spawn
+        self._open = asyncio.Event()
+        if not held:
+            self._open.set()
         self._trust = trust
         self._versions = versions
         self._now_ms = now_ms
@@ -92,6 +102,17 @@ class Downlink:
     async def __aenter__(self) -> Downlink:
         self._task = self._spawn("downlink", self._work)
         return self
+
+    def open(self) -> None:
+        """Start applying: what waited is handled first, in the order it arrived."""
+        if not self._open.is_set():
+            log.info("downlink open: %d message(s) waited for start-up", self._queue.qsize())
+        self._open.set()
+
+    @property
+    def is_open(self) -> bool:
+        """False while documents are held for start-up."""
+        return self._open.is_set()
 
     @property
     def task(self) -> asyncio.Task[None] | None:
@@ -119,6 +140,7 @@ class Downlink:
             log.error("downlink queue full; %s will be redelivered", msg.topic)
 
     async def _work(self) -> None:
+        await self._open.wait()
         while True:
             session, msg = await self._queue.get()
             try:

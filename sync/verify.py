@@ -200,7 +200,14 @@ def verify(topic_typ: str, raw: bytes, ctx: Context) -> Document | Refusal:
     # Step 5: expiry, against the best time known to be right.
     exp = _int(payload["exp"])
     if exp is not None and ctx.now_ms is not None and exp <= ctx.now_ms:
-        return Refusal("rejected", "expired", ref, ver)
+        late_s = (ctx.now_ms - exp) // 1000
+        return Refusal(
+            "rejected",
+            "expired",
+            ref,
+            ver,
+            f"exp was {late_s} s before the time the device checked it",
+        )
 
     # Step 6: body.
     validator = ctx.validators.get(topic_typ)

@@ -21,6 +21,7 @@ from agent.errors import ConfigError, LinkError
 from agent.ops import (
     checkpoints,
     devices,
+    documents,
     importcmd,
     keys,
     media,
@@ -215,6 +216,13 @@ def _from_seq(text: str) -> str:
     return text
 
 
+def _minutes(text: str) -> float:
+    try:
+        return documents.parse_minutes(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def _doc_flags() -> argparse.ArgumentParser:
     doc = argparse.ArgumentParser(add_help=False)
     g = doc.add_argument_group("document")
@@ -305,6 +313,16 @@ def add_ops_parser(subparsers: Any) -> None:
         action="append",
         metavar="KEY=VALUE",
         help="command argument, e.g. snapshot --arg camera_id=cam-2 (unknown names refused)",
+    )
+    p.add_argument(
+        "--exp",
+        dest="exp_minutes",
+        type=_minutes,
+        default=documents.CMD_EXP_MINUTES,
+        metavar="MINUTES",
+        help=f"the command expires this many minutes after it is sent (default "
+        f"{documents.CMD_EXP_MINUTES:g}): a device that gets it later acks expired and does not "
+        "run it",
     )
     pushcmd.add_targets(p, positional=False)
 

@@ -89,6 +89,21 @@ def parse_time_ms(text: str, now_ms: int) -> int:
     return int(when.timestamp() * 1000)
 
 
+# §6 cmd: a command is meant for now; one that reaches a device later than this is not run.
+CMD_EXP_MINUTES = 10.0
+
+
+def parse_minutes(text: str) -> float:
+    """`--exp MINUTES`: a number of minutes above 0 and at most a day; ValueError otherwise."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError(f"{text!r} is not a number of minutes") from None
+    if not 0 < value <= 24 * 60:
+        raise ValueError("minutes must be more than 0 and at most 1440 (a day)")
+    return value
+
+
 def parse_expires(text: str | None, now_ms: int) -> int | None:
     """`--expires`: None/`never` -> null, else a time per parse_time_ms that is in the future."""
     if text is None or text.strip().lower() in ("never", "none", ""):

@@ -6,6 +6,7 @@ import argparse
 import json
 import time
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 from rich.console import Console
@@ -92,7 +93,14 @@ def _signer(args: argparse.Namespace) -> tuple[str, Any, int, int | None]:
         raise ConfigError([("signing", "give --signing-key and --kid (or [signing] in ops.toml)")])
     key = keys.load_private_key(cfg.signing.key_file)
     now = _now_ms()
-    return cfg.signing.kid, key, now, documents.parse_expires(args.expires, now)
+    exp = documents.parse_expires(args.expires, now)
+    minutes = getattr(args, "exp_minutes", None)
+    if minutes is not None:
+        # A command is for now (§6): it always expires, in minutes.
+        if args.expires is not None:
+            raise ValueError("a cmd expires in minutes: give --exp MINUTES, not --expires")
+        exp = now + round(minutes * 60_000)
+    return cfg.signing.kid, key, now, exp
 
 
 def _sign_all(
@@ -165,9 +173,33 @@ def _push(
             return 0
         board = fleet.AckBoard(typ, ver, expect)
         fleet.follow(client, board, args.timeout, out)
-        if not board.done and typ != "cmd":
+        if typ == "cmd":
+            for line in not_run(board, signed[0][0].payload.get("exp")):
+                out.print(escape(line))
+        elif not board.done:
             out.print("[yellow]the document stays retained: an offline device applies it later[/]")
         return board.exit_code()
+
+
+def not_run(board: fleet.AckBoard, exp: int | None) -> list[str]:
+    """The lines saying which devices did not run a command (expired, refused, no ack yet)."""
+    refused = []
+    for dev in board.expect:
+        body = board.got.get(dev, {}).get("body")
+        if body is not None and body.get("status") != "applied":
+            why = " ".join(str(x) for x in (body.get("status"), body.get("reason")) if x)
+            refused.append(f"{dev} ({why})")
+    silent = [dev for dev in board.expect if dev not in board.got]
+    lines = [f"not run: {', '.join(refused)}"] if refused else []
+    if silent and exp is not None:
+        until = datetime.fromtimestamp(exp / 1000).astimezone().isoformat(timespec="seconds")
+        lines.append(
+            f"not run so far (no ack): {', '.join(silent)}; a device that gets the command "
+            f"before {until} runs it, later it acks expired and does not"
+        )
+    elif silent:
+        lines.append(f"not run so far (no ack): {', '.join(silent)}")
+    return lines
 
 
 def cmd_push_config(args: argparse.Namespace, read: Callable[[Any], Any]) -> int:

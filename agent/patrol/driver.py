@@ -181,11 +181,15 @@ class PatrolDriver:
             log.error("patrol job %s failed", task.get_name(), exc_info=task.exception())
 
     # ----- inputs ----------------------------------------------------------------------------
-    def on_tasks(self, record: Mapping[str, Any]) -> None:
-        """A newly applied tasks document replaces the task set."""
+    async def apply_tasks(self, record: Mapping[str, Any]) -> None:
+        """A newly applied tasks document replaces the task set; returns once it has.
+
+        The agent acks the document only after this returns, so an `applied` ack means the
+        check-ins, the local API and the page follow this set.
+        """
         if self._closed:
             return  # stored by the agent already; the next start applies it
-        self._batch_task(functools.partial(self._replace, record), True)
+        await self._run(functools.partial(self._replace, record))
 
     def _replace(self, record: Mapping[str, Any], now_ms: int, time_ok: bool) -> list[Decision]:
         try:

@@ -47,9 +47,9 @@ class PatrolRole:
         """GPS, NFC and camera, each with its problem now."""
         return {name: check() for name, check in self._devices.checks.items()}
 
-    def tasks_applied(self, record: Mapping[str, Any]) -> None:
-        """A new tasks document replaces the driver's task set."""
-        self.driver.on_tasks(record)
+    async def tasks_applied(self, record: Mapping[str, Any]) -> None:
+        """A new tasks document replaces the driver's task set (done when this returns)."""
+        await self.driver.apply_tasks(record)
 
     async def snapshot(self, args: Mapping[str, Any]) -> None:
         """A photo now from the patrol camera; DeviceError without one."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import time
@@ -14,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from agent.errors import ConfigError
+from agent.errors import ConfigError, DeviceError
 from agent.events import EventSink, MediaSink
 from agent.vision.alarm_http import AlarmHttpServer
 from agent.vision.alarms import AlarmForwarder
@@ -175,6 +176,30 @@ class Gateway:
         """The camera's last analysed frame, or None (unknown camera, no frame yet)."""
         pipeline = self._pipelines.get(camera_id)
         return pipeline.latest_image() if pipeline is not None else None
+
+    async def wait_image(self, camera_id: str, within_s: float) -> np.ndarray:
+        """The camera's latest frame, waiting up to `within_s` for its first one.
+
+        Raises DeviceError naming the camera's state and last error when none comes in time
+        (or the camera has failed for good, without waiting).
+        """
+        pipeline = self._pipelines.get(camera_id)
+        if pipeline is None:
+            raise DeviceError(f"camera {camera_id!r} is not running on this gateway")
+        status = pipeline.status()
+        if pipeline.latest_image() is None and status["state"] != "failed":
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(within_s):
+                    await pipeline.first_frame()
+        image = pipeline.latest_image()
+        if image is None:
+            status = pipeline.status()
+            why = f"; last error: {status['last_error']}" if status["last_error"] else ""
+            raise DeviceError(
+                f"camera {camera_id!r} gave no frame within {within_s:g} s "
+                f"(state {status['state']}{why})"
+            )
+        return image
 
     def status(self) -> dict[str, dict[str, Any]]:
         """Per camera id: state (starting/running/reopening/failed/stopped), fps, counters, and

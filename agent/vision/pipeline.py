@@ -65,6 +65,7 @@ class CameraPipeline:
         self._life = lifecycle.LifecycleState(prefix=track_prefix)
         self._thresholds: dict[str, RuleThresholds] = {}
         self._latest: Frame | None = None
+        self._first_frame = asyncio.Event()  # set once a frame was analysed (snapshots wait)
         self._processor: FrameProcessor | None = None
         self._state = "starting"
         self._last_error: str | None = None
@@ -132,6 +133,10 @@ class CameraPipeline:
     def latest_image(self) -> np.ndarray | None:
         """The last analysed frame (for snapshots of forwarded camera alarms)."""
         return self._latest.image if self._latest is not None else None
+
+    async def first_frame(self) -> None:
+        """Until a frame has been analysed (at once if one was); callers bound the wait."""
+        await self._first_frame.wait()
 
     # --- capture -------------------------------------------------------------------------
 
@@ -277,6 +282,7 @@ class CameraPipeline:
                 log.error("camera %s frame %d not analysed: %s", self.cam.id, frame.seq, exc)
                 continue
             self._latest = frame
+            self._first_frame.set()
             self._memory, conditions = rules.evaluate(
                 analysis.scene, self._zones, params, self._memory
             )

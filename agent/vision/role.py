@@ -15,6 +15,9 @@ if TYPE_CHECKING:
     from agent.vision.gateway import Gateway
 
 MEDIA_QUOTA_BYTES = 64 * 1024 * 1024
+# A `snapshot` that arrives while its camera is still opening (a start, a reconnect) waits this
+# long for a first frame, then fails naming the camera's state: commands are for now (§6).
+SNAPSHOT_WAIT_S = 20.0
 
 
 class GatewayRole:
@@ -22,10 +25,17 @@ class GatewayRole:
 
     name = "camera_gateway"
 
-    def __init__(self, ctx: RoleContext, gateway: Gateway, media: MediaStore) -> None:
+    def __init__(
+        self,
+        ctx: RoleContext,
+        gateway: Gateway,
+        media: MediaStore,
+        snapshot_wait_s: float = SNAPSHOT_WAIT_S,
+    ) -> None:
         self.gateway = gateway
         self._ctx = ctx
         self._media = media
+        self.snapshot_wait_s = snapshot_wait_s
 
     def status(self) -> Mapping[str, Any]:
         """Per-camera state and fps, and the alarm endpoint's counters."""
@@ -57,11 +67,14 @@ class GatewayRole:
             checks[f"camera {cam.id}"] = None if state == "running" else f"state {state}"
         return checks
 
-    def tasks_applied(self, record: Mapping[str, Any]) -> None:
+    async def tasks_applied(self, record: Mapping[str, Any]) -> None:
         """Patrol tasks mean nothing to a gateway: kept by the agent, not used."""
 
     async def snapshot(self, args: Mapping[str, Any]) -> None:
-        """`cmd snapshot`: the camera's latest frame as a photo named by a `snapshot` notice."""
+        """`cmd snapshot`: the camera's latest frame as a photo named by a `snapshot` notice.
+
+        A camera still opening is waited for (snapshot_wait_s), then DeviceError says why not.
+        """
         from agent.vision.snapshot import render
 
         cameras = self._ctx.cfg.cameras
@@ -71,9 +84,7 @@ class GatewayRole:
             raise DeviceError(
                 f"no camera {camera_id!r} here (cameras: {', '.join(known) or 'none'})"
             )
-        image = self.gateway.latest_image(camera_id)
-        if image is None:
-            raise DeviceError(f"camera {camera_id!r} has no frame to send")
+        image = await self.gateway.wait_image(camera_id, self.snapshot_wait_s)
         jpeg = await asyncio.to_thread(render, image, ())
         ref = await self._media.store(jpeg, "image/jpeg")
         naming = await self._ctx.outbox.append(
