@@ -198,7 +198,7 @@ async def test_new_task_set_keeps_checkins_and_adds_checkpoints(tmp_path: Path) 
         await scan(fed, driver, TAGS[0], 1)
         # ver 2: cp0 kept, cp1 and cp2 dropped, a new cp9; the check-in at cp0 stays.
         cps = [cp("cp0", at(0, 0), tags=(TAGS[0],)), cp("cp9", at(900, 0), tags=("04000009",))]
-        driver.on_tasks(record([task("t-round", cps)], ver=2))
+        await driver.apply_tasks(record([task("t-round", cps)], ver=2))
         await driver.drain()
         view = driver.tasks_view()
         assert view["ver"] == 2

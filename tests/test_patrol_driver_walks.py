@@ -68,7 +68,7 @@ async def test_noisy_walk_checks_in_exactly_the_two_checkpoints_walked_through(
         payloads = await checkin_payloads(outbox)
         walked = await outbox_events(outbox, "patrol")
         # Point 1: a new task set (same ids, its window now over) keeps the check-ins made.
-        driver.on_tasks(record([lake_task(end=START_UTC)], ver=2))
+        await driver.apply_tasks(record([lake_task(end=START_UTC)], ver=2))
         await driver.drain()
         patrol = await outbox_events(outbox, "patrol")
         assert await checkin_payloads(outbox) == payloads
