@@ -28,6 +28,7 @@ from tests.kits.patrol import at, cp, task
 from tests.test_patrol_driver_api import http
 
 TASKS_TOPIC = f"grid/v1/{DEV}/desired/tasks"
+MODE_TOPIC = f"grid/v1/{DEV}/desired/mode"
 # Where a start meets its document: published (retained) before the agent starts, or from the
 # start-up hook once that step is done (the broker session may or may not be up by then).
 MOMENTS = ("before", *STARTUP_STEPS)
@@ -41,6 +42,10 @@ def task_set(ver: int) -> dict[str, Any]:
     """Each ver has its own task and tag: following an older set is visible at once."""
     cps = [cp(f"cp-{ver}", at(0, 0), tags=(tag_of(ver),)), cp(f"cp-{ver}-far", at(900, 0))]
     return {"tasks": [task(f"t-{ver}", cps)]}
+
+
+def mode_of(ver: int) -> str:
+    return ("holiday", "major_event")[ver % 2]
 
 
 def acked(central: Watcher, doc_id: str) -> dict[str, Any] | None:
@@ -61,13 +66,14 @@ class Start:
         self.delay_s = rng.choice((0.0, 0.05, 0.3))
         self.session_first = i % 2 == 0
         self.companion = i % 3 == 1
+        self.fresh = i % 4 == 3  # a first start: a new device, nothing stored yet
         self.role_s = rng.choice((0.0, 0.2))  # a slow machine opening its devices
 
     def __repr__(self) -> str:
         return (
             f"publish at {self.publish_at}, {self.delay_s} s at {self.slow_at}, "
             f"session first {self.session_first}, companion {self.companion}, "
-            f"devices open in {self.role_s} s"
+            f"devices open in {self.role_s} s, first start {self.fresh}"
         )
 
 
@@ -108,11 +114,14 @@ async def run_start(
     sim: Pn532Simulator,
     slow: list[float],
 ) -> None:
-    """Start the agent with `start`'s order; the task set `ver` is what it acks and runs."""
-    doc_id = f"doc-{ver}"
+    """Start the agent with `start`'s order; the task set and mode `ver` are what it acks and
+    runs. The documents are cleared from the broker afterwards: each start meets only its own."""
+    doc_id, mode_id = f"doc-{ver}", f"mode-{ver}"
     raw = key.doc("tasks", task_set(ver), ver=ver, doc_id=doc_id)
+    mode = key.doc("mode", {"mode": mode_of(ver), "reason": "test"}, ver=ver, doc_id=mode_id)
 
     def publish() -> None:
+        central.publish(MODE_TOPIC, mode, retain=True)
         central.publish(TASKS_TOPIC, raw, retain=True)
 
     if start.publish_at == "before":
@@ -126,34 +135,48 @@ async def run_start(
     )
     holder.append(agent)
     async with agent:
-        role = agent.role
-        assert isinstance(role, PatrolRole)
-        driver = role.driver
-        await wait_until(lambda: acked(central, doc_id) is not None, what=f"ack {ver} ({start})")
-        ack = acked(central, doc_id)
-        assert ack is not None and ack["status"] == "applied", (start, ack)
-        # Acked applied: the role runs this set now, not the one it started with.
-        assert driver.tasks_view()["ver"] == ver, start
-        status, _, body = await http(cfg.device.state_dir / "api.sock", "GET", "/tasks")
-        assert status == 200 and [t["id"] for t in body["tasks"]] == [f"t-{ver}"], start
-        # A tag of this set's checkpoint checks in (it is a checkpoint of a task).
-        before = driver.stats["checkins"]
-        sim.present(tag_of(ver))
-        await wait_until(lambda: driver.stats["checkins"] > before, what=f"tag {ver} ({start})")
-        sim.remove()
-        await driver.drain()
-        await wait_until(
-            lambda: any(
-                (e["body"].get("task_id"), e["body"].get("checkpoint_id"))
-                == (f"t-{ver}", f"cp-{ver}")
-                for e in central.events("/evt/checkin")
-            ),
-            what=f"check-in {ver} at central ({start})",
-        )
-        if role.companion is not None:
-            # The page's check-in button: the set's other checkpoint is still open.
-            answer = await driver.manual_checkin()
-            assert answer.get("reason") != "no_active_task", (start, answer)
+        await check_start(agent, start, ver, central=central, sim=sim)
+    central.publish(TASKS_TOPIC, b"", retain=True)
+    central.publish(MODE_TOPIC, b"", retain=True)
+
+
+async def check_start(
+    agent: Agent, start: Start, ver: int, *, central: Watcher, sim: Pn532Simulator
+) -> None:
+    """Once acked, the role runs the documents: driver, local API, a tag, the page, the mode."""
+    doc_id, mode_id = f"doc-{ver}", f"mode-{ver}"
+    cfg = agent.cfg
+    role = agent.role
+    assert isinstance(role, PatrolRole)
+    driver = role.driver
+    await wait_until(lambda: acked(central, doc_id) is not None, what=f"ack {ver} ({start})")
+    ack = acked(central, doc_id)
+    assert ack is not None and ack["status"] == "applied", (start, ack)
+    # Acked applied: the role runs this set now, not the one it started with.
+    assert driver.tasks_view()["ver"] == ver, start
+    status, _, body = await http(cfg.device.state_dir / "api.sock", "GET", "/tasks")
+    assert status == 200 and [t["id"] for t in body["tasks"]] == [f"t-{ver}"], start
+    # A tag of this set's checkpoint checks in (it is a checkpoint of a task).
+    before = driver.stats["checkins"]
+    sim.present(tag_of(ver))
+    await wait_until(lambda: driver.stats["checkins"] > before, what=f"tag {ver} ({start})")
+    sim.remove()
+    await driver.drain()
+    await wait_until(
+        lambda: any(
+            (e["body"].get("task_id"), e["body"].get("checkpoint_id")) == (f"t-{ver}", f"cp-{ver}")
+            for e in central.events("/evt/checkin")
+        ),
+        what=f"check-in {ver} at central ({start})",
+    )
+    if role.companion is not None:
+        # The page's check-in button: the set's other checkpoint is still open.
+        answer = await driver.manual_checkin()
+        assert answer.get("reason") != "no_active_task", (start, answer)
+    await wait_until(lambda: acked(central, mode_id) is not None, what=f"mode {ver}")
+    mode_ack = acked(central, mode_id)
+    assert mode_ack is not None and mode_ack["status"] == "applied", (start, mode_ack)
+    assert agent.modes.current.name == mode_of(ver), start
 
 
 @pytest.mark.slow
@@ -174,15 +197,18 @@ async def test_a_document_arriving_at_any_start_up_moment_is_the_one_the_role_ru
             for i in range(starts):
                 start = Start(rng, i)
                 page = {"enabled": start.companion, "port": 0}
-                cfg = make_config(state, broker.port, key, companion=page, **base)
+                where = tmp_path / f"state-{i}" if start.fresh else state
+                cfg = make_config(where, broker.port, key, companion=page, **base)
                 await run_start(
                     start, i + 1, cfg=cfg, key=key, central=central, sim=sim, slow=slow_devices
                 )
     finally:
         central.close()
-    # Every start acked its own ver once, and nothing was refused.
+    # Every start acked its own documents once each, and nothing was refused.
     acks = [e["body"] for e in central.events("/ack")]
-    assert [(a["ver"], a["status"]) for a in acks] == [(v, "applied") for v in range(1, starts + 1)]
+    assert {a["status"] for a in acks} == {"applied"}
+    assert [a["ver"] for a in acks if a["typ"] == "tasks"] == list(range(1, starts + 1))
+    assert [a["ver"] for a in acks if a["typ"] == "mode"] == list(range(1, starts + 1))
 
 
 async def test_stopped_device_runs_the_task_set_pushed_while_it_was_stopped(
