@@ -182,6 +182,8 @@ class Agent:
         st.callback(self.clock.jump_listeners.remove, self._clock_jump)
         await self._step("link")
         self.role = await start_role(self.role_context(), st)
+        # Shutdown is the start-up order reversed: nothing is applied to a role that is closing.
+        st.push_async_callback(self.downlink.stop)
         await self._step("role")
         if cfg.metrics.enabled:
             from agent.metrics import MetricsEndpoint, read_agent  # prometheus-client if asked

@@ -120,6 +120,10 @@ class Downlink:
         return self._task
 
     async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    async def stop(self) -> None:
+        """Stop applying (idempotent): a message cut off is not PUBACKed, so it comes again."""
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
