@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from agent.localbroker import Broker
+from agent.demo.broker import Broker
 from tests.kits.brokers import KINDS, run_mosquitto
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"

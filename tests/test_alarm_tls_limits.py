@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from agent.errors import ConfigError
-from agent.loglimit import RefusalLog
+from agent.logs import RefusalLog
 from agent.vision.config import AlarmHttpConfig
 from agent.vision.gateway import Gateway
 from tests.kits.pki import make_pki
@@ -50,7 +50,7 @@ def test_cert_and_key_go_together_and_bad_files_are_a_config_error(tmp_path: Pat
     with pytest.raises(ValueError, match="go together"):
         alarm_cfg(cert_file=tmp_path / "x.crt")
     (tmp_path / "x.crt").write_text("not a certificate")
-    from agent.tlsserver import server_context
+    from agent.config.tls import server_context
 
     with pytest.raises(ConfigError, match="cannot load"):
         server_context(tmp_path / "x.crt", tmp_path / "x.key")

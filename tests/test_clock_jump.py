@@ -6,8 +6,8 @@ import asyncio
 import json
 from pathlib import Path
 
-from agent.app import Agent
 from agent.clock import SystemClock
+from agent.runtime.agent import Agent
 from firmware_bridge.types import Fix
 from tests.kits.agents import make_config
 

@@ -12,7 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from agent.clock import SystemClock
-from agent.config import parse
+from agent.config.model import parse
 from agent.errors import ConfigError
 from agent.modes import ModeDoc, next_expiry, resolve, validate_mode_body
 from firmware_bridge.aio import Backoff

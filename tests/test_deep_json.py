@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from agent.app import Agent
-from agent.config import load
+from agent.config.model import load
+from agent.demo.broker import Broker
 from agent.errors import ConfigError
-from agent.localbroker import Broker
 from agent.patrol.localapi import LocalApi
+from agent.runtime.agent import Agent
 from tests.kits.agents import DEV, OpsKey, make_config
 from tests.kits.aio import wait_until
 from tests.kits.fuzz import RecordingPatrol

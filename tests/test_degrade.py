@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 
-from agent.app import Agent
-from agent.localbroker import Broker
+from agent.demo.broker import Broker
 from agent.patrol.config import ButtonsConfig
 from agent.patrol.devices import open_devices
+from agent.runtime.agent import Agent
 from tests.kits.agents import make_config
 from tests.kits.aio import wait_until
 

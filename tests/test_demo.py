@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.localbroker import mosquitto_path
+from agent.demo.broker import mosquitto_path
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -15,10 +15,10 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from agent.demo.broker import Broker, free_port
 from agent.doctor import camcheck, texts
 from agent.doctor.finding import Finding
 from agent.doctor.run import diagnose, report
-from agent.localbroker import Broker, free_port
 from firmware_bridge.sim.gps_sim import GpsSimulator
 from firmware_bridge.sim.pn532_sim import Pn532Simulator
 from tests.kits.agents import make_config

@@ -6,14 +6,14 @@ import subprocess
 import sys
 from pathlib import Path
 
-from agent.localbroker import Broker
+from agent.demo.broker import Broker
 
 ROOT = Path(__file__).resolve().parent.parent
 
 CHILD = """
 import asyncio, sys
 from pathlib import Path
-from agent.app import Agent
+from agent.runtime.agent import Agent
 from tests.kits.agents import make_config
 
 async def main() -> None:

@@ -7,9 +7,9 @@ import json
 import time
 from pathlib import Path
 
-from agent.app import Agent
 from agent.clock import SystemClock
-from agent.localbroker import Broker
+from agent.demo.broker import Broker
+from agent.runtime.agent import Agent
 from tests.kits.agents import DEV, OpsKey, make_config
 from tests.kits.aio import wait_until
 from tests.kits.mqtt import Watcher

@@ -7,9 +7,9 @@ import asyncio
 import hashlib
 from pathlib import Path
 
-from agent.app import Agent
 from agent.clock import SystemClock
-from agent.localbroker import Broker
+from agent.demo.broker import Broker
+from agent.runtime.agent import Agent
 from tests.kits.agents import OpsKey, make_config
 from tests.kits.aio import wait_until
 from tests.kits.camera_bodies import alert_block, alert_xml, camera_jpeg, stream_block, xml_push

@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from agent.app import Agent
-from agent.config import parse
+from agent.config.model import parse
+from agent.demo.broker import Broker, free_port
 from agent.errors import ConfigError
-from agent.localbroker import Broker, free_port
-from agent.observe import JsonFormatter
+from agent.logs import JsonFormatter
+from agent.runtime.agent import Agent
 from tests.kits.agents import DEV, make_config
 from tests.kits.aio import wait_until
 
@@ -96,7 +96,7 @@ def test_logging_json_key_in_config(tmp_path: Path) -> None:
 def test_gateway_figures_become_labelled_metrics() -> None:
     from prometheus_client import CollectorRegistry, generate_latest
 
-    from agent.metrics import families
+    from agent.runtime.metrics import families
 
     sample = {
         "dev": "gw-1",

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
+from agent.demo.broker import free_port
 from agent.errors import ConfigError
-from agent.localbroker import free_port
 from agent.ops import cli, devices, watch
 from agent.ops.mqtt import Message, broker_flags, settings, signing_flags
 from sync.verify import b64url_decode

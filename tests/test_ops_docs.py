@@ -22,9 +22,9 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from agent.config import load
-from agent.localbroker import Broker
-from agent.supervisor import run
+from agent.config.model import load
+from agent.demo.broker import Broker
+from agent.runtime.run import run
 from tests.kits.aio import wait_until
 from tests.kits.mqtt import Watcher
 

@@ -18,15 +18,15 @@ import pytest
 from rich.console import Console
 
 from agent import __version__
-from agent.app import Agent
 from agent.clock import SystemClock
-from agent.config import Config
+from agent.config.model import Config
+from agent.demo.broker import Broker
 from agent.errors import ConfigError
-from agent.localbroker import Broker
 from agent.media import MediaStore
 from agent.ops import cli, watch
 from agent.ops.mqtt import Message, OpsClient, load_ops_config
-from agent.supervisor import run
+from agent.runtime.agent import Agent
+from agent.runtime.run import run
 from tests.kits.agents import DEV, make_config
 from tests.kits.aio import wait_until
 from tests.kits.mqtt import Watcher
@@ -177,7 +177,7 @@ async def test_cmd_status_now(ops: Ops, watcher: Watcher) -> None:
 
 
 async def test_push_config_is_applied(ops: Ops, watcher: Watcher) -> None:
-    # A config switch rebuilds the agent, so the supervisor (agent.supervisor.run) runs it here.
+    # A config switch rebuilds the agent, so the supervisor (agent.runtime.run.run) runs it here.
     cfg = ops.config(sync={"config_health_window_s": 1.0})
     data = cfg.model_dump(mode="json", exclude_none=True)  # the whole file, local keys too
     data["modes"]["profiles"]["normal"]["status_interval_s"] = 42.0

@@ -6,7 +6,7 @@ import json
 import re
 from contextlib import AsyncExitStack
 
-from agent.app import Agent
+from agent.runtime.agent import Agent
 from tests.kits.agents import make_config
 from tests.kits.aio import wait_until
 from tests.test_ops_e2e import Ops, import_tasks, synced

@@ -11,10 +11,10 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
 
-from agent.app import trusted_keys
-from agent.config import parse
+from agent.config.model import parse
 from agent.errors import ConfigError
 from agent.ops import keys
+from agent.runtime.agent import trusted_keys
 
 
 def test_keygen_writes_a_private_pkcs8_key(tmp_path: Path) -> None:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from agent.app import Agent
-from agent.localbroker import Broker
+from agent.demo.broker import Broker
 from agent.ops.media import Assembler
+from agent.runtime.agent import Agent
 from tests.kits.agents import DEV
 from tests.kits.aio import wait_until
 from tests.test_ops_e2e import (

@@ -9,12 +9,12 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from agent.app import Agent
-from agent.config import parse
-from agent.localbroker import Broker
+from agent.config.model import parse
+from agent.demo.broker import Broker
 from agent.ops import fleet
 from agent.ops.devices import DeviceRow
 from agent.ops.mqtt import OpsClient, load_ops_config
+from agent.runtime.agent import Agent
 from tests.kits.agents import DEV
 from tests.kits.mqtt import Watcher
 from tests.test_ops_e2e import Ops, import_tasks, running, synced

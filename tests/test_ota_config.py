@@ -9,11 +9,11 @@ from typing import Any
 
 import pytest
 
-from agent.config import Config
+from agent.config.model import Config
+from agent.demo.broker import Broker
+from agent.documents.remote_config import remote_config
 from agent.errors import ConfigError
-from agent.localbroker import Broker
-from agent.ota import remote_config
-from agent.supervisor import run
+from agent.runtime.run import run
 from tests.kits.agents import DEV, OpsKey, make_config
 from tests.kits.aio import wait_until
 from tests.kits.mqtt import Watcher

@@ -11,10 +11,10 @@ from typing import Any
 import pytest
 
 from agent import cli
-from agent.config import load
+from agent.config.model import load
+from agent.demo.broker import Broker
+from agent.documents.remote_config import blame, health_problems, remote_config
 from agent.errors import ConfigError
-from agent.localbroker import Broker
-from agent.ota import blame, health_problems, remote_config
 from tests.kits.agents import DEV, OpsKey, make_config
 from tests.kits.aio import wait_until
 from tests.kits.mqtt import Watcher

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from agent.app import Agent
-from agent.localbroker import Broker
+from agent.demo.broker import Broker
+from agent.runtime.agent import Agent
 from tests.kits.agents import DEV, make_config
 from tests.kits.aio import wait_until
 from tests.kits.mqtt import Watcher

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from agent.config import ModeProfile
+from agent.config.model import ModeProfile
 from agent.errors import ConfigError
 from agent.patrol.camera import Camera
 from agent.patrol.driver import PatrolDriver

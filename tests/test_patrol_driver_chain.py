@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 
 import agent.patrol.driver
-from agent.app import Agent
 from agent.clock import SystemClock
-from agent.localbroker import Broker
-from agent.state import DocState
+from agent.demo.broker import Broker
+from agent.documents.state import DocState
+from agent.runtime.agent import Agent
 from firmware_bridge.sim.pn532_sim import Pn532Simulator
 from tests.kits.agents import make_config
 from tests.kits.aio import wait_until

@@ -11,7 +11,7 @@ from pathlib import Path
 import piexif
 import pytest
 
-from agent.config import ModeProfile
+from agent.config.model import ModeProfile
 from agent.errors import DeviceError
 from agent.patrol.camera import Camera, exif_bytes, read_gps
 from agent.patrol.config import PatrolCameraConfig

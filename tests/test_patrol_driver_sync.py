@@ -9,12 +9,12 @@ import json
 from pathlib import Path
 from typing import Any
 
-from agent.app import Agent
 from agent.clock import SystemClock
-from agent.localbroker import Broker
+from agent.demo.broker import Broker
+from agent.documents.state import DocState
 from agent.patrol.driver import PatrolDriver
 from agent.patrol.role import PatrolRole
-from agent.state import DocState
+from agent.runtime.agent import Agent
 from firmware_bridge.sim.pn532_sim import Pn532Simulator
 from tests.kits.agents import DEV, make_config
 from tests.kits.aio import wait_until

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from agent.app import Agent
 from agent.clock import SystemClock
-from agent.localbroker import Broker
+from agent.demo.broker import Broker
+from agent.runtime.agent import Agent
 from tests.kits.agents import DEV, make_config
 from tests.kits.aio import wait_until
 from tests.kits.chaosrig import AgentProc, agent_toml, post

@@ -11,11 +11,11 @@ from typing import Any
 
 import pytest
 
-from agent.app import Agent
 from agent.clock import SystemClock
+from agent.demo.broker import Broker
 from agent.errors import StoreError
-from agent.localbroker import Broker
-from agent.supervision import Supervisor
+from agent.runtime.agent import Agent
+from agent.runtime.supervisor import Supervisor
 from firmware_bridge.aio import Backoff
 from firmware_bridge.sim.gps_sim import GpsSimulator
 from firmware_bridge.sim.pn532_sim import Pn532Simulator
@@ -161,8 +161,8 @@ RESTARTED = [
     ("patrol-tick", "agent.patrol.core.engine:PatrolEngine", "tick"),
     ("patrol-fixes", "agent.patrol.core.engine:PatrolEngine", "on_fix"),
     ("media-reaper", "agent.media:MediaStore", "reap"),
-    ("status", "agent.health:", "status_body"),
-    ("good-time", "agent.state:DocState", "note_good_time"),
+    ("status", "agent.runtime.agent:", "status_body"),
+    ("good-time", "agent.documents.state:DocState", "note_good_time"),
 ]
 FATAL = [
     ("outbox-writer", "sync.outbox:Outbox", "_commit"),

@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from agent.app import Agent
 from agent.clock import SystemClock
-from agent.localbroker import Broker
+from agent.demo.broker import Broker
+from agent.runtime.agent import Agent
 from sync.verify import b64url_decode, b64url_encode
 from tests.kits.agents import DEV, OpsKey, make_config
 from tests.kits.aio import wait_until

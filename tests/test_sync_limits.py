@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 
-from agent.app import Agent
-from agent.localbroker import Broker
+from agent.demo.broker import Broker
 from agent.media import MediaStore
+from agent.runtime.agent import Agent
 from tests.kits.agents import DEV, make_config
 from tests.kits.aio import wait_until
 from tests.kits.brokers import run_mosquitto

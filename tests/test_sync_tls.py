@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from agent.app import Agent
+from agent.runtime.agent import Agent
 from tests.kits.agents import make_config
 from tests.kits.aio import wait_until
 from tests.kits.pki import start_tls_broker

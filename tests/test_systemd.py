@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from agent.app import Agent
-from agent.localbroker import Broker
-from agent.systemd import Watchdog, agent_watchdog, notify_address, watchdog_interval
+from agent.demo.broker import Broker
+from agent.runtime.agent import Agent
+from agent.runtime.systemd import Watchdog, agent_watchdog, notify_address, watchdog_interval
 from tests.kits.agents import make_config
 from tests.kits.aio import wait_until
 

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from agent.app import Agent
 from agent.clock import SystemClock
-from agent.localbroker import Broker
+from agent.demo.broker import Broker
+from agent.runtime.agent import Agent
 from tests.kits import people as people_scenes
 from tests.kits.agents import OpsKey, make_config
 from tests.kits.aio import wait_until

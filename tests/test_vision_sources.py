@@ -9,9 +9,9 @@ import cv2
 import numpy as np
 import pytest
 
+from agent.camera.sources import ImageFolderSource, OpenCvSource, Picamera2Source, open_source
 from agent.errors import ConfigError, DeviceError
 from agent.vision.gateway import Gateway
-from agent.vision.sources import ImageFolderSource, OpenCvSource, Picamera2Source, open_source
 from agent.vision.tracker import Detection
 from tests.kits.vision import (
     ListSource,

@@ -21,9 +21,9 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs
 
+from agent.config.tls import server_context
 from agent.errors import CodecError, StoreError
-from agent.loglimit import RefusalLog
-from agent.tlsserver import server_context
+from agent.logs import RefusalLog
 from agent.vision.alarm_multipart import MULTIPART_TYPES, read_multipart_alarm
 from agent.vision.alarm_parse import CameraAlarm, parse_alarm
 from agent.vision.config import AlarmHttpConfig

@@ -19,11 +19,11 @@ from typing import Any, TypeVar
 
 from hypothesis import strategies as st
 
-from agent.appliers import validate_cmd_body
-from agent.config import load
+from agent.config.model import load
+from agent.documents.appliers import validate_cmd_body
+from agent.documents.remote_config import validate_body
 from agent.errors import CodecError, ConfigError
 from agent.modes import validate_mode_body
-from agent.ota import validate_body
 from agent.patrol.core.schema import parse_tasks_body
 from agent.patrol.localapi import LocalApi
 from agent.vision.alarm_http import HttpError, parse_head

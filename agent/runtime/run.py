@@ -8,11 +8,17 @@ import signal
 from typing import Any
 
 from agent import __version__
-from agent.app import Agent, OtaContext
-from agent.config import Config
-from agent.ota import MAX_STARTS_WHILE_PENDING, ConfigStore, Staged, config_ack, describe
-from agent.state import DocState
-from agent.systemd import agent_watchdog
+from agent.config.model import Config
+from agent.documents.remote_config import (
+    MAX_STARTS_WHILE_PENDING,
+    ConfigStore,
+    Staged,
+    config_ack,
+    describe,
+)
+from agent.documents.state import DocState
+from agent.runtime.agent import Agent, OtaContext
+from agent.runtime.systemd import agent_watchdog
 
 log = logging.getLogger(__name__)
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from agent.config import Config, parse
+from agent.config.model import Config, parse
 from agent.errors import ConfigError
 from sync import envelope
 from sync.statefile import read_json, write_json

@@ -8,13 +8,13 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from agent.config import Config
+from agent.config.model import Config
+from agent.documents.mode_control import ModeControl
+from agent.documents.remote_config import ConfigStore, Staged, blame, config_ack, health_problems
+from agent.documents.state import DocState
 from agent.errors import DeviceError
-from agent.modectl import ModeControl
 from agent.modes import ModeDoc, validate_mode_body
-from agent.ota import ConfigStore, Staged, blame, config_ack, health_problems
 from agent.roles import Role
-from agent.state import DocState
 from sync.downlink import DEFERRED, Applier
 from sync.verify import Document
 

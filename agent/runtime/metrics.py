@@ -18,8 +18,8 @@ from prometheus_client import CollectorRegistry, start_http_server
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from agent.config.telemetry import MetricsConfig
 from agent.errors import EXPECTED_ERRORS
-from agent.observe import MetricsConfig
 
 log = logging.getLogger(__name__)
 
@@ -155,7 +155,7 @@ class MetricsEndpoint:
 
 
 async def read_agent(agent: Any) -> Sample:
-    """One reading of a running agent (`agent.app.Agent`) for the collector."""
+    """One reading of a running agent (`agent.runtime.agent.Agent`) for the collector."""
     status = await agent.status_body()
     return {
         "dev": agent.cfg.device.id,

@@ -12,8 +12,8 @@ from typing import Any, Protocol
 import cv2
 import numpy as np
 
+from agent.camera.spec import SourceSettings
 from agent.errors import ConfigError, DeviceError
-from agent.vision.config import CameraConfig
 
 log = logging.getLogger(__name__)
 
@@ -211,7 +211,7 @@ class Picamera2Source:
 
 
 def open_source(
-    cam: CameraConfig, base_dir: Path | None = None, stall_s: float | None = None
+    cam: SourceSettings, base_dir: Path | None = None, stall_s: float | None = None
 ) -> FrameSource:
     """The (unopened) source a camera's `source` key names."""
     spec = cam.source

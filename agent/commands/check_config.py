@@ -12,9 +12,9 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from agent.config import Config, parse
+from agent.config.model import Config, parse
+from agent.config.role_sections import ROLE_SECTIONS, foreign_sections
 from agent.errors import ConfigError
-from agent.role_sections import ROLE_SECTIONS, foreign_sections
 
 
 def _models(annotation: Any) -> list[type[BaseModel]]:

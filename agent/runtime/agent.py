@@ -15,18 +15,20 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from agent import __version__, health
-from agent.appliers import Appliers, ConfigSwitch, SessionOps, validate_cmd_body
+from agent import __version__
 from agent.clock import SystemClock
-from agent.config import Config
+from agent.config.model import Config
+from agent.documents.appliers import Appliers, ConfigSwitch, SessionOps, validate_cmd_body
+from agent.documents.mode_control import ModeControl
+from agent.documents.remote_config import ConfigStore, Staged, validate_body
+from agent.documents.state import DocState
 from agent.errors import EXPECTED_ERRORS, LinkError, StoreError
-from agent.modectl import ModeControl
 from agent.modes import EffectiveMode, validate_mode_body
-from agent.ota import ConfigStore, Staged, validate_body
 from agent.patrol.core.schema import parse_tasks_body
-from agent.roles import Role, RoleContext, start_role
-from agent.state import DocState
-from agent.supervision import Supervisor
+from agent.roles import Role, RoleContext
+from agent.runtime.status import status_body
+from agent.runtime.supervisor import Supervisor
+from firmware_bridge import board
 from firmware_bridge.aio import Backoff
 from sync import envelope
 from sync.downlink import Downlink, Trust
@@ -220,7 +222,10 @@ class Agent:
         st.callback(self.clock.jump_listeners.remove, self._clock_jump)
         self.role = await start_role(self.role_context(), st)
         if cfg.metrics.enabled:
-            from agent.metrics import MetricsEndpoint, read_agent  # prometheus-client if asked
+            from agent.runtime.metrics import (  # prometheus-client if asked
+                MetricsEndpoint,
+                read_agent,
+            )
 
             read = functools.partial(read_agent, self)
             await st.enter_async_context(MetricsEndpoint(cfg.metrics, read))
@@ -389,7 +394,7 @@ class Agent:
             oldest = await self.outbox.oldest_ms()
         except StoreError:
             oldest = None
-        return health.status_body(
+        return status_body(
             ts=self.clock.stamp().ts,
             mode=self.modes.current.name,
             config_ver=self.config_ver,
@@ -401,9 +406,9 @@ class Agent:
                 "media_refused": self.outbox.media_refused,
             },
             gps=role.gps() if role is not None else None,
-            disk_free=health.disk_free_mb(self.cfg.device.state_dir),
-            cpu_temp=health.cpu_temp_c(),
-            batt=health.batt_pct(),
+            disk_free=board.disk_free_mb(self.cfg.device.state_dir),
+            cpu_temp=board.cpu_temp_c(),
+            batt=board.batt_pct(),
             extra=extra,
         )
 
@@ -430,3 +435,13 @@ class Agent:
                 await asyncio.to_thread(self.state.note_good_time, stamp.ts)
             await asyncio.sleep(60.0)
 
+
+async def start_role(ctx: RoleContext, stack: contextlib.AsyncExitStack) -> Role:
+    """Build the configured role into `stack` (it closes with the agent)."""
+    if ctx.cfg.device.role == "camera_gateway":
+        from agent.vision.role import start_gateway
+
+        return await start_gateway(ctx, stack)
+    from agent.patrol.role import start_patrol
+
+    return await start_patrol(ctx, stack)

@@ -9,11 +9,11 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from agent import credentials
+from agent.config import credentials
+from agent.config.paths import UserPath
+from agent.config.telemetry import LoggingConfig, MetricsConfig
 from agent.errors import ConfigError
 from agent.modes import MODES
-from agent.observe import LoggingConfig, MetricsConfig
-from agent.paths import UserPath
 from agent.patrol.config import (
     ButtonsConfig,
     CompanionConfig,
@@ -56,7 +56,7 @@ class BrokerConfig(_Model):
     keepalive_s: Annotated[int, Field(ge=5, le=3600)] = 30
     connect_timeout_s: Annotated[float, Field(gt=0, le=120)] = 10.0
 
-    # `credential:NAME` (systemd LoadCredential=, agent/credentials.py) becomes the file to read.
+    # `credential:NAME` (systemd LoadCredential=, config/credentials.py) becomes the file to read.
     @field_validator("ca_file", "cert_file", "key_file", "password_file")
     @classmethod
     def _credential(cls, value: Path | None) -> Path | None:

@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from agent.credentials import credential_name
+from agent.config.credentials import credential_name
 
 # option -> (credential name, [broker] key)
 CREDENTIALS = {
@@ -159,7 +159,7 @@ def _write(path: Path, data: bytes, mode: int) -> None:
 def _cmd_provision(args: argparse.Namespace) -> int:
     import tomlkit
 
-    from agent import config
+    from agent.config import model as config
     from agent.errors import ConfigError
 
     root = Path(args.root)

@@ -1,8 +1,10 @@
-"""Refusal logging that cannot flood: the first refusal of an interval, then one summary line."""
+"""Log output: JSON lines for log shippers, and refusal logging that cannot flood."""
 
 from __future__ import annotations
 
+import json
 import logging
+import sys
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -54,3 +56,38 @@ class RefusalLog:
                 top,
             )
             self._held.clear()
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per record: time, level, logger, message, device id (and exc)."""
+
+    def __init__(self, device_id: str | None = None) -> None:
+        super().__init__()
+        self.device_id = device_id
+
+    def format(self, record: logging.LogRecord) -> str:
+        """The record as one line of JSON."""
+        out = {
+            "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S") + f".{int(record.msecs):03d}Z",
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+            "device": self.device_id,
+        }
+        if record.exc_info:
+            out["exc"] = self.formatException(record.exc_info)
+        return json.dumps(out, ensure_ascii=False)
+
+
+# Log record times in UTC, as the "Z" says.
+JsonFormatter.converter = time.gmtime
+
+
+def use_json_logs(device_id: str | None) -> None:
+    """Switch the root logger's output to JSON lines on stdout (replacing its handlers)."""
+    root = logging.getLogger()
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(JsonFormatter(device_id))
+    for old in list(root.handlers):
+        root.removeHandler(old)
+    root.addHandler(handler)

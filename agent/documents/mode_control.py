@@ -6,8 +6,8 @@ import asyncio
 import logging
 from collections.abc import Callable
 
+from agent.documents.state import DocState
 from agent.modes import EffectiveMode, ModeDoc, next_expiry, resolve
-from agent.state import DocState
 from firmware_bridge.aio import Spawn, spawn_task
 
 log = logging.getLogger(__name__)

@@ -6,10 +6,10 @@ import argparse
 import sys
 from typing import Any
 
-from agent.config import load
+from agent.config.model import load
+from agent.config.paths import expand
+from agent.documents.remote_config import ConfigStore, describe, local_fingerprint
 from agent.errors import ConfigError
-from agent.ota import ConfigStore, describe, local_fingerprint
-from agent.paths import expand
 
 
 def _store(args: argparse.Namespace) -> tuple[Any, ConfigStore]:
