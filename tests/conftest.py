@@ -1,4 +1,5 @@
-"""Shared fixtures: a real Mosquitto broker, the shared real-world data folder."""
+"""Shared fixtures (the session's Mosquitto, a broker of a test's own, the shared data folder) and
+the markers every test gets from what it uses (broker, browser) and where it lives (slow)."""
 
 from __future__ import annotations
 
@@ -8,20 +9,49 @@ from typing import Any
 
 import pytest
 
-from agent.demo.broker import Broker
 from tests.kits.brokers import KINDS, run_mosquitto
+from tests.kits.paths import SHARED_DATA
+from tests.kits.shared_broker import Lease, SharedMosquitto
 
-SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+BROKER_FIXTURES = {"broker", "own_broker", "any_broker", "ops"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """broker: uses a real broker; browser: drives Chromium; slow: a whole system test."""
+    for item in items:
+        names = set(getattr(item, "fixturenames", ()))
+        if names & BROKER_FIXTURES:
+            item.add_marker(pytest.mark.broker)
+        if "browser" in item.nodeid:
+            item.add_marker(pytest.mark.browser)
+        if "/system/" in str(item.path).replace("\\", "/"):
+            item.add_marker(pytest.mark.slow)
+
+
+@pytest.fixture(scope="session")
+def session_mosquitto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SharedMosquitto]:
+    """The one Mosquitto process (or a few) of the session; see tests/kits/shared_broker.py."""
+    shared = SharedMosquitto(tmp_path_factory.mktemp("mosquitto"))
+    try:
+        yield shared
+    finally:
+        shared.close()
 
 
 @pytest.fixture
-def broker(tmp_path: Path) -> Iterator[Broker]:
-    """A fresh Mosquitto on a free loopback port, stopped after the test."""
+def broker(session_mosquitto: SharedMosquitto) -> Lease:
+    """The session's Mosquitto through a listener of this test's own (its own topic prefix)."""
+    return session_mosquitto.lease()
+
+
+@pytest.fixture
+def own_broker(tmp_path: Path) -> Iterator[Any]:
+    """A Mosquitto process of this test's own, for tests that stop, freeze or restart it."""
     yield from run_mosquitto(tmp_path / "broker")
 
 
 @pytest.fixture(params=sorted(KINDS))
-def any_broker(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Broker]:
+def any_broker(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
     """Each broker kind in turn (Mosquitto, strict Mosquitto, amqtt): for the sync tests."""
     yield from KINDS[request.param](tmp_path / request.param)
 
@@ -37,9 +67,9 @@ def shared_data() -> Path:
 
 
 @pytest.fixture
-async def ops(broker: Broker, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Any:
+async def ops(broker: Lease, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Any:
     """`edge-agent ops` against `broker`, with a fresh signing key the agents trust."""
-    from tests.test_ops_e2e import Ops
+    from tests.system.ops.test_ops_e2e import Ops
 
     o = Ops(broker, tmp_path, capsys)
     await o.keygen()
