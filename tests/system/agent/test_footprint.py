@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from agent.demo.broker import Broker
+from tests.kits.paths import REPO
 
 ROOT = REPO
 
@@ -15,7 +16,6 @@ import asyncio, sys
 from pathlib import Path
 from agent.runtime.agent import Agent
 from tests.kits.agents import make_config
-from tests.kits.paths import REPO
 
 async def main() -> None:
     cfg = make_config(Path(sys.argv[1]), int(sys.argv[2]))
