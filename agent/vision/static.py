@@ -165,9 +165,9 @@ class StaticWatch:
                 kept.append(held)
         people = [d.box for d in detections if d.label == PERSON]
         for track in settled:
-            held = self._newly_held(track, changed, scale, t, kept, people, detections)
-            if held is not None:
-                kept.append(held)
+            new = self._newly_held(track, changed, scale, t, kept, people, detections)
+            if new is not None:
+                kept.append(new)
         self._held = kept
         # Learn the empty scene only where nothing moves and nothing is held.
         frozen = cv2.dilate(mask, self._kernel)
