@@ -10,15 +10,15 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from agent import __version__
-from agent.configctl import add_config_parser
+from agent.commands.config_cmd import add_config_parser
+from agent.commands.provision import add_provision_parser
+from agent.config.paths import expand
 from agent.doctor.cli import add_doctor_parser
 from agent.errors import ConfigError
 from agent.ops.cli import add_ops_parser
-from agent.paths import expand
-from agent.provision import add_provision_parser
 
 if TYPE_CHECKING:
-    from agent.config import Config
+    from agent.config.model import Config
 
 
 def _setup_logging(verbose: bool) -> None:
@@ -31,7 +31,7 @@ def _setup_logging(verbose: bool) -> None:
 
 
 def _load(path: str) -> Config | None:
-    from agent import config
+    from agent.config import model as config
 
     try:
         return config.load(expand(path))
@@ -41,16 +41,16 @@ def _load(path: str) -> Config | None:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from agent import supervisor
+    from agent.runtime import run as supervisor
 
     cfg = _load(args.config)
     if cfg is None:
         return 2
-    from agent.private import lock_down
+    from agent.runtime.private import lock_down
 
     lock_down(cfg.device.state_dir)  # owner-only state files from here on
     if args.log_json or cfg.logging.json_lines:
-        from agent.observe import use_json_logs
+        from agent.logs import use_json_logs
 
         use_json_logs(cfg.device.id)
     return asyncio.run(supervisor.run(cfg, args.config))
@@ -63,7 +63,7 @@ def _print_problems(path: str, exc: ConfigError) -> None:
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
-    from agent import checkconfig
+    from agent.commands import check_config as checkconfig
 
     try:
         cfg = checkconfig.check_file(expand(args.file))
@@ -81,7 +81,7 @@ def _cmd_check(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from agent import demo
+    from agent.demo import run as demo
 
     return asyncio.run(demo.main(seconds=args.seconds, workdir=args.workdir, verbose=args.verbose))
 

@@ -1,13 +1,12 @@
 """The seam between the agent (sync stack, documents, status) and the one role it runs.
 
 The agent gives a role a `RoleContext` (what it may use) and gets back a `Role` (what it
-offers); neither reaches into the other's attributes. `start_role` picks the role from
-`device.role` and imports only that role's code (OpenCV only on a gateway).
+offers); neither reaches into the other's attributes. `agent.runtime.agent` picks the
+role from `device.role` and imports only that role's code (OpenCV only on a gateway).
 """
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
@@ -16,7 +15,7 @@ from firmware_bridge.aio import Spawn
 
 if TYPE_CHECKING:
     from agent.clock import SystemClock
-    from agent.config import Config
+    from agent.config.model import Config
     from sync.outbox import Outbox
 
 
@@ -59,14 +58,3 @@ class Role(Protocol):
     def snapshot(self, args: Mapping[str, Any]) -> Awaitable[None]:
         """`cmd snapshot`: store a photo named by a `snapshot` notice; DeviceError if it cannot."""
         ...
-
-
-async def start_role(ctx: RoleContext, stack: contextlib.AsyncExitStack) -> Role:
-    """Build the configured role into `stack` (it closes with the agent)."""
-    if ctx.cfg.device.role == "camera_gateway":
-        from agent.vision.role import start_gateway
-
-        return await start_gateway(ctx, stack)
-    from agent.patrol.role import start_patrol
-
-    return await start_patrol(ctx, stack)

@@ -62,7 +62,7 @@ async def latency(n: int) -> None:
             before = rss_kb()  # the patrol running without the page
             import aiohttp
 
-            from agent.localbroker import free_port
+            from agent.demo.broker import free_port
             from agent.patrol.companion.files import device_code
             from agent.patrol.companion.server import CompanionServer
 

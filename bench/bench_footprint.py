@@ -48,13 +48,13 @@ async def child(role: str, seconds: float, trace: bool) -> dict[str, Any]:
     if trace:
         tracemalloc.start()
     out: dict[str, Any] = {"rss_python": rss_mb()}
-    from agent.config import parse
+    from agent.config.model import parse
 
     out["rss_config"] = rss_mb()
-    from agent.app import Agent
+    from agent.runtime.agent import Agent
 
     out["rss_app"] = rss_mb()
-    from agent.localbroker import Broker
+    from agent.demo.broker import Broker
 
     with tempfile.TemporaryDirectory() as tmp:
         base = Path(tmp)

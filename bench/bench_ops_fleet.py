@@ -19,10 +19,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from agent.app import Agent
 from agent.clock import SystemClock
-from agent.localbroker import Broker
+from agent.demo.broker import Broker
 from agent.ops import cli
+from agent.runtime.agent import Agent
 from tests.kits.agents import make_config
 
 

@@ -30,7 +30,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from agent.clock import SystemClock
-from agent.config import ModeProfile
+from agent.config.model import ModeProfile
 from agent.media import MediaStore
 from agent.patrol.camera import Camera
 from agent.patrol.config import PatrolCameraConfig, PatrolConfig

@@ -1,7 +1,8 @@
 """People detectors side by side: precision, recall and fps of HOG alone and the people cascade.
 
 Run: .venv/bin/python bench/bench_people.py [--seconds 2]
-Prints figures only; it asserts nothing (tests/test_vision_people.py holds the floors).
+Prints figures only; it asserts nothing
+(tests/component/vision/test_vision_people.py holds the floors).
 Scenes: the labelled shared photos (tests/data/people_truth.json) and the scenes made from them
 in tests/kits/people.py (close-ups, small people with their motion regions, no-person
 pictures). A hit is IoU >= 0.5 with a labelled person. fps: whole 640x480 frames (the census

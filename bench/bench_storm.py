@@ -20,9 +20,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from agent.app import Agent
-from agent.localbroker import Broker
+from agent.demo.broker import Broker
 from agent.media import MediaStore
+from agent.runtime.agent import Agent
 from tests.kits.agents import DEV, make_config
 from tests.kits.mqtt import Watcher
 

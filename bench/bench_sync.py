@@ -18,10 +18,10 @@ from pathlib import Path
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
 
-from agent.app import Agent
 from agent.clock import SystemClock
-from agent.config import parse
-from agent.localbroker import Broker
+from agent.config.model import parse
+from agent.demo.broker import Broker
+from agent.runtime.agent import Agent
 from sync.outbox import Outbox
 
 BODY = {

@@ -24,10 +24,10 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from agent.app import Agent  # noqa: E402
-from agent.config import parse  # noqa: E402
-from agent.localbroker import Broker  # noqa: E402
+from agent.config.model import parse  # noqa: E402
+from agent.demo.broker import Broker  # noqa: E402
 from agent.media import MediaStore  # noqa: E402
+from agent.runtime.agent import Agent  # noqa: E402
 
 
 def proc_io() -> dict[str, int]:

@@ -1,7 +1,8 @@
 """Chaos runs: a real agent process, a steady event stream, many faults of each kind.
 
 Run: scripts/chaos [--faults 20] [--only kill9,broker,proxy,diskfull,clock] [--seed 1]
-Prints the figures table of docs/reliability.md; asserts nothing (tests/test_chaos.py does).
+Prints the figures table of docs/reliability.md; asserts nothing
+(tests/system/sync/test_chaos.py does).
 """
 
 from __future__ import annotations

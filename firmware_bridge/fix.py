@@ -54,7 +54,6 @@ _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 _R = TypeVar("_R", Gga, Rmc, Gsa, Gst, Vtg, Zda)
 
 
-
 def _pick(records: dict[str, Record], kind: str, cls: type[_R]) -> _R | None:
     rec = records.get(kind)
     return rec if isinstance(rec, cls) else None

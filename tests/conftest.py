@@ -1,4 +1,5 @@
-"""Shared fixtures: a real Mosquitto broker, the shared real-world data folder."""
+"""Shared fixtures (a Mosquitto per test, the shared data folder) and the markers every test
+gets from what it uses (broker, browser) and where it lives (slow)."""
 
 from __future__ import annotations
 
@@ -8,20 +9,44 @@ from typing import Any
 
 import pytest
 
-from agent.localbroker import Broker
+from agent.demo.broker import Broker
 from tests.kits.brokers import KINDS, run_mosquitto
+from tests.kits.paths import SHARED_DATA
 
-SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+BROKER_FIXTURES = {"broker", "own_broker", "any_broker", "ops"}
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """broker: uses a real broker; browser: drives Chromium; slow: a whole system test."""
+    for item in items:
+        names = set(getattr(item, "fixturenames", ()))
+        if names & BROKER_FIXTURES:
+            item.add_marker(pytest.mark.broker)
+        if "browser" in item.nodeid:
+            item.add_marker(pytest.mark.browser)
+        if "/system/" in str(item.path).replace("\\", "/"):
+            item.add_marker(pytest.mark.slow)
+
+
+# Each test that talks to a broker gets a Mosquitto of its own (about 0.1 s to start and
+# stop). One Mosquitto per session with a mounted listener per test was tried: Debian's
+# Mosquitto 2.0.11 sends retained messages to a mounted listener with the prefix left on, so a
+# test's retained documents reached its agent on a foreign topic. Sessions and retained
+# messages are what the agent's tests are about, so isolation wins over the saved second.
 @pytest.fixture
 def broker(tmp_path: Path) -> Iterator[Broker]:
     """A fresh Mosquitto on a free loopback port, stopped after the test."""
     yield from run_mosquitto(tmp_path / "broker")
 
 
+@pytest.fixture
+def own_broker(broker: Broker) -> Broker:
+    """The same: said by tests that stop, freeze or restart their broker."""
+    return broker
+
+
 @pytest.fixture(params=sorted(KINDS))
-def any_broker(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Broker]:
+def any_broker(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
     """Each broker kind in turn (Mosquitto, strict Mosquitto, amqtt): for the sync tests."""
     yield from KINDS[request.param](tmp_path / request.param)
 
@@ -39,7 +64,7 @@ def shared_data() -> Path:
 @pytest.fixture
 async def ops(broker: Broker, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Any:
     """`edge-agent ops` against `broker`, with a fresh signing key the agents trust."""
-    from tests.test_ops_e2e import Ops
+    from tests.system.ops.test_ops_e2e import Ops
 
     o = Ops(broker, tmp_path, capsys)
     await o.keygen()

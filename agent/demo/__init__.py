@@ -1,7 +1,5 @@
-"""`edge-agent demo`: both roles against a local broker, an operator's live view, a summary."""
+"""`edge-agent demo`: both roles against a local broker, an operator's live view, a summary.
 
-from __future__ import annotations
-
-from agent.demo.run import main
-
-__all__ = ["main"]
+`agent.demo.run.main` is the entry point; `agent.demo.broker` the local Mosquitto the demo and
+the tests start.
+"""

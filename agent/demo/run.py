@@ -21,11 +21,11 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from rich.console import Console
 from rich.live import Live
 
-from agent.app import Agent
 from agent.demo import scene
+from agent.demo.broker import Broker
 from agent.demo.central import Central, lost_total, summary
 from agent.demo.clip import camera_section, write_clip
-from agent.localbroker import Broker
+from agent.runtime.agent import Agent
 from firmware_bridge.sim.gps_sim import GpsSimulator
 from firmware_bridge.sim.pn532_sim import Pn532Simulator
 from sync.verify import b64url_encode

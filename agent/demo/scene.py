@@ -11,7 +11,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from agent.config import Config, parse
+from agent.config.model import Config, parse
 from sync.verify import sign
 
 DEV = "pd-demo"

@@ -36,7 +36,7 @@ def camera_verdict(check: str, source: str, f: CamFacts) -> Finding:
 def probe_camera(cam: Any, grab_s: float = GRAB_S) -> CamFacts:
     """Open `cam` (a CameraConfig) and read frames for up to `grab_s` (blocking: a thread)."""
     try:
-        from agent.vision.sources import open_source  # OpenCV: only when a camera is checked
+        from agent.camera.sources import open_source  # OpenCV: only when a camera is checked
     except ImportError as exc:
         return CamFacts(error=f"vision libraries missing: {exc}")
     from agent.errors import EXPECTED_ERRORS

@@ -27,7 +27,7 @@ def add_doctor_parser(sub: Any) -> None:
 
 
 def _cmd_doctor(args: argparse.Namespace) -> int:
-    from agent import config
+    from agent.config import model as config
     from agent.doctor import run
     from agent.errors import ConfigError
     from agent.lang import pick

@@ -106,7 +106,7 @@ def state_dir_finding(cfg: Any, user: str = SERVICE_USER) -> Finding:
 
 def disk_finding(cfg: Any) -> Finding:
     """The disk check on the file system of the state dir (or its parent while it is missing)."""
-    from agent.health import disk_free_mb
+    from firmware_bridge.board import disk_free_mb
 
     path = cfg.device.state_dir
     while not path.exists() and path != path.parent:

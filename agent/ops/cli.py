@@ -16,7 +16,8 @@ from typing import Any
 from rich.console import Console
 from rich.markup import escape
 
-from agent.appliers import CMD_ACTIONS
+from agent.config.paths import expand
+from agent.documents.appliers import CMD_ACTIONS
 from agent.errors import ConfigError, LinkError
 from agent.ops import (
     checkpoints,
@@ -39,7 +40,6 @@ from agent.ops.mqtt import (
     settings,
     signing_flags,
 )
-from agent.paths import expand
 
 log = logging.getLogger(__name__)
 

@@ -8,11 +8,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from agent.appliers import validate_cmd_body
-from agent.config import parse
+from agent.config.model import parse
+from agent.documents.appliers import validate_cmd_body
+from agent.documents.remote_config import LOCAL_ONLY
 from agent.errors import ConfigError
 from agent.modes import MODES
-from agent.ota import LOCAL_ONLY
 from agent.patrol.core.schema import parse_tasks_body
 from sync.envelope import PREFIX
 from sync.verify import MAX_DOWN_PAYLOAD

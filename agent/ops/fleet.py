@@ -13,9 +13,9 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
+from agent.config.role_sections import foreign_sections
 from agent.ops.devices import DeviceRow, collect, part, rows
 from agent.ops.mqtt import EXIT_NO_ACK, EXIT_REFUSED, Message, OpsClient, ack_of
-from agent.role_sections import foreign_sections
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,9 +13,9 @@ from typing import Any
 from rich.console import Console
 from rich.markup import escape
 
+from agent.config.paths import expand
 from agent.errors import ConfigError
 from agent.ops import checkpoints, documents, importcheck, kml
-from agent.paths import expand
 
 DAY_MS = 86_400_000
 

@@ -21,9 +21,9 @@ import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from agent.config import BrokerConfig, format_errors
+from agent.config.model import BrokerConfig, format_errors
+from agent.config.paths import UserPath, expand
 from agent.errors import ConfigError, LinkError
-from agent.paths import UserPath, expand
 from sync.envelope import PREFIX
 
 log = logging.getLogger(__name__)

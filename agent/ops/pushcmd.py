@@ -12,11 +12,11 @@ from typing import Any
 from rich.console import Console
 from rich.markup import escape
 
+from agent.config.paths import expand
 from agent.errors import ConfigError
 from agent.ops import documents, fleet, keys
 from agent.ops.devices import DeviceRow
 from agent.ops.mqtt import OpsClient, ack_topic, settings
-from agent.paths import expand
 from sync.envelope import PREFIX, uuid7
 from sync.verify import sign
 

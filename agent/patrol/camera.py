@@ -1,6 +1,6 @@
 """Still photos for the patrol device: one frame from the configured source, JPEG with GPS EXIF.
 
-Sources are the ones `agent.vision.sources.open_source` knows (picamera2, V4L2, RTSP/HTTP,
+Sources are the ones `agent.camera.sources.open_source` knows (picamera2, V4L2, RTSP/HTTP,
 video file, image folder); OpenCV is imported only when a camera is used. Encoding is Pillow,
 EXIF is piexif. Every blocking step runs in a worker thread, one capture at a time.
 """
@@ -18,6 +18,7 @@ from typing import Any, Protocol
 import piexif
 from PIL import Image
 
+from agent.camera.spec import SourceSpec
 from agent.errors import CodecError, ConfigError, DeviceError
 from agent.patrol.config import PatrolCameraConfig
 from firmware_bridge.types import Fix
@@ -153,19 +154,12 @@ def encode_jpeg(
 def open_frames(cfg: PatrolCameraConfig, base_dir: Path | None = None) -> _Frames:
     """The unopened frame source `cfg.source` names (OpenCV is imported here, not before)."""
     try:
-        from agent.vision.config import CameraConfig
-        from agent.vision.sources import open_source
+        from agent.camera.sources import open_source
     except ImportError as exc:
         raise DeviceError(f"camera support needs OpenCV (opencv-python-headless): {exc}") from exc
     try:
-        spec = CameraConfig(
-            id="patrol",
-            source=cfg.source,
-            width=cfg.width,
-            height=cfg.height,
-            stall_s=cfg.timeout_s,
-        )
-    except ValueError as exc:  # pydantic's ValidationError: the two models disagree
+        spec = SourceSpec(cfg.source, cfg.width, cfg.height, stall_s=cfg.timeout_s)
+    except ValueError as exc:
         raise ConfigError([("camera", str(exc))]) from exc
     source: _Frames = open_source(spec, base_dir=base_dir)
     return source

@@ -15,8 +15,8 @@ from pydantic import (
     model_validator,
 )
 
-from agent.paths import UserPath
-from agent.vision.config import check_source
+from agent.camera.spec import check_source
+from agent.config.paths import UserPath
 
 # gpiozero pin names: a BCM number, or "GPIO17", "BCM17", "BOARD11", "J8:11", "WPI0".
 Pin = (

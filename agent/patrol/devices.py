@@ -15,7 +15,7 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from agent.config import Config
+from agent.config.model import Config
 from agent.errors import EXPECTED_ERRORS
 from agent.patrol.config import ButtonsConfig, PatrolCameraConfig
 from firmware_bridge.aio import Spawn, spawn_task

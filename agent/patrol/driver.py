@@ -18,7 +18,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Protocol
 
-from agent.config import ModeProfile
+from agent.config.model import ModeProfile
 from agent.errors import ConfigError, DeviceError, StoreError
 from agent.media import MediaStore
 from agent.patrol.config import ButtonsConfig, PatrolConfig

@@ -11,7 +11,7 @@ import logging
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
-from agent.config import ModeProfile
+from agent.config.model import ModeProfile
 from agent.errors import DeviceError, StoreError
 from agent.media import MediaStore
 from firmware_bridge.buttons import FeedbackKind

@@ -21,9 +21,9 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs
 
+from agent.config.tls import server_context
 from agent.errors import CodecError, StoreError
-from agent.loglimit import RefusalLog
-from agent.tlsserver import server_context
+from agent.logs import RefusalLog
 from agent.vision.alarm_multipart import MULTIPART_TYPES, read_multipart_alarm
 from agent.vision.alarm_parse import CameraAlarm, parse_alarm
 from agent.vision.config import AlarmHttpConfig
@@ -207,6 +207,7 @@ class AlarmHttpServer:
     async def _request(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
     ) -> tuple[int, dict[str, Any]]:
+        """One request: head, who and what it names, the body, the stored events -> reply."""
         cfg = self._cfg
         try:
             async with asyncio.timeout(cfg.read_timeout_s):
@@ -216,53 +217,14 @@ class AlarmHttpServer:
         except asyncio.LimitOverrunError:
             raise HttpError(431, "request head too large") from None
         head = parse_head(raw)
-        match = _PATH.match(head.path)
-        if match is None:
-            raise HttpError(404, "no such endpoint; POST /alarm/<camera_id>")
-        if head.method != "POST":
-            raise HttpError(405, "only POST", {"Allow": "POST"})
-        presented = _presented_token(head, cfg.allow_query_token)
-        if presented is None or not hmac.compare_digest(presented.encode("utf-8"), self._token):
-            raise HttpError(
-                401, "missing or wrong token", {"WWW-Authenticate": 'Bearer realm="alarm"'}
-            )
-        camera_id = match.group(1)
-        if not self._known(camera_id):
-            raise HttpError(404, f"unknown camera {camera_id}")
-        if "transfer-encoding" in head.headers:
-            raise HttpError(501, "transfer-encoding is not supported; send Content-Length")
-        length_text = head.headers.get("content-length")
-        if length_text is None:
-            raise HttpError(411, "Content-Length required")
-        if not length_text.isdigit() or len(length_text) > 12:
-            raise HttpError(400, "bad Content-Length")
-        length = int(length_text)
+        camera_id = self._addressed(head)
         content_type = head.headers.get("content-type", "")
-        media_type = content_type.partition(";")[0].strip().lower()
-        multipart = media_type in MULTIPART_TYPES
-        limit = cfg.multipart.max_body_bytes if multipart else cfg.max_body_bytes
-        if length > limit:
-            raise HttpError(413, f"body larger than {limit} bytes")
-        if not multipart and media_type not in ("application/json", "application/xml", "text/xml"):
-            raise HttpError(
-                415, "Content-Type must be application/json, application/xml or multipart/form-data"
-            )
+        media_type, length = self._body_shape(head, content_type)
         if head.headers.get("expect", "").lower() == "100-continue":
             writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
             await writer.drain()
-        try:
-            if multipart:
-                alarm = await self._read_multipart(reader, camera_id, content_type, length)
-            else:
-                async with asyncio.timeout(cfg.read_timeout_s):
-                    body = await reader.readexactly(length)
-                alarm = parse_alarm(camera_id, media_type, body)
-        except TimeoutError:
-            raise HttpError(408, "body not received in time") from None
-        except PartLimitError as exc:
-            raise HttpError(413, str(exc)) from None
-        except CodecError as exc:
-            raise HttpError(400, str(exc)) from None
+        multipart = media_type in MULTIPART_TYPES
+        alarm = await self._read_alarm(reader, camera_id, content_type, media_type, length)
         try:
             events = await self._on_alarm(alarm)
         except StoreError as exc:
@@ -272,6 +234,66 @@ class AlarmHttpServer:
             reply["picture"] = alarm.picture is not None
             self.stats["pictures" if alarm.picture is not None else "no_picture"] += 1
         return 200, reply
+
+    def _addressed(self, head: RequestHead) -> str:
+        """The camera a well-formed, authorised POST names; HttpError otherwise."""
+        match = _PATH.match(head.path)
+        if match is None:
+            raise HttpError(404, "no such endpoint; POST /alarm/<camera_id>")
+        if head.method != "POST":
+            raise HttpError(405, "only POST", {"Allow": "POST"})
+        presented = _presented_token(head, self._cfg.allow_query_token)
+        if presented is None or not hmac.compare_digest(presented.encode("utf-8"), self._token):
+            raise HttpError(
+                401, "missing or wrong token", {"WWW-Authenticate": 'Bearer realm="alarm"'}
+            )
+        camera_id = match.group(1)
+        if not self._known(camera_id):
+            raise HttpError(404, f"unknown camera {camera_id}")
+        return camera_id
+
+    def _body_shape(self, head: RequestHead, content_type: str) -> tuple[str, int]:
+        """(media type, length) of a body this endpoint takes; HttpError otherwise."""
+        if "transfer-encoding" in head.headers:
+            raise HttpError(501, "transfer-encoding is not supported; send Content-Length")
+        length_text = head.headers.get("content-length")
+        if length_text is None:
+            raise HttpError(411, "Content-Length required")
+        if not length_text.isdigit() or len(length_text) > 12:
+            raise HttpError(400, "bad Content-Length")
+        length = int(length_text)
+        media_type = content_type.partition(";")[0].strip().lower()
+        multipart = media_type in MULTIPART_TYPES
+        limit = self._cfg.multipart.max_body_bytes if multipart else self._cfg.max_body_bytes
+        if length > limit:
+            raise HttpError(413, f"body larger than {limit} bytes")
+        if not multipart and media_type not in ("application/json", "application/xml", "text/xml"):
+            raise HttpError(
+                415, "Content-Type must be application/json, application/xml or multipart/form-data"
+            )
+        return media_type, length
+
+    async def _read_alarm(
+        self,
+        reader: asyncio.StreamReader,
+        camera_id: str,
+        content_type: str,
+        media_type: str,
+        length: int,
+    ) -> CameraAlarm:
+        """The body read within its time limits and parsed; HttpError when it cannot be."""
+        try:
+            if media_type in MULTIPART_TYPES:
+                return await self._read_multipart(reader, camera_id, content_type, length)
+            async with asyncio.timeout(self._cfg.read_timeout_s):
+                body = await reader.readexactly(length)
+            return parse_alarm(camera_id, media_type, body)
+        except TimeoutError:
+            raise HttpError(408, "body not received in time") from None
+        except PartLimitError as exc:
+            raise HttpError(413, str(exc)) from None
+        except CodecError as exc:
+            raise HttpError(400, str(exc)) from None
 
     async def _read_multipart(
         self, reader: asyncio.StreamReader, camera_id: str, content_type: str, length: int

@@ -17,8 +17,9 @@ from pydantic import (
     model_validator,
 )
 
+from agent.camera.spec import check_source
+from agent.config.paths import UserPath
 from agent.errors import ConfigError
-from agent.paths import UserPath
 from agent.vision import rules
 from agent.vision.events_config import CameraEventsConfig, MultipartConfig, read_secret
 from agent.vision.geometry import polygon_area, self_intersection
@@ -29,17 +30,6 @@ ZoneRule = Literal["crowd", "loitering", "water_zone", "parking", "motion"]
 Priority = Literal[0, 2]
 
 _ID = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
-_SOURCE = re.compile(r"^(picamera2(:\d+)?|v4l2:(\d+|/dev/\S+)|(rtsps?|https?)://\S+|file:.+)$")
-
-
-def check_source(value: str) -> str:
-    """A camera source as the sources module opens it, or ValueError naming the forms."""
-    if not _SOURCE.match(value):
-        raise ValueError(
-            'expected "picamera2", "v4l2:<n or /dev/path>", "rtsp://…", "http(s)://…" '
-            'or "file:<video file or image folder>"'
-        )
-    return value
 
 
 _WINDOW = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-3]|24):([0-5]\d)$")

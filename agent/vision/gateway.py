@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from agent.camera.sources import FrameSource, open_source
 from agent.errors import ConfigError, DeviceError
 from agent.events import EventSink, MediaSink
 from agent.vision.alarm_http import AlarmHttpServer
@@ -24,7 +25,6 @@ from agent.vision.detectors import Detector, build_detector
 from agent.vision.event_stream import EventStream
 from agent.vision.pipeline import CameraPipeline
 from agent.vision.publish import DetectionWriter
-from agent.vision.sources import FrameSource, open_source
 from firmware_bridge.aio import Spawn, spawn_task
 
 log = logging.getLogger(__name__)

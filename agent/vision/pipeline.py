@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 import cv2
 import numpy as np
 
+from agent.camera.sources import FrameSource
 from agent.errors import ConfigError, DeviceError
 from agent.vision import lifecycle, rules
 from agent.vision.analysis import Frame, FrameProcessor, zones_of
@@ -19,7 +20,6 @@ from agent.vision.config import CameraConfig, RuleThresholds
 from agent.vision.detectors import Detector
 from agent.vision.publish import DetectionWriter, WallRef
 from agent.vision.snapshot import render
-from agent.vision.sources import FrameSource
 from firmware_bridge.aio import Backoff, Spawn, spawn_task
 
 log = logging.getLogger(__name__)

@@ -99,6 +99,39 @@ class StaticWatch:
         same = int(np.count_nonzero(now & held.pixels)) if now.shape == held.pixels.shape else 0
         return total > 0 and same >= self._cfg.keep_fraction * total
 
+    def _newly_held(
+        self,
+        track: Track,
+        changed: np.ndarray,
+        scale: float,
+        t: float,
+        kept: Sequence[Held],
+        people: Sequence[Box],
+        detections: Sequence[Detection],
+    ) -> Held | None:
+        """A settled blob to hold as a new object, or None (already held, a person, a ghost)."""
+        c = centre(track.box)
+        if any(iou(track.box, h.box) > 0.3 or _inside(c, h.box) for h in kept):
+            return None
+        if any(iou(track.box, p) > 0.3 or _inside(c, p) for p in people):
+            return None  # a person standing still is not a parked object
+        core = self._patch(changed, self._region(track.box, scale, changed.shape))
+        if not core.size or np.count_nonzero(core) < self._cfg.changed_fraction * core.size:
+            return None  # a ghost: the scene behind a departed object, not a new object
+        region, pixels = self._object_pixels(changed, track.box, scale)
+        # Report the object as the pixels it changed, not the dilated motion blob.
+        ys, xs = np.nonzero(pixels)
+        x0, y0 = region[0] + int(xs.min()), region[1] + int(ys.min())
+        w, h = int(xs.max() - xs.min() + 1), int(ys.max() - ys.min() + 1)
+        box = scale_box((float(x0), float(y0), float(w), float(h)), 1.0 / scale)
+        label, score = OBJECT, 1.0
+        for d in detections:
+            if d.label != PERSON and iou(d.box, box) > 0.3:
+                label, score = d.label, d.score
+        held = Held(self._next_id, box, track.still_since, t, label, score, region, pixels)
+        self._next_id += 1
+        return held
+
     def update(
         self,
         image: np.ndarray,
@@ -132,27 +165,9 @@ class StaticWatch:
                 kept.append(held)
         people = [d.box for d in detections if d.label == PERSON]
         for track in settled:
-            c = centre(track.box)
-            if any(iou(track.box, h.box) > 0.3 or _inside(c, h.box) for h in kept):
-                continue
-            if any(iou(track.box, p) > 0.3 or _inside(c, p) for p in people):
-                continue  # a person standing still is not a parked object
-            core = self._patch(changed, self._region(track.box, scale, changed.shape))
-            if not core.size or np.count_nonzero(core) < cfg.changed_fraction * core.size:
-                continue  # a ghost: the scene behind a departed object, not a new object
-            region, pixels = self._object_pixels(changed, track.box, scale)
-            # Report the object as the pixels it changed, not the dilated motion blob.
-            ys, xs = np.nonzero(pixels)
-            x0, y0 = region[0] + int(xs.min()), region[1] + int(ys.min())
-            w, h = int(xs.max() - xs.min() + 1), int(ys.max() - ys.min() + 1)
-            box = scale_box((float(x0), float(y0), float(w), float(h)), 1.0 / scale)
-            label, score = OBJECT, 1.0
-            for d in detections:
-                if d.label != PERSON and iou(d.box, box) > 0.3:
-                    label, score = d.label, d.score
-            since = track.still_since
-            kept.append(Held(self._next_id, box, since, t, label, score, region, pixels))
-            self._next_id += 1
+            new = self._newly_held(track, changed, scale, t, kept, people, detections)
+            if new is not None:
+                kept.append(new)
         self._held = kept
         # Learn the empty scene only where nothing moves and nothing is held.
         frozen = cv2.dilate(mask, self._kernel)

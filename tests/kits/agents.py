@@ -10,7 +10,7 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from agent.config import Config, parse
+from agent.config.model import Config, parse
 from sync.verify import b64url_encode, sign
 from tests.kits.brokers import client_settings
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.localbroker import Broker, free_port, mosquitto_path, wait_listening
+from agent.demo.broker import Broker, free_port, mosquitto_path, wait_listening
 
 
 def run_mosquitto(workdir: Path, extra_conf: str = "") -> Iterator[Broker]:

@@ -1,6 +1,7 @@
 """The chaos scenarios: run a rig, inject `faults` faults, return figures.
 
-Used by tests/test_chaos.py (a few faults, asserts zero loss) and bench/chaos.py (long runs,
+Used by tests/system/sync/test_chaos.py (a few faults, asserts zero loss) and bench/chaos.py
+(long runs,
 prints the table of docs/reliability.md).
 """
 

@@ -26,7 +26,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from agent.localbroker import Broker
+from agent.demo.broker import Broker
 from agent.ops.streamcheck import Received, check
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -1,7 +1,7 @@
 """Fuzz targets for every parser of outside bytes, with their strategies.
 
 Each `check_*` feeds one input and asserts the parser's contract: only the documented error
-type escapes, and a rejected input changes no state. tests/test_fuzz.py runs them briefly,
+type escapes, and a rejected input changes no state. tests/unit/sync/test_fuzz.py runs them briefly,
 bench/fuzz.py for a fixed budget.
 """
 
@@ -19,11 +19,11 @@ from typing import Any, TypeVar
 
 from hypothesis import strategies as st
 
-from agent.appliers import validate_cmd_body
-from agent.config import load
+from agent.config.model import load
+from agent.documents.appliers import validate_cmd_body
+from agent.documents.remote_config import validate_body
 from agent.errors import CodecError, ConfigError
 from agent.modes import validate_mode_body
-from agent.ota import validate_body
 from agent.patrol.core.schema import parse_tasks_body
 from agent.patrol.localapi import LocalApi
 from agent.vision.alarm_http import HttpError, parse_head
@@ -299,6 +299,8 @@ class LoopThread:
             self.run(self._stack.aclose())
             self.loop.call_soon_threadsafe(self.loop.stop)
             self._thread.join(10)
+        if not self._thread.is_alive() and not self.loop.is_closed():
+            self.loop.close()
 
 
 class ApiThread(LoopThread):

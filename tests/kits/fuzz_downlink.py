@@ -12,8 +12,8 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from agent.app import Agent
 from agent.clock import SystemClock
+from agent.runtime.agent import Agent
 from sync.link import Inbound
 from tests.kits.agents import DEV, OpsKey, make_config
 from tests.kits.fuzz import LoopThread, deep_json, keyed

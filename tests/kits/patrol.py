@@ -17,7 +17,7 @@ import pytest
 from PIL import Image
 
 from agent.clock import SystemClock
-from agent.config import ModeProfile
+from agent.config.model import ModeProfile
 from agent.errors import StoreFull
 from agent.media import MediaStore
 from agent.patrol.camera import Camera

@@ -11,7 +11,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from agent.localbroker import Broker
+from agent.demo.broker import Broker
 from tests.kits.agents import DEV
 
 

@@ -14,9 +14,9 @@ import cv2
 import numpy as np
 import pytest
 
+from agent.camera.sources import FrameSource, open_source
 from agent.errors import DeviceError
 from agent.vision.config import CameraConfig
-from agent.vision.sources import FrameSource, open_source
 from sync.messages import DEFAULT_PRIORITY, Stored
 
 DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"

@@ -21,7 +21,6 @@ from typing import Any, Protocol
 
 from aiohttp import web
 
-from agent import health
 from agent.errors import ConfigError, StoreError
 from agent.patrol.companion.access import RateLimiter, Session, Sessions, code_matches, csrf_ok
 from agent.patrol.companion.files import PhotoRefused, device_code, phone_jpeg
@@ -30,6 +29,7 @@ from agent.patrol.companion.view import next_checkpoint, progress
 from agent.patrol.config import CompanionConfig
 from agent.patrol.localapi import ApiReply, SosIn, parse_body
 from agent.patrol.notices import Notices
+from firmware_bridge import board
 from firmware_bridge.types import Fix
 from sync.messages import Stored
 
@@ -309,7 +309,7 @@ class CompanionServer:
                 "sats": gps.get("sats"),
                 "acc_m": None if acc is None else round(acc, 1),
                 "link": self._online(),
-                "battery_pct": health.batt_pct(),
+                "battery_pct": board.batt_pct(),
                 "camera": (patrol.get("camera") or {}).get("error") is None,
             },
             "waiting": {

@@ -1,0 +1,110 @@
+"""`edge-agent check-config`: problems named the way people write the file, with suggestions."""
+
+from __future__ import annotations
+
+import difflib
+import tomllib
+import types
+import typing
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel
+
+from agent.config.model import Config, parse
+from agent.config.role_sections import ROLE_SECTIONS, foreign_sections
+from agent.errors import ConfigError
+
+
+def _models(annotation: Any) -> list[type[BaseModel]]:
+    """The pydantic models inside an annotation (Optional, list[...], Annotated, unions)."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    out: list[type[BaseModel]] = []
+    for arg in typing.get_args(annotation):
+        out += _models(arg)
+    origin = typing.get_origin(annotation)
+    if origin is not None and origin not in (types.UnionType, typing.Union, list, dict):
+        out += _models(origin)
+    return out
+
+
+def known_keys(path: Sequence[str]) -> list[str]:
+    """The keys the config accepts at `path` (its parent's fields), for "did you mean"."""
+    models: list[type[BaseModel]] = [Config]
+    for part in path:
+        if part.isdigit() or part.startswith("["):
+            continue  # a list index or a camera named by id
+        nxt: list[type[BaseModel]] = []
+        for m in models:
+            f = m.model_fields.get(part)
+            if f is not None:
+                nxt += _models(f.annotation)
+        if not nxt:
+            return []
+        models = nxt
+    return sorted({k for m in models for k in m.model_fields})
+
+
+def _by_id(parts: list[str], data: Mapping[str, Any]) -> list[str]:
+    """`cameras.2.x` -> `cameras[cam-plaza-2].x` (lists of things with an id: named by it)."""
+    out: list[str] = []
+    node: Any = data
+    for part in parts:
+        if part.isdigit() and isinstance(node, list) and int(part) < len(node):
+            item = node[int(part)]
+            ident = (item.get("id") or item.get("name")) if isinstance(item, Mapping) else None
+            out[-1] += f"[{ident}]" if isinstance(ident, str) and ident else f"[{part}]"
+            node = item
+            continue
+        out.append(part)
+        node = node.get(part) if isinstance(node, Mapping) else None
+    return out
+
+
+def explain(problems: Sequence[tuple[str, str]], data: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """Rename list indexes by id; add "did you mean" to unknown keys."""
+    out: list[tuple[str, str]] = []
+    for where, reason in problems:
+        parts = [p for p in where.split(".") if p]
+        named = ".".join(_by_id(parts, data)) or where
+        if reason == "unknown key" and parts:
+            close = difflib.get_close_matches(parts[-1], known_keys(parts[:-1]), n=1, cutoff=0.6)
+            if close:
+                reason = f"unknown key (did you mean {close[0]!r}?)"
+        out.append((named, reason))
+    return out
+
+
+def role_problems(data: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """Sections the file's role does not use (they would be silently ignored)."""
+    device = data.get("device")
+    role = device.get("role") if isinstance(device, Mapping) else None
+    if role not in ROLE_SECTIONS:
+        return []
+    other = "camera_gateway" if role == "patrol" else "patrol"
+    return [
+        (section, f"a {other} section; this device is {role} (remove it, or change device.role)")
+        for section in foreign_sections(str(role), data)
+    ]
+
+
+def check_file(path: Path) -> Config:
+    """Read and check a config file; ConfigError lists every problem, named as in the file."""
+    try:
+        data = tomllib.loads(path.read_bytes().decode("utf-8"))
+    except OSError as exc:
+        raise ConfigError([(str(path), f"cannot read: {exc.strerror}")]) from None
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError([(str(path), f"not valid TOML: {exc}")]) from None
+    problems: list[tuple[str, str]] = []
+    cfg: Config | None = None
+    try:
+        cfg = parse(data)
+    except ConfigError as exc:
+        problems += explain(exc.problems, data)
+    problems += role_problems(data)
+    if problems or cfg is None:
+        raise ConfigError(problems)
+    return cfg

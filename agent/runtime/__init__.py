@@ -1,0 +1,1 @@
+"""Running one agent: its wiring, the run loop, the supervisor of its loops, status, systemd."""

@@ -1,0 +1,482 @@
+"""The one place that builds an agent: the sync stack, one role, and the supervisor of its loops."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from contextlib import AsyncExitStack
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from agent import __version__
+from agent.clock import SystemClock
+from agent.config.model import Config
+from agent.documents.appliers import Appliers, ConfigSwitch, SessionOps, validate_cmd_body
+from agent.documents.mode_control import ModeControl
+from agent.documents.remote_config import ConfigStore, Staged, validate_body
+from agent.documents.state import DocState
+from agent.errors import EXPECTED_ERRORS, LinkError, StoreError
+from agent.modes import EffectiveMode, validate_mode_body
+from agent.patrol.core.schema import parse_tasks_body
+from agent.roles import Role, RoleContext
+from agent.runtime.status import status_body
+from agent.runtime.supervisor import Factory, Supervisor
+from firmware_bridge import board
+from firmware_bridge.aio import Backoff
+from sync import envelope
+from sync.downlink import Downlink, Trust
+from sync.keepalive import client_keepalive
+from sync.link import BdSeq, LinkSettings, MqttLink, Session
+from sync.outbox import Outbox
+from sync.publisher import Publisher
+from sync.verify import BodyValidator, b64url_decode
+
+log = logging.getLogger(__name__)
+
+# Called with the name of each start-up step once it is done (see Agent._start); tests use it to
+# vary the order in which documents, the broker session and the role meet.
+StartupHook = Callable[[str], Awaitable[None]]
+STARTUP_STEPS = ("store", "downlink", "link", "role", "ready")
+
+
+async def _no_hook(step: str) -> None:
+    return None
+
+
+def trusted_keys(cfg: Config) -> dict[str, Ed25519PublicKey]:
+    """The [trust] keys as verifier objects."""
+    return {
+        k.kid: Ed25519PublicKey.from_public_bytes(b64url_decode(k.public_key))
+        for k in cfg.trust.ops_keys
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class OtaContext:
+    """What the agent needs to run, commit or roll back a remote config."""
+
+    store: ConfigStore
+    local: Config  # the local file: source of the local-only keys
+    staged: Staged | None  # a config in its health window (this agent runs it)
+    lkg: Config  # last-known-good, to go back to
+    startup_acks: tuple[dict[str, Any], ...] = field(default=())
+
+
+class Agent:
+    """One running agent. `async with Agent(cfg)` starts it; `await agent.wait()` until stopped."""
+
+    def __init__(
+        self,
+        cfg: Config,
+        *,
+        clock: SystemClock | None = None,
+        rng: random.Random | None = None,
+        extra_validators: Mapping[str, BodyValidator] | None = None,
+        ota: OtaContext | None = None,
+        startup_hook: StartupHook = _no_hook,
+    ) -> None:
+        self.cfg = cfg
+        self._step = startup_hook
+        self.ota = ota or OtaContext(ConfigStore(cfg.device.state_dir), cfg, None, cfg)
+        self.outcome = "stop"  # or "restart": run() builds a new agent with the new config
+        self.clock = clock or SystemClock()
+        self._rng = rng or random.Random()
+        self._stack = AsyncExitStack()
+        self._started = time.monotonic()
+        self.state = DocState(cfg.device.state_dir)
+        # During a health window the old keys stay in force (§6 key rotation: after applied).
+        self._keys = trusted_keys(self.ota.lkg if self.ota.staged else cfg)
+        self._central_online = False
+        self._status_now = asyncio.Event()
+        self._reported: tuple[object, ...] = ()
+        self._stopped = asyncio.Event()
+        self.role: Role | None = None
+        self.supervisor = Supervisor(on_fatal=self._fatal, rng=self._rng)
+        self._validators: dict[str, BodyValidator] = {
+            "mode": validate_mode_body,
+            "cmd": validate_cmd_body,
+            "tasks": parse_tasks_body,
+            "config": validate_body(self.ota.local),
+        }
+        self._validators.update(extra_validators or {})
+        self._appliers = Appliers(
+            state=self.state,
+            modes=lambda: self.modes,
+            role=lambda: self.role,
+            store_ack=lambda body: self.outbox.append("ack", body),
+            session=SessionOps(
+                rebirth=self._rebirth,
+                status_now=self._status_now.set,
+                publish_reported=self.publish_reported,
+                connected_once=lambda: self.link.connects > 0,
+            ),
+            switch=ConfigSwitch(
+                dev=cfg.device.id,
+                store=self.ota.store,
+                staged=lambda: self.ota.staged,
+                restarting=lambda: self.outcome == "restart",
+                restart=self._restart,
+                rotate_keys=self._rotate_keys,
+                committed=self._committed,
+                window_s=cfg.sync.config_health_window_s,
+                local=self.ota.local,
+            ),
+            problems=self.device_problems,
+        )
+
+    # ----- time ------------------------------------------------------------------------------
+    def trusted_now_ms(self) -> int | None:
+        """Now, if the wall clock is known right; else the latest time that was (§6 step 5)."""
+        stamp = self.clock.stamp()
+        if stamp.time_ok:
+            return stamp.ts
+        return self.state.good_ms
+
+    # ----- lifecycle -------------------------------------------------------------------------
+    async def __aenter__(self) -> Agent:
+        cfg = self.cfg
+        try:
+            await self._start(cfg)
+        except BaseException:
+            await self._stack.aclose()
+            raise
+        return self
+
+    async def _start(self, cfg: Config) -> None:
+        """The one start-up order.
+
+        store (outbox, modes, publisher) -> downlink, held -> link (the broker session may come
+        up and deliver documents from here on; they wait in the held downlink) -> role -> ready
+        (status loops, then the downlink opens). So a document is applied only to a running role
+        and acked `applied` only once the role runs it, whenever it arrives and however long
+        each step takes.
+        """
+        st = self._stack
+        # Entered first, left last: every loop is cancelled after the parts that use it closed.
+        sup = await st.enter_async_context(self.supervisor)
+        await self._start_store(cfg, st)
+        await self._step("store")
+        self.downlink = await st.enter_async_context(
+            Downlink(
+                trust=self._trust,
+                versions=self.state,
+                now_ms=self.trusted_now_ms,
+                validators=self._validators,
+                appliers=self._appliers.table(),
+                store_ack=lambda body: self.outbox.append("ack", body),
+                on_applied=self.publish_reported,
+                on_central=self._central,
+                apply_errors=EXPECTED_ERRORS,
+                held=True,  # until the role runs: see the docstring
+                spawn=self._once,
+            )
+        )
+        await self._step("downlink")
+        self.link = await st.enter_async_context(self._mqtt_link(cfg))
+        self.clock.jump_listeners.append(self._clock_jump)
+        st.callback(self.clock.jump_listeners.remove, self._clock_jump)
+        await self._step("link")
+        self.role = await start_role(self.role_context(), st)
+        # Shutdown is the start-up order reversed: nothing is applied to a role that is closing.
+        st.push_async_callback(self.downlink.stop)
+        await self._step("role")
+        if cfg.metrics.enabled:
+            from agent.runtime.metrics import (  # prometheus-client if asked
+                MetricsEndpoint,
+                read_agent,
+            )
+
+            read = functools.partial(read_agent, self)
+            await st.enter_async_context(MetricsEndpoint(cfg.metrics, read))
+        sup.spawn("status", self._status_loop)
+        sup.spawn("good-time", self._good_time_loop)
+        staged = self.ota.staged
+        if staged is not None:
+            self._once("config-health", functools.partial(self._appliers.health_window, staged))
+        self.downlink.open()
+        await self._step("ready")
+
+    def _once(self, name: str, factory: Factory) -> asyncio.Task[None]:
+        # The sync stack's loops are not restarted in place: a crash there restarts the process.
+        return self.supervisor.spawn(name, factory, restart=False)
+
+    async def _start_store(self, cfg: Config, st: AsyncExitStack) -> None:
+        """The durable side: outbox (and acks decided before this start), modes, publisher."""
+        self.outbox = await st.enter_async_context(
+            Outbox(
+                cfg.device.state_dir,
+                cfg.device.id,
+                stamp=self.clock.stamp,
+                budget_bytes=cfg.sync.outbox_budget_bytes,
+                online=self.online,
+                spawn=self._once,
+            )
+        )
+        # A rollback decided before this agent started is acked first, before anything can fail.
+        for body in self.ota.startup_acks:
+            await self.outbox.append("ack", body)
+        self.modes = await st.enter_async_context(
+            ModeControl(
+                self.state,
+                default=lambda: self.cfg.modes.default,
+                now_ms=self.trusted_now_ms,
+                targets=self._mode_targets,
+                spawn=self.supervisor.spawn,
+            )
+        )
+        self.modes.listeners.append(self._mode_changed)
+        self.publisher = await st.enter_async_context(
+            Publisher(
+                self.outbox,
+                window=cfg.sync.inflight_window,
+                low_share=cfg.sync.low_priority_share,
+                puback_timeout_s=cfg.sync.puback_timeout_s,
+                gate_open=(lambda: self._central_online) if cfg.sync.flush_gate else None,
+                spawn=self._once,
+            )
+        )
+
+    def _mqtt_link(self, cfg: Config) -> MqttLink:
+        b = cfg.broker
+        return MqttLink(
+            LinkSettings(
+                dev=cfg.device.id,
+                host=b.host,
+                port=b.port,
+                protocol=b.protocol,
+                keepalive_s=client_keepalive(b.keepalive_s),  # half-open: 1.5x
+                connect_timeout_s=b.connect_timeout_s,
+                tls=b.tls,
+                ca_file=b.ca_file,
+                cert_file=b.cert_file,
+                key_file=b.key_file,
+                username=b.username,
+                password_file=b.password_file,
+            ),
+            bdseq=BdSeq(cfg.device.state_dir / "bdseq.json"),
+            birth=self.birth,
+            subscriptions=self.downlink.topics,
+            on_message=self.downlink.on_message,
+            on_session=self._session,
+            backoff=Backoff(cfg.sync.backoff_base_s, cfg.sync.backoff_cap_s),
+            rng=self._rng,
+            spawn=self._once,
+        )
+
+    def role_context(self) -> RoleContext:
+        """What the role may use of this agent (agent/roles.py)."""
+        return RoleContext(
+            cfg=self.cfg,
+            outbox=self.outbox,
+            clock=self.clock,
+            mode=lambda: self.modes.current.name,
+            tasks=self.state.tasks,
+            spawn=self.supervisor.spawn,
+            spawn_once=functools.partial(self.supervisor.spawn, restart=False),
+            stop=self._crash,
+            online=self.online,
+        )
+
+    def _clock_jump(self, delta_ms: int) -> None:
+        log.warning("OS clock and GPS time differ by %d ms", delta_ms)
+        body = {"type": "clock_jump", "delta_ms": delta_ms}
+        self.supervisor.spawn("notice", functools.partial(self._notice, body), restart=False)
+
+    async def _notice(self, body: dict[str, Any]) -> None:
+        try:
+            await self.outbox.append("notice", body)
+        except StoreError as exc:
+            log.error("could not store notice %s: %s", body["type"], exc)
+
+    def _fatal(self, name: str, exc: BaseException) -> None:
+        # The supervisor logged the traceback; exit non-zero so that systemd restarts us.
+        self._crash()
+
+    def _crash(self) -> None:
+        self.outcome = "crash"
+        self._stopped.set()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self._stack.aclose()
+
+    def online(self) -> bool:
+        """True while a broker session is up (messages created now are not `hist`)."""
+        return self.link.session is not None if hasattr(self, "link") else False
+
+    def stop(self) -> None:
+        """Ask the agent to shut down (SIGTERM does this)."""
+        self.outcome = "stop"
+        self._stopped.set()
+
+    def _restart(self) -> None:
+        self.outcome = "restart"
+        self._stopped.set()
+
+    def _committed(self) -> None:
+        # The staged config passed its window: it is the last-known-good from now on.
+        self.ota = replace(self.ota, staged=None, lkg=self.cfg)
+
+    def device_problems(self) -> dict[str, str | None]:
+        """Each configured part and each crashed loop with its problem now (None: fine)."""
+        checks = self.role.device_checks() if self.role is not None else {}
+        return {**checks, **self.supervisor.problems()}
+
+    def _rebirth(self) -> None:
+        session = self.link.session
+        if session is not None:
+            topic = envelope.topic(self.cfg.device.id, "state")
+            session.publish(topic, self.birth(session.bdseq), 1, True)
+            self.publish_reported(force=True)
+
+    def _rotate_keys(self) -> None:
+        # §6 key rotation: a config's own [trust] keys count only once it passed its window.
+        self._keys = trusted_keys(self.cfg)
+
+    async def wait(self) -> None:
+        """Until stop() is called."""
+        await self._stopped.wait()
+
+    # ----- session ---------------------------------------------------------------------------
+    def _trust(self) -> Trust:
+        return Trust(self.cfg.device.id, frozenset(self.cfg.device.zones), self._keys)
+
+    def _mode_targets(self) -> set[str]:
+        return {f"dev:{self.cfg.device.id}", *(f"zone:{z}" for z in self.cfg.device.zones)}
+
+    def birth(self, bdseq: int) -> bytes:
+        """The §5 birth payload for `bdseq`."""
+        return envelope.birth(
+            bdseq=bdseq,
+            boot=self.clock.boot,
+            ts=self.clock.stamp().ts,
+            agent=__version__,
+            role=self.cfg.device.role,
+            config_ver=self.config_ver,
+            tasks_ver=self.tasks_ver,
+            mode=self.modes.current.name,
+            zones=list(self.cfg.device.zones),
+        )
+
+    @property
+    def config_ver(self) -> int | None:
+        """Ver of the config document running now (last-known-good), None: the local file.
+
+        Not the last ver acked: a rolled-back ver is remembered for §6 step 4 but never runs.
+        """
+        staged = self.ota.staged
+        if staged is not None:
+            return staged.ver
+        applied = self.ota.store.applied()
+        return int(applied["ver"]) if applied is not None else None
+
+    @property
+    def tasks_ver(self) -> int | None:
+        """Ver of the applied tasks document."""
+        return self.state.last_ver("tasks", f"dev:{self.cfg.device.id}")
+
+    async def _session(self, session: Session) -> None:
+        self.publish_reported(force=True)
+        await self.publisher.run(session)
+
+    def publish_reported(self, force: bool = False) -> None:
+        """Publish `reported` (retained) when connected and changed; `force` on (re)birth."""
+        session = self.link.session
+        if session is None:
+            return
+        what = (self.config_ver, self.tasks_ver, self.modes.current)
+        if what == self._reported and not force:
+            return
+        self._reported = what
+        payload = envelope.reported(
+            config_ver=self.config_ver,
+            tasks_ver=self.tasks_ver,
+            mode=self.modes.current.reported(),
+            ts=self.clock.stamp().ts,
+        )
+        try:
+            session.publish(envelope.topic(self.cfg.device.id, "reported"), payload, 1, True)
+        except LinkError as exc:
+            # The session just closed; `reported` goes out again on the next connect.
+            log.info("reported not sent: %s", exc)
+            self._reported = ()
+
+    def _mode_changed(self, mode: EffectiveMode) -> None:
+        self.publish_reported()
+        self._status_now.set()  # the interval may have changed, and central wants to see it
+
+    def _central(self, online: bool) -> None:
+        if online != self._central_online:
+            log.info("central ingest %s", "online" if online else "offline")
+            self._central_online = online
+            self.publisher.gate_changed()
+
+    # ----- periodic --------------------------------------------------------------------------
+    async def status_body(self) -> dict[str, Any]:
+        """The §8 status body now."""
+        role = self.role
+        extra: dict[str, Any] = dict(role.status()) if role is not None else {}
+        extra["loops"] = self.supervisor.status()
+        # Broker limits, backoff, set-aside and stuck messages, for central to see.
+        extra["link"] = {**self.link.status(), **self.publisher.status()}
+        try:
+            oldest = await self.outbox.oldest_ms()
+        except StoreError:
+            oldest = None
+        return status_body(
+            ts=self.clock.stamp().ts,
+            mode=self.modes.current.name,
+            config_ver=self.config_ver,
+            uptime_s=int(time.monotonic() - self._started),
+            outbox={
+                "depth": self.outbox.depth,
+                "bytes": self.outbox.bytes,
+                "oldest_ms": oldest,
+                "media_refused": self.outbox.media_refused,
+            },
+            gps=role.gps() if role is not None else None,
+            disk_free=board.disk_free_mb(self.cfg.device.state_dir),
+            cpu_temp=board.cpu_temp_c(),
+            batt=board.batt_pct(),
+            extra=extra,
+        )
+
+    async def _status_loop(self) -> None:
+        while True:
+            interval = self.cfg.modes.profile(self.modes.current.name).status_interval_s
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._status_now.wait(), interval)
+            self._status_now.clear()
+            session = self.link.session
+            if session is None:
+                continue  # status is ephemeral: never stored while offline (§2, §8)
+            body = await self.status_body()
+            try:
+                topic = envelope.topic(self.cfg.device.id, "status")
+                session.publish(topic, envelope.dumps(body), 0, False)
+            except LinkError as exc:
+                log.info("status not sent (ephemeral, not kept): %s", exc)
+
+    async def _good_time_loop(self) -> None:
+        while True:
+            stamp = self.clock.stamp()
+            if stamp.time_ok:
+                await asyncio.to_thread(self.state.note_good_time, stamp.ts)
+            await asyncio.sleep(60.0)
+
+
+async def start_role(ctx: RoleContext, stack: contextlib.AsyncExitStack) -> Role:
+    """Build the configured role into `stack` (it closes with the agent)."""
+    if ctx.cfg.device.role == "camera_gateway":
+        from agent.vision.role import start_gateway
+
+        return await start_gateway(ctx, stack)
+    from agent.patrol.role import start_patrol
+
+    return await start_patrol(ctx, stack)

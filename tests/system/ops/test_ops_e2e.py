@@ -1,0 +1,373 @@
+"""The ops commands end to end: a real Mosquitto, a running agent, the CLI as staff would use it."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import io
+import json
+import re
+import threading
+import tomllib
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from rich.console import Console
+
+from agent import __version__
+from agent.clock import SystemClock
+from agent.config.model import Config
+from agent.demo.broker import Broker
+from agent.errors import ConfigError
+from agent.media import MediaStore
+from agent.ops import cli, watch
+from agent.ops.mqtt import Message, OpsClient, load_ops_config
+from agent.runtime.agent import Agent
+from agent.runtime.run import run
+from tests.kits.agents import DEV, make_config
+from tests.kits.aio import wait_until
+from tests.kits.mqtt import Watcher
+
+CSV = (
+    "id,name,lat,lon,radius_m,dwell_s,tags,photo\n"
+    "cp-pier,Pier,34.77905,113.73120,25,10,04A1B2C3,false\n"
+    "cp-bridge,Bridge,34.77960,113.73130,25,10,04D4E5F6;0416C6C2D73881,true\n"
+)
+
+
+class Ops:
+    """Runs `edge-agent ops ...` in a worker thread (the agent's loop keeps running meanwhile)."""
+
+    def __init__(self, broker: Broker, workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        self.port = str(broker.port)
+        self.dir = workdir
+        self.capsys = capsys
+        self.key = workdir / "ops.pem"
+        self.trust: dict[str, Any] = {}
+
+    async def __call__(self, *argv: str, broker: bool = True) -> tuple[int, str]:
+        args = list(argv) + (["--port", self.port] if broker else [])
+        code = await asyncio.to_thread(cli.main, args)
+        out, err = self.capsys.readouterr()
+        return code, out + err
+
+    async def keygen(self) -> None:
+        code, out = await self("keygen", "--out", str(self.key), "--kid", "ops-2026a", broker=False)
+        assert code == 0, out
+        # The staff paste this line into the device config's [trust]; the test does the same.
+        line = next(ln for ln in out.splitlines() if ln.startswith("ops_keys = "))
+        self.trust = tomllib.loads(line)
+
+    def signing(self) -> list[str]:
+        return ["--signing-key", str(self.key), "--kid", "ops-2026a"]
+
+    def config(self, **sections: Any) -> Config:
+        return make_config(self.dir / "state", int(self.port), trust=self.trust, **sections)
+
+
+@pytest.fixture
+async def watcher(broker: Broker) -> AsyncIterator[Watcher]:
+    w = Watcher(broker.host, broker.port)
+    yield w
+    w.close()
+
+
+def synced() -> SystemClock:
+    return SystemClock(synced=lambda: True)  # expiry is judged only with a trusted clock
+
+
+async def running(agent: Agent) -> None:
+    await wait_until(lambda: agent.link.session is not None, what="agent connected")
+
+
+async def import_tasks(ops: Ops) -> Path:
+    (ops.dir / "cps.csv").write_text(CSV)
+    dest = ops.dir / "tasks.json"
+    code, out = await ops(
+        "import-checkpoints",
+        str(ops.dir / "cps.csv"),
+        "--task-id",
+        "t-lake",
+        "--task-name",
+        "Lake loop",
+        "--order",
+        "sequence",
+        "--out",
+        str(dest),
+        broker=False,
+    )
+    assert code == 0, out
+    return dest
+
+
+def published_ver(out: str) -> int:
+    m = re.search(r"published \w+ ver (\d+)", out)
+    assert m is not None, out
+    return int(m.group(1))
+
+
+async def test_push_tasks_from_imported_csv_is_applied(ops: Ops, watcher: Watcher) -> None:
+    tasks = await import_tasks(ops)
+    async with Agent(ops.config(), clock=synced()) as agent:
+        await running(agent)
+        assert agent.tasks_ver is None
+        code, out = await ops("push-tasks", DEV, "--file", str(tasks), *ops.signing())
+        assert code == 0, out
+        assert "applied" in out
+        ver = published_ver(out)
+        assert agent.tasks_ver == ver
+        assert agent.state.tasks is not None
+        assert agent.state.tasks["body"] == json.loads(tasks.read_text())
+        # devices: the agent online, with its version, tasks ver and mode, from retained topics.
+        await wait_until(
+            lambda: any(
+                json.loads(p)["tasks_ver"] == ver for p in watcher.on(f"grid/v1/{DEV}/reported")
+            ),
+            what="reported tasks_ver",
+        )
+        code, out = await ops("devices", "--json", "--listen", "0")
+        assert code == 0, out
+        [row] = [r for r in json.loads(out) if r["dev"] == DEV]
+        assert (row["online"], row["agent"], row["role"]) == (True, __version__, "patrol")
+        assert (row["tasks_ver"], row["config_ver"], row["mode"]) == (ver, None, "normal")
+        code, out = await ops("devices")
+        assert code == 0 and DEV in out and "online" in out
+        # The same document again (same ver) is a duplicate: not applied, exit 1.
+        code, out = await ops(
+            "push-tasks", DEV, "--file", str(tasks), *ops.signing(), "--ver", str(ver)
+        )
+        assert code == 1 and "duplicate" in out
+    code, out = await ops("devices", "--json", "--listen", "0")
+    [row] = [r for r in json.loads(out) if r["dev"] == DEV]
+    assert (row["online"], row["reason"]) == (False, "shutdown")
+
+
+async def test_zone_emergency_with_expiry(ops: Ops, watcher: Watcher) -> None:
+    async with Agent(ops.config(), clock=synced()) as agent:
+        await running(agent)
+        flood = ["--zone", "ruyihu", "--reason", "flood on the east shore", "--expires", "5s"]
+        code, out = await ops("set-mode", "emergency", *flood, "--expect", DEV, *ops.signing())
+        assert code == 0 and "applied" in out, out
+        assert agent.modes.current.name == "emergency"
+        assert agent.modes.current.scope == "zone:ruyihu"
+        code, out = await ops("devices", "--json", "--listen", "0")
+        [row] = [r for r in json.loads(out) if r["dev"] == DEV]
+        assert (row["mode"], row["mode_scope"]) == ("emergency", "zone:ruyihu")
+        await wait_until(lambda: agent.modes.current.name == "normal", what="emergency expired")
+        # A device mode, then an older ver of it: refused as a rollback, exit code 1.
+        argv = ["set-mode", "holiday", "--dev", DEV, "--reason", "festival", *ops.signing()]
+        code, out = await ops(*argv, "--ver", "5")
+        assert code == 0 and agent.modes.current.name == "holiday", out
+        code, out = await ops(*argv, "--ver", "4")
+        assert code == 1 and "rollback" in out
+
+
+async def test_cmd_status_now(ops: Ops, watcher: Watcher) -> None:
+    cfg = ops.config(modes={"profiles": {"normal": {"status_interval_s": 3600}}})
+    async with Agent(cfg, clock=synced()) as agent:
+        await running(agent)
+        assert not watcher.on(f"grid/v1/{DEV}/status")
+        code, out = await ops("cmd", DEV, "status_now", *ops.signing())
+        assert code == 0 and "applied" in out, out
+        await wait_until(lambda: bool(watcher.on(f"grid/v1/{DEV}/status")), what="status")
+        assert json.loads(watcher.on(f"grid/v1/{DEV}/status")[0])["mode"] == "normal"
+
+
+async def test_push_config_is_applied(ops: Ops, watcher: Watcher) -> None:
+    # A config switch rebuilds the agent, so the supervisor (agent.runtime.run.run) runs it here.
+    cfg = ops.config(sync={"config_health_window_s": 1.0})
+    data = cfg.model_dump(mode="json", exclude_none=True)  # the whole file, local keys too
+    data["modes"]["profiles"]["normal"]["status_interval_s"] = 42.0
+    src = ops.dir / "config.json"
+    src.write_text(json.dumps(data))
+    task = asyncio.create_task(run(cfg))
+    try:
+        await wait_until(lambda: bool(watcher.on(f"grid/v1/{DEV}/state")), what="birth")
+        code, out = await ops(
+            "push-config", DEV, "--file", str(src), "--timeout", "60", *ops.signing()
+        )
+        assert code == 0 and "applied" in out, out
+        assert "device.id" in out and "device.state_dir" in out  # left out, not refused
+        ver = published_ver(out)
+        await wait_until(
+            lambda: any(
+                json.loads(p)["config_ver"] == ver for p in watcher.on(f"grid/v1/{DEV}/reported")
+            ),
+            what="reported config_ver",
+        )
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
+# ----- watch --archive, then verify ----------------------------------------------------------
+async def produce(agent: Agent) -> dict[str, Any]:
+    """A stream like a patrol's: check-ins (hash chain), an incident, a photo in two chunks.
+
+    The patrol driver is not wired into the Agent, so the check-ins are stored here directly.
+    """
+    out = agent.outbox
+    prev: bytes | None = None
+
+    async def checkin(cp: str, photos: list[dict[str, Any]]) -> Any:
+        nonlocal prev
+        body = {
+            "task_id": "t-lake",
+            "checkpoint_id": cp,
+            "staff_id": None,
+            "method": "nfc",
+            "lat": None,
+            "lon": None,
+            "acc_m": None,
+            "fix": "none",
+            "sats": None,
+            "hdop": None,
+            "gps_ts": None,
+            "dist_m": None,
+            "tag_uid": "04A1B2C3",
+            "photos": photos,
+            "prev": hashlib.sha256(prev).hexdigest() if prev else None,
+        }
+        stored = await out.append("checkin", body)
+        prev = stored.payload
+        return stored
+
+    first = await checkin("cp-pier", [])
+    incident = await out.append(
+        "incident",
+        {
+            "category": "facility",
+            "level": 3,
+            "note": "lamp out",
+            "lat": None,
+            "lon": None,
+            "acc_m": None,
+            "staff_id": None,
+            "photos": [],
+        },
+    )
+    # The photo goes the agent's own way: content-addressed store, chunks, then `media`.
+    media = MediaStore(agent.cfg.device.state_dir, DEV, out, quota_bytes=10_000_000)
+    ref = await media.store(bytes(range(256)) * 400)  # 102400 bytes: two chunks
+    naming = await checkin("cp-bridge", [ref])
+    await media.send(ref, naming)
+    mid = ref["media_id"]
+    await checkin("cp-plaza", [])
+    return {
+        "first_checkin_seq": first.seq,
+        "incident_seq": incident.seq,
+        "media_id": mid,
+        "last_seq": out.seq,
+    }
+
+
+def archived(directory: Path) -> list[Message]:
+    try:
+        return list(watch.read_archive(directory))
+    except ConfigError:
+        return []  # nothing yet, or a line being written
+
+
+def doctor(src: Path, dst: Path, incident_seq: int, media_id: str) -> None:
+    """Drop one event and one chunk, and change one byte of the first check-in."""
+    dst.mkdir()
+    lines = []
+    first_checkin = True
+    for path in sorted(src.glob("*.jsonl")):
+        for line in path.read_text().splitlines():
+            rec = json.loads(line)
+            payload = base64.b64decode(rec["payload"])
+            if rec["topic"] == f"grid/v1/{DEV}/media/{media_id}/1":
+                continue
+            if (
+                rec["topic"].endswith("/evt/incident")
+                and json.loads(payload)["seq"] == incident_seq
+            ):
+                continue
+            if rec["topic"].endswith("/evt/checkin") and first_checkin:
+                first_checkin = False
+                altered = payload.replace(b'"cp-pier"', b'"cp-pies"')
+                assert len(altered) == len(payload) and altered != payload
+                rec["payload"] = base64.b64encode(altered).decode()
+            lines.append(json.dumps(rec))
+    (dst / "grid-doctored.jsonl").write_text("\n".join(lines) + "\n")
+
+
+async def start_archiving(
+    broker: Broker, arch: Path
+) -> tuple[asyncio.Task[int], threading.Event, watch.Archive]:
+    """`ops watch --archive` in a thread, subscribed when this returns: (task, stop, archive)."""
+    stop, ready = threading.Event(), threading.Event()
+    archive = watch.Archive(arch)
+    client = OpsClient(load_ops_config(None).broker.model_copy(update={"port": broker.port}))
+
+    def watching() -> int:
+        with client:
+            return watch.run_watch(
+                client,
+                console=Console(file=io.StringIO()),
+                archive=archive,
+                stop=stop,
+                ready=ready,
+            )
+
+    task = asyncio.create_task(asyncio.to_thread(watching))
+    await asyncio.to_thread(ready.wait, 10)
+    return task, stop, archive
+
+
+async def test_watch_archive_then_verify(ops: Ops, broker: Broker, tmp_path: Path) -> None:
+    arch = tmp_path / "archive"
+    task, stop, archive = await start_archiving(broker, arch)
+    tasks = await import_tasks(ops)
+    async with Agent(ops.config(), clock=synced()) as agent:
+        await running(agent)
+        code, out = await ops("push-tasks", DEV, "--file", str(tasks), *ops.signing())
+        assert code == 0, out
+        made = await produce(agent)
+        stored = made["last_seq"]  # the ack, then every event produce() stored
+
+        def complete() -> bool:
+            msgs = archived(arch)
+            seqs = {
+                json.loads(m.payload)["seq"]
+                for m in msgs
+                if "/evt/" in m.topic or m.topic.endswith("/ack")
+            }
+            chunks = [m for m in msgs if "/media/" in m.topic]
+            return seqs == set(range(1, stored + 1)) and len(chunks) == 2
+
+        await wait_until(complete, what="everything archived")
+    stop.set()
+    assert await task > 0
+    archive.close()
+
+    code, out = await ops("verify", DEV, "--archive", str(arch), broker=False)
+    assert code == 0, out
+    assert "clean" in out
+
+    doctored = tmp_path / "doctored"
+    doctor(arch, doctored, made["incident_seq"], made["media_id"])
+    code, out = await ops("verify", DEV, "--archive", str(doctored), "--json", broker=False)
+    assert code == 1
+    report = json.loads(out)
+    problems = {f["code"]: f for f in report["findings"] if f["problem"]}
+    assert set(problems) == {"seq_gap", "chain_break", "media_chunk_missing"}
+    assert problems["seq_gap"]["seqs"] == [made["incident_seq"]]
+    assert problems["media_chunk_missing"]["ref"] == made["media_id"]
+    # The altered first check-in is caught by the second one's prev.
+    assert problems["chain_break"]["seqs"][0] == made["first_checkin_seq"]
+
+
+async def test_watch_cli_archives_retained_state(ops: Ops, tmp_path: Path) -> None:
+    async with Agent(ops.config(), clock=synced()) as agent:
+        await running(agent)
+    # The graceful-offline state stays retained; a watch started later receives it at once.
+    code, out = await ops("watch", "--archive", str(tmp_path / "a"), "--seconds", "2")
+    assert code == 0, out
+    assert f"{DEV} state" in out and "online=False" in out
+    states = [m for m in archived(tmp_path / "a") if m.topic == f"grid/v1/{DEV}/state"]
+    assert json.loads(states[0].payload)["reason"] == "shutdown"

@@ -1,0 +1,225 @@
+"""The companion page in a real headless Chromium (Debian's `chromium`, driven by Playwright)
+against a running agent: real Mosquitto, simulated GPS receiver and PN532 reader (ptys), a
+file camera.
+
+Pair, see tasks, walk into a checkpoint and see the confirmation (SSE) with its photo, tap
+the next one's NFC tag and see that confirmed too, a
+manual check-in refused with its reason, an incident with a phone photo filed while the broker
+is down that reaches central with its media once it is back, SOS with its confirmation step.
+With GRID_EDGE_SCREENSHOTS=1 the screenshots (390x844, both languages) go to docs/companion/.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from agent.clock import SystemClock
+from agent.demo.broker import Broker, free_port
+from agent.documents.state import DocState
+from agent.patrol.companion.files import device_code
+from agent.runtime.agent import Agent
+from firmware_bridge.sim.gps_sim import GpsSimulator
+from firmware_bridge.sim.pn532_sim import Pn532Simulator
+from tests.kits.agents import make_config
+from tests.kits.aio import wait_until
+from tests.kits.mqtt import Watcher
+from tests.kits.paths import REPO
+from tests.kits.patrol import at, cp, jpeg_folder, record, task
+
+pytest.importorskip("aiohttp", reason="aiohttp is the companion page's framework (pip .[test])")
+playwright_api = pytest.importorskip(
+    "playwright.async_api", reason="playwright (PyPI) drives the browser: pip install .[test]"
+)
+
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+DOCS = REPO / "docs" / "companion"
+GATE = at(0, 0)
+KIOSK_TAG = "04a1b2c3"
+TASKS = record(
+    [
+        task(
+            "t-east",
+            [
+                cp("east-gate", GATE, radius=20, dwell=3, photo=True),
+                cp("kiosk", at(150, 40), tags=(KIOSK_TAG,)),
+            ],
+            order="sequence",
+        )
+    ]
+)
+
+pytestmark = pytest.mark.skipif(
+    not os.access(CHROMIUM, os.X_OK),
+    reason=f"no Chromium at {CHROMIUM}: scripts/setup.sh installs Debian's chromium",
+)
+
+
+class Shots:
+    """Screenshots of each screen in both languages: docs/companion/ or the test's tmp dir."""
+
+    def __init__(self, page: Any, folder: Path) -> None:
+        self.page, self.folder = page, folder
+        folder.mkdir(parents=True, exist_ok=True)
+
+    async def take(self, name: str, scroll: str | None = None) -> None:
+        if scroll is not None:
+            await self.page.locator(scroll).scroll_into_view_if_needed()
+        for lang in ("zh", "en"):
+            if lang == "en":
+                await self.page.click("#lang")
+            await self.page.screenshot(path=str(self.folder / f"{name}-{lang}.png"))
+        await self.page.click("#lang")  # back to Chinese
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Any]:
+    async with playwright_api.async_playwright() as pw:
+        b = await pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        try:
+            yield b
+        finally:
+            await b.close()
+
+
+async def test_worker_pairs_checks_in_reports_and_raises_sos(
+    own_broker: Broker, tmp_path: Path, browser: Any
+) -> None:
+    broker = own_broker  # this test stops and restarts its broker
+    state = tmp_path / "state"
+    DocState(state).set_tasks(TASKS)
+    pics = jpeg_folder(tmp_path / "pics")
+    phone_photo = jpeg_folder(tmp_path / "phone", n=1) / "img0.jpg"
+    folder = DOCS if os.environ.get("GRID_EDGE_SCREENSHOTS") == "1" else tmp_path / "shots"
+    port = free_port()
+    # 70 m south of the gate, walking north through it and on; low noise, no outliers.
+    walk = [at(-70, 0), GATE, at(3, 0)]
+    async with (
+        GpsSimulator(
+            walk=walk, speed=4, paused=True, noise_m=0.5, outlier_prob=0, outage_prob=0, seed=1
+        ) as gps,
+        Pn532Simulator() as nfc,
+    ):
+        cfg = make_config(
+            state,
+            broker.port,
+            gps={"port": gps.port},
+            nfc={"port": nfc.port, "poll_interval_s": 0.05},
+            camera={"source": f"file:{pics}"},
+            patrol={"tick_s": 0.1, "reap_interval_s": 0.2},
+            companion={"enabled": True, "host": "127.0.0.1", "port": port},
+        )
+        central = Watcher(broker.host, broker.port)
+        async with Agent(cfg, clock=SystemClock(synced=lambda: True)) as agent:
+            await wait_until(lambda: agent.link.session is not None, what="connected")
+            ctx = await browser.new_context(viewport={"width": 390, "height": 844})
+            page = await ctx.new_page()
+            shots = Shots(page, folder)
+            await page.goto(f"http://127.0.0.1:{port}/")
+            await page.wait_for_selector("#s-pair:not(.hidden)")
+            assert await page.text_content("#pair") == "配对"
+            await page.fill("#code", "000000" if device_code(state, 6) != "000000" else "1")
+            await page.click("#pair")
+            await page.wait_for_selector("#pair-msg:text('配对码不对')")
+            await shots.take("1-pair")
+
+            # Pair; today's tasks with the next checkpoint, distance and bearing.
+            await page.fill("#code", device_code(state, 6))
+            await page.click("#pair")
+            await page.wait_for_selector("#s-tasks:not(.hidden)")
+            gps.resume()
+            await page.wait_for_selector("#next:has-text('°')", timeout=30_000)
+            assert "east-gate" in (await page.text_content("#next") or "")
+            assert "0/2" in (await page.text_content("#tasks") or "")
+            await shots.take("2-tasks")
+
+            # Manual check-in far from the gate: refused, with the reason.
+            await page.click("nav button[data-go=checkin]")
+            await page.click("#manual")
+            await page.wait_for_selector("#manual-msg:text('不在检查点范围内')")
+            await shots.take("3-checkin-refused")
+
+            # Walking in: the confirmation arrives by SSE, with the photo taken at the gate.
+            await page.wait_for_selector("#confirm:not(.hidden)", timeout=60_000)
+            await page.wait_for_selector("#confirm-img:not(.hidden)")
+            await page.wait_for_function("document.getElementById('confirm-img').naturalWidth > 0")
+            assert "east-gate" in (await page.text_content("#confirm-text") or "")
+            await shots.take("4-checked-in")
+            gps.pause()
+            # A tap on the kiosk's NFC tag: confirmed the same way, without a photo.
+            nfc.present(KIOSK_TAG)
+            await page.wait_for_selector("#confirm-text:has-text('kiosk')", timeout=20_000)
+            assert "NFC" in (await page.text_content("#confirm-text") or "")
+            assert await page.is_hidden("#confirm-img")
+            nfc.remove()
+
+            # Incident with a phone photo while central is unreachable.
+            broker.stop()
+            await wait_until(lambda: agent.link.session is None, what="link down")
+            await page.click("nav button[data-go=incident]")
+            await page.click("#cats button[data-cat=vending]")
+            await page.click("#levels button[data-level='3']")
+            await page.fill("#note", "东门占道经营")
+            await page.set_input_files("#photo", str(phone_photo))
+            await page.wait_for_selector("#photo-count:text('1 张照片')")
+            await shots.take("5-incident-form")
+            await page.click("#send")
+            await page.wait_for_selector("#incident-msg.good")
+            await shots.take("5b-incident-stored", scroll="#incident-msg")
+            await page.click("nav button[data-go=tasks]")
+            await page.wait_for_selector("#health:has-text('离线')", timeout=10_000)
+            await page.wait_for_function(
+                "!/全部已发送/.test(document.getElementById('waiting').textContent)"
+            )
+            await shots.take("6-offline-waiting")
+            assert not any(e["kind"] == "incident" for e in central.events())
+            central.close()
+            broker.start()
+            central = Watcher(broker.host, broker.port)
+
+            def arrived() -> bool:
+                inc = [e for e in central.events("/evt/incident")]
+                if not inc:
+                    return False
+                ids = {p["media_id"] for p in inc[0]["body"]["photos"]}
+                got = {e["body"]["media_id"] for e in central.events("/evt/media")}
+                return bool(ids) and ids <= got
+
+            await wait_until(arrived, timeout=60, what="incident and its media at central")
+            [incident] = central.events("/evt/incident")
+            body = incident["body"]
+            assert (body["category"], body["level"], body["note"]) == ("vending", 3, "东门占道经营")
+            media_id = body["photos"][0]["media_id"]
+            assert central.wait_for(
+                lambda m: any(t.split("/")[-2] == media_id for t, _, _ in m if "/media/" in t)
+            )
+
+            # SOS with its confirmation step.
+            await page.click("nav button[data-go=sos]")
+            await page.click("#sos")
+            await page.wait_for_selector("#sos-confirm:not(.hidden)")
+            await shots.take("7-sos-confirm")
+            await page.click("#sos-yes")
+            await page.wait_for_selector("#sos-msg.good")
+            await shots.take("8-sos-sent")
+            assert central.wait_for(
+                lambda m: any(t.endswith("/evt/alarm") for t, _, _ in m), timeout=20
+            )
+            await ctx.close()
+        central.close()
+    assert (folder / "4-checked-in-en.png").stat().st_size > 0
