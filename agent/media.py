@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from agent.errors import MediaRefused, StoreError
+from agent.events import Events, EventSink
 from sync import envelope
 from sync.envelope import MAX_CHUNK
 from sync.messages import Priority, Stored
@@ -23,12 +24,21 @@ log = logging.getLogger(__name__)
 class MediaStore:
     """agent.events.MediaSink over the state dir; files go once all their chunks are acked."""
 
-    def __init__(self, state_dir: Path, dev: str, outbox: Outbox, *, quota_bytes: int) -> None:
+    def __init__(
+        self,
+        state_dir: Path,
+        dev: str,
+        outbox: Outbox,
+        *,
+        quota_bytes: int,
+        events: EventSink | None = None,
+    ) -> None:
         self._dir = state_dir / "media"
         self._dir.mkdir(parents=True, exist_ok=True)
         self._index_path = self._dir / "index.json"
         self._dev = dev
-        self._outbox = outbox
+        self._outbox = outbox  # chunks (not events) and the reaper's questions
+        self._events = events or Events(outbox)
         self._quota = quota_bytes
         index = read_json(self._index_path, {})
         # media_id -> {"sha256", "bytes", "mime", "sent"}; survives restarts.
@@ -91,7 +101,7 @@ class MediaStore:
             "mime": entry["mime"],
             "ref": {"kind": _kind(naming.topic), "id": naming.id},
         }
-        await self._outbox.append("media", body, priority=Priority.MEDIA, group=media_id)
+        await self._events.emit("media", body, priority=Priority.MEDIA, group=media_id)
         async with self._lock:
             entry["sent"] = True
             await asyncio.to_thread(write_json, self._index_path, self._index)

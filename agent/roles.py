@@ -11,6 +11,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
+from agent.events import EventSink
 from firmware_bridge.aio import Spawn
 
 if TYPE_CHECKING:
@@ -24,7 +25,8 @@ class RoleContext:
     """What a role may use of the running agent, and nothing more."""
 
     cfg: Config
-    outbox: Outbox
+    outbox: Outbox  # depth and media chunks; events go through `events`
+    events: EventSink  # the one way into the outbox for events
     clock: SystemClock
     mode: Callable[[], str]  # name of the effective work mode now
     tasks: Mapping[str, Any] | None  # the tasks document applied before this start

@@ -160,8 +160,6 @@ class Outbox:
             present.update(r[0] for r in await self._rdb.execute_fetchall(sql, part))
         return present
 
-    emit = append  # the producers' EventSink protocol
-
     async def append_raw(
         self, kind: str, topic: str, payload: bytes, *, priority: int, group: str | None
     ) -> Stored:

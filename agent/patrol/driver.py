@@ -20,6 +20,7 @@ from typing import Any, Protocol
 
 from agent.config.model import ModeProfile
 from agent.errors import ConfigError, DeviceError, StoreError
+from agent.events import Events, EventSink
 from agent.media import MediaStore
 from agent.patrol.config import ButtonsConfig, PatrolConfig
 from agent.patrol.core import (
@@ -72,6 +73,7 @@ class PatrolDriver:
         *,
         outbox: Outbox,
         media: MediaStore,
+        events: EventSink | None = None,
         clock: PatrolClock,
         state_dir: Path,
         staff_id: str | None,
@@ -88,7 +90,7 @@ class PatrolDriver:
         spawn: Spawn = spawn_task,
     ) -> None:
         self.reporter = Reporter(
-            outbox=outbox,
+            events=events or Events(outbox),
             media=media,
             stamp=clock.stamp,
             staff_id=staff_id,

@@ -13,12 +13,12 @@ from typing import Any, Protocol
 
 from agent.config.model import ModeProfile
 from agent.errors import DeviceError, StoreError
+from agent.events import EventSink
 from agent.media import MediaStore
 from firmware_bridge.buttons import FeedbackKind
 from firmware_bridge.types import Fix
 from sync.envelope import TimeStamp
 from sync.messages import Priority, Stored
-from sync.outbox import Outbox
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +45,7 @@ class Reporter:
     def __init__(
         self,
         *,
-        outbox: Outbox,
+        events: EventSink,
         media: MediaStore,
         stamp: Callable[[], TimeStamp],
         staff_id: str | None,
@@ -53,7 +53,7 @@ class Reporter:
         camera: StillCamera | None = None,
         feedback: Callable[[FeedbackKind], None] | None = None,
     ) -> None:
-        self._outbox = outbox
+        self.events = events  # the one way into the outbox (the outlet stores through it too)
         self._media = media
         self._stamp = stamp
         self._staff_id = staff_id
@@ -71,7 +71,7 @@ class Reporter:
         journal: bool = False,
     ) -> Stored:
         """Commit one event to the outbox; StoreError when it could not be stored."""
-        stored = await self._outbox.append(kind, body, priority=priority, journal=journal)
+        stored = await self.events.emit(kind, body, priority=priority, journal=journal)
         self.stats["events"] += 1
         return stored
 

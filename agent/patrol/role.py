@@ -86,11 +86,17 @@ async def start_patrol(
     )
     state_dir = cfg.device.state_dir
     media = await asyncio.to_thread(
-        MediaStore, state_dir, cfg.device.id, ctx.outbox, quota_bytes=pcfg.media_quota_bytes
+        MediaStore,
+        state_dir,
+        cfg.device.id,
+        ctx.outbox,
+        quota_bytes=pcfg.media_quota_bytes,
+        events=ctx.events,
     )
     driver = PatrolDriver(
         outbox=ctx.outbox,
         media=media,
+        events=ctx.events,
         clock=ctx.clock,
         state_dir=state_dir,
         staff_id=cfg.device.staff_id,

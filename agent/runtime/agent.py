@@ -23,6 +23,7 @@ from agent.documents.mode_control import ModeControl
 from agent.documents.remote_config import ConfigStore, Staged, validate_body
 from agent.documents.state import DocState
 from agent.errors import EXPECTED_ERRORS, LinkError, StoreError
+from agent.events import Events
 from agent.modes import EffectiveMode, validate_mode_body
 from agent.patrol.core.schema import parse_tasks_body
 from agent.roles import Role, RoleContext
@@ -34,6 +35,7 @@ from sync import envelope
 from sync.downlink import Downlink, Trust
 from sync.keepalive import client_keepalive
 from sync.link import BdSeq, LinkSettings, MqttLink, Session
+from sync.messages import Stored
 from sync.outbox import Outbox
 from sync.publisher import Publisher
 from sync.verify import BodyValidator, b64url_decode
@@ -110,7 +112,7 @@ class Agent:
             state=self.state,
             modes=lambda: self.modes,
             role=lambda: self.role,
-            store_ack=lambda body: self.outbox.append("ack", body),
+            store_ack=self._store_ack,
             session=SessionOps(
                 rebirth=self._rebirth,
                 status_now=self._status_now.set,
@@ -130,6 +132,53 @@ class Agent:
             ),
             problems=self.device_problems,
         )
+        self._build_parts(cfg)
+
+    def _build_parts(self, cfg: Config) -> None:
+        """Every part exists from construction; `_start` enters them in the one start-up order."""
+        self.outbox = Outbox(
+            cfg.device.state_dir,
+            cfg.device.id,
+            stamp=self.clock.stamp,
+            budget_bytes=cfg.sync.outbox_budget_bytes,
+            online=self.online,
+            spawn=self._once,
+        )
+        self.events = Events(self.outbox)
+        self.modes = ModeControl(
+            self.state,
+            default=lambda: self.cfg.modes.default,
+            now_ms=self.trusted_now_ms,
+            targets=self._mode_targets,
+            spawn=self.supervisor.spawn,
+        )
+        self.modes.listeners.append(self._mode_changed)
+        self.publisher = Publisher(
+            self.outbox,
+            window=cfg.sync.inflight_window,
+            low_share=cfg.sync.low_priority_share,
+            puback_timeout_s=cfg.sync.puback_timeout_s,
+            gate_open=(lambda: self._central_online) if cfg.sync.flush_gate else None,
+            monotonic=time.monotonic,
+            spawn=self._once,
+        )
+        self.downlink = Downlink(
+            trust=self._trust,
+            versions=self.state,
+            now_ms=self.trusted_now_ms,
+            validators=self._validators,
+            appliers=self._appliers.table(),
+            store_ack=self._store_ack,
+            on_applied=self.publish_reported,
+            on_central=self._central,
+            apply_errors=EXPECTED_ERRORS,
+            held=True,  # until the role runs: see `_start`
+            spawn=self._once,
+        )
+        self.link = self._mqtt_link(cfg)
+
+    async def _store_ack(self, body: Mapping[str, Any]) -> Stored:
+        return await self.events.emit("ack", body)
 
     # ----- time ------------------------------------------------------------------------------
     def trusted_now_ms(self) -> int | None:
@@ -161,25 +210,11 @@ class Agent:
         st = self._stack
         # Entered first, left last: every loop is cancelled after the parts that use it closed.
         sup = await st.enter_async_context(self.supervisor)
-        await self._start_store(cfg, st)
+        await self._start_store(st)
         await self._step("store")
-        self.downlink = await st.enter_async_context(
-            Downlink(
-                trust=self._trust,
-                versions=self.state,
-                now_ms=self.trusted_now_ms,
-                validators=self._validators,
-                appliers=self._appliers.table(),
-                store_ack=lambda body: self.outbox.append("ack", body),
-                on_applied=self.publish_reported,
-                on_central=self._central,
-                apply_errors=EXPECTED_ERRORS,
-                held=True,  # until the role runs: see the docstring
-                spawn=self._once,
-            )
-        )
+        await st.enter_async_context(self.downlink)
         await self._step("downlink")
-        self.link = await st.enter_async_context(self._mqtt_link(cfg))
+        await st.enter_async_context(self.link)
         self.clock.jump_listeners.append(self._clock_jump)
         st.callback(self.clock.jump_listeners.remove, self._clock_jump)
         await self._step("link")
@@ -207,41 +242,14 @@ class Agent:
         # The sync stack's loops are not restarted in place: a crash there restarts the process.
         return self.supervisor.spawn(name, factory, restart=False)
 
-    async def _start_store(self, cfg: Config, st: AsyncExitStack) -> None:
+    async def _start_store(self, st: AsyncExitStack) -> None:
         """The durable side: outbox (and acks decided before this start), modes, publisher."""
-        self.outbox = await st.enter_async_context(
-            Outbox(
-                cfg.device.state_dir,
-                cfg.device.id,
-                stamp=self.clock.stamp,
-                budget_bytes=cfg.sync.outbox_budget_bytes,
-                online=self.online,
-                spawn=self._once,
-            )
-        )
+        await st.enter_async_context(self.outbox)
         # A rollback decided before this agent started is acked first, before anything can fail.
         for body in self.ota.startup_acks:
-            await self.outbox.append("ack", body)
-        self.modes = await st.enter_async_context(
-            ModeControl(
-                self.state,
-                default=lambda: self.cfg.modes.default,
-                now_ms=self.trusted_now_ms,
-                targets=self._mode_targets,
-                spawn=self.supervisor.spawn,
-            )
-        )
-        self.modes.listeners.append(self._mode_changed)
-        self.publisher = await st.enter_async_context(
-            Publisher(
-                self.outbox,
-                window=cfg.sync.inflight_window,
-                low_share=cfg.sync.low_priority_share,
-                puback_timeout_s=cfg.sync.puback_timeout_s,
-                gate_open=(lambda: self._central_online) if cfg.sync.flush_gate else None,
-                spawn=self._once,
-            )
-        )
+            await self._store_ack(body)
+        await st.enter_async_context(self.modes)
+        await st.enter_async_context(self.publisher)
 
     def _mqtt_link(self, cfg: Config) -> MqttLink:
         b = cfg.broker
@@ -275,6 +283,7 @@ class Agent:
         return RoleContext(
             cfg=self.cfg,
             outbox=self.outbox,
+            events=self.events,
             clock=self.clock,
             mode=lambda: self.modes.current.name,
             tasks=self.state.tasks,
@@ -291,7 +300,7 @@ class Agent:
 
     async def _notice(self, body: dict[str, Any]) -> None:
         try:
-            await self.outbox.append("notice", body)
+            await self.events.emit("notice", body)
         except StoreError as exc:
             log.error("could not store notice %s: %s", body["type"], exc)
 
@@ -308,7 +317,7 @@ class Agent:
 
     def online(self) -> bool:
         """True while a broker session is up (messages created now are not `hist`)."""
-        return self.link.session is not None if hasattr(self, "link") else False
+        return self.link.session is not None
 
     def stop(self) -> None:
         """Ask the agent to shut down (SIGTERM does this)."""
@@ -423,6 +432,7 @@ class Agent:
         role = self.role
         extra: dict[str, Any] = dict(role.status()) if role is not None else {}
         extra["loops"] = self.supervisor.status()
+        extra["stored"] = dict(self.events.counts.by_kind)  # events stored since start, by kind
         # Broker limits, backoff, set-aside and stuck messages, for central to see.
         extra["link"] = {**self.link.status(), **self.publisher.status()}
         try:

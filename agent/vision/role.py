@@ -87,7 +87,7 @@ class GatewayRole:
         image = await self.gateway.wait_image(camera_id, self.snapshot_wait_s)
         jpeg = await asyncio.to_thread(render, image, ())
         ref = await self._media.store(jpeg, "image/jpeg")
-        naming = await self._ctx.outbox.append(
+        naming = await self._ctx.events.emit(
             "notice", {"type": "snapshot", "camera_id": camera_id, "photos": [ref]}
         )
         await self._media.send(ref, naming)
@@ -99,12 +99,16 @@ async def start_gateway(ctx: RoleContext, stack: AsyncExitStack) -> GatewayRole:
 
     cfg = ctx.cfg
     media = MediaStore(
-        cfg.device.state_dir, cfg.device.id, ctx.outbox, quota_bytes=MEDIA_QUOTA_BYTES
+        cfg.device.state_dir,
+        cfg.device.id,
+        ctx.outbox,
+        quota_bytes=MEDIA_QUOTA_BYTES,
+        events=ctx.events,
     )
     gateway = await stack.enter_async_context(
         Gateway(
             cfg.cameras,
-            ctx.outbox,
+            ctx.events,
             media,
             alarm_http=cfg.alarm_http,
             mode_profile=ctx.mode,

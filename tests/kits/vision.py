@@ -41,7 +41,13 @@ class MemorySink:
         self.events: list[tuple[str, dict[str, Any], int]] = []
 
     async def emit(
-        self, kind: str, body: Mapping[str, Any], *, priority: int | None = None
+        self,
+        kind: str,
+        body: Mapping[str, Any],
+        *,
+        priority: int | None = None,
+        group: str | None = None,
+        journal: bool = False,
     ) -> Stored:
         payload = json.dumps(body).encode("utf-8")
         assert len(payload) < MAX_PAYLOAD

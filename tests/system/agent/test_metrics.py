@@ -167,6 +167,8 @@ def test_run_with_log_json_writes_json_lines(broker: Broker, tmp_path: Path) -> 
     finally:
         proc.terminate()
         proc.wait(30)
+        if proc.stdout is not None:
+            proc.stdout.close()
     started = [r for r in lines if "running as" in r["message"]]
     assert started and started[0]["device"] == DEV and started[0]["level"] == "INFO"
     assert all({"time", "level", "logger", "message", "device"} <= set(r) for r in lines)
