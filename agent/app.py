@@ -205,6 +205,8 @@ class Agent:
                     key_file=b.key_file,
                     username=b.username,
                     password_file=b.password_file,
+                    role=cfg.device.role,
+                    zones=tuple(cfg.device.zones),
                 ),
                 bdseq=BdSeq(cfg.device.state_dir / "bdseq.json"),
                 birth=self.birth,
@@ -429,4 +431,3 @@ class Agent:
             if stamp.time_ok:
                 await asyncio.to_thread(self.state.note_good_time, stamp.ts)
             await asyncio.sleep(60.0)
-

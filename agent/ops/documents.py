@@ -8,9 +8,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from pydantic import ValidationError
+
 from agent.appliers import validate_cmd_body
-from agent.config import parse
+from agent.config import Config
 from agent.errors import ConfigError
+from agent.mergepatch import merge_patch
 from agent.modes import MODES
 from agent.ota import LOCAL_ONLY
 from agent.patrol.core.schema import parse_tasks_body
@@ -183,9 +186,30 @@ def config_body(data: Mapping[str, Any], dev: str) -> tuple[dict[str, Any], list
             body[section] = kept
         else:
             body[section] = value
-    device = body.get("device", {})
+    device = body.get("device") or {}
     if not isinstance(device, Mapping):
         raise ConfigError([("device", "must be a table")])
-    # The device keeps its own id; validate the body as the config it will become.
-    parse({**body, "device": {**device, "id": dev}})
+    check_patch(body, dev)
     return body, removed
+
+
+def check_patch(body: Mapping[str, Any], dev: str) -> None:
+    """Validate a config body as a merge patch (§6): every key and value it sets must be valid.
+
+    A key the body needs but leaves out (a GPS `port` when only `baud` changes) comes from each
+    device's own file, so "missing" is not an error here; the device checks the merged result.
+    """
+    role = (body.get("device") or {}).get("role") or "patrol"
+    merged = merge_patch({"device": {"id": dev, "role": role}}, body)
+    try:
+        Config.model_validate(merged)
+    except ValidationError as exc:
+        problems = [
+            (".".join(str(p) for p in err["loc"]), "unknown key")
+            if err["type"] == "extra_forbidden"
+            else (".".join(str(p) for p in err["loc"]), err["msg"])
+            for err in exc.errors()
+            if err["type"] != "missing"
+        ]
+        if problems:
+            raise ConfigError(problems) from None

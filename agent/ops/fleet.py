@@ -13,6 +13,7 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
+from agent.ops import guards
 from agent.ops.devices import DeviceRow, collect, part, rows
 from agent.ops.mqtt import EXIT_NO_ACK, EXIT_REFUSED, Message, OpsClient, ack_of
 from agent.role_sections import foreign_sections
@@ -39,6 +40,14 @@ class Inventory:
         """The ids in `devs` the broker has never seen (no retained state or reported)."""
         return [d for d in devs if d not in self.devices]
 
+    def zones(self) -> set[str]:
+        """Every zone some device announces (birth, will or shutdown state)."""
+        return {z for row in self.devices.values() for z in row.zones}
+
+    def offline(self, devs: Sequence[str]) -> list[str]:
+        """The devices in `devs` whose retained state says offline (will or shutdown)."""
+        return [d for d in devs if d in self.devices and self.devices[d].online is False]
+
 
 def load_inventory(client: OpsClient, wait_s: float) -> Inventory:
     """Collect the retained state of every device (a few hundred ms on a quiet broker)."""
@@ -53,11 +62,9 @@ def read_device_list(path: Path) -> list[str]:
 
 def config_warnings(body: Mapping[str, Any], row: DeviceRow) -> list[str]:
     """How a config body disagrees with what the device announced in its birth."""
-    out: list[str] = []
+    out = guards.rejections(body, row)
     device = part(body, "device")
     role = device.get("role")
-    if row.role is not None and role is not None and role != row.role:
-        out.append(f"role {role} but the device is {row.role}: it will reject the document")
     zones = device.get("zones")
     if row.zones and isinstance(zones, list) and sorted(zones) != sorted(row.zones):
         out.append(f"zones {', '.join(zones) or 'none'} replace {', '.join(row.zones)}")
