@@ -44,7 +44,7 @@ def provenance(local: Config, body: dict[str, Any] | None, ver: int | None) -> l
     file = file_data(local)
     rows = sources(effective.model_dump(mode="json"), file, body)
     label = {"file": "file", "remote": f"remote ver {ver}", "default": "default"}
-    width = max((len(r.key) + len(json.dumps(r.value)) for r in rows), default=0) + 3
+    width = min(56, max((len(r.key) + len(json.dumps(r.value)) for r in rows), default=0) + 3)
     out = [f"  {f'{r.key} = {json.dumps(r.value)}':<{width}} ({label[r.origin]})" for r in rows]
     gone = [p for p in removals(body or {}) if lookup(file, p)[0]]
     out += [f"  {'.'.join(p)}: set in the file, removed by remote ver {ver}" for p in gone]
