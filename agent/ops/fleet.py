@@ -82,6 +82,8 @@ class AckBoard:
     ver: int
     expect: dict[str, str]
     got: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # Offline when the push was sent (retained state): not waited for; they apply on return.
+    away: frozenset[str] = frozenset()
 
     def offer(self, msg: Message) -> str | None:
         """Record `msg` when it is an awaited ack; the device id, else None."""
@@ -96,15 +98,16 @@ class AckBoard:
 
     @property
     def done(self) -> bool:
-        """Every expected device acked."""
-        return len(self.got) == len(self.expect)
+        """Every expected device that is online acked."""
+        return all(dev in self.got or dev in self.away for dev in self.expect)
 
     def counts(self) -> dict[str, int]:
-        """How many devices per ack status (and `no ack`)."""
+        """How many devices per ack status (and `no ack`, `offline`)."""
         out: dict[str, int] = {}
         for dev in self.expect:
             env = self.got.get(dev)
-            status = str(env["body"].get("status")) if env else "no ack"
+            status = "offline" if dev in self.away else "no ack"
+            status = str(env["body"].get("status")) if env else status
             out[status] = out.get(status, 0) + 1
         return out
 
@@ -116,9 +119,9 @@ class AckBoard:
     def exit_code(self) -> int:
         """0 all applied; 1 any refused or rolled back; 3 some did not ack in time."""
         counts = self.counts()
-        if set(counts) - {"applied", "no ack"}:
+        if set(counts) - {"applied", "no ack", "offline"}:
             return EXIT_REFUSED
-        return EXIT_NO_ACK if "no ack" in counts else 0
+        return EXIT_NO_ACK if {"no ack", "offline"} & set(counts) else 0
 
     def table(self, waited_s: float, timeout: float) -> Table:
         """One row per device; the caption says how long it has waited."""
@@ -132,7 +135,8 @@ class AckBoard:
         for dev in self.expect:
             env = self.got.get(dev)
             if env is None:
-                t.add_row(dev, Text("waiting" if left > 0 else "no ack", "yellow"), "", "", "")
+                waiting = "offline" if dev in self.away else "waiting" if left > 0 else "no ack"
+                t.add_row(dev, Text(waiting, "yellow"), "", "", "")
                 continue
             body = env["body"]
             colour = "green" if body.get("status") == "applied" else "red"

@@ -16,7 +16,7 @@ from typing import Any
 
 from agent.mergepatch import leaves, removed_parts
 from agent.ops.devices import DeviceRow
-from agent.role_sections import foreign_sections
+from agent.role_sections import ROLE_SECTIONS, foreign_sections
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,9 +57,19 @@ def rejections(body: Mapping[str, Any], row: DeviceRow) -> list[str]:
     return []
 
 
-def parts_findings(body: Mapping[str, Any]) -> list[str]:
-    """A fleet document that removes a configured part takes it off every device it reaches."""
-    parts = removed_parts(body)
+def parts_findings(body: Mapping[str, Any], roles: set[str | None]) -> list[str]:
+    """A fleet document that removes a configured part takes it off every device it reaches.
+
+    `roles`: of the devices it goes to (None: not known). A part of another role does not
+    count (a whole patrol agent.toml carries `cameras = []`).
+    """
+    known = set(ROLE_SECTIONS) if None in roles else {r for r in roles if r is not None}
+    parts = [
+        p
+        for p in removed_parts(body)
+        if not (owners := {r for r, s in ROLE_SECTIONS.items() if p.split(".")[0] in s})
+        or owners & known
+    ]
     if not parts:
         return []
     return [

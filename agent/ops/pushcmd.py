@@ -80,7 +80,8 @@ def _findings(
         found.stops.extend(guards.zone_findings(zone, inv.zones()))
     found.stops.extend(guards.role_findings(typ, devs, inv.devices))
     if typ == "config":
-        found.stops.extend(guards.parts_findings(body))
+        roles = {row.role if (row := inv.devices.get(d)) else None for d in devs}
+        found.stops.extend(guards.parts_findings(body, roles))
         for dev in devs:
             row = inv.devices.get(dev)
             stop = guards.rejections(body, row) if row else []
@@ -180,29 +181,26 @@ def _push(
         signed = _sign_all(args, typ, body, devs, zone_doc)
         if args.dry_run:
             return _dry(signed)
-        # A retained document reaches an offline device when it returns: not awaited now.
-        away = set(inv.offline(devs)) if typ != "cmd" else set()
-        awaited = [d for d in devs if d not in away]
-        wait = not args.no_wait and bool(awaited)
+        # A retained document reaches an offline device when it returns: not waited for now.
+        away = frozenset(inv.offline(devs)) if typ != "cmd" else frozenset()
+        wait = not args.no_wait and bool(devs)
         if wait:
-            client.subscribe([ack_topic(d) for d in awaited])  # before publishing: none missed
+            client.subscribe([ack_topic(d) for d in devs])  # before publishing: none missed
         expect: dict[str, str] = {}
         ver = int(signed[0][0].payload["ver"])
         for doc, raw, acking in signed:
             client.publish(doc.topic, raw, retain=doc.retain)
             kept = "retained" if doc.retain else "not retained"
             out.print(f"published {typ} ver {ver} to {doc.topic} ({kept}), id {doc.doc_id}")
-            expect.update({d: doc.doc_id for d in acking if d not in away})
+            expect.update({d: doc.doc_id for d in acking})
         if len(signed) > 1:
             out.print(f"{len(signed)} documents published, {typ} ver {ver}")
         if not wait:
             if zone_doc is not None and not devs:
                 err.print("no device announces this zone: not waiting for acks")
             return 0
-        board = fleet.AckBoard(typ, ver, expect)
+        board = fleet.AckBoard(typ, ver, expect, away=away)
         fleet.follow(client, board, args.timeout, out)
-        if away:
-            out.print(f"{len(away)} offline: they apply {typ} ver {ver} when they return")
         if not board.done and typ != "cmd":
             out.print("[yellow]the document stays retained: an offline device applies it later[/]")
         return board.exit_code()
