@@ -8,8 +8,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TextIO
 
-from agent.doctor import brokercheck, camcheck, files, serialcheck, system, timecheck
 from agent.config import example_keys
+from agent.doctor import brokercheck, camcheck, files, serialcheck, system, timecheck
 from agent.doctor.finding import Finding, worst
 from agent.doctor.holder import Holder, holders
 from agent.doctor.texts import CHECKS, HEADERS, LEVELS, SUMMARY, render

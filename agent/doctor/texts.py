@@ -358,7 +358,8 @@ MESSAGES: dict[str, dict[Lang, tuple[str, str]]] = {
     "trust_ok": {"zh": ("信任 {n} 个运维密钥", _), "en": ("{n} ops key(s) trusted", _)},
     "example_key": {
         "zh": (
-            "[trust] ops_keys 仍信任随附示例配置里的公开示例密钥({kids}):任何人都能给本设备签发文档",
+            "[trust] ops_keys 仍信任随附示例配置里的公开示例密钥({kids}):"
+            "任何人都能给本设备签发文档",
             "用自己的密钥替换:edge-agent ops keygen,再 sudo edge-agent provision --id ... "
             "--ops-key KID=KEY",
         ),

@@ -114,11 +114,11 @@ def _preview(typ: str, body: dict[str, Any], inv: fleet.Inventory, devs: list[st
         for dev in devs:
             row = inv.devices.get(dev)
             groups.setdefault((row.role if row else None) or "unknown", []).append(dev)
-        for line in guards.config_preview(body, groups):
-            err.print(line, markup=False)
-    line = guards.offline_line(typ, inv.offline(devs))
-    if line is not None:
-        err.print(line, markup=False)
+        for text in guards.config_preview(body, groups):
+            err.print(text, markup=False)
+    offline = guards.offline_line(typ, inv.offline(devs))
+    if offline is not None:
+        err.print(offline, markup=False)
 
 
 def _signer(args: argparse.Namespace) -> tuple[str, Any, int, int | None]:
