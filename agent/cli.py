@@ -122,7 +122,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", required=True, help="TOML config file")
     p.add_argument("--log-json", action="store_true", help="JSON log lines (for log shippers)")
     p.set_defaults(func=_cmd_run)
-    p = sub.add_parser("check-config", help="validate a config file; non-zero exit when invalid")
+    p = sub.add_parser(
+        "check-config",
+        help="validate a config file: exit 1 invalid, 3 valid but its files are not here",
+    )
     p.add_argument("file")
     p.add_argument("--no-files", action="store_true", help="skip the TLS/credential file checks")
     p.set_defaults(func=_cmd_check)

@@ -25,14 +25,24 @@ def _show(args: argparse.Namespace) -> int:
     ver = int(applied["ver"]) if applied is not None else None
     print(f"{local.device.id} ({local.device.role}): {describe(args.config, ver, staged)}")
     body: dict[str, Any] | None = None
-    if applied is not None and applied.get("local_sha256") not in (None, local_fingerprint(local)):
+    if staged is not None:  # in its health window, the staged document is what runs
+        body, ver = dict(staged.body), staged.ver
+    elif applied is not None and applied.get("local_sha256") not in (
+        None,
+        local_fingerprint(local),
+    ):
         print(
             "the local file changed after the remote config was applied: "
             "at the next start the local file wins"
         )
     elif applied is not None:
         body = dict(applied["body"])
-    for line in provenance(local, body, ver):
+    try:
+        lines = provenance(local, body, ver)
+    except ConfigError as exc:
+        print(f"remote config ver {ver} no longer fits the local file ({exc}): the file runs")
+        lines = provenance(local, None, None)
+    for line in lines:
         print(line)
     return 0
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -206,3 +207,33 @@ def test_removed_parts_and_changes() -> None:
         json.dumps(merge_patch({}, patch))
         == '{"cameras": [], "device": {}, "sync": {"inflight_window": 5}}'
     )
+
+
+def test_config_show_on_the_device(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from agent import cli
+    from agent.ota import ConfigStore, Staged
+
+    path = tmp_path / "pd-0042.toml"
+    path.write_text(
+        f'[device]\nid = "pd-0042"\nrole = "patrol"\nstate_dir = "{tmp_path / "s"}"\n'
+        '[gps]\nport = "/dev/ttyAMA0"\n'
+    )
+    local = parse(
+        {
+            "device": {"id": "pd-0042", "role": "patrol", "state_dir": str(tmp_path / "s")},
+            "gps": {"port": "/dev/ttyAMA0"},
+        }
+    )
+    store = ConfigStore(local.device.state_dir)
+    store.commit(Staged("d1", 7, {"sync": {"inflight_window": 9}}, 0), local)
+    assert cli.main(["config", "show", "--config", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "+ remote config ver 7" in out
+    assert re.search(r"sync\.inflight_window = 9 +\(remote ver 7\)", out), out
+    assert re.search(r'gps\.port = "/dev/ttyAMA0" +\(file\)', out), out
+    # In its health window the staged document is what runs, and what show explains.
+    store.stage("d2", 8, {"gps": None})
+    assert cli.main(["config", "show", "--config", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "remote config ver 8 (in its health window)" in out
+    assert "gps: set in the file, removed by remote ver 8" in out and "gps.port" not in out

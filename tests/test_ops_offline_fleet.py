@@ -16,6 +16,7 @@ from agent.app import Agent
 from agent.config import Config
 from agent.localbroker import Broker
 from agent.ops import guards
+from agent.ops.devices import DeviceRow
 from tests.kits.agents import make_config
 from tests.kits.aio import wait_until
 from tests.kits.mqtt import Watcher
@@ -112,6 +113,23 @@ def test_guards_are_pure() -> None:
     assert guards.parts_findings({"gps": None}, {None}) != []
     assert guards.offline_line("tasks", []) is None
     assert "unless it has expired" in str(guards.offline_line("cmd", ["pd-1"]))
+
+
+def test_a_snapshot_of_a_named_camera_stops_for_a_patrol_device() -> None:
+    rows = {
+        "pd-1": DeviceRow("pd-1", True, None, 1, "0.1", "patrol", None, None, "normal", None, None),
+        "gw-1": DeviceRow(
+            "gw-1", True, None, 1, "0.1", "camera_gateway", None, None, "normal", None, None
+        ),
+    }
+    body = {"action": "snapshot", "args": {"camera_id": "cam-1"}}
+    assert guards.role_findings("cmd", body, ["pd-1", "gw-1"], rows) == [
+        "pd-1: a patrol device has one camera and takes no camera_id: it will reject the command"
+    ]
+    assert guards.role_findings("cmd", {"action": "snapshot", "args": {}}, ["pd-1"], rows) == []
+    assert guards.role_findings("tasks", {}, ["pd-1", "gw-1"], rows) == [
+        "gw-1: a camera_gateway device; tasks are for patrol devices"
+    ]
 
 
 def test_config_preview_leaves_out_the_other_roles_sections(tmp_path: Path) -> None:

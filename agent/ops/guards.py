@@ -37,15 +37,27 @@ def zone_findings(zone: str, known: set[str]) -> list[str]:
     return [f"no device announces zone {zone}{hint}; zones announced: {listed}"]
 
 
-def role_findings(typ: str, devs: Sequence[str], inv: Mapping[str, DeviceRow]) -> list[str]:
-    """Tasks go to patrol devices only (a camera gateway would ack a set it never runs)."""
-    if typ != "tasks":
-        return []
-    return [
-        f"{dev}: a {inv[dev].role} device; tasks are for patrol devices"
-        for dev in devs
-        if dev in inv and inv[dev].role not in (None, "patrol")
-    ]
+def role_findings(
+    typ: str, body: Mapping[str, Any], devs: Sequence[str], inv: Mapping[str, DeviceRow]
+) -> list[str]:
+    """Documents a device of that role cannot run: tasks on a camera gateway (it would ack a
+    set it never runs), a snapshot of a named camera on a patrol device (it refuses it)."""
+    roles = {dev: inv[dev].role for dev in devs if dev in inv}
+    if typ == "tasks":
+        return [
+            f"{dev}: a {role} device; tasks are for patrol devices"
+            for dev, role in roles.items()
+            if role not in (None, "patrol")
+        ]
+    args = body.get("args")
+    if typ == "cmd" and isinstance(args, Mapping) and args.get("camera_id"):
+        return [
+            f"{dev}: a patrol device has one camera and takes no camera_id: it will reject "
+            "the command"
+            for dev, role in roles.items()
+            if role == "patrol"
+        ]
+    return []
 
 
 def rejections(body: Mapping[str, Any], row: DeviceRow) -> list[str]:

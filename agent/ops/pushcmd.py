@@ -78,7 +78,7 @@ def _findings(
     zone = zone_doc if zone_doc is not None else getattr(args, "zone", None)
     if zone is not None:
         found.stops.extend(guards.zone_findings(zone, inv.zones()))
-    found.stops.extend(guards.role_findings(typ, devs, inv.devices))
+    found.stops.extend(guards.role_findings(typ, body, devs, inv.devices))
     if typ == "config":
         roles = {row.role if (row := inv.devices.get(d)) else None for d in devs}
         found.stops.extend(guards.parts_findings(body, roles))
