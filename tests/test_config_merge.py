@@ -237,3 +237,14 @@ def test_config_show_on_the_device(tmp_path: Path, capsys: pytest.CaptureFixture
     out = capsys.readouterr().out
     assert "remote config ver 8 (in its health window)" in out
     assert "gps: set in the file, removed by remote ver 8" in out and "gps.port" not in out
+
+
+def test_push_config_checks_a_partial_body_as_a_patch() -> None:
+    from agent.ops.documents import check_patch
+
+    check_patch({"gps": {"baud": 4800}}, "pd-1")  # the port comes from each device's file
+    with pytest.raises(ConfigError) as err:
+        check_patch({"gps": {"baud": -1}, "sync": {"inflght_window": 1}}, "pd-1")
+    problems = dict(err.value.problems)
+    assert "gps.baud" in problems
+    assert problems["sync.inflght_window"] == "unknown key (did you mean 'inflight_window'?)"

@@ -216,7 +216,7 @@ def test_ops_config_file_and_flags(tmp_path: Path) -> None:
     conf.write_text('[broker]\nhots = "x"\n')
     with pytest.raises(ConfigError) as err:
         settings(parser.parse_args(["--ops-config", str(conf)]))
-    assert err.value.problems == [("broker.hots", "unknown key")]
+    assert err.value.problems == [("broker.hots", "unknown key (did you mean 'host'?)")]
 
 
 def test_archive_round_trip_and_verify(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

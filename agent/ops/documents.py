@@ -11,6 +11,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from agent.appliers import validate_cmd_body
+from agent.checkconfig import explain
 from agent.config import Config
 from agent.errors import ConfigError
 from agent.mergepatch import merge_patch
@@ -212,4 +213,4 @@ def check_patch(body: Mapping[str, Any], dev: str) -> None:
             if err["type"] != "missing"
         ]
         if problems:
-            raise ConfigError(problems) from None
+            raise ConfigError(explain(problems, merged)) from None
