@@ -81,6 +81,9 @@ async def test_offline_devices_are_picked_and_bad_pushes_stop(ops: Ops, broker: 
             assert code == 2, out
             assert "no device announces zone ruyihu.cdb (did you mean ruyihu.cbd?)" in out
         assert not retained(broker, "grid/v1/zone/ruyihu.cdb/desired/mode")
+        argv = ["push-tasks", "--zone", "ruyihu.cdb", "--file", str(tasks)]
+        code, out = await ops(*argv, *ops.signing())
+        assert code == 2 and "(did you mean ruyihu.cbd?)" in out, out
 
         # Reported: the documented fleet push stripped each device of its wiring.
         strip = ops.dir / "strip.json"

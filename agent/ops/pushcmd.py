@@ -52,11 +52,7 @@ def _pick(args: argparse.Namespace, inv: fleet.Inventory, zone_doc: str | None) 
     online or not (an offline device's retained state names its role and zones, §5)."""
     role = getattr(args, "role", None)
     zone = zone_doc if zone_doc is not None else getattr(args, "zone", None)
-    named = _named(args)
-    devs = inv.select(devs=named, zone=zone, role=role)
-    if not devs and zone_doc is None and not (zone and getattr(args, "force", False)):
-        raise ValueError("no device matches (name devices, or --zone/--role that devices announce)")
-    return devs
+    return inv.select(devs=_named(args), zone=zone, role=role)
 
 
 def _findings(
@@ -177,6 +173,8 @@ def _push(
         inv = fleet.load_inventory(client, args.inventory_wait)
         devs = _pick(args, inv, zone_doc)
         _guard(args, _findings(args, typ, body, inv, devs, zone_doc))
+        if not devs and zone_doc is None:
+            raise ValueError("no device matches (name devices, or --zone/--role they announce)")
         _preview(typ, body, inv, devs)
         signed = _sign_all(args, typ, body, devs, zone_doc)
         if args.dry_run:
