@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -112,9 +112,18 @@ def birth(
     return dumps(body)
 
 
-def offline(bdseq: int, reason: str) -> bytes:
-    """The §5 will (`lost`) or graceful-stop (`shutdown`) payload."""
-    return dumps({"v": 1, "online": False, "bdseq": bdseq, "reason": reason})
+def offline(
+    bdseq: int, reason: str, *, role: str | None = None, zones: Sequence[str] | None = None
+) -> bytes:
+    """The §5 will (`lost`) or graceful-stop (`shutdown`) payload.
+
+    `role` and `zones` (2026-12-07b) let central address an offline fleet by role or zone.
+    """
+    body: dict[str, Any] = {"v": 1, "online": False, "bdseq": bdseq, "reason": reason}
+    if role is not None:
+        body["role"] = role
+        body["zones"] = list(zones or [])
+    return dumps(body)
 
 
 def reported(

@@ -54,6 +54,8 @@ class LinkSettings:
     key_file: Path | None = None
     username: str | None = None
     password_file: Path | None = None
+    role: str | None = None  # named in the will and the graceful-stop state (§5)
+    zones: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -229,7 +231,7 @@ class MqttLink:
             try:
                 ok = await session.publish_wait(
                     envelope.topic(self._s.dev, "state"),
-                    envelope.offline(session.bdseq, "shutdown"),
+                    self._offline(session.bdseq, "shutdown"),
                     retain=True,
                     timeout=3.0,
                 )
@@ -241,6 +243,9 @@ class MqttLink:
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
+
+    def _offline(self, bdseq: int, reason: str) -> bytes:
+        return envelope.offline(bdseq, reason, role=self._s.role, zones=self._s.zones)
 
     def _client(self, bdseq: int) -> paho.Client:
         s = self._s
@@ -259,7 +264,7 @@ class MqttLink:
         client.max_queued_messages_set(0)
         client.will_set(
             envelope.topic(s.dev, "state"),
-            envelope.offline(bdseq, "lost"),
+            self._offline(bdseq, "lost"),
             qos=self.broker.will_qos,
             retain=self.broker.will_retain,
         )

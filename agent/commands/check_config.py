@@ -12,7 +12,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from agent.config.model import Config, parse
+from agent.config.model import Config, example_keys, parse
 from agent.config.role_sections import ROLE_SECTIONS, foreign_sections
 from agent.errors import ConfigError
 
@@ -30,9 +30,9 @@ def _models(annotation: Any) -> list[type[BaseModel]]:
     return out
 
 
-def known_keys(path: Sequence[str]) -> list[str]:
-    """The keys the config accepts at `path` (its parent's fields), for "did you mean"."""
-    models: list[type[BaseModel]] = [Config]
+def known_keys(path: Sequence[str], root: type[BaseModel] = Config) -> list[str]:
+    """The keys `root` (the agent's config) accepts at `path`, for "did you mean"."""
+    models: list[type[BaseModel]] = [root]
     for part in path:
         if part.isdigit() or part.startswith("["):
             continue  # a list index or a camera named by id
@@ -63,14 +63,19 @@ def _by_id(parts: list[str], data: Mapping[str, Any]) -> list[str]:
     return out
 
 
-def explain(problems: Sequence[tuple[str, str]], data: Mapping[str, Any]) -> list[tuple[str, str]]:
-    """Rename list indexes by id; add "did you mean" to unknown keys."""
+def explain(
+    problems: Sequence[tuple[str, str]],
+    data: Mapping[str, Any],
+    root: type[BaseModel] = Config,
+) -> list[tuple[str, str]]:
+    """Rename list indexes by id; add "did you mean" to unknown keys (of `root`'s file)."""
     out: list[tuple[str, str]] = []
     for where, reason in problems:
         parts = [p for p in where.split(".") if p]
         named = ".".join(_by_id(parts, data)) or where
         if reason == "unknown key" and parts:
-            close = difflib.get_close_matches(parts[-1], known_keys(parts[:-1]), n=1, cutoff=0.6)
+            known = known_keys(parts[:-1], root)
+            close = difflib.get_close_matches(parts[-1], known, n=1, cutoff=0.6)
             if close:
                 reason = f"unknown key (did you mean {close[0]!r}?)"
         out.append((named, reason))
@@ -108,3 +113,15 @@ def check_file(path: Path) -> Config:
     if problems or cfg is None:
         raise ConfigError(problems)
     return cfg
+
+
+EXAMPLE_KEY_WHY = (
+    "the example key shipped in configs/*.toml is trusted: anyone with this source could sign "
+    "documents for the device; replace it with your own (`edge-agent ops keygen`, then "
+    "`edge-agent provision --ops-key KID=KEY`)"
+)
+
+
+def example_key_problems(cfg: Config) -> list[tuple[str, str]]:
+    """The trusted example ops key as a problem (check-config and doctor fail on it)."""
+    return [(f"trust.ops_keys[{kid}]", EXAMPLE_KEY_WHY) for kid in example_keys(cfg.trust.ops_keys)]

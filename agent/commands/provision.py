@@ -92,6 +92,8 @@ def _edit(doc: Any, args: argparse.Namespace, stored: set[str]) -> None:
     """Apply the options to the tomlkit document in place."""
     import tomlkit
 
+    from agent.config.model import EXAMPLE_OPS_KEYS
+
     doc.setdefault("device", tomlkit.table())["id"] = args.id
     if args.zone is not None:
         doc["device"]["zones"] = args.zone
@@ -109,6 +111,8 @@ def _edit(doc: Any, args: argparse.Namespace, stored: set[str]) -> None:
     if changes:
         doc.setdefault("broker", tomlkit.table()).update(changes)
     keys = {k["kid"]: k["public_key"] for k in doc.get("trust", {}).get("ops_keys", [])}
+    if args.ops_key:  # the real keys replace the example key of the shipped configs
+        keys = {kid: pub for kid, pub in keys.items() if pub not in EXAMPLE_OPS_KEYS}
     for item in args.ops_key:
         kid, _, pub = item.partition("=")
         keys[kid] = pub
@@ -159,6 +163,7 @@ def _write(path: Path, data: bytes, mode: int) -> None:
 def _cmd_provision(args: argparse.Namespace) -> int:
     import tomlkit
 
+    from agent.commands.check_config import example_key_problems
     from agent.config import model as config
     from agent.errors import ConfigError
 
@@ -178,9 +183,11 @@ def _cmd_provision(args: argparse.Namespace) -> int:
     _edit(doc, args, set(data))
     plain = doc.unwrap()
     try:
-        config.parse(plain)
+        cfg = config.parse(plain)
     except ConfigError as exc:
         problems += [f"{key}: {why}" for key, why in exc.problems]
+    else:
+        problems += [f"{k}: {why} (give --ops-key)" for k, why in example_key_problems(cfg)]
     problems += _missing_files(plain, root, store, set(data))
     if problems:
         print("edge-agent provision: nothing written:", file=sys.stderr)

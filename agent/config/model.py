@@ -105,6 +105,16 @@ class OpsKey(_Model):
         return value
 
 
+# The placeholder key of the shipped example configs (configs/*.toml). Nobody should trust it:
+# `provision --ops-key` replaces it; check-config and doctor fail while it is trusted.
+EXAMPLE_OPS_KEYS = frozenset({"o7zB1YpXvG8bK0cRj7oV1m3yOqk9Xx6iW2c5r1sTnEw"})
+
+
+def example_keys(keys: list[OpsKey]) -> list[str]:
+    """The kids of the trusted keys that are the shipped example key."""
+    return [k.kid for k in keys if k.public_key in EXAMPLE_OPS_KEYS]
+
+
 class TrustConfig(_Model):
     """[trust]: the keys that may sign downlink documents."""
 

@@ -22,7 +22,11 @@ def add_doctor_parser(sub: Any) -> None:
         "--config", default=DEFAULT_CONFIG, help=f"TOML config (default {DEFAULT_CONFIG})"
     )
     p.add_argument("--lang", choices=("zh", "en"), default=None, help="zh (default) or en; or LANG")
-    p.add_argument("--user", default="edge-agent", help="the service user the state dir is for")
+    p.add_argument(
+        "--user",
+        default=None,
+        help="the service user the fixes name (default: User= of the installed edge-agent unit)",
+    )
     p.set_defaults(func=_cmd_doctor)
 
 

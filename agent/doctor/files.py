@@ -12,10 +12,20 @@ WARN_DAYS = 30  # a certificate expiring this soon gets a warning: renewal takes
 
 
 def named_files(cfg: Any) -> list[tuple[str, Path]]:
-    """(config key, path) of every file the broker section names."""
+    """(config key, path) of every file the config names: broker TLS and password, camera
+    event logins, the alarm receiver's token and TLS files (relative paths are left out:
+    they resolve against the config's folder at start-up)."""
     b = cfg.broker
     keys = ("ca_file", "cert_file", "key_file", "password_file")
-    return [(f"broker.{k}", getattr(b, k)) for k in keys if getattr(b, k) is not None]
+    out = [(f"broker.{k}", getattr(b, k)) for k in keys if getattr(b, k) is not None]
+    for cam in cfg.cameras:
+        if cam.events is not None and cam.events.password_file is not None:
+            out.append((f"cameras[{cam.id}].events.password_file", cam.events.password_file))
+    if cfg.alarm_http is not None:
+        for k in ("token_file", "cert_file", "key_file"):
+            if getattr(cfg.alarm_http, k) is not None:
+                out.append((f"alarm_http.{k}", getattr(cfg.alarm_http, k)))
+    return [(key, path) for key, path in out if key.startswith("broker.") or path.is_absolute()]
 
 
 def read_problem(path: Path) -> str | None:

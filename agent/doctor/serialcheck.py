@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from agent.doctor.finding import Finding
+from agent.doctor.holder import Holder
 from firmware_bridge import nmea, pn532
 
 LISTEN_S = 3.0  # a GPS sends at least one epoch a second; a PN532 answers in milliseconds
@@ -23,17 +24,32 @@ class PortFacts:
     firmware: str | None = None  # a PN532's answer
 
 
-def _open_failure(check: str, params: dict[str, object], why: str) -> Finding:
-    # The agent holds the exclusive lock on its ports while it runs.
-    key = "port_busy" if "exclusively lock" in why else "port_open"
-    return Finding(check, "fail", key, params)
+def busy(f: PortFacts) -> bool:
+    """The port exists but another process holds its exclusive lock."""
+    return f.open_error is not None and "exclusively lock" in f.open_error
 
 
-def gps_verdict(check: str, port: str, baud: int, f: PortFacts) -> Finding:
-    """NMEA seen: pass; bytes but no sentence: wrong speed; silence or no port: fail."""
+def _open_failure(
+    check: str, params: dict[str, object], f: PortFacts, held_by: Sequence[Holder]
+) -> Finding:
+    if not busy(f):
+        return Finding(check, "fail", "port_open", params)
+    agent = next((h for h in held_by if h.agent), None)
+    if agent is not None:
+        # The running service has the port: it opened it; the device is not probed meanwhile.
+        return Finding(check, "skip", "port_agent", {**params, "pid": agent.pid})
+    who = ", ".join(f"{h.name} (pid {h.pid})" for h in held_by) or "another program"
+    return Finding(check, "fail", "port_busy", {**params, "holder": who})
+
+
+def gps_verdict(
+    check: str, port: str, baud: int, f: PortFacts, held_by: Sequence[Holder] = ()
+) -> Finding:
+    """NMEA seen: pass; bytes but no sentence: wrong speed; silence or no port: fail; held by
+    the running agent: skipped (said so)."""
     params = {"port": port, "baud": baud, "why": f.open_error, "n": f.sentences}
     if f.open_error is not None:
-        return _open_failure(check, params, f.open_error)
+        return _open_failure(check, params, f, held_by)
     if f.sentences:
         return Finding(check, "pass", "gps_ok", params)
     if f.bytes_seen:
@@ -41,11 +57,13 @@ def gps_verdict(check: str, port: str, baud: int, f: PortFacts) -> Finding:
     return Finding(check, "fail", "gps_silent", params)
 
 
-def nfc_verdict(check: str, port: str, baud: int, f: PortFacts) -> Finding:
+def nfc_verdict(
+    check: str, port: str, baud: int, f: PortFacts, held_by: Sequence[Holder] = ()
+) -> Finding:
     """A PN532 firmware answer: pass; otherwise why not."""
     params = {"port": port, "baud": baud, "why": f.open_error, "fw": f.firmware}
     if f.open_error is not None:
-        return _open_failure(check, params, f.open_error)
+        return _open_failure(check, params, f, held_by)
     if f.firmware is not None:
         return Finding(check, "pass", "nfc_ok", params)
     return Finding(check, "fail", "nfc_silent", params)

@@ -87,6 +87,40 @@ def dir_facts(path: Path) -> DirFacts:
     return DirFacts(str(path), True, True, st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode), error)
 
 
+UNIT_FILES = (
+    Path("/etc/systemd/system/edge-agent.service"),
+    Path("/usr/lib/systemd/system/edge-agent.service"),
+    Path("/lib/systemd/system/edge-agent.service"),
+)
+
+
+def unit_user(texts: list[str]) -> str | None:
+    """The last `User=` of a unit and its drop-ins, in the order systemd reads them."""
+    user = None
+    for text in texts:
+        for line in text.splitlines():
+            key, sep, value = line.strip().partition("=")
+            if sep and key.strip() == "User" and value.strip():
+                user = value.strip()
+    return user
+
+
+def configured_user(units: tuple[Path, ...] = UNIT_FILES) -> str:
+    """The service user of the installed edge-agent unit (drop-ins included), else the default."""
+    for unit in units:
+        if not unit.is_file():
+            continue
+        drop_ins = sorted(unit.with_name(unit.name + ".d").glob("*.conf"))
+        texts = []
+        for f in (unit, *drop_ins):
+            try:
+                texts.append(f.read_text())
+            except OSError:
+                continue
+        return unit_user(texts) or SERVICE_USER
+    return SERVICE_USER
+
+
 def service_identity(name: str) -> tuple[str, int, frozenset[int]]:
     """The service user's name, uid and groups; this process's own when that user is absent."""
     try:

@@ -62,11 +62,11 @@ MESSAGES: dict[str, dict[Lang, tuple[str, str]]] = {
     "file_unreadable": {
         "zh": (
             "{path} 无法读取: {why}",
-            "用 edge-agent provision 重新放置文件,或检查路径与权限(ls -l {path})",
+            "用 edge-agent provision 重新放置 {item},或检查路径与权限(ls -l {path})",
         ),
         "en": (
             "{path} cannot be read: {why}",
-            "put the file in place with edge-agent provision, or check the path and mode "
+            "put {item} in place with edge-agent provision, or check the path and mode "
             "(ls -l {path})",
         ),
     },
@@ -75,17 +75,17 @@ MESSAGES: dict[str, dict[Lang, tuple[str, str]]] = {
         "en": ("valid until {until} ({days} days)", _),
     },
     "cert_expiring": {
-        "zh": ("{days} 天后过期({until})", "向运维申请新证书,用 edge-agent provision 安装"),
+        "zh": ("{days} 天后过期({until})", "向运维申请新的 {item},用 edge-agent provision 安装"),
         "en": (
             "expires in {days} days ({until})",
-            "get a new certificate; install it with edge-agent provision",
+            "get a new certificate for {item}; install it with edge-agent provision",
         ),
     },
     "cert_expired": {
-        "zh": ("证书已于 {until} 过期", "向运维申请新证书,用 edge-agent provision 安装"),
+        "zh": ("证书已于 {until} 过期", "向运维申请新的 {item},用 edge-agent provision 安装"),
         "en": (
             "certificate expired on {until}",
-            "get a new certificate; install it with edge-agent provision",
+            "get a new certificate for {item}; install it with edge-agent provision",
         ),
     },
     "cert_not_yet": {
@@ -105,22 +105,37 @@ MESSAGES: dict[str, dict[Lang, tuple[str, str]]] = {
     "port_open": {
         "zh": (
             "{port} 打不开: {why}",
-            "检查设备是否接好、路径是否正确(ls -l /dev/serial*),服务用户是否在 dialout 组",
+            "检查 {item} 的设备是否接好、路径是否正确(ls -l /dev/serial*),"
+            "服务用户 {user} 是否在 dialout 组(sudo usermod -aG dialout {user})",
         ),
         "en": (
             "{port} cannot be opened: {why}",
-            "check the device is plugged in and the path is right (ls -l /dev/serial*), "
-            "and that the service user is in group dialout",
+            "check the device of {item} is plugged in and the path is right "
+            "(ls -l /dev/serial*), and that the service user {user} is in group dialout "
+            "(sudo usermod -aG dialout {user})",
         ),
     },
     "port_busy": {
         "zh": (
-            "{port} 正被其他程序占用(多半是正在运行的 edge-agent)",
-            "先 sudo systemctl stop edge-agent,检查完再 start;或停用 gpsd",
+            "{port}({item})正被 {holder} 占用,不是本设备的 edge-agent",
+            "停掉占用它的程序(如 sudo systemctl disable --now gpsd),或在 {item} 换一个串口",
         ),
         "en": (
-            "{port} is held by another program (usually the running edge-agent)",
-            "sudo systemctl stop edge-agent first and start it afterwards; or disable gpsd",
+            "{port} ({item}) is held by {holder}, not this device's edge-agent",
+            "stop that program (e.g. sudo systemctl disable --now gpsd), or use another port "
+            "in {item}",
+        ),
+    },
+    "port_agent": {
+        "zh": (
+            "{port}({item})由正在运行的 edge-agent(pid {pid})打开:运行期间不探测设备本身",
+            "要探测设备本身:sudo systemctl stop edge-agent,再运行 doctor,然后 start",
+        ),
+        "en": (
+            "{port} ({item}) is open in the running edge-agent (pid {pid}): the device itself "
+            "is not probed while it runs",
+            "to probe the device itself: sudo systemctl stop edge-agent, run doctor, then "
+            "sudo systemctl start edge-agent",
         ),
     },
     "gps_ok": {
@@ -151,11 +166,11 @@ MESSAGES: dict[str, dict[Lang, tuple[str, str]]] = {
     "nfc_silent": {
         "zh": (
             "{port} 上的 PN532 没有应答",
-            "检查 PN532 拨码为 HSU(I0=0, I1=0)、接线、波特率 {baud}",
+            "检查 PN532 拨码为 HSU(I0=0, I1=0)、接线和 [nfc] baud({baud})",
         ),
         "en": (
             "no PN532 answer on {port}",
-            "check the PN532 is in HSU mode (I0=0, I1=0), the wiring and baud {baud}",
+            "check the PN532 is in HSU mode (I0=0, I1=0), the wiring and [nfc] baud ({baud})",
         ),
     },
     "camera_ok": {
@@ -163,10 +178,14 @@ MESSAGES: dict[str, dict[Lang, tuple[str, str]]] = {
         "en": ("{source}: {w}×{h}, about {fps} fps", _),
     },
     "camera_open": {
-        "zh": ("{source} 打不开: {why}", "检查摄像头连接、地址与账号;服务用户需在 video 组"),
+        "zh": (
+            "{source} 打不开: {why}",
+            "检查 {item} 的连接、地址与账号;服务用户 {user} 需在 video 组",
+        ),
         "en": (
             "{source} cannot be opened: {why}",
-            "check the camera's cable, address and login; the service user must be in group video",
+            "check the cable, address and login of {item}; the service user {user} must be "
+            "in group video",
         ),
     },
     "camera_no_frame": {
@@ -261,6 +280,16 @@ MESSAGES: dict[str, dict[Lang, tuple[str, str]]] = {
             "check systemd-timesyncd once online; GPS time covers meanwhile",
         ),
     },
+    "clock_gps_agent": {
+        "zh": (
+            "未与 NTP 同步;GPS 时间未检查:GPS 串口由正在运行的 edge-agent 占用",
+            "联网后检查 systemd-timesyncd;agent 定位后自己使用 GPS 时间",
+        ),
+        "en": (
+            "not NTP-synchronised; GPS time not checked: the running edge-agent holds the GPS port",
+            "check systemd-timesyncd once online; the agent uses GPS time itself once it has a fix",
+        ),
+    },
     "clock_unsynced": {
         "zh": (
             "时钟未同步,上报的时间会被标记为不可靠",
@@ -302,11 +331,8 @@ MESSAGES: dict[str, dict[Lang, tuple[str, str]]] = {
     },
     "state_ok": {"zh": ("{path} 可由 {user} 写入", _), "en": ("{path} writable by {user}", _)},
     "state_missing": {
-        "zh": ("{path} 不存在", "sudo install -d -o edge-agent -g edge-agent -m 0750 {path}"),
-        "en": (
-            "{path} does not exist",
-            "sudo install -d -o edge-agent -g edge-agent -m 0750 {path}",
-        ),
+        "zh": ("{path} 不存在", "sudo install -d -o {user} -g {user} -m 0750 {path}"),
+        "en": ("{path} does not exist", "sudo install -d -o {user} -g {user} -m 0750 {path}"),
     },
     "state_not_dir": {
         "zh": ("{path} 不是目录", "把该文件移走,再建目录(见上一条)"),
@@ -322,11 +348,26 @@ MESSAGES: dict[str, dict[Lang, tuple[str, str]]] = {
     "state_not_writable": {
         "zh": (
             "{user} 不能写入 {path}(权限 {mode})",
-            "sudo chown -R edge-agent:edge-agent {path} && sudo chmod 0750 {path}",
+            "sudo chown -R {user}:{user} {path} && sudo chmod 0750 {path}",
         ),
         "en": (
             "{user} cannot write {path} (mode {mode})",
-            "sudo chown -R edge-agent:edge-agent {path} && sudo chmod 0750 {path}",
+            "sudo chown -R {user}:{user} {path} && sudo chmod 0750 {path}",
+        ),
+    },
+    "trust_ok": {"zh": ("信任 {n} 个运维密钥", _), "en": ("{n} ops key(s) trusted", _)},
+    "example_key": {
+        "zh": (
+            "[trust] ops_keys 仍信任随附示例配置里的公开示例密钥({kids}):"
+            "任何人都能给本设备签发文档",
+            "用自己的密钥替换:edge-agent ops keygen,再 sudo edge-agent provision --id ... "
+            "--ops-key KID=KEY",
+        ),
+        "en": (
+            "[trust] ops_keys still trusts the public example key of the shipped configs "
+            "({kids}): anyone could sign documents for this device",
+            "replace it with your own: edge-agent ops keygen, then sudo edge-agent provision "
+            "--id ... --ops-key KID=KEY",
         ),
     },
     "gpio_unused": {"zh": ("未配置 [buttons]", _), "en": ("no [buttons] configured", _)},

@@ -12,12 +12,17 @@ from agent.doctor.finding import Finding
 TIMESYNCD_FLAG = Path("/run/systemd/timesync/synchronized")
 
 
-def clock_verdict(synced: bool | None, gps_time: bool | None, gps_configured: bool) -> Finding:
-    """Synced: pass. Not synced: warn while GPS time can stand in, fail otherwise."""
+def clock_verdict(
+    synced: bool | None, gps_time: bool | None, gps_configured: bool, gps_held: bool = False
+) -> Finding:
+    """Synced: pass. Not synced: warn while GPS time can stand in (or cannot be looked at: the
+    running agent holds the GPS port), fail otherwise."""
     if synced:
         return Finding("clock", "pass", "clock_synced")
     if gps_time:
         return Finding("clock", "warn", "clock_gps")
+    if gps_held:
+        return Finding("clock", "warn", "clock_gps_agent")
     if gps_configured:
         return Finding("clock", "fail", "clock_unsynced_gps_silent")
     return Finding("clock", "fail", "clock_unsynced")
@@ -46,7 +51,10 @@ def ntp_synced() -> bool | None:
 
 
 def clock_finding(
-    gps_time: bool | None, gps_configured: bool, synced: Callable[[], bool | None] = ntp_synced
+    gps_time: bool | None,
+    gps_configured: bool,
+    synced: Callable[[], bool | None] = ntp_synced,
+    gps_held: bool = False,
 ) -> Finding:
     """The clock check; `synced` is injectable (tests)."""
-    return clock_verdict(synced(), gps_time, gps_configured)
+    return clock_verdict(synced(), gps_time, gps_configured, gps_held)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import json
 import logging
@@ -11,6 +10,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from agent.config.mergepatch import merge_patch
 from agent.config.model import Config, parse
 from agent.errors import ConfigError
 from sync import envelope
@@ -51,9 +51,10 @@ class Staged:
 
 
 def remote_config(local: Config, body: Mapping[str, Any]) -> Config:
-    """The config a document's body yields: the body whole, plus the local-only keys.
+    """The config a document's body yields: the body merged over the local file (RFC 7386).
 
-    Raises ConfigError (key paths) when the body sets a local-only key or is invalid.
+    Keys the body leaves out keep the file's value (or default); `null` removes. Raises
+    ConfigError (key paths) when the body names a local-only key or the result is invalid.
     """
     shape = [
         (section, "must be a table")
@@ -79,16 +80,21 @@ def remote_config(local: Config, body: Mapping[str, Any]) -> Config:
         )
     if problems:
         raise ConfigError(problems)
-    data = copy.deepcopy(dict(body))
+    data = merge_patch(file_data(local), body)
     local_data = local.model_dump(mode="json")
     for section, keys in LOCAL_ONLY.items():
+        # `broker: null` removes the section's other keys, never the device's own wiring.
         part = dict(data.get(section) or {})
         for key in keys:
-            value = local_data[section][key]
-            if value is not None:
-                part[key] = value
+            if local_data[section][key] is not None:
+                part[key] = local_data[section][key]
         data[section] = part
     return parse(data)
+
+
+def file_data(local: Config) -> dict[str, Any]:
+    """What the local file sets (defaults left out), as JSON-like data: the merge's target."""
+    return dict(local.model_dump(mode="json", exclude_unset=True))
 
 
 def validate_body(local: Config) -> Any:
@@ -255,6 +261,6 @@ def describe(local_path: str, cfg_ver: int | None, staged: Staged | None) -> str
     if cfg_ver is not None:
         return (
             f"local file {local_path} + remote config ver {cfg_ver} "
-            "(remote replaces everything but the local-only keys)"
+            "(merged over the file: it names what it changes)"
         )
     return f"local file {local_path} only (no remote config)"

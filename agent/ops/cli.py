@@ -121,6 +121,11 @@ def _cmd_keygen(args: argparse.Namespace) -> int:
     )
     out.print(pub.entry(), markup=False, soft_wrap=True)
     out.print(pub.trust_toml(), markup=False, soft_wrap=True)
+    out.print(
+        "\nor, on a device being provisioned (replaces the example key of the shipped configs):\n",
+        markup=False,
+    )
+    out.print(pub.provision_flag(), markup=False, soft_wrap=True)
     return 0
 
 

@@ -8,7 +8,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from agent.config.model import parse
+from pydantic import ValidationError
+
+from agent.commands.check_config import explain
+from agent.config.mergepatch import merge_patch
+from agent.config.model import Config
 from agent.documents.appliers import validate_cmd_body
 from agent.documents.remote_config import LOCAL_ONLY
 from agent.errors import ConfigError
@@ -198,9 +202,30 @@ def config_body(data: Mapping[str, Any], dev: str) -> tuple[dict[str, Any], list
             body[section] = kept
         else:
             body[section] = value
-    device = body.get("device", {})
+    device = body.get("device") or {}
     if not isinstance(device, Mapping):
         raise ConfigError([("device", "must be a table")])
-    # The device keeps its own id; validate the body as the config it will become.
-    parse({**body, "device": {**device, "id": dev}})
+    check_patch(body, dev)
     return body, removed
+
+
+def check_patch(body: Mapping[str, Any], dev: str) -> None:
+    """Validate a config body as a merge patch (§6): every key and value it sets must be valid.
+
+    A key the body needs but leaves out (a GPS `port` when only `baud` changes) comes from each
+    device's own file, so "missing" is not an error here; the device checks the merged result.
+    """
+    role = (body.get("device") or {}).get("role") or "patrol"
+    merged = merge_patch({"device": {"id": dev, "role": role}}, body)
+    try:
+        Config.model_validate(merged)
+    except ValidationError as exc:
+        problems = [
+            (".".join(str(p) for p in err["loc"]), "unknown key")
+            if err["type"] == "extra_forbidden"
+            else (".".join(str(p) for p in err["loc"]), err["msg"])
+            for err in exc.errors()
+            if err["type"] != "missing"
+        ]
+        if problems:
+            raise ConfigError(explain(problems, merged)) from None

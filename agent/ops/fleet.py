@@ -14,6 +14,7 @@ from rich.table import Table
 from rich.text import Text
 
 from agent.config.role_sections import foreign_sections
+from agent.ops import guards
 from agent.ops.devices import DeviceRow, collect, part, rows
 from agent.ops.mqtt import EXIT_NO_ACK, EXIT_REFUSED, Message, OpsClient, ack_of
 
@@ -39,6 +40,14 @@ class Inventory:
         """The ids in `devs` the broker has never seen (no retained state or reported)."""
         return [d for d in devs if d not in self.devices]
 
+    def zones(self) -> set[str]:
+        """Every zone some device announces (birth, will or shutdown state)."""
+        return {z for row in self.devices.values() for z in row.zones}
+
+    def offline(self, devs: Sequence[str]) -> list[str]:
+        """The devices in `devs` whose retained state says offline (will or shutdown)."""
+        return [d for d in devs if d in self.devices and self.devices[d].online is False]
+
 
 def load_inventory(client: OpsClient, wait_s: float) -> Inventory:
     """Collect the retained state of every device (a few hundred ms on a quiet broker)."""
@@ -53,11 +62,9 @@ def read_device_list(path: Path) -> list[str]:
 
 def config_warnings(body: Mapping[str, Any], row: DeviceRow) -> list[str]:
     """How a config body disagrees with what the device announced in its birth."""
-    out: list[str] = []
+    out = guards.rejections(body, row)
     device = part(body, "device")
     role = device.get("role")
-    if row.role is not None and role is not None and role != row.role:
-        out.append(f"role {role} but the device is {row.role}: it will reject the document")
     zones = device.get("zones")
     if row.zones and isinstance(zones, list) and sorted(zones) != sorted(row.zones):
         out.append(f"zones {', '.join(zones) or 'none'} replace {', '.join(row.zones)}")
@@ -75,6 +82,8 @@ class AckBoard:
     ver: int
     expect: dict[str, str]
     got: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # Offline when the push was sent (retained state): not waited for; they apply on return.
+    away: frozenset[str] = frozenset()
 
     def offer(self, msg: Message) -> str | None:
         """Record `msg` when it is an awaited ack; the device id, else None."""
@@ -89,15 +98,16 @@ class AckBoard:
 
     @property
     def done(self) -> bool:
-        """Every expected device acked."""
-        return len(self.got) == len(self.expect)
+        """Every expected device that is online acked."""
+        return all(dev in self.got or dev in self.away for dev in self.expect)
 
     def counts(self) -> dict[str, int]:
-        """How many devices per ack status (and `no ack`)."""
+        """How many devices per ack status (and `no ack`, `offline`)."""
         out: dict[str, int] = {}
         for dev in self.expect:
             env = self.got.get(dev)
-            status = str(env["body"].get("status")) if env else "no ack"
+            status = "offline" if dev in self.away else "no ack"
+            status = str(env["body"].get("status")) if env else status
             out[status] = out.get(status, 0) + 1
         return out
 
@@ -109,9 +119,9 @@ class AckBoard:
     def exit_code(self) -> int:
         """0 all applied; 1 any refused or rolled back; 3 some did not ack in time."""
         counts = self.counts()
-        if set(counts) - {"applied", "no ack"}:
+        if set(counts) - {"applied", "no ack", "offline"}:
             return EXIT_REFUSED
-        return EXIT_NO_ACK if "no ack" in counts else 0
+        return EXIT_NO_ACK if {"no ack", "offline"} & set(counts) else 0
 
     def table(self, waited_s: float, timeout: float) -> Table:
         """One row per device; the caption says how long it has waited."""
@@ -125,7 +135,8 @@ class AckBoard:
         for dev in self.expect:
             env = self.got.get(dev)
             if env is None:
-                t.add_row(dev, Text("waiting" if left > 0 else "no ack", "yellow"), "", "", "")
+                waiting = "offline" if dev in self.away else "waiting" if left > 0 else "no ack"
+                t.add_row(dev, Text(waiting, "yellow"), "", "", "")
                 continue
             body = env["body"]
             colour = "green" if body.get("status") == "applied" else "red"

@@ -38,6 +38,10 @@ class PublicKey:
         """The `ops_keys` line of `[trust]`, inline as the shipped configs write it."""
         return f"ops_keys = [{self.entry()}]\n"
 
+    def provision_flag(self) -> str:
+        """The same key as `edge-agent provision` takes it on a device being installed."""
+        return f"edge-agent provision --ops-key {self.kid}={self.public_key} ..."
+
 
 def public_of(key: Ed25519PrivateKey, kid: str) -> PublicKey:
     """The trust entry of a private key."""

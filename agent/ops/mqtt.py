@@ -64,7 +64,10 @@ def load_ops_config(path: Path | None) -> OpsConfig:
     try:
         return OpsConfig.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(format_errors(exc)) from None
+        from agent.commands.check_config import explain
+
+        # A misspelt key gets "did you mean", as in the agent's own config.
+        raise ConfigError(explain(format_errors(exc), data, OpsConfig)) from None
 
 
 def with_overrides(
@@ -80,7 +83,10 @@ def with_overrides(
     try:
         return OpsConfig.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(format_errors(exc)) from None
+        from agent.commands.check_config import explain
+
+        # A misspelt key gets "did you mean", as in the agent's own config.
+        raise ConfigError(explain(format_errors(exc), data, OpsConfig)) from None
 
 
 def broker_flags() -> argparse.ArgumentParser:

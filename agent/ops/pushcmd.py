@@ -14,8 +14,7 @@ from rich.markup import escape
 
 from agent.config.paths import expand
 from agent.errors import ConfigError
-from agent.ops import documents, fleet, keys
-from agent.ops.devices import DeviceRow
+from agent.ops import documents, fleet, guards, keys
 from agent.ops.mqtt import OpsClient, ack_topic, settings
 from sync.envelope import PREFIX, uuid7
 from sync.verify import sign
@@ -49,41 +48,74 @@ def _named(args: argparse.Namespace) -> list[str]:
     return named
 
 
-def _targets(
-    args: argparse.Namespace, inv: fleet.Inventory, *, zone: str | None, role: str | None
-) -> list[str]:
-    """The devices a push goes to; refuses ids the broker never saw unless --force."""
-    named = _named(args)
-    unknown = inv.unknown(named)
-    if unknown and not getattr(args, "force", False):
-        raise ValueError(
-            f"never seen on this broker (no retained state): {', '.join(unknown)}; "
-            "check the id (`ops devices`), or give --force to push anyway"
-        )
-    devs = inv.select(devs=named, zone=zone, role=role)
-    if not devs:
-        raise ValueError("no device matches (name devices, or --zone/--role that devices announce)")
-    return devs
-
-
-def _pick(
-    args: argparse.Namespace,
-    inv: fleet.Inventory,
-    zone_doc: str | None,
-    warn: Callable[[DeviceRow], list[str]] | None,
-) -> list[str]:
-    """The devices to push to (and to await), warning where a body does not fit one."""
+def _pick(args: argparse.Namespace, inv: fleet.Inventory, zone_doc: str | None) -> list[str]:
+    """The devices to push to (and to await): named ones, plus those of --zone/--role,
+    online or not (an offline device's retained state names its role and zones, §5)."""
     role = getattr(args, "role", None)
-    if zone_doc is not None and not _named(args):
-        devs = inv.select(devs=[], zone=zone_doc, role=role)
-    else:
-        devs = _targets(args, inv, zone=getattr(args, "zone", None), role=role)
+    zone = zone_doc if zone_doc is not None else getattr(args, "zone", None)
+    return inv.select(devs=_named(args), zone=zone, role=role)
+
+
+def _findings(
+    args: argparse.Namespace,
+    typ: str,
+    body: dict[str, Any],
+    inv: fleet.Inventory,
+    devs: list[str],
+    zone_doc: str | None,
+) -> guards.Findings:
+    """Every check a push runs before it sends (a dry run too)."""
+    found = guards.Findings()
+    unknown = inv.unknown(_named(args))
+    if unknown:
+        found.stops.append(
+            f"never seen on this broker (no retained state): {', '.join(unknown)}; "
+            "check the id (`ops devices`)"
+        )
+    zone = zone_doc if zone_doc is not None else getattr(args, "zone", None)
+    if zone is not None:
+        found.stops.extend(guards.zone_findings(zone, inv.zones()))
+    found.stops.extend(guards.role_findings(typ, body, devs, inv.devices))
+    if typ == "config":
+        roles = {row.role if (row := inv.devices.get(d)) else None for d in devs}
+        found.stops.extend(guards.parts_findings(body, roles))
+        for dev in devs:
+            row = inv.devices.get(dev)
+            stop = guards.rejections(body, row) if row else []
+            found.stops.extend(f"{dev}: {text}" for text in stop)
+            warns = fleet.config_warnings(body, row) if row else []
+            found.warnings.extend(f"{dev}: {text}" for text in warns if text not in stop)
+    return found
+
+
+def _guard(args: argparse.Namespace, found: guards.Findings) -> None:
+    """Print the warnings; stop on a finding that predicts a rejection, unless --force."""
     err = _err()
-    for dev in devs:
-        row = inv.devices.get(dev)
-        for text in warn(row) if warn and row else []:
-            err.print(f"[yellow]warning:[/] {dev}: {escape(text)}")
-    return devs
+    force = bool(getattr(args, "force", False))
+    for text in found.warnings + (found.stops if force else []):
+        err.print(f"[yellow]warning:[/] {escape(text)}")
+    if found.stops and not force:
+        for text in found.stops:
+            err.print(f"[red]error:[/] {escape(text)}")
+        raise ValueError(
+            f"nothing sent: {len(found.stops)} problem(s) above; fix them, or give --force "
+            "to push anyway"
+        )
+
+
+def _preview(typ: str, body: dict[str, Any], inv: fleet.Inventory, devs: list[str]) -> None:
+    """Before publishing: what a config changes per device class; who is offline."""
+    err = _err()
+    if typ == "config":
+        groups: dict[str, list[str]] = {}
+        for dev in devs:
+            row = inv.devices.get(dev)
+            groups.setdefault((row.role if row else None) or "unknown", []).append(dev)
+        for text in guards.config_preview(body, groups):
+            err.print(text, markup=False)
+    offline = guards.offline_line(typ, inv.offline(devs))
+    if offline is not None:
+        err.print(offline, markup=False)
 
 
 def _signer(args: argparse.Namespace) -> tuple[str, Any, int, int | None]:
@@ -127,39 +159,41 @@ def _sign_all(
     return signed
 
 
+def _dry(signed: list[tuple[documents.Prepared, bytes, list[str]]]) -> int:
+    out = _out()
+    for doc, raw, _ in signed:
+        dry = {"topic": doc.topic, "retain": doc.retain, "payload": doc.payload}
+        out.print(json.dumps({**dry, "document": raw.decode()}), soft_wrap=True, markup=False)
+    return 0
+
+
 def _push(
-    args: argparse.Namespace,
-    typ: str,
-    body: dict[str, Any],
-    *,
-    zone_doc: str | None = None,
-    warn: Callable[[DeviceRow], list[str]] | None = None,
+    args: argparse.Namespace, typ: str, body: dict[str, Any], *, zone_doc: str | None = None
 ) -> int:
-    """Sign one document per device (or one zone document), publish, follow the acks."""
+    """Check, sign one document per device (or one zone document), publish, follow the acks.
+
+    A dry run runs every check a real push runs (so it needs the broker) and prints the
+    signed documents instead of publishing them.
+    """
     out, err = _out(), _err()
     _signer(args)  # refuse a bad key or expiry before connecting
-    selecting = getattr(args, "role", None) or (zone_doc is None and getattr(args, "zone", None))
-    if args.dry_run and not selecting:
-        # Nothing is sent: no broker needed, and no device list to check the names against.
-        for doc, raw, _ in _sign_all(args, typ, body, _named(args), zone_doc):
-            dry = {"topic": doc.topic, "retain": doc.retain, "payload": doc.payload}
-            out.print(json.dumps({**dry, "document": raw.decode()}), soft_wrap=True, markup=False)
-        return 0
     with OpsClient(settings(args).broker, args.client_id) as client:
-        devs = _pick(args, fleet.load_inventory(client, args.inventory_wait), zone_doc, warn)
+        inv = fleet.load_inventory(client, args.inventory_wait)
+        devs = _pick(args, inv, zone_doc)
+        _guard(args, _findings(args, typ, body, inv, devs, zone_doc))
+        if not devs and zone_doc is None:
+            raise ValueError("no device matches (name devices, or --zone/--role they announce)")
+        _preview(typ, body, inv, devs)
         signed = _sign_all(args, typ, body, devs, zone_doc)
-        ver = int(signed[0][0].payload["ver"])
         if args.dry_run:
-            for doc, raw, _ in signed:
-                dry = {"topic": doc.topic, "retain": doc.retain, "payload": doc.payload}
-                out.print(
-                    json.dumps({**dry, "document": raw.decode()}), soft_wrap=True, markup=False
-                )
-            return 0
+            return _dry(signed)
+        # A retained document reaches an offline device when it returns: not waited for now.
+        away = frozenset(inv.offline(devs)) if typ != "cmd" else frozenset()
         wait = not args.no_wait and bool(devs)
         if wait:
             client.subscribe([ack_topic(d) for d in devs])  # before publishing: none missed
         expect: dict[str, str] = {}
+        ver = int(signed[0][0].payload["ver"])
         for doc, raw, acking in signed:
             client.publish(doc.topic, raw, retain=doc.retain)
             kept = "retained" if doc.retain else "not retained"
@@ -171,7 +205,7 @@ def _push(
             if zone_doc is not None and not devs:
                 err.print("no device announces this zone: not waiting for acks")
             return 0
-        board = fleet.AckBoard(typ, ver, expect)
+        board = fleet.AckBoard(typ, ver, expect, away=away)
         fleet.follow(client, board, args.timeout, out)
         if typ == "cmd":
             for line in not_run(board, signed[0][0].payload.get("exp")):
@@ -210,7 +244,7 @@ def cmd_push_config(args: argparse.Namespace, read: Callable[[Any], Any]) -> int
     body, removed = documents.config_body(data, "config-check")
     if removed:
         _err().print(f"left out (local-only, never sent): {', '.join(removed)}")
-    return _push(args, "config", body, warn=lambda row: fleet.config_warnings(body, row))
+    return _push(args, "config", body)
 
 
 def cmd_push_tasks(args: argparse.Namespace, read: Callable[[Any], Any]) -> int:
@@ -284,7 +318,12 @@ def add_targets(p: argparse.ArgumentParser, *, positional: bool = True) -> None:
     if positional:
         g.add_argument("--zone", help="every device that announces this zone")
     g.add_argument("--role", choices=("patrol", "camera_gateway"), help="every device of a role")
-    g.add_argument("--force", action="store_true", help="push to ids the broker never saw")
+    g.add_argument(
+        "--force",
+        action="store_true",
+        help="push although a check predicts a rejection or a loss (an id the broker never saw, "
+        "a zone no device announces, tasks for a non-patrol device, a config removing a part)",
+    )
     g.add_argument(
         "--inventory-wait",
         type=float,

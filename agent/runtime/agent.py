@@ -267,6 +267,8 @@ class Agent:
                 key_file=b.key_file,
                 username=b.username,
                 password_file=b.password_file,
+                role=cfg.device.role,
+                zones=tuple(cfg.device.zones),
             ),
             bdseq=BdSeq(cfg.device.state_dir / "bdseq.json"),
             birth=self.birth,

@@ -61,6 +61,8 @@ async def test_events_reach_broker_with_contract_envelope(broker: Broker, tmp_pa
         "online": False,
         "bdseq": states[0]["bdseq"],
         "reason": "shutdown",
+        "role": "patrol",  # §5 (2026-12-07b): an offline fleet is addressable by role and zone
+        "zones": ["ruyihu", "ruyihu.cbd"],
     }
     reported = json.loads(watcher.on(f"grid/v1/{DEV}/reported")[0])
     assert reported["mode"] == {"name": "normal", "ver": None, "scope": "default"}
@@ -89,6 +91,8 @@ async def test_presence_birth_will_on_a_lost_link_and_rebirth(
     assert first["online"] is True
     lost = [s for s in states() if s["online"] is False and s["reason"] == "lost"]
     assert [s["bdseq"] for s in lost] == [first["bdseq"]]
+    # Reported: the will named no role or zones, so `--role`/`--zone` skipped offline devices.
+    assert [(s["role"], s["zones"]) for s in lost] == [("patrol", ["ruyihu", "ruyihu.cbd"])]
     births = [s for s in states() if s["online"] is True]
     assert len(births) == 2 and int(str(births[1]["bdseq"])) > int(str(first["bdseq"]))
     w.close()
@@ -100,5 +104,7 @@ async def test_presence_birth_will_on_a_lost_link_and_rebirth(
         "online": False,
         "bdseq": births[1]["bdseq"],
         "reason": "shutdown",
+        "role": "patrol",
+        "zones": ["ruyihu", "ruyihu.cbd"],
     }
     late.close()

@@ -7,9 +7,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+from agent.commands.check_config import EXAMPLE_KEY_WHY
 from tests.kits.paths import REPO
 
 ROOT = REPO
+EXAMPLE = "o7zB1YpXvG8bK0cRj7oV1m3yOqk9Xx6iW2c5r1sTnEw"  # the shipped configs' example ops key
 
 
 def edge_agent(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
@@ -31,10 +33,23 @@ def test_help_lists_the_commands() -> None:
         assert cmd in out.stdout
 
 
-def test_shipped_examples_are_valid() -> None:
+def test_shipped_examples_are_valid_but_not_ready(tmp_path: Path) -> None:
     for example in sorted((ROOT / "configs").glob("*.toml")):
+        # Valid as a config; the one error is the example ops key it trusts.
         out = edge_agent("check-config", "--no-files", str(example))
-        assert out.returncode == 0, out.stderr
+        assert out.returncode == 1, out.stderr
+        problems = [ln for ln in out.stderr.splitlines() if ln.startswith("  ")]
+        assert problems == [f"  trust.ops_keys[ops-2026a]: {EXAMPLE_KEY_WHY}"], out.stderr
+        # With a real key: ready, but for the files a provisioned device has (exit 3).
+        mine = tmp_path / example.name
+        mine.write_text(
+            example.read_text().replace(EXAMPLE, "vpigkJU_oVveaPChpTXFzIVert8rn37vHPJChThi10w")
+        )
+        assert edge_agent("check-config", "--no-files", str(mine)).returncode == 0
+        out = edge_agent("check-config", str(mine))
+        assert out.returncode == 3, out.stderr
+        assert "valid (" in out.stderr and "these files are not on this machine" in out.stderr
+        assert "invalid" not in out.stderr and "broker.ca_file" in out.stderr
 
 
 def test_broken_config_names_key_paths_and_fails(tmp_path: Path) -> None:

@@ -42,7 +42,8 @@ async def run_doctor(cfg: Any, synced: bool = True, **kw: Any) -> list[Finding]:
     findings = await diagnose(cfg, Path("agent.toml"), synced=lambda: synced, listen_s=3.0, **kw)
     # Every finding renders in both languages (no missing key or parameter).
     for lang in ("zh", "en"):
-        report(findings, lang, open(os.devnull, "w"))  # noqa: SIM115
+        with open(os.devnull, "w") as sink:
+            report(findings, lang, sink)
     return findings
 
 
@@ -213,7 +214,7 @@ def test_check_config_fails_on_missing_or_unreadable_tls_files(tmp_path: Path) -
         'username = "pd-0042"\npassword_file = "credential:mqtt-password"\n'
     )
     out = edge_agent("check-config", str(conf))
-    assert out.returncode == 1
+    assert out.returncode == 3  # valid, but the files are not on this machine
     assert "broker.ca_file" in out.stderr and "broker.password_file" in out.stderr
     (tmp_path / "ca.pem").write_text("x")
     creds = tmp_path / "creds"

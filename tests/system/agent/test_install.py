@@ -105,11 +105,13 @@ def test_install_then_provision(target: Path, wheel: Path, tmp_path: Path) -> No
             "--key",
             str(pki / "device.key"),
             "--ops-key",
-            "ops-2027=o7zB1YpXvG8bK0cRj7oV1m3yOqk9Xx6iW2c5r1sTnEw",
+            "ops-2027=vpigkJU_oVveaPChpTXFzIVert8rn37vHPJChThi10w",
         )
         assert out.returncode == 0, out.stderr
         text = conf.read_text()
         assert 'key_file = "credential:tls.key"' in text and "ops-2027" in text
+        # The example key of configs/patrol.toml is replaced, not kept beside the real one.
+        assert "ops-2026a" not in text and "o7zB1YpXvG8bK0cRj7oV1m3yOqk9Xx6iW2c5r1sTnEw" not in text
         assert "# Grid Edge — patrol device" in text  # the comments survive
         store = target / "etc/edge-agent/credstore"
         assert stat.S_IMODE((store / "tls.key").stat().st_mode) == 0o600
@@ -184,7 +186,7 @@ def test_docs_unit_and_script_agree_on_user_and_groups() -> None:
 def test_provision_keeps_array_of_tables_keys_and_rejects_bad_input(tmp_path: Path) -> None:
     conf = tmp_path / "etc/edge-agent/agent.toml"
     conf.parent.mkdir(parents=True)
-    pub = "o7zB1YpXvG8bK0cRj7oV1m3yOqk9Xx6iW2c5r1sTnEw"
+    pub = "vpigkJU_oVveaPChpTXFzIVert8rn37vHPJChThi10w"
     # The form `edge-agent ops keygen` prints.
     conf.write_text(
         '[device]\nid = "x"\nrole = "patrol"\n\n'

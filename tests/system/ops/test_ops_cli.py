@@ -1,4 +1,4 @@
-"""The ops CLI without a broker: keygen, import, dry-run signing, settings, archive, verify."""
+"""The ops CLI: keygen, import, dry-run signing (against an empty broker), settings, archive."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from agent.demo.broker import free_port
+from agent.demo.broker import Broker, free_port
 from agent.errors import ConfigError
 from agent.ops import cli, devices, watch
 from agent.ops.mqtt import Message, broker_flags, settings, signing_flags
@@ -31,6 +31,12 @@ def key(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> list[str]:
     code, out, _ = run(capsys, "keygen", "--out", str(tmp_path / "ops.pem"), "--kid", "ops-t")
     assert code == 0 and 'kid = "ops-t"' in out
     return ["--signing-key", str(tmp_path / "ops.pem"), "--kid", "ops-t"]
+
+
+@pytest.fixture
+def empty(broker: Broker) -> list[str]:
+    """A dry run checks the devices on the broker; on an empty one every name needs --force."""
+    return ["--port", str(broker.port), "--force"]
 
 
 def dry(capsys: pytest.CaptureFixture[str], *argv: str) -> dict[str, Any]:
@@ -104,7 +110,7 @@ def test_import_errors_name_the_line(tmp_path: Path, capsys: pytest.CaptureFixtu
 
 
 def test_push_tasks_dry_run_is_signed_and_retained(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], key: list[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], key: list[str], empty: list[str]
 ) -> None:
     src = tmp_path / "cps.csv"
     src.write_text(CSV)
@@ -121,14 +127,16 @@ def test_push_tasks_dry_run_is_signed_and_retained(
         str(tasks),
     )
     before = int(time.time() * 1000)
-    r = dry(capsys, "push-tasks", "pd-0042", "--file", str(tasks), *key, "--expires", "2h")
+    r = dry(capsys, "push-tasks", "pd-0042", "--file", str(tasks), *key, "--expires", "2h", *empty)
     p = r["payload"]
     assert r["topic"] == "grid/v1/pd-0042/desired/tasks" and r["retain"] is True
     assert p["ver"] >= before and p["iat"] == p["ver"] and p["exp"] == p["iat"] + 7_200_000
     assert json.loads(r["document"])["kid"] == "ops-t"
 
 
-def test_set_mode_and_cmd_dry_runs(capsys: pytest.CaptureFixture[str], key: list[str]) -> None:
+def test_set_mode_and_cmd_dry_runs(
+    capsys: pytest.CaptureFixture[str], key: list[str], empty: list[str]
+) -> None:
     r = dry(
         capsys,
         "set-mode",
@@ -140,11 +148,12 @@ def test_set_mode_and_cmd_dry_runs(capsys: pytest.CaptureFixture[str], key: list
         *key,
         "--ver",
         "42",
+        *empty,
     )
     assert r["topic"] == "grid/v1/zone/ruyihu/desired/mode"
     assert r["payload"]["body"] == {"mode": "emergency", "reason": "flood"}
     assert (r["payload"]["ver"], r["payload"]["target"]) == (42, {"zone": "ruyihu"})
-    r = dry(capsys, "cmd", "pd-0042", "snapshot", "--arg", "camera_id=cam-1", *key)
+    r = dry(capsys, "cmd", "pd-0042", "snapshot", "--arg", "camera_id=cam-1", *key, *empty)
     assert r["topic"] == "grid/v1/pd-0042/cmd" and r["retain"] is False
     assert r["payload"]["body"] == {"action": "snapshot", "args": {"camera_id": "cam-1"}}
     # Trap: `--arg camera=` (as the docs once said) was silently ignored by the device.
@@ -175,7 +184,7 @@ def test_unreachable_broker_exits_4(capsys: pytest.CaptureFixture[str], key: lis
 
 
 def test_push_config_leaves_out_local_keys(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], key: list[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], key: list[str], empty: list[str]
 ) -> None:
     toml = tmp_path / "agent.toml"
     toml.write_text(
@@ -183,7 +192,8 @@ def test_push_config_leaves_out_local_keys(
         '[broker]\nhost = "mqtt.example"\nusername = "pd-0042"\npassword_file = "/etc/pw"\n'
         "[modes.profiles.normal]\nstatus_interval_s = 20\n"
     )
-    code, out, err = run(capsys, "push-config", "pd-0042", "--file", str(toml), *key, "--dry-run")
+    argv = ["push-config", "pd-0042", "--file", str(toml), *key, "--dry-run", *empty]
+    code, out, err = run(capsys, *argv)
     assert code == 0 and "device.id, broker.username, broker.password_file" in err
     body = json.loads(out)["payload"]["body"]
     assert body == {
@@ -206,7 +216,7 @@ def test_ops_config_file_and_flags(tmp_path: Path) -> None:
     conf.write_text('[broker]\nhots = "x"\n')
     with pytest.raises(ConfigError) as err:
         settings(parser.parse_args(["--ops-config", str(conf)]))
-    assert err.value.problems == [("broker.hots", "unknown key")]
+    assert err.value.problems == [("broker.hots", "unknown key (did you mean 'host'?)")]
 
 
 def test_archive_round_trip_and_verify(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

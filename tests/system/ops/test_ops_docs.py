@@ -189,8 +189,12 @@ async def test_every_command_of_the_page_runs(
                     (work / name).write_text(text)
             if "push-config --role" in cmd.line:
                 assert "2 devices: 2 applied" in out, out
+                assert "what changes on patrol devices (2: pd-0042, pd-0043):" in out, out
             if "config show --config pd-0043" in cmd.line:
                 assert "+ remote config ver" in out, out
+                # The fleet document is merged over the file: the device keeps its own camera.
+                assert re.search(r"camera\.source = .*\(file\)", out), out
+                assert re.search(r"config_health_window_s = 10\.0 .*\(remote ver \d+\)", out), out
             if "west-shore.kml" in cmd.line:
                 assert "radius 9 m is below 12.5 m" in out, out
             if "ops media" in cmd.line:

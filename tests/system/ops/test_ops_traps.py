@@ -77,7 +77,13 @@ async def test_config_push_warns_and_shows_the_rejection_detail(ops: Ops) -> Non
         data["cameras"] = [{"id": "cam-plaza-2", "source": "file:/nonexistent.mp4"}]
         src = ops.dir / "gw.json"
         src.write_text(json.dumps(data))
+        # Reported: the tool printed "it will reject the document" and published anyway.
         code, out = await ops("push-config", DEV, "--file", str(src), *ops.signing())
+        assert code == 2, out
+        assert "role camera_gateway but the device is patrol: it will reject" in out
+        assert "nothing sent" in out and "published" not in out
+        argv = ["push-config", DEV, "--file", str(src), "--force", *ops.signing()]
+        code, out = await ops(*argv)
         assert code == 1, out
         assert "role camera_gateway but the device is patrol" in out
         assert "sections cameras do not belong to a patrol device" in out
