@@ -38,15 +38,24 @@ log = logging.getLogger(__name__)
 COOKIE = "ge_sid"
 STATIC = ("index.html", "app.js", "app.css")
 PING_S = 15.0  # SSE comment lines keep the phone's connection (and its NAT) alive
+TRACKED = 32  # the page's own incidents/SOS whose delivery it follows (newest kept)
 _SHA = re.compile(r"^[0-9a-f]{64}$")
 SESSION = web.RequestKey("session", Session)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+class SafetyPage(Protocol):
+    """The device's safety checks as the page uses them (agent/patrol/safety.py)."""
+
+    async def answer(self, by: str) -> bool: ...
+    def view(self) -> dict[str, Any] | None: ...
 
 
 class PatrolPage(Protocol):
     """What the page drives: the patrol driver (agent/patrol/driver.py)."""
 
     notices: Notices
+    safety: SafetyPage
 
     async def incident(
         self, *, category: str, level: int, note: str, photo: bool, images: list[bytes]
@@ -65,6 +74,8 @@ class Waiting(Protocol):
     bytes: int
 
     async def oldest_ms(self) -> int | None: ...
+    async def holds(self, seq: int) -> bool: ...
+    def on_acked(self, listener: Callable[[list[int]], None]) -> None: ...
 
 
 def page_files() -> dict[str, bytes]:
@@ -111,6 +122,9 @@ class CompanionServer:
         self._runner: web.AppRunner | None = None
         self.port: int | None = None
         self.stats = {"requests": 0, "refused": 0, "paired": 0, "streams": 0}
+        # seq -> delivered: what this page sent, so it can say "sent" once the broker has it.
+        self._tracked: dict[int, bool] = {}
+        outbox.on_acked(self._acked)
 
     def app(self) -> web.Application:
         """The aiohttp application (tests drive it with aiohttp's test client)."""
@@ -130,6 +144,7 @@ class CompanionServer:
         r.add_post("/api/checkin", self._checkin)
         r.add_post("/api/incident", self._incident)
         r.add_post("/api/sos", self._sos)
+        r.add_post("/api/safety/ok", self._safety_ok)
         return app
 
     async def prepare(self) -> None:
@@ -179,7 +194,9 @@ class CompanionServer:
             if not self._req_limit.allow(peer, now):
                 self.stats["refused"] += 1
                 wait = self._req_limit.retry_after_s(peer)
-                limited = _err(429, "rate_limited", "too many requests, wait a moment")
+                limited = _err(
+                    429, "rate_limited", f"too many requests, wait {wait} s", retry_after_s=wait
+                )
                 limited.headers["Retry-After"] = str(wait)
                 return limited
             if request.path != "/api/pair":
@@ -246,8 +263,12 @@ class CompanionServer:
         # Counted per client and for all clients together: a changing address gains nothing.
         if not (self._pair_limit.allow(peer, now) and self._pair_limit.allow("*all*", now)):
             self.stats["refused"] += 1
-            resp = _err(429, "rate_limited", "too many pairing attempts, wait a minute")
-            resp.headers["Retry-After"] = str(self._pair_limit.retry_after_s(peer))
+            # The later of the client's and the shared bucket: the real wait, in seconds.
+            wait = max(self._pair_limit.retry_after_s(k) for k in (peer, "*all*"))
+            resp = _err(
+                429, "rate_limited", f"too many pairing attempts, wait {wait} s", retry_after_s=wait
+            )
+            resp.headers["Retry-After"] = str(wait)
             return resp
         raw = await self._json(request)
         try:
@@ -318,6 +339,8 @@ class CompanionServer:
                 "oldest_ms": oldest,
                 "patrol_unsent": patrol.get("unsent", 0),
             },
+            "sent": sorted(seq for seq, done in self._tracked.items() if done),
+            "prompt": self._patrol.safety.view(),
         }
 
     async def _events(self, request: web.Request) -> web.StreamResponse:
@@ -374,7 +397,34 @@ class CompanionServer:
             stored = await self._patrol.sos(note=req.note)
         except StoreError as exc:
             return _err(503, "store_failed", str(exc))
-        return web.json_response({"kind": "alarm", "id": stored.id, "seq": stored.seq}, status=201)
+        out = {"kind": "alarm", "id": stored.id, "seq": stored.seq, "sent": await self._track(stored)}
+        return web.json_response(out, status=201)
+
+    async def _safety_ok(self, request: web.Request) -> web.StreamResponse:
+        await self._json(request)  # no fields; the body rules still hold
+        answered = await self._patrol.safety.answer("page")
+        return web.json_response({"answered": answered})
+
+    # ----- delivery news ----------------------------------------------------------------------
+    async def _track(self, stored: Stored) -> bool:
+        """Follow `stored` until the broker has it; whether it is there already."""
+        self._tracked[stored.seq] = False
+        while len(self._tracked) > TRACKED:
+            del self._tracked[next(iter(self._tracked))]
+        try:
+            waiting = await self._outbox.holds(stored.seq)
+        except StoreError:
+            waiting = True
+        if not waiting:
+            self._tracked[stored.seq] = True  # acknowledged before it was followed
+        return self._tracked[stored.seq]
+
+    def _acked(self, seqs: list[int]) -> None:
+        # The outbox deleted acknowledged rows: tell the page about the ones it follows.
+        for seq in seqs:
+            if self._tracked.get(seq) is False:
+                self._tracked[seq] = True
+                self._patrol.notices.publish({"type": "sent", "seq": seq})
 
     async def _incident(self, request: web.Request) -> web.StreamResponse:
         cfg = self._cfg
@@ -393,5 +443,11 @@ class CompanionServer:
             )
         except StoreError as exc:
             return _err(503, "store_failed", str(exc))
-        out = {"kind": "incident", "id": stored.id, "seq": stored.seq, "photos": len(jpegs)}
+        out = {
+            "kind": "incident",
+            "id": stored.id,
+            "seq": stored.seq,
+            "photos": len(jpegs),
+            "sent": await self._track(stored),
+        }
         return web.json_response(out, status=201)

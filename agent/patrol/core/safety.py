@@ -26,6 +26,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
+from agent.patrol.core.tasks import Task
 from firmware_bridge.geo import distance_m
 
 Kind = Literal["man_down", "lone_worker"]
@@ -227,3 +228,15 @@ def dwell_here(
         if distance_m(c_lat, c_lon, lat, lon) <= radius + acc_m:
             best = max(best, dwell_s)
     return int(best * 1000)
+
+
+def on_duty(
+    tasks: Sequence[Task], ended: Sequence[str], now_ms: int, time_ok: bool
+) -> list[Task]:
+    """The running tasks: in their window (every one while time is not known) and not ended."""
+    return [t for t in tasks if t.id not in ended and t.is_active(now_ms, time_ok)]
+
+
+def spots_of(tasks: Sequence[Task]) -> list[tuple[float, float, float, float]]:
+    """(lat, lon, radius_m, dwell_s) of every checkpoint of `tasks`, for dwell_here."""
+    return [(c.lat, c.lon, c.radius_m, c.dwell_s) for t in tasks for c in t.checkpoints]
