@@ -90,9 +90,25 @@ class Answered:
 
 @dataclass(frozen=True, slots=True)
 class _Anchor:
+    """Where the worker stands: the mean of the fixes since the last movement.
+
+    A mean wanders less than any single fix, so a standing worker's jitter is measured
+    against a steadier point (half the spread of fix-to-fix differences, roughly).
+    """
+
     lat: float
     lon: float
     acc_m: float
+    n: int = 1
+
+    def add(self, lat: float, lon: float, acc_m: float) -> _Anchor:
+        n = self.n + 1
+        return _Anchor(
+            self.lat + (lat - self.lat) / n,
+            self.lon + (lon - self.lon) / n,
+            self.acc_m + (acc_m - self.acc_m) / n,
+            n,
+        )
 
 
 def parse_trail(raw: object) -> tuple[TrailPoint, ...]:
@@ -146,6 +162,8 @@ class SafetyWatch:
             if a is not None:
                 self._moved(now_ms)
             self._anchor = _Anchor(lat, lon, acc_m)
+        else:
+            self._anchor = a.add(lat, lon, acc_m)
         last = self._trail[-1] if self._trail else None
         if last is not None and utc_ms <= last[2]:
             return False  # a replayed or older fix: the trail keeps time order
