@@ -200,7 +200,8 @@ async def test_worker_pairs_checks_in_reports_and_raises_sos(
             await wait_until(arrived, timeout=60, what="incident and its media at central")
             # Once the broker has it, the page says so (the outbox's delivery news).
             await page.click("nav button[data-go=incident]")
-            await page.wait_for_selector("#incident-msg:has-text('已发送到指挥中心')", timeout=20_000)
+            sent = "#incident-msg:has-text('已发送到指挥中心')"
+            await page.wait_for_selector(sent, timeout=20_000)
             await page.click("nav button[data-go=tasks]")
             [incident] = central.events("/evt/incident")
             body = incident["body"]
@@ -216,7 +217,8 @@ async def test_worker_pairs_checks_in_reports_and_raises_sos(
             await page.wait_for_selector("#sos-confirm:not(.hidden)")
             await shots.take("7-sos-confirm")
             await page.click("#sos-yes")
-            await page.wait_for_selector("#sos-msg:has-text('求助已发送到指挥中心')", timeout=20_000)
+            sos_sent = "#sos-msg:has-text('求助已发送到指挥中心')"
+            await page.wait_for_selector(sos_sent, timeout=20_000)
             await shots.take("8-sos-sent")
             assert central.wait_for(
                 lambda m: any(t.endswith("/evt/alarm") for t, _, _ in m), timeout=20

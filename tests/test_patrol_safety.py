@@ -62,9 +62,7 @@ def run(
     return out
 
 
-def test_a_worker_who_stops_is_prompted_after_the_still_time_then_alarmed_after_the_grace() -> (
-    None
-):
+def test_a_worker_who_stops_is_prompted_after_the_still_time_then_alarmed_after_the_grace() -> None:
     w = SafetyWatch()
     feed(w, 0, 0)
     got = run(w, 700)

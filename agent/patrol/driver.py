@@ -34,12 +34,11 @@ from agent.patrol.core import (
     parse_tasks_body,
 )
 from agent.patrol.core.geofence import accuracy_m, is_evidence
-from agent.patrol.core.safety import Context, dwell_here, on_duty, spots_of
 from agent.patrol.early import EarlyPhotos
 from agent.patrol.notices import Notices
 from agent.patrol.persistence import engine_from, state_doc
 from agent.patrol.reporter import Reporter, StillCamera
-from agent.patrol.safety import SafetyGuard
+from agent.patrol.safety import SafetyGuard, work_context
 from agent.patrol.unsent import Outlet, Unsent
 from agent.patrol.views import Outcome, checkin_notice, gps_section, manual_answer, tasks_view
 from firmware_bridge.aio import Spawn, spawn_task
@@ -133,7 +132,7 @@ class PatrolDriver:
             state_dir=state_dir,
             profile=profile,
             settings=self._cfg,
-            context=self._safety_context,
+            context=lambda: work_context(self._engine, self._clock.stamp(), *self.current_fix()),
             here=self.current_fix,
             notices=self.notices,
         )
@@ -437,17 +436,6 @@ class PatrolDriver:
         if stored is None or self.reporter.stats["errors"] > errors:
             # The notice says so too; the ack must not say `applied` for a photo never taken.
             raise DeviceError(f"snapshot failed: {self.reporter.stats['last_error']}")
-
-    def _safety_context(self) -> Context:
-        # Running tasks, a usable fix, and the dwell of a running task's checkpoint here.
-        stamp = self._clock.stamp()
-        ended = [s.task_id for s in self._engine.status() if s.ended is not None]
-        duty = on_duty(self._engine.tasks.tasks, ended, stamp.ts, stamp.time_ok)
-        fix, acc = self.current_fix()
-        if fix is None or fix.lat is None or fix.lon is None:
-            return Context(on_task=bool(duty), has_fix=False)
-        dwell = dwell_here(spots_of(duty), fix.lat, fix.lon, acc or 0.0)
-        return Context(on_task=bool(duty), has_fix=True, dwell_ms=dwell)
 
     def current_fix(self) -> tuple[Fix | None, float | None]:
         """The newest usable fix if younger than fix_max_age_s, with its accuracy; else None."""

@@ -20,6 +20,7 @@ from typing import Any
 from agent.config import ModeProfile
 from agent.errors import StoreError
 from agent.patrol.config import PatrolConfig
+from agent.patrol.core import PatrolEngine
 from agent.patrol.core.safety import (
     Alarm,
     Context,
@@ -27,11 +28,15 @@ from agent.patrol.core.safety import (
     SafetyRules,
     SafetyWatch,
     TrailPoint,
+    dwell_here,
+    on_duty,
     parse_trail,
+    spots_of,
 )
 from agent.patrol.notices import Notices
 from agent.patrol.reporter import Reporter, position
 from firmware_bridge.types import Fix
+from sync.envelope import TimeStamp
 from sync.statefile import read_json, write_json
 
 log = logging.getLogger(__name__)
@@ -39,6 +44,18 @@ log = logging.getLogger(__name__)
 STATE_FILE = "safety.json"
 REPEAT_S = 10.0  # the prompt pattern is played again this often while the prompt waits
 UNKNOWN_ACC_M = 15.0  # a fix that gives no accuracy: assume a poor one (never "moved" by jitter)
+
+
+def work_context(
+    engine: PatrolEngine, stamp: TimeStamp, fix: Fix | None, acc: float | None
+) -> Context:
+    """What the rules need to know now: a running task, a usable fix, a checkpoint's dwell."""
+    ended = [s.task_id for s in engine.status() if s.ended is not None]
+    duty = on_duty(engine.tasks.tasks, ended, stamp.ts, stamp.time_ok)
+    if fix is None or fix.lat is None or fix.lon is None:
+        return Context(on_task=bool(duty), has_fix=False)
+    dwell = dwell_here(spots_of(duty), fix.lat, fix.lon, acc or 0.0)
+    return Context(on_task=bool(duty), has_fix=True, dwell_ms=dwell)
 
 
 def rules_of(profile: ModeProfile, cfg: PatrolConfig) -> SafetyRules:

@@ -24,6 +24,7 @@ from aiohttp import web
 from agent import health
 from agent.errors import ConfigError, StoreError
 from agent.patrol.companion.access import RateLimiter, Session, Sessions, code_matches, csrf_ok
+from agent.patrol.companion.delivery import Acked, Deliveries
 from agent.patrol.companion.files import PhotoRefused, device_code, phone_jpeg
 from agent.patrol.companion.upload import read_incident
 from agent.patrol.companion.view import next_checkpoint, progress
@@ -38,7 +39,6 @@ log = logging.getLogger(__name__)
 COOKIE = "ge_sid"
 STATIC = ("index.html", "app.js", "app.css")
 PING_S = 15.0  # SSE comment lines keep the phone's connection (and its NAT) alive
-TRACKED = 32  # the page's own incidents/SOS whose delivery it follows (newest kept)
 _SHA = re.compile(r"^[0-9a-f]{64}$")
 SESSION = web.RequestKey("session", Session)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -55,7 +55,9 @@ class PatrolPage(Protocol):
     """What the page drives: the patrol driver (agent/patrol/driver.py)."""
 
     notices: Notices
-    safety: SafetyPage
+
+    @property
+    def safety(self) -> SafetyPage: ...
 
     async def incident(
         self, *, category: str, level: int, note: str, photo: bool, images: list[bytes]
@@ -67,15 +69,13 @@ class PatrolPage(Protocol):
     def current_fix(self) -> tuple[Fix | None, float | None]: ...
 
 
-class Waiting(Protocol):
+class Waiting(Acked, Protocol):
     """What is not yet sent: the agent's outbox (sync.outbox.Outbox)."""
 
     depth: int
     bytes: int
 
     async def oldest_ms(self) -> int | None: ...
-    async def holds(self, seq: int) -> bool: ...
-    def on_acked(self, listener: Callable[[list[int]], None]) -> None: ...
 
 
 def page_files() -> dict[str, bytes]:
@@ -122,9 +122,8 @@ class CompanionServer:
         self._runner: web.AppRunner | None = None
         self.port: int | None = None
         self.stats = {"requests": 0, "refused": 0, "paired": 0, "streams": 0}
-        # seq -> delivered: what this page sent, so it can say "sent" once the broker has it.
-        self._tracked: dict[int, bool] = {}
-        outbox.on_acked(self._acked)
+        # What this page sent, so it can say "sent" once the broker has it.
+        self._deliveries = Deliveries(outbox, patrol.notices.publish)
 
     def app(self) -> web.Application:
         """The aiohttp application (tests drive it with aiohttp's test client)."""
@@ -339,7 +338,7 @@ class CompanionServer:
                 "oldest_ms": oldest,
                 "patrol_unsent": patrol.get("unsent", 0),
             },
-            "sent": sorted(seq for seq, done in self._tracked.items() if done),
+            "sent": self._deliveries.sent(),
             "prompt": self._patrol.safety.view(),
         }
 
@@ -397,34 +396,14 @@ class CompanionServer:
             stored = await self._patrol.sos(note=req.note)
         except StoreError as exc:
             return _err(503, "store_failed", str(exc))
-        out = {"kind": "alarm", "id": stored.id, "seq": stored.seq, "sent": await self._track(stored)}
+        sent = await self._deliveries.follow(stored.seq)
+        out = {"kind": "alarm", "id": stored.id, "seq": stored.seq, "sent": sent}
         return web.json_response(out, status=201)
 
     async def _safety_ok(self, request: web.Request) -> web.StreamResponse:
         await self._json(request)  # no fields; the body rules still hold
         answered = await self._patrol.safety.answer("page")
         return web.json_response({"answered": answered})
-
-    # ----- delivery news ----------------------------------------------------------------------
-    async def _track(self, stored: Stored) -> bool:
-        """Follow `stored` until the broker has it; whether it is there already."""
-        self._tracked[stored.seq] = False
-        while len(self._tracked) > TRACKED:
-            del self._tracked[next(iter(self._tracked))]
-        try:
-            waiting = await self._outbox.holds(stored.seq)
-        except StoreError:
-            waiting = True
-        if not waiting:
-            self._tracked[stored.seq] = True  # acknowledged before it was followed
-        return self._tracked[stored.seq]
-
-    def _acked(self, seqs: list[int]) -> None:
-        # The outbox deleted acknowledged rows: tell the page about the ones it follows.
-        for seq in seqs:
-            if self._tracked.get(seq) is False:
-                self._tracked[seq] = True
-                self._patrol.notices.publish({"type": "sent", "seq": seq})
 
     async def _incident(self, request: web.Request) -> web.StreamResponse:
         cfg = self._cfg
@@ -448,6 +427,6 @@ class CompanionServer:
             "id": stored.id,
             "seq": stored.seq,
             "photos": len(jpegs),
-            "sent": await self._track(stored),
+            "sent": await self._deliveries.follow(stored.seq),
         }
         return web.json_response(out, status=201)

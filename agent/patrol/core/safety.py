@@ -218,15 +218,13 @@ class SafetyWatch:
 
     def _due(self, now_ms: int, rules: SafetyRules, ctx: Context) -> Kind | None:
         # Each clock restarts while its rule does not apply, so it counts from when it does.
-        if rules.still_ms <= 0 or not ctx.on_task or not (ctx.has_fix or rules.without_fix):
-            self._still_since = now_ms
-        elif self._still_since is None:
+        judged = rules.still_ms > 0 and ctx.on_task and (ctx.has_fix or rules.without_fix)
+        if not judged or self._still_since is None:
             self._still_since = now_ms
         elif not self._downed and now_ms - self._still_since >= rules.still_ms + ctx.dwell_ms:
             return "man_down"
-        if rules.check_every_ms <= 0 or not (ctx.on_task or rules.check_always):
-            self._checked_at = now_ms
-        elif self._checked_at is None:
+        checking = rules.check_every_ms > 0 and (ctx.on_task or rules.check_always)
+        if not checking or self._checked_at is None:
             self._checked_at = now_ms
         elif now_ms - self._checked_at >= rules.check_every_ms:
             return "lone_worker"
@@ -248,9 +246,7 @@ def dwell_here(
     return int(best * 1000)
 
 
-def on_duty(
-    tasks: Sequence[Task], ended: Sequence[str], now_ms: int, time_ok: bool
-) -> list[Task]:
+def on_duty(tasks: Sequence[Task], ended: Sequence[str], now_ms: int, time_ok: bool) -> list[Task]:
     """The running tasks: in their window (every one while time is not known) and not ended."""
     return [t for t in tasks if t.id not in ended and t.is_active(now_ms, time_ok)]
 
