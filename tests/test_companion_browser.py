@@ -261,6 +261,7 @@ async def pair_page(page: Any, code: str) -> None:
     await page.wait_for_selector("#s-tasks:not(.hidden)")
 
 
+@pytest.mark.slow  # a browser and a page server: a few seconds
 async def test_the_page_speaks_to_the_worker_pairing_help_real_wait_and_level_words(
     tmp_path: Path, browser: Any
 ) -> None:
@@ -290,6 +291,7 @@ async def test_the_page_speaks_to_the_worker_pairing_help_real_wait_and_level_wo
         assert [x.split(" ")[0] for x in en if x] == ["I", "II", "III", "IV"]
 
 
+@pytest.mark.slow  # a browser and a page server: a few seconds
 async def test_are_you_all_right_prompt_full_screen_with_countdown_answered_on_the_page(
     tmp_path: Path, browser: Any
 ) -> None:
