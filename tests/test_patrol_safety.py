@@ -279,3 +279,12 @@ def test_jitter_within_the_fixes_accuracy_never_counts_as_movement(
         w.tick(i * S, RULES, ON_TASK)
     got = w.tick(600 * S, RULES, ON_TASK)
     assert isinstance(got, Prompt) and got.kind == "man_down"
+
+
+def test_a_rule_switched_on_later_counts_from_then() -> None:
+    # A mode change (e.g. to emergency) turns man-down on: no prompt for the time before.
+    w = started()
+    off = SafetyRules()
+    assert not off.active
+    assert run(w, 3000, Context(False, False), off, start_s=1) == []
+    assert [t for t, _ in run(w, 3700, start_s=3001)] == [3600, 3660]

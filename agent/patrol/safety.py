@@ -43,6 +43,7 @@ log = logging.getLogger(__name__)
 
 STATE_FILE = "safety.json"
 REPEAT_S = 10.0  # the prompt pattern is played again this often while the prompt waits
+IDLE = Context(on_task=False, has_fix=False)
 UNKNOWN_ACC_M = 15.0  # a fix that gives no accuracy: assume a poor one (never "moved" by jitter)
 
 
@@ -185,8 +186,10 @@ class SafetyGuard:
         for kind, body in list(self._unstored):
             self._unstored.remove((kind, body))
             await self._store(kind, body)
-        now = self._mono()
-        got = self.watch.tick(now, self.rules(), self._context())
+        now, rules = self._mono(), self.rules()
+        # Off (the default) and nothing asked: no need to look at the tasks and the fix.
+        idle = not rules.active and self.watch.pending is None
+        got = self.watch.tick(now, rules, IDLE if idle else self._context())
         if isinstance(got, Prompt):
             self._ask(got, now)
         elif isinstance(got, Alarm):
