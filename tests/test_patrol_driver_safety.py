@@ -104,3 +104,18 @@ async def test_a_broken_trail_file_starts_an_empty_trail(tmp_path: Path) -> None
         await driver.sos()
         [alarm] = await outbox_events(outbox, "alarm")
     assert alarm["body"]["trail"] == [[1.0, 2.0, 3]]
+
+
+async def test_a_multipath_jump_stays_out_of_the_trail(tmp_path: Path) -> None:
+    t0 = 1_764_000_000_000
+    async with rig(tmp_path / "s", TASKS, settings=FAST) as (driver, outbox, _media, fed):
+        for i in range(12):
+            north = 300.0 if i == 6 else i * 1.4  # one fix jumps 300 m (multipath), then back
+            await fed.fix(fix_at(at(north, 0), utc_ms=t0 + i * 1000))
+        await wait_until(lambda: driver.status()["patrol"]["engine"]["fixes"] == 12)
+        await driver.drain()
+        await driver.sos(note="here")
+        [alarm] = await outbox_events(outbox, "alarm")
+    trail = alarm["body"]["trail"]
+    assert [p[2] - t0 for p in trail] == [i * 1000 for i in range(12) if i != 6]
+    assert max(p[0] for p in trail) < at(20, 0)[0]

@@ -217,8 +217,10 @@ class PatrolDriver:
             self._latest = fix
             if is_evidence(fix):
                 self._evidence = (fix, self._clock.mono_ms())
-                self.safety.on_fix(fix, accuracy_m(fix, self._params))
             await self._run(functools.partial(self._engine.on_fix, fix))
+            good = self._engine.accepted  # past the outlier gate: no multipath jump
+            if good is not None:
+                self.safety.on_fix(good, accuracy_m(good, self._params))
             if self._cfg.early_photo and self.reporter.camera is not None:
                 every = self.reporter.profile().checkin_photo
                 now = self._clock.stamp()

@@ -92,6 +92,7 @@ class SafetyGuard:
         self._context, self._here, self._notices = context, here, notices
         self.watch = SafetyWatch()
         self._dirty = False
+        self._fed: Fix | None = None  # the last fix handed to the rules
         self._played_ms = 0
         self._unstored: list[tuple[str, dict[str, Any]]] = []  # refused by the outbox: retried
         self.stats: dict[str, int] = {"prompts": 0, "answered": 0, "alarms": 0}
@@ -121,9 +122,13 @@ class SafetyGuard:
 
     # ----- inputs -----------------------------------------------------------------------------
     def on_fix(self, fix: Fix, acc: float | None) -> None:
-        """A usable fix (is_evidence) with the accuracy the check-in rule uses."""
-        if fix.lat is None or fix.lon is None or fix.utc_ms is None:
+        """The newest fix past the outlier gate, with the accuracy the check-in rule uses.
+
+        The same fix handed again (no newer one passed the gate) is ignored.
+        """
+        if fix.lat is None or fix.lon is None or fix.utc_ms is None or fix is self._fed:
             return
+        self._fed = fix
         accuracy = UNKNOWN_ACC_M if acc is None else acc
         if self.watch.on_fix(fix.lat, fix.lon, accuracy, fix.utc_ms, self._mono(), self.rules()):
             self._dirty = True
