@@ -119,3 +119,28 @@ async def test_a_multipath_jump_stays_out_of_the_trail(tmp_path: Path) -> None:
     trail = alarm["body"]["trail"]
     assert [p[2] - t0 for p in trail] == [i * 1000 for i in range(12) if i != 6]
     assert max(p[0] for p in trail) < at(20, 0)[0]
+
+
+async def test_an_unanswered_prompt_is_an_alarm_at_priority_0_with_the_trail(
+    tmp_path: Path,
+) -> None:
+    still = ModeProfile(man_down_after_s=1, safety_grace_s=1)
+    async with rig(tmp_path / "s", TASKS, profile=still, settings=FAST) as (
+        driver,
+        outbox,
+        _media,
+        fed,
+    ):
+        with driver.notices.listen() as heard:
+            await fed.fix(fix_at(at(0, 60)))
+            await wait_until(lambda: driver.safety.stats["alarms"] == 1, what="the alarm")
+            rows = [r for r in await outbox.fetch((-1, -1), 100) if r.topic.endswith("/evt/alarm")]
+            told = [heard.get_nowait() for _ in range(heard.qsize())]
+    assert [r.priority for r in rows] == [0]
+    body = json.loads(rows[0].payload)["body"]
+    assert body["type"] == "man_down" and body["trail"][-1][:2] == pytest.approx(list(at(0, 60)))
+    assert fed.feedback[:1] == ["prompt"] and fed.feedback[-1] == "sos"
+    assert [(n["type"], n.get("outcome")) for n in told] == [
+        ("prompt", None),
+        ("prompt_end", "alarm"),
+    ]
