@@ -5,7 +5,7 @@ Interface:
                        pin_factory=None) as buttons:
         async for press in buttons.presses():          # firmware_bridge.types.ButtonPress
             ...
-        await buttons.feedback("ok" | "error" | "sos" | "ack")
+        await buttons.feedback("ok" | "error" | "sos" | "ack" | "prompt")
         buttons.signal("ok")                           # the same, callable from sync hooks
         buttons.status() -> {"buttons": [...], "led": bool, "buzzer": bool, "presses": n,
                              "presses_dropped": n}
@@ -38,7 +38,7 @@ from firmware_bridge.types import ButtonPress
 
 log = logging.getLogger(__name__)
 
-FeedbackKind = Literal["ok", "error", "sos", "ack"]
+FeedbackKind = Literal["ok", "error", "sos", "ack", "prompt"]
 Step = tuple[bool, bool, float]  # LED on, buzzer on, hold seconds
 
 
@@ -58,6 +58,9 @@ PATTERNS: Mapping[str, tuple[Step, ...]] = {
     "ok": ((True, True, 0.25), (False, False, 0.0)),
     "error": ((True, True, 0.1), (False, False, 0.1)) * 3,
     "sos": _morse("... --- ..."),
+    # "Are you all right?": three long rising calls, unlike any answer pattern; the agent
+    # repeats it while the prompt waits for the worker's answer.
+    "prompt": ((True, True, 0.6), (False, False, 0.3)) * 3,
 }
 DEFAULT_PRESS_FEEDBACK: Mapping[str, FeedbackKind] = {"checkin": "ack", "sos": "sos"}
 

@@ -60,6 +60,7 @@ class Outbox:
         self.media_refused = False
         self.evicted_by_priority: dict[int, int] = {}  # metrics: evictions per priority
         self._listeners: list[Callable[[int], None]] = []
+        self._acked: list[Callable[[list[int]], None]] = []
         self._writer: asyncio.Task[None] | None = None
         self.startup_notices: list[dict[str, Any]] = []
 
@@ -125,6 +126,16 @@ class Outbox:
     def subscribe(self, listener: Callable[[int], None]) -> None:
         """Call `listener(priority)` after every commit that added a row of that priority."""
         self._listeners.append(listener)
+
+    def on_acked(self, listener: Callable[[list[int]], None]) -> None:
+        """Call `listener(seqs)` once acknowledged rows are deleted: the broker has them."""
+        self._acked.append(listener)
+
+    async def holds(self, seq: int) -> bool:
+        """Whether the message of `seq` is still waiting in the outbox."""
+        assert self._rdb is not None
+        sql = "SELECT 1 FROM outbox WHERE seq = ? LIMIT 1"
+        return bool(list(await self._rdb.execute_fetchall(sql, (seq,))))
 
     async def append(
         self,
@@ -406,10 +417,12 @@ class Outbox:
         if not rowids:
             return
         assert self._db is not None
-        sql = f"DELETE FROM outbox WHERE rowid IN ({','.join('?' * len(rowids))}) RETURNING size"
+        marks = ",".join("?" * len(rowids))
+        sql = f"DELETE FROM outbox WHERE rowid IN ({marks}) RETURNING size, seq"
         async with self._wlock:
             try:
-                sizes = [r[0] for r in await self._db.execute_fetchall(sql, tuple(rowids))]
+                gone = list(await self._db.execute_fetchall(sql, tuple(rowids)))
+                sizes = [r[0] for r in gone]
                 await self._db.commit()
             except sqlite3.Error as exc:
                 await self._rollback()
@@ -420,6 +433,9 @@ class Outbox:
         self.bytes -= sum(sizes)
         if self.bytes < self._budget:
             self.media_refused = False
+        seqs = [r[1] for r in gone if r[1] is not None]
+        for listener in self._acked if seqs else ():
+            listener(seqs)
 
     async def oldest_ms(self) -> int | None:
         """Creation time of the oldest stored message, or None when empty."""

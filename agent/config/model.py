@@ -150,6 +150,22 @@ class ModeProfile(_Model):
     status_interval_s: Annotated[float, Field(gt=0)] = 60.0
     checkin_photo: bool = False  # every check-in takes a photo in this mode
     p0_incident_levels: list[Annotated[int, Field(ge=1, le=4)]] = []
+    # The worker's safety (docs/patrol.md "Worker safety"); 0 = off, the default.
+    lone_worker_every_s: Annotated[float, Field(ge=0, le=86400)] = 0.0  # "are you all right?"
+    lone_worker_during: Literal["task", "always"] = "task"  # checks outside tasks too: always
+    man_down_after_s: Annotated[float, Field(ge=0, le=86400)] = 0.0  # no movement, no touch
+    safety_grace_s: Annotated[float, Field(ge=1, le=3600)] = 60.0  # the answer's time limit
+
+    @model_validator(mode="after")
+    def _safety_times(self) -> ModeProfile:
+        for name in ("lone_worker_every_s", "man_down_after_s"):
+            value = getattr(self, name)
+            if 0 < value < 1:
+                raise ValueError(f"{name}: 0 (off) or at least 1 second")
+        every = self.lone_worker_every_s
+        if every and every <= self.safety_grace_s:
+            raise ValueError("lone_worker_every_s must be longer than safety_grace_s")
+        return self
 
 
 def _default_profiles() -> dict[ModeName, ModeProfile]:

@@ -95,6 +95,12 @@ class PatrolConfig(_Model):
     # Take a photo checkpoint's photo while the dwell runs, so the check-in need not wait for it.
     early_photo: bool = True
     early_photo_max_age_s: Annotated[float, Field(gt=0, le=3600)] = 120.0
+    # The worker's safety (the timings are per mode, [modes.profiles.*]): movement for
+    # man-down is beyond this radius plus both fixes' accuracy; indoors without a fix
+    # man-down counts only when allowed; a trail point at most every trail_every_s (0: each fix).
+    man_down_radius_m: Annotated[float, Field(ge=1, le=500)] = 10.0
+    man_down_without_fix: bool = False
+    trail_every_s: Annotated[float, Field(ge=0, le=600)] = 15.0
 
     @model_validator(mode="after")
     def _one_endpoint(self) -> PatrolConfig:

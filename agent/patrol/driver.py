@@ -39,6 +39,7 @@ from agent.patrol.early import EarlyPhotos
 from agent.patrol.notices import Notices
 from agent.patrol.persistence import engine_from, state_doc
 from agent.patrol.reporter import Reporter, StillCamera
+from agent.patrol.safety import SafetyGuard, work_context
 from agent.patrol.unsent import Outlet, Unsent
 from agent.patrol.views import Outcome, checkin_notice, gps_section, manual_answer, tasks_view
 from firmware_bridge.aio import Spawn, spawn_task
@@ -127,6 +128,16 @@ class PatrolDriver:
             spawn=self._spawn,
             max_age_s=self._cfg.early_photo_max_age_s,
         )
+        self.safety = SafetyGuard(
+            reporter=self.reporter,
+            mono_ms=clock.mono_ms,
+            state_dir=state_dir,
+            profile=profile,
+            settings=self._cfg,
+            context=lambda: work_context(self._engine, self._clock.stamp(), *self.current_fix()),
+            here=self.current_fix,
+            notices=self.notices,
+        )
 
     # ----- lifecycle -------------------------------------------------------------------------
     async def __aenter__(self) -> PatrolDriver:
@@ -135,6 +146,7 @@ class PatrolDriver:
         self._engine = engine_from(saved, self._record, self._params)
         if await self._out.restore(self._outbox, saved, self._engine):
             self._dirty = True
+        await self.safety.restore()
         if self._record is not None:
             # The stored tasks document wins over the snapshot's copy; replacing keeps progress.
             await self._run(functools.partial(self._replace, self._record))
@@ -143,6 +155,7 @@ class PatrolDriver:
         loops: list[tuple[str, Callable[[], Coroutine[Any, Any, None]]]] = [
             ("patrol-tick", self._tick_loop),
             ("media-reaper", self._reap_loop),
+            ("patrol-safety", self.safety.run),
         ]
         if fixes is not None:
             loops.append(("patrol-fixes", functools.partial(self._fix_loop, fixes)))
@@ -169,6 +182,7 @@ class PatrolDriver:
         async with self._lock:
             if self._settled and self._dirty:
                 await self._save()
+        await self.safety.save()
 
     def _spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> asyncio.Task[Any]:
         # Short jobs (an early photo): owned here, cancelled at exit; a crash is logged.
@@ -210,6 +224,9 @@ class PatrolDriver:
             if is_evidence(fix):
                 self._evidence = (fix, self._clock.mono_ms())
             await self._run(functools.partial(self._engine.on_fix, fix))
+            good = self._engine.accepted  # past the outlier gate: no multipath jump
+            if good is not None:
+                self.safety.on_fix(good, accuracy_m(good, self._params))
             if self._cfg.early_photo and self.reporter.camera is not None:
                 every = self.reporter.profile().checkin_photo
                 now = self._clock.stamp()
@@ -222,6 +239,7 @@ class PatrolDriver:
 
     async def _tag_loop(self, tags: AsyncIterator[TagScan]) -> None:
         async for scan in tags:
+            self.safety.touch()
             fix, _ = self.current_fix()
             await self._run(functools.partial(self._engine.on_tag, scan.uid, fix))
 
@@ -239,6 +257,10 @@ class PatrolDriver:
         }
         async for press in presses:
             action = actions.get(press.button)
+            if press.button == "checkin" and self.safety.asking:
+                # While the device asks "are you all right?", the check-in button answers.
+                action = functools.partial(self.safety.answer, "button")
+            self.safety.touch()
             if action is None:
                 log.warning("press of unknown button %r ignored", press.button)
                 continue
@@ -358,7 +380,7 @@ class PatrolDriver:
             "checked in at %s/%s by %s (seq %d)", d.task_id, d.checkpoint_id, d.method, stored.seq
         )
         rep.signal("ok")
-        self.notices.publish(checkin_notice(d, stored, photos))
+        self.notices.publish(checkin_notice(d, stored, photos, self._engine.tasks))
         await rep.send_media(photos, stored)
         return stored
 
@@ -382,7 +404,9 @@ class PatrolDriver:
     async def sos(self, *, note: str = "") -> Stored:
         """Store an SOS alarm (priority 0) with the current position; StoreError if it cannot."""
         fix, acc = self.current_fix()
-        return await self.reporter.sos(fix, acc, note)
+        self.safety.touch()
+        self.safety.sos_raised()
+        return await self.reporter.sos(fix, acc, note, self.safety.trail())
 
     async def incident(
         self,
@@ -399,12 +423,14 @@ class PatrolDriver:
         in the media store and named by the incident like the device's own photo.
         """
         fix, acc = self.current_fix()
+        self.safety.touch()
         return await self.reporter.incident(
             fix, acc, category=category, level=level, note=note, photo=photo, images=images
         )
 
     async def manual_checkin(self) -> dict[str, Any]:
         """The check-in button; the answer is agent.patrol.views.manual_answer's."""
+        self.safety.touch()
         fix, _ = self.current_fix()
         return manual_answer(await self._run(functools.partial(self._engine.on_manual, fix)))
 
@@ -443,6 +469,7 @@ class PatrolDriver:
                 "chain": self._out.chain.to_json(),
                 "unsent": len(self._out.unsent),
                 "early_photos": dict(self._early.stats),
+                "safety": dict(self.safety.stats),
                 **self.stats,
                 **self.reporter.stats,
                 "engine": dict(self._engine.counters),

@@ -64,8 +64,17 @@ class ManualIn(_Input):
     """POST /checkin/manual takes no fields (an empty body or `{}`)."""
 
 
+class SafetyAnswer(Protocol):
+    """The device's safety checks (agent/patrol/safety.py): the worker's answer."""
+
+    async def answer(self, by: str) -> bool: ...
+
+
 class PatrolApi(Protocol):
     """What the API drives; the patrol driver implements it."""
+
+    @property
+    def safety(self) -> SafetyAnswer: ...
 
     async def incident(self, *, category: str, level: int, note: str, photo: bool) -> Stored: ...
     async def sos(self, *, note: str) -> Stored: ...
@@ -123,6 +132,7 @@ class LocalApi:
             "/incident": {"POST": self._incident},
             "/sos": {"POST": self._sos},
             "/checkin/manual": {"POST": self._manual},
+            "/safety/ok": {"POST": self._safety_ok},
             "/status": {"GET": self._status},
             "/tasks": {"GET": self._tasks},
         }
@@ -229,6 +239,10 @@ class LocalApi:
         req = _parse(SosIn, body, required=False)
         stored = await _store(self._api.sos(note=req.note))
         return 201, {"kind": "alarm", "id": stored.id, "seq": stored.seq}
+
+    async def _safety_ok(self, body: bytes | None) -> tuple[int, Any]:
+        _parse(ManualIn, body, required=False)  # no fields, like a manual check-in
+        return 200, {"answered": await self._api.safety.answer("api")}
 
     async def _manual(self, body: bytes | None) -> tuple[int, Any]:
         _parse(ManualIn, body, required=False)

@@ -100,9 +100,14 @@ class Reporter:
             except (StoreError, OSError) as exc:
                 self.error(f"photo {ref['media_id']} chunks not queued: {exc}")
 
-    async def sos(self, fix: Fix | None, acc: float | None, note: str) -> Stored:
-        """Store an SOS alarm (priority 0) at the given position."""
-        stored = await self.store("alarm", {"type": "sos", **position(fix, acc), "note": note})
+    async def sos(
+        self, fix: Fix | None, acc: float | None, note: str, trail: list[list[float]] | None = None
+    ) -> Stored:
+        """Store an SOS alarm (priority 0) at the given position, with the trail when known."""
+        body: dict[str, Any] = {"type": "sos", **position(fix, acc), "note": note}
+        if trail:
+            body["trail"] = trail
+        stored = await self.store("alarm", body)
         log.warning("SOS raised (seq %d)", stored.seq)
         return stored
 

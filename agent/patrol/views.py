@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from agent.patrol.core import CheckIn, Decision, NoCheckpointInReach, PatrolEngine
+from agent.patrol.core import CheckIn, Decision, NoCheckpointInReach, PatrolEngine, TaskSet
 from firmware_bridge.types import Fix
 from sync.messages import Stored
 
@@ -46,12 +46,21 @@ def manual_answer(outcomes: Sequence[Outcome]) -> dict[str, Any]:
     return {"checked_in": False, "reason": "no_active_task"}
 
 
-def checkin_notice(d: CheckIn, stored: Stored, photos: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    """What listeners (the companion page) hear of a stored check-in; photos by SHA-256."""
+def checkin_notice(
+    d: CheckIn, stored: Stored, photos: Sequence[dict[str, Any]], tasks: TaskSet
+) -> dict[str, Any]:
+    """What listeners (the companion page) hear of a stored check-in; photos by SHA-256.
+
+    `checkpoint_name` is the name the worker knows it by (the id when the task set lacks it).
+    """
+    task = tasks.task(d.task_id)
+    cps = task.checkpoints if task is not None else ()
+    name = next((c.name for c in cps if c.id == d.checkpoint_id), d.checkpoint_id)
     return {
         "type": "checkin",
         "task_id": d.task_id,
         "checkpoint_id": d.checkpoint_id,
+        "checkpoint_name": name,
         "method": d.method,
         "seq": stored.seq,
         "photos": [p["sha256"] for p in photos],

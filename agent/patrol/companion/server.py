@@ -23,6 +23,7 @@ from aiohttp import web
 
 from agent.errors import ConfigError, StoreError
 from agent.patrol.companion.access import RateLimiter, Session, Sessions, code_matches, csrf_ok
+from agent.patrol.companion.delivery import Acked, Deliveries
 from agent.patrol.companion.files import PhotoRefused, device_code, phone_jpeg
 from agent.patrol.companion.upload import read_incident
 from agent.patrol.companion.view import next_checkpoint, progress
@@ -43,10 +44,20 @@ SESSION = web.RequestKey("session", Session)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
+class SafetyPage(Protocol):
+    """The device's safety checks as the page uses them (agent/patrol/safety.py)."""
+
+    async def answer(self, by: str) -> bool: ...
+    def view(self) -> dict[str, Any] | None: ...
+
+
 class PatrolPage(Protocol):
     """What the page drives: the patrol driver (agent/patrol/driver.py)."""
 
     notices: Notices
+
+    @property
+    def safety(self) -> SafetyPage: ...
 
     async def incident(
         self, *, category: str, level: int, note: str, photo: bool, images: list[bytes]
@@ -58,7 +69,7 @@ class PatrolPage(Protocol):
     def current_fix(self) -> tuple[Fix | None, float | None]: ...
 
 
-class Waiting(Protocol):
+class Waiting(Acked, Protocol):
     """What is not yet sent: the agent's outbox (sync.outbox.Outbox)."""
 
     depth: int
@@ -111,6 +122,8 @@ class CompanionServer:
         self._runner: web.AppRunner | None = None
         self.port: int | None = None
         self.stats = {"requests": 0, "refused": 0, "paired": 0, "streams": 0}
+        # What this page sent, so it can say "sent" once the broker has it.
+        self._deliveries = Deliveries(outbox, patrol.notices.publish)
 
     def app(self) -> web.Application:
         """The aiohttp application (tests drive it with aiohttp's test client)."""
@@ -130,6 +143,7 @@ class CompanionServer:
         r.add_post("/api/checkin", self._checkin)
         r.add_post("/api/incident", self._incident)
         r.add_post("/api/sos", self._sos)
+        r.add_post("/api/safety/ok", self._safety_ok)
         return app
 
     async def prepare(self) -> None:
@@ -179,7 +193,9 @@ class CompanionServer:
             if not self._req_limit.allow(peer, now):
                 self.stats["refused"] += 1
                 wait = self._req_limit.retry_after_s(peer)
-                limited = _err(429, "rate_limited", "too many requests, wait a moment")
+                limited = _err(
+                    429, "rate_limited", f"too many requests, wait {wait} s", retry_after_s=wait
+                )
                 limited.headers["Retry-After"] = str(wait)
                 return limited
             if request.path != "/api/pair":
@@ -246,8 +262,12 @@ class CompanionServer:
         # Counted per client and for all clients together: a changing address gains nothing.
         if not (self._pair_limit.allow(peer, now) and self._pair_limit.allow("*all*", now)):
             self.stats["refused"] += 1
-            resp = _err(429, "rate_limited", "too many pairing attempts, wait a minute")
-            resp.headers["Retry-After"] = str(self._pair_limit.retry_after_s(peer))
+            # The later of the client's and the shared bucket: the real wait, in seconds.
+            wait = max(self._pair_limit.retry_after_s(k) for k in (peer, "*all*"))
+            resp = _err(
+                429, "rate_limited", f"too many pairing attempts, wait {wait} s", retry_after_s=wait
+            )
+            resp.headers["Retry-After"] = str(wait)
             return resp
         raw = await self._json(request)
         try:
@@ -318,6 +338,8 @@ class CompanionServer:
                 "oldest_ms": oldest,
                 "patrol_unsent": patrol.get("unsent", 0),
             },
+            "sent": self._deliveries.sent(),
+            "prompt": self._patrol.safety.view(),
         }
 
     async def _events(self, request: web.Request) -> web.StreamResponse:
@@ -374,7 +396,14 @@ class CompanionServer:
             stored = await self._patrol.sos(note=req.note)
         except StoreError as exc:
             return _err(503, "store_failed", str(exc))
-        return web.json_response({"kind": "alarm", "id": stored.id, "seq": stored.seq}, status=201)
+        sent = await self._deliveries.follow(stored.seq)
+        out = {"kind": "alarm", "id": stored.id, "seq": stored.seq, "sent": sent}
+        return web.json_response(out, status=201)
+
+    async def _safety_ok(self, request: web.Request) -> web.StreamResponse:
+        await self._json(request)  # no fields; the body rules still hold
+        answered = await self._patrol.safety.answer("page")
+        return web.json_response({"answered": answered})
 
     async def _incident(self, request: web.Request) -> web.StreamResponse:
         cfg = self._cfg
@@ -393,5 +422,11 @@ class CompanionServer:
             )
         except StoreError as exc:
             return _err(503, "store_failed", str(exc))
-        out = {"kind": "incident", "id": stored.id, "seq": stored.seq, "photos": len(jpegs)}
+        out = {
+            "kind": "incident",
+            "id": stored.id,
+            "seq": stored.seq,
+            "photos": len(jpegs),
+            "sent": await self._deliveries.follow(stored.seq),
+        }
         return web.json_response(out, status=201)

@@ -62,6 +62,12 @@ class PatrolEngine:
         """The task set in force."""
         return self._tasks
 
+    @property
+    def accepted(self) -> Fix | None:
+        """The newest fix the outlier gate accepted (None before the first): a multipath jump
+        never becomes it, so position-keeping such as the safety trail follows this one."""
+        return self._gate.anchor
+
     # ---- inputs -------------------------------------------------------------------------------
 
     def on_fix(self, fix: Fix, now_ms: int, time_ok: bool) -> list[Decision]:

@@ -144,6 +144,40 @@ async def test_pairing_is_rate_limited(page: Rig) -> None:
         await client.post("/api/pair", json={"code": "nope"})
     resp = await client.post("/api/pair", json={"code": code})  # even the right code waits
     assert resp.status == 429 and int(resp.headers["Retry-After"]) >= 1
+    # The body gives the real wait (3 a minute: about 20 s), the page shows it.
+    body = await resp.json()
+    assert body["retry_after_s"] == int(resp.headers["Retry-After"])
+    assert 15 <= body["retry_after_s"] <= 21 and f"{body['retry_after_s']} s" in body["message"]
+
+
+async def test_sos_says_sent_once_the_broker_has_it(page: Rig) -> None:
+    client, _d, outbox, _f, code = page
+    h = {"X-CSRF-Token": await pair(client, code)}
+    resp = await client.post("/api/sos", json={}, headers=h)
+    reply = await resp.json()
+    assert resp.status == 201 and reply["sent"] is False  # no broker here: it waits
+    assert (await (await client.get("/api/state")).json())["sent"] == []
+    events = await client.get("/api/events")
+    assert (await events.content.readuntil(b"\n\n")).startswith(b"retry:")
+    # The publisher's PUBACK path: the acknowledged rows are deleted from the outbox.
+    await outbox.delete([r.rowid for r in await outbox.fetch((-1, -1), 100)])
+    line = await events.content.readuntil(b"\n\n")
+    assert line.startswith(b"event: sent\n") and f'"seq":{reply["seq"]}'.encode() in line
+    events.close()
+    assert (await (await client.get("/api/state")).json())["sent"] == [reply["seq"]]
+
+
+async def test_the_safety_answer_needs_the_session_and_says_whether_a_prompt_waited(
+    page: Rig,
+) -> None:
+    client, driver, _o, _f, code = page
+    assert (await client.post("/api/safety/ok", json={})).status == 401
+    csrf = await pair(client, code)
+    assert (await client.post("/api/safety/ok", json={})).status == 403
+    resp = await client.post("/api/safety/ok", json={}, headers={"X-CSRF-Token": csrf})
+    assert resp.status == 200 and await resp.json() == {"answered": False}
+    assert (await (await client.get("/api/state")).json())["prompt"] is None
+    assert driver.safety.stats["answered"] == 0
 
 
 async def test_requests_are_rate_limited(tmp_path: Path) -> None:

@@ -209,3 +209,21 @@ async def test_tcp_only_on_loopback(tmp_path: Path) -> None:
         with pytest.raises(ConfigError, match="not a socket"):
             async with LocalApi(driver, socket_path=path):
                 pass
+
+
+async def test_safety_answer_over_the_local_api(tmp_path: Path) -> None:
+    sock = tmp_path / "api.sock"
+    still = ModeProfile(man_down_after_s=1, safety_grace_s=30)
+    async with (
+        rig(tmp_path / "s", TASKS, profile=still) as (d, outbox, _m, fed),
+        LocalApi(d, socket_path=sock, max_body=1024),
+    ):
+        assert (await jpost(sock, "/safety/ok", {}))[::2] == (200, {"answered": False})
+        assert (await jpost(sock, "/safety/ok", {"extra": 1}))[0] == 400
+        await fed.fix(fix_at(at(0, 60)))
+        await wait_until(lambda: d.safety.asking, what="the prompt")
+        assert (await http(sock, "POST", "/safety/ok"))[::2] == (200, {"answered": True})
+        await wait_until(lambda: d.safety.stats["answered"] == 1)
+        notices = [e["body"] for e in await outbox_events(outbox, "notice")]
+    [check] = [n for n in notices if n["type"] == "safety_check"]
+    assert (check["check"], check["answer"]) == ("man_down", "api")

@@ -11,7 +11,9 @@ With GRID_EDGE_SCREENSHOTS=1 the screenshots (390x844, both languages) go to doc
 
 from __future__ import annotations
 
+import contextlib
 import os
+import re
 import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -51,18 +53,10 @@ ARGS = [
 DOCS = REPO / "docs" / "companion"
 GATE = at(0, 0)
 KIOSK_TAG = "04a1b2c3"
-TASKS = record(
-    [
-        task(
-            "t-east",
-            [
-                cp("east-gate", GATE, radius=20, dwell=3, photo=True),
-                cp("kiosk", at(150, 40), tags=(KIOSK_TAG,)),
-            ],
-            order="sequence",
-        )
-    ]
-)
+# The names the worker knows the checkpoints by (the ids are for machines).
+GATE_CP = {**cp("east-gate", GATE, radius=20, dwell=3, photo=True), "name": "东门岗亭"}
+KIOSK_CP = {**cp("kiosk", at(150, 40), tags=(KIOSK_TAG,)), "name": "湖边报亭"}
+TASKS = record([task("t-east", [GATE_CP, KIOSK_CP], order="sequence")])
 
 pytestmark = pytest.mark.skipif(
     not os.access(CHROMIUM, os.X_OK),
@@ -144,7 +138,7 @@ async def test_worker_pairs_checks_in_reports_and_raises_sos(
             await page.wait_for_selector("#s-tasks:not(.hidden)")
             gps.resume()
             await page.wait_for_selector("#next:has-text('°')", timeout=30_000)
-            assert "east-gate" in (await page.text_content("#next") or "")
+            assert "东门岗亭" in (await page.text_content("#next") or "")
             assert "0/2" in (await page.text_content("#tasks") or "")
             await shots.take("2-tasks")
 
@@ -158,12 +152,14 @@ async def test_worker_pairs_checks_in_reports_and_raises_sos(
             await page.wait_for_selector("#confirm:not(.hidden)", timeout=60_000)
             await page.wait_for_selector("#confirm-img:not(.hidden)")
             await page.wait_for_function("document.getElementById('confirm-img').naturalWidth > 0")
-            assert "east-gate" in (await page.text_content("#confirm-text") or "")
+            # The confirmation names the checkpoint as the worker knows it, not by its id.
+            confirm = await page.text_content("#confirm-text") or ""
+            assert "东门岗亭" in confirm and "east-gate" not in confirm
             await shots.take("4-checked-in")
             gps.pause()
             # A tap on the kiosk's NFC tag: confirmed the same way, without a photo.
             nfc.present(KIOSK_TAG)
-            await page.wait_for_selector("#confirm-text:has-text('kiosk')", timeout=20_000)
+            await page.wait_for_selector("#confirm-text:has-text('湖边报亭')", timeout=20_000)
             assert "NFC" in (await page.text_content("#confirm-text") or "")
             assert await page.is_hidden("#confirm-img")
             nfc.remove()
@@ -180,6 +176,9 @@ async def test_worker_pairs_checks_in_reports_and_raises_sos(
             await shots.take("5-incident-form")
             await page.click("#send")
             await page.wait_for_selector("#incident-msg.good")
+            # Central is unreachable: saved on the device, to be sent (not "sent").
+            saved = await page.text_content("#incident-msg") or ""
+            assert re.fullmatch(r"已保存在设备上，联网后发送 \(#\d+\)", saved), saved
             await shots.take("5b-incident-stored", scroll="#incident-msg")
             await page.click("nav button[data-go=tasks]")
             await page.wait_for_selector("#health:has-text('离线')", timeout=10_000)
@@ -201,6 +200,11 @@ async def test_worker_pairs_checks_in_reports_and_raises_sos(
                 return bool(ids) and ids <= got
 
             await wait_until(arrived, timeout=60, what="incident and its media at central")
+            # Once the broker has it, the page says so (the outbox's delivery news).
+            await page.click("nav button[data-go=incident]")
+            sent = "#incident-msg:has-text('已发送到指挥中心')"
+            await page.wait_for_selector(sent, timeout=20_000)
+            await page.click("nav button[data-go=tasks]")
             [incident] = central.events("/evt/incident")
             body = incident["body"]
             assert (body["category"], body["level"], body["note"]) == ("vending", 3, "东门占道经营")
@@ -215,7 +219,8 @@ async def test_worker_pairs_checks_in_reports_and_raises_sos(
             await page.wait_for_selector("#sos-confirm:not(.hidden)")
             await shots.take("7-sos-confirm")
             await page.click("#sos-yes")
-            await page.wait_for_selector("#sos-msg.good")
+            sos_sent = "#sos-msg:has-text('求助已发送到指挥中心')"
+            await page.wait_for_selector(sos_sent, timeout=20_000)
             await shots.take("8-sos-sent")
             assert central.wait_for(
                 lambda m: any(t.endswith("/evt/alarm") for t, _, _ in m), timeout=20
@@ -223,3 +228,96 @@ async def test_worker_pairs_checks_in_reports_and_raises_sos(
             await ctx.close()
         central.close()
     assert (folder / "4-checked-in-en.png").stat().st_size > 0
+
+
+@contextlib.asynccontextmanager
+async def page_only(
+    tmp_path: Path, browser: Any, profile: Any = None
+) -> AsyncIterator[tuple[Any, Any, Any, Any, Any]]:
+    """The page served by a CompanionServer over a real driver and outbox (no agent, no
+    broker): (page, server, driver, outbox, fed)."""
+    from agent.patrol.companion.server import CompanionServer
+    from agent.patrol.config import CompanionConfig, PatrolConfig
+    from tests.kits.patrol import rig
+
+    state = tmp_path / "state"
+    cfg = CompanionConfig(enabled=True, host="127.0.0.1", port=free_port(), pair_attempts_per_min=5)
+    settings = PatrolConfig(tick_s=0.05, reap_interval_s=0.2)
+    async with (
+        rig(state, TASKS, profile=profile, settings=settings) as (driver, outbox, _media, fed),
+        CompanionServer(driver, cfg, state_dir=state, outbox=outbox) as server,
+    ):
+        ctx = await browser.new_context(viewport={"width": 390, "height": 844})
+        page = await ctx.new_page()
+        await page.goto(f"http://127.0.0.1:{server.port}/")
+        await page.wait_for_selector("#s-pair:not(.hidden)")
+        try:
+            yield page, server, driver, outbox, fed
+        finally:
+            await ctx.close()
+
+
+async def pair_page(page: Any, code: str) -> None:
+    await page.fill("#code", code)
+    await page.click("#pair")
+    await page.wait_for_selector("#s-tasks:not(.hidden)")
+
+
+@pytest.mark.slow  # a browser and a page server: a few seconds
+async def test_the_page_speaks_to_the_worker_pairing_help_real_wait_and_level_words(
+    tmp_path: Path, browser: Any
+) -> None:
+    """Pairing help for the worker (no command line), the real wait after too many tries
+    (5 a minute: 12 s, not "a minute"), and the response-level words on the level buttons."""
+    async with page_only(tmp_path, browser) as (page, server, _driver, _outbox, _fed):
+        code = device_code(tmp_path / "state", 6)
+        help_text = await page.text_content("#s-pair p") or ""
+        assert "标签" in help_text, help_text
+        assert "edge-agent" not in help_text and "companion-code" not in help_text
+        wrong = "000000" if code != "000000" else "111111"
+        for _ in range(6):
+            await page.fill("#code", wrong)
+            await page.click("#pair")
+            await page.wait_for_selector("#pair-msg:not(:empty)")
+            last = await page.text_content("#pair-msg") or ""
+            await page.locator("#pair-msg").evaluate("el => { el.textContent = ''; }")
+        wait = re.fullmatch(r"尝试太多，请等 (\d+) 秒再试", last)
+        assert wait is not None and 10 <= int(wait.group(1)) <= 12, last
+        server._pair_limit = type(server._pair_limit)(60)  # a new minute: tries again
+        await pair_page(page, code)
+        await page.click("nav button[data-go=incident]")
+        levels = [await page.text_content(f"#levels button[data-level='{i}']") for i in range(1, 5)]
+        assert levels == ["Ⅰ级 特别重大", "Ⅱ级 重大", "Ⅲ级 较大", "Ⅳ级 一般"]
+        await page.click("#lang")
+        en = [await page.text_content(f"#levels button[data-level='{i}']") for i in range(1, 5)]
+        assert [x.split(" ")[0] for x in en if x] == ["I", "II", "III", "IV"]
+
+
+@pytest.mark.slow  # a browser and a page server: a few seconds
+async def test_are_you_all_right_prompt_full_screen_with_countdown_answered_on_the_page(
+    tmp_path: Path, browser: Any
+) -> None:
+    from agent.config import ModeProfile
+    from tests.kits.patrol import fix_at, outbox_events
+
+    folder = DOCS if os.environ.get("GRID_EDGE_SCREENSHOTS") == "1" else tmp_path / "shots"
+    still = ModeProfile(man_down_after_s=1, safety_grace_s=60)
+    async with page_only(tmp_path, browser, still) as (page, _server, driver, outbox, fed):
+        await pair_page(page, device_code(tmp_path / "state", 6))
+        # Standing still during a task: the device asks; the page shows it full screen.
+        await fed.fix(fix_at(at(0, 60)))
+        await page.wait_for_selector("#ask:not(.hidden)", timeout=20_000)
+        assert await page.text_content("#ask-title") == "您还好吗？"
+        left = int(await page.text_content("#ask-left") or "0")
+        assert 50 <= left <= 60
+        await page.wait_for_selector(f"#ask-left:not(:text-is('{left}'))")  # counting down
+        box = await page.locator("#ask").bounding_box()
+        assert box is not None and box["width"] >= 390 and box["height"] >= 844
+        await Shots(page, folder).take("9-are-you-ok")
+        await page.click("#ask-ok")
+        await page.wait_for_selector("#ask", state="hidden")
+        await wait_until(lambda: driver.safety.stats["answered"] == 1, what="answered")
+        checks = [n["body"] for n in await outbox_events(outbox, "notice")]
+    assert [(c["check"], c["answer"]) for c in checks if c["type"] == "safety_check"] == [
+        ("man_down", "page")
+    ]
