@@ -17,7 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from agent.config import ModeProfile
+from agent.config.model import ModeProfile
 from agent.errors import StoreError
 from agent.patrol.config import PatrolConfig
 from agent.patrol.core import PatrolEngine

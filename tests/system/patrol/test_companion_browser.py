@@ -297,7 +297,7 @@ async def test_the_page_speaks_to_the_worker_pairing_help_real_wait_and_level_wo
 async def test_are_you_all_right_prompt_full_screen_with_countdown_answered_on_the_page(
     tmp_path: Path, browser: Any
 ) -> None:
-    from agent.config import ModeProfile
+    from agent.config.model import ModeProfile
     from tests.kits.patrol import fix_at, outbox_events
 
     folder = DOCS if os.environ.get("GRID_EDGE_SCREENSHOTS") == "1" else tmp_path / "shots"

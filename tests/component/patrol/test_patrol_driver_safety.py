@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from gpiozero.pins.mock import MockFactory
 
-from agent.config import ModeProfile
+from agent.config.model import ModeProfile
 from agent.patrol.config import ButtonsConfig, PatrolConfig
 from firmware_bridge.buttons import Buttons
 from tests.kits.aio import wait_until

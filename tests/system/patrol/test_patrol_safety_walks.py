@@ -18,12 +18,12 @@ from typing import Any
 
 import pytest
 
-from agent.app import Agent
 from agent.clock import SystemClock
-from agent.localbroker import Broker, free_port
+from agent.demo.broker import Broker, free_port
+from agent.documents.state import DocState
 from agent.patrol.companion.files import device_code
 from agent.patrol.driver import PatrolDriver
-from agent.state import DocState
+from agent.runtime.agent import Agent
 from firmware_bridge.sim.gps_sim import GpsSimulator
 from tests.kits.agents import make_config
 from tests.kits.aio import wait_until

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agent.config import ModeProfile, parse
+from agent.config.model import ModeProfile, parse
 from agent.errors import ConfigError
 from agent.patrol.core.safety import (
     TRAIL_MAX,
