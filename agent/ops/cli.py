@@ -319,17 +319,13 @@ def add_ops_parser(subparsers: Any) -> None:
     where.add_argument("--zone", help="the zone's mode document")
     p.add_argument("--typ", choices=("config", "tasks", "mode"), help="default: all three")
 
-    p = add("import-checkpoints", _cmd_import, "CSV, GeoJSON or KML points -> a tasks body")
+    p = add("import-checkpoints", _cmd_import, "CSV, GeoJSON, KML or KMZ points -> a tasks body")
     p.add_argument(
         "file",
-        help=f"CSV (comma/semicolon/tab) with columns {','.join(checkpoints.CSV_COLUMNS)}; "
-        "GeoJSON or KML points",
+        help=f"CSV (comma/semicolon/tab; UTF-8 or GBK) with columns "
+        f"{','.join(checkpoints.CSV_COLUMNS)} or 名称,经度,纬度,半径...; GeoJSON, KML or KMZ points",
     )
-    p.add_argument(
-        "--format",
-        choices=("geojson", "csv", "kml"),
-        help="default: from the file name, else the content",
-    )
+    importcmd.add_import_flags(p)
     p.add_argument("--task-id", required=True)
     p.add_argument("--task-name", required=True)
     p.add_argument("--staff", default=None, help="staff id (default: any)")

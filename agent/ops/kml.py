@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+import zipfile
 from xml.etree.ElementTree import Element
 
 from defusedxml import DefusedXmlException
@@ -13,6 +15,8 @@ from agent.ops.checkpoints import Defaults, Imported, checkpoint_from
 # Fields read from a Placemark's ExtendedData (<Data name=..><value>) or <SimpleData name=..>.
 _DEFAULTS = Defaults()
 _FIELDS = ("id", "radius_m", "dwell_s", "tags", "photo")
+# A KMZ's doc.kml larger than this is refused unread (a zip bomb expands without limit).
+MAX_KML_BYTES = 32 * 1024 * 1024
 
 
 def _local(tag: str) -> str:
@@ -38,10 +42,32 @@ def _extended(pm: Element) -> dict[str, str]:
     return out
 
 
-def from_kml(text: str, defaults: Defaults = _DEFAULTS) -> list[Imported]:
-    """Every Placemark with a Point -> a checkpoint; other geometry is refused by name."""
+def kml_of_kmz(data: bytes) -> bytes:
+    """The KML inside a KMZ (a zip): `doc.kml`, else its only top-level .kml file."""
     try:
-        root = fromstring(text.encode("utf-8"))
+        with zipfile.ZipFile(io.BytesIO(data)) as zf:
+            names = [i for i in zf.infolist() if i.filename.lower().endswith(".kml")]
+            top = [i for i in names if "/" not in i.filename]
+            doc = next((i for i in top if i.filename.lower() == "doc.kml"), None)
+            if doc is None and len(top) == 1:
+                doc = top[0]
+            if doc is None:
+                found = ", ".join(i.filename for i in names) or "none"
+                raise ConfigError([("kmz", f"has no doc.kml (KML files: {found})")])
+            if doc.file_size > MAX_KML_BYTES:
+                raise ConfigError([("kmz", f"{doc.filename} is over {MAX_KML_BYTES} bytes")])
+            return zf.read(doc)
+    except (zipfile.BadZipFile, zipfile.LargeZipFile) as exc:
+        raise ConfigError([("kmz", f"not a readable zip: {exc}")]) from None
+
+
+def from_kml(text: str | bytes, defaults: Defaults = _DEFAULTS) -> list[Imported]:
+    """Every Placemark with a Point -> a checkpoint; other geometry is refused by name.
+
+    Bytes are parsed as they are, so the XML declaration's encoding (GBK exports) counts.
+    """
+    try:
+        root = fromstring(text if isinstance(text, bytes) else text.encode("utf-8"))
     except (ParseError, DefusedXmlException) as exc:
         raise ConfigError([("kml", f"not readable XML: {exc}")]) from None
     if _local(root.tag) != "kml":
