@@ -1,4 +1,4 @@
-"""Map datums and Chinese files for import-checkpoints: GCJ-02/BD-09 -> WGS-84, GBK, KMZ, 名称/经度/纬度."""
+"""import-checkpoints: GCJ-02/BD-09 -> WGS-84, GBK CSV, KMZ, Chinese headers (名称/经度/纬度)."""
 
 from __future__ import annotations
 

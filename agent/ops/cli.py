@@ -38,6 +38,7 @@ from agent.ops.mqtt import (
     settings,
     signing_flags,
 )
+from agent.ops.report import cmd as report_cmd
 from agent.paths import expand
 
 log = logging.getLogger(__name__)
@@ -323,7 +324,8 @@ def add_ops_parser(subparsers: Any) -> None:
     p.add_argument(
         "file",
         help=f"CSV (comma/semicolon/tab; UTF-8 or GBK) with columns "
-        f"{','.join(checkpoints.CSV_COLUMNS)} or 名称,经度,纬度,半径...; GeoJSON, KML or KMZ points",
+        f"{','.join(checkpoints.CSV_COLUMNS)} or 名称,经度,纬度,半径...; "
+        "GeoJSON, KML or KMZ points",
     )
     importcmd.add_import_flags(p)
     p.add_argument("--task-id", required=True)
@@ -380,6 +382,8 @@ def add_ops_parser(subparsers: Any) -> None:
         "auto for --seconds",
     )
     p.add_argument("--json", action="store_true")
+
+    report_cmd.register(sub, _guarded)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
