@@ -29,6 +29,7 @@ from agent.ops import (
     verify_cmd,
     watch,
 )
+from agent.ops.alerts import service as alerts_service
 from agent.ops.mqtt import (
     EXIT_INPUT,
     EXIT_LINK,
@@ -384,6 +385,7 @@ def add_ops_parser(subparsers: Any) -> None:
     p.add_argument("--json", action="store_true")
 
     report_cmd.register(sub, _guarded)
+    alerts_service.register(sub, _guarded, broker)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
