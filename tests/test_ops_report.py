@@ -15,9 +15,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from agent.ops import cli
+from agent.ops.mqtt import Message
 from agent.ops.report import render
 from agent.ops.report.events import Event
 from agent.ops.report.patrol import Day, patrol_report
+from agent.ops.watch import Archive
 from agent.patrol.core.schema import parse_tasks_body
 from firmware_bridge.geo import offset_deg
 from tests.kits.report_archive import FakeArchive, checkin_body, patrol_body
@@ -214,3 +216,24 @@ def test_cli_reads_the_archive(tmp_path: Path, capsys: pytest.CaptureFixture[str
     assert out.splitlines()[0].startswith("grid,task id") and "pd-0043" not in out
     assert cli.main([*base[:-1], str(tmp_path / "missing.db")]) == 2
     assert "no archive database" in capsys.readouterr().err
+
+
+def test_cli_reads_a_watch_archive_too(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    arch = FakeArchive()
+    fill(arch)
+    archive = Archive(tmp_path / "archive")
+    for row in [*arch.rows, *arch.rows[:3]]:  # a watch archive keeps duplicates as they came
+        topic = f"grid/v1/{row[0]}/{'ack' if row[2] == 'ack' else 'evt/' + row[2]}"
+        archive.append(Message(topic, row[9].encode(), False, row[8]))
+    for dev, *_, payload in arch.states:
+        archive.append(Message(f"grid/v1/{dev}/state", payload.encode(), True, DAY.start_ms))
+    archive.close()
+    tasks = tmp_path / "tasks.json"
+    tasks.write_text(json.dumps(TASKS_BODY), encoding="utf-8")
+    argv = ["report", "patrol", "--date", "2026-12-07", "--tasks", str(tasks), "--format", "csv"]
+    assert cli.main([*argv, "--archive", str(tmp_path / "archive")]) == 0
+    from_watch = capsys.readouterr().out
+    db = arch.write(tmp_path / "archive.db")
+    assert cli.main([*argv, "--db", str(db)]) == 0
+    assert capsys.readouterr().out == from_watch
+    assert cli.main([*argv[:3], "today", *argv[4:], "--archive", str(tmp_path / "archive")]) == 0

@@ -9,7 +9,7 @@ import re
 import sys
 import time
 from collections.abc import Callable
-from datetime import date, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +19,7 @@ from agent import lang
 from agent.errors import ConfigError
 from agent.ops.report import render
 from agent.ops.report.patrol import Day, patrol_report
-from agent.ops.report.reader import ArchiveReader
+from agent.ops.report.reader import ArchiveReader, WatchArchiveReader
 from agent.paths import expand
 from agent.patrol.core.schema import parse_tasks_body
 
@@ -30,11 +30,21 @@ DEFAULT_DB = "/var/lib/edge-archive/archive.db"
 _SLACK_MS = 86_400_000
 
 
-def _date(text: str) -> date:
+def _date(text: str) -> date | int:
+    """YYYY-MM-DD, or today/yesterday (as a day offset, resolved in --tz when run)."""
+    relative = {"today": 0, "yesterday": -1, "今天": 0, "昨天": -1}
+    if text.lower() in relative:
+        return relative[text.lower()]
     try:
         return date.fromisoformat(text)
     except ValueError:
-        raise argparse.ArgumentTypeError("a date as YYYY-MM-DD") from None
+        raise argparse.ArgumentTypeError("a date as YYYY-MM-DD, today or yesterday") from None
+
+
+def _day(value: date | int, tz: timezone, now_ms: int) -> date:
+    if isinstance(value, date):
+        return value
+    return datetime.fromtimestamp(now_ms / 1000, tz).date() + timedelta(days=value)
 
 
 def _offset(text: str) -> timezone:
@@ -65,11 +75,14 @@ def _format(args: argparse.Namespace) -> str:
 def cmd_patrol(args: argparse.Namespace) -> int:
     """Read the day's events and the tasks, write the report file (or stdout)."""
     tasks = _tasks(expand(args.tasks))
-    day = Day.of(args.date, args.tz)
-    with ArchiveReader(expand(args.db)) as reader:
+    now = int(time.time() * 1000)
+    day = Day.of(_day(args.date, args.tz, now), args.tz)
+    reader = (
+        WatchArchiveReader(expand(args.archive)) if args.archive else ArchiveReader(expand(args.db))
+    )
+    with reader:
         events = reader.events(("checkin", "patrol"), day.start_ms, day.end_ms + _SLACK_MS)
         zones = reader.zones()
-    now = int(time.time() * 1000)
     report = patrol_report(tasks, events, zones, day, now, args.zone)
     which = lang.pick(args.lang, os.environ)
     fmt = _format(args)
@@ -93,10 +106,14 @@ def register(sub: Any, guard: Callable[[Handler], Handler]) -> None:
     what = "the day's patrol report: per grid, task and worker (CSV, XLSX, GeoJSON, KML)"
     p = kinds.add_parser("patrol", help=what, description=what)
     p.set_defaults(func=guard(cmd_patrol))
-    p.add_argument("--date", required=True, type=_date, help="the local day, YYYY-MM-DD")
+    p.add_argument(
+        "--date", required=True, type=_date, help="the local day: YYYY-MM-DD, today, yesterday"
+    )
     p.add_argument("--zone", help="only devices in this zone (or a zone inside it)")
     p.add_argument("--tasks", required=True, help="the tasks body pushed (JSON)")
-    p.add_argument("--db", default=DEFAULT_DB, help=f"archive SQLite file (default {DEFAULT_DB})")
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--db", default=DEFAULT_DB, help=f"archive SQLite (default {DEFAULT_DB})")
+    src.add_argument("--archive", metavar="DIR", help="an ops watch --archive directory instead")
     p.add_argument("--format", choices=tuple(render.WRITERS), help="default: from --out, else csv")
     p.add_argument("--out", help="file to write (default stdout; XLSX needs a file)")
     p.add_argument("--lang", choices=("zh", "en"), help="headers: zh (default) or en")

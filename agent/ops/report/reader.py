@@ -1,8 +1,9 @@
-"""Reads the `ops archive` database (agent/ops/archive/schema.sql, SQLite) for report and alerts.
+"""Readers of the archive for the report: `ops archive`'s database, or `ops watch --archive` files.
 
-Only the columns docs/central.md promises are read: `events(dev, kind, ts, payload)` and
-`states(dev, received_ms, payload)`. The file is opened read-only, so a report never competes
-with the archiver for the write lock.
+Both give the same two things: events by kind and time (`events`), and each device's zones from
+its last state (`zones`). From the database only the columns docs/central.md promises are read
+(`events(dev, kind, ts, payload)`, `states(dev, received_ms, payload)`); the file is opened
+read-only, so a report never competes with the archiver for the write lock.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from types import TracebackType
 
 from agent.errors import ConfigError
 from agent.ops.report.events import Event, from_payload
+from agent.ops.watch import read_archive
 
 
 class ArchiveReader:
@@ -71,3 +73,42 @@ def _zones(payload: str | bytes) -> tuple[str, ...] | None:
     if not isinstance(zones, list):
         return None
     return tuple(z for z in zones if isinstance(z, str))
+
+
+class WatchArchiveReader:
+    """The same reads over an `ops watch --archive DIR` (JSON lines), for a one-machine setup."""
+
+    def __init__(self, directory: Path) -> None:
+        self._events: list[Event] = []
+        self._zones: dict[str, tuple[str, ...]] = {}
+        for msg in read_archive(directory):
+            parts = msg.topic.split("/")
+            if len(parts) < 4 or parts[:2] != ["grid", "v1"]:
+                continue
+            what = "/".join(parts[3:])
+            if what == "state" and (zones := _zones(msg.payload)) is not None:
+                self._zones[parts[2]] = zones
+            elif what == "ack" or (what.startswith("evt/") and len(parts) == 5):
+                event = from_payload(parts[2], msg.payload)
+                if event is not None:
+                    self._events.append(event)
+
+    def __enter__(self) -> WatchArchiveReader:
+        return self
+
+    def __exit__(
+        self, _t: type[BaseException] | None, _e: BaseException | None, _tb: TracebackType | None
+    ) -> None:
+        return None
+
+    def events(self, kinds: Collection[str], since_ms: int, until_ms: int) -> list[Event]:
+        """Events of these kinds with since_ms <= ts < until_ms, once per (dev, id)."""
+        seen: dict[tuple[str, str], Event] = {}
+        for e in self._events:
+            if e.kind in kinds and since_ms <= e.ts < until_ms:
+                seen.setdefault((e.dev, e.id), e)  # the archive keeps duplicates; the report not
+        return sorted(seen.values(), key=lambda e: (e.dev, e.ts))
+
+    def zones(self) -> dict[str, tuple[str, ...]]:
+        """Each device's zones, from the last state in the archive."""
+        return dict(self._zones)
