@@ -344,3 +344,32 @@ async def test_cli_alerts_over_the_broker(broker: Broker, receiver: Any, tmp_pat
         pub.close()
     keys = sorted(b["alert"]["key"] for _, b in rec.got)
     assert keys == ["alarm:pd-0042:a-1", "offline:pd-0043:9"]
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3)
+    ),
+    max_leaves=10,
+)
+bodies = st.fixed_dictionaries(
+    {},
+    optional={
+        k: json_values | st.sampled_from(["sos", "camera_offline", "start", "rolled_back", 1, 2])
+        for k in ("type", "level", "rule", "state", "status", "outbox", "online", "bdseq", "ts")
+    },
+)
+
+
+@given(
+    st.sampled_from(["evt/alarm", "evt/incident", "evt/detection", "ack", "state", "status"]),
+    bodies,
+    json_values,
+)
+def test_odd_messages_never_break_the_rules(what: str, body: dict[str, Any], ident: Any) -> None:
+    doc = body if what in ("state", "status") else {"id": ident, "ts": T0, "body": body}
+    state, alerts = step(RULES, State(), Incoming("pd-1", what, doc), T0)
+    for alert in alerts:
+        assert text(alert, "zh") and formats.body("wecom", alert, "zh")["msgtype"] == "markdown"
+    tick(RULES, state, T0 + 3_600_000)

@@ -146,3 +146,16 @@ def test_cli_gcj02_points_warned_then_converted(
     src.write_text(f"id,lat,lon\ncp-erqi,{bd[0]:.7f},{bd[1]:.7f}\n", encoding="utf-8")
     cp, _ = _import(tmp_path, capsys, src, "--datum", "bd09")
     assert distance_m(cp["lat"], cp["lon"], *ERQI_WGS) < 0.1  # type: ignore[arg-type]
+
+
+def test_kml_in_gbk_keeps_its_declared_encoding(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    kml = (
+        '<?xml version="1.0" encoding="GBK"?><kml><Placemark><name>德化街</name>'
+        "<Point><coordinates>113.66115,34.75521</coordinates></Point></Placemark></kml>"
+    )
+    src = tmp_path / "gbk.kml"
+    src.write_bytes(kml.encode("gbk"))
+    cp, _ = _import(tmp_path, capsys, src, "--datum", "wgs84")
+    assert cp["name"] == "德化街"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 import zipfile
 from xml.etree.ElementTree import Element
 
@@ -17,6 +18,7 @@ _DEFAULTS = Defaults()
 _FIELDS = ("id", "radius_m", "dwell_s", "tags", "photo")
 # A KMZ's doc.kml larger than this is refused unread (a zip bomb expands without limit).
 MAX_KML_BYTES = 32 * 1024 * 1024
+_DECLARED = re.compile(rb"""^(\s*<\?xml[^>]*?encoding=["'])([A-Za-z0-9._-]+)""")
 
 
 def _local(tag: str) -> str:
@@ -61,13 +63,28 @@ def kml_of_kmz(data: bytes) -> bytes:
         raise ConfigError([("kmz", f"not a readable zip: {exc}")]) from None
 
 
+def _utf8(data: bytes) -> bytes:
+    """KML bytes in UTF-8: expat reads no multi-byte codec but UTF-8/16, so a GBK or GB2312
+    export (its XML declaration says so) is decoded here, as GB18030, their superset."""
+    m = _DECLARED.match(data)
+    if m is None or m.group(2).lower() in (b"utf-8", b"utf8", b"us-ascii", b"ascii"):
+        return data
+    codec = m.group(2).decode("ascii").lower()
+    codec = "gb18030" if codec in ("gbk", "gb2312", "cp936") else codec
+    try:
+        text = data[m.end() :].decode(codec)
+    except (LookupError, UnicodeDecodeError) as exc:
+        raise ConfigError([("kml", f"not readable as its declared {codec}: {exc}")]) from None
+    return (m.group(1).decode("ascii") + "UTF-8" + text).encode("utf-8")
+
+
 def from_kml(text: str | bytes, defaults: Defaults = _DEFAULTS) -> list[Imported]:
     """Every Placemark with a Point -> a checkpoint; other geometry is refused by name.
 
-    Bytes are parsed as they are, so the XML declaration's encoding (GBK exports) counts.
+    Bytes are read in the encoding their XML declaration names (GBK exports).
     """
     try:
-        root = fromstring(text if isinstance(text, bytes) else text.encode("utf-8"))
+        root = fromstring(_utf8(text) if isinstance(text, bytes) else text.encode("utf-8"))
     except (ParseError, DefusedXmlException) as exc:
         raise ConfigError([("kml", f"not readable XML: {exc}")]) from None
     if _local(root.tag) != "kml":
