@@ -7,6 +7,9 @@ import base64
 import hashlib
 import hmac
 import random
+import signal
+import sys
+from asyncio.subprocess import PIPE, STDOUT
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,7 +21,6 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from agent.localbroker import Broker
-from agent.ops import cli
 from agent.ops.alerts import formats
 from agent.ops.alerts.delivery import Deliverer
 from agent.ops.alerts.formats import Sink
@@ -27,6 +29,7 @@ from agent.ops.alerts.rules import Alert, Incoming, Rules, State, step, text, ti
 from agent.ops.alerts.service import incoming
 from firmware_bridge.aio import Backoff
 from sync import envelope
+from tests.kits.aio import wait_until
 from tests.kits.mqtt import Watcher
 
 RULES = Rules(offline_after_ms=10 * 60_000, backlog_over=100)
@@ -299,9 +302,15 @@ def test_formats_accept() -> None:
 
 
 @pytest.mark.slow
-async def test_cli_alerts_over_the_broker(broker: Broker, receiver: Any, tmp_path: Path) -> None:
+async def test_service_over_the_broker_stops_on_sigterm(
+    broker: Broker, receiver: Any, tmp_path: Path
+) -> None:
     rec = await receiver()
     argv = [
+        sys.executable,
+        "-m",
+        "agent.cli",
+        "ops",
         "alerts",
         "--host",
         broker.host,
@@ -310,13 +319,12 @@ async def test_cli_alerts_over_the_broker(broker: Broker, receiver: Any, tmp_pat
         "--webhook",
         rec.url,
         "--db",
-        str(tmp_path / "alerts.db"),
-        "--seconds",
-        "3",
+        str(tmp_path / "a.db"),
         "--offline-min",
         "0.02",
     ]
-    run_cli = asyncio.ensure_future(asyncio.to_thread(cli.main, argv))
+    proc = await asyncio.create_subprocess_exec(*argv, stdout=PIPE, stderr=STDOUT)
+    assert proc.stdout is not None
     pub = Watcher(broker.host, broker.port, topic="nothing/#")
     alarm = envelope.envelope(
         kind="alarm",
@@ -328,18 +336,20 @@ async def test_cli_alerts_over_the_broker(broker: Broker, receiver: Any, tmp_pat
         body=SOS.doc["body"],
     )
     try:
-        # Published until the alert arrives (the CLI subscribes first): one alert all the same.
-        async def sos_arrived() -> bool:
-            pub.publish("grid/v1/pd-0042/evt/alarm", alarm)
-            pub.publish("grid/v1/pd-0043/state", envelope.offline(9, "lost"), retain=True)
-            await asyncio.sleep(0.2)
-            return len({b["alert"]["key"] for _, b in rec.got}) >= 2
-
-        for _ in range(40):
-            if await sos_arrived():
-                break
-        assert await run_cli == 0
+        line = b""
+        while b"watching the fleet" not in line:
+            line = await asyncio.wait_for(proc.stdout.readline(), 20)
+            assert line, "ops alerts ended before it subscribed"
+        pub.publish("grid/v1/pd-0042/evt/alarm", alarm)
+        pub.publish("grid/v1/pd-0042/evt/alarm", alarm)  # a republish: the same alert
+        pub.publish("grid/v1/pd-0043/state", envelope.offline(9, "lost"), retain=True)
+        await wait_until(lambda: len(rec.got) >= 2, what="two alerts posted")
+        proc.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(proc.wait(), 40) == 0
     finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
         pub.publish("grid/v1/pd-0043/state", b"", retain=True)
         pub.close()
     keys = sorted(b["alert"]["key"] for _, b in rec.got)

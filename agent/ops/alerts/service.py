@@ -11,7 +11,10 @@ import argparse
 import asyncio
 import contextlib
 import json
+import logging
 import os
+import signal
+import threading
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -24,6 +27,8 @@ from agent.ops.alerts.journal import Journal
 from agent.ops.alerts.rules import Alert, Incoming, Rules, State, step, tick
 from agent.ops.mqtt import OpsClient, settings
 from agent.paths import expand
+
+log = logging.getLogger(__name__)
 
 TOPICS = ("grid/v1/+/evt/+", "grid/v1/+/ack", "grid/v1/+/state", "grid/v1/+/status")
 DEFAULT_DB = "/var/lib/edge-archive/alerts.db"
@@ -52,11 +57,13 @@ async def watch(
     *,
     seconds: float | None,
     clock: Callable[[], int],
+    stop: asyncio.Event | None = None,
 ) -> int:
-    """Judge every message and the passing time until `seconds` (None: forever); alerts raised."""
+    """Judge every message and the passing time until `seconds` (None: forever) or `stop`;
+    returns the number of alerts raised."""
     until = None if seconds is None else clock() + int(seconds * 1000)
     state, raised = State(), 0
-    while until is None or clock() < until:
+    while (until is None or clock() < until) and not (stop is not None and stop.is_set()):
         msg = await asyncio.to_thread(client.get, 1.0)
         now = clock()
         alerts: list[Alert] = []
@@ -106,8 +113,14 @@ def _now_ms() -> int:
 async def _serve(args: argparse.Namespace, client: OpsClient, journal: Journal) -> int:
     rules = Rules(offline_after_ms=int(args.offline_min * 60_000), backlog_over=args.backlog)
     which = lang_mod.pick(args.lang, os.environ)
+    stop = asyncio.Event()
+    # SIGTERM (systemd stop) ends the watch like --seconds: deliveries in flight get _DRAIN_S.
+    if threading.current_thread() is threading.main_thread():  # signals reach that one only
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
     async with Deliverer(sinks(args), journal, which, max_attempts=args.attempts) as deliverer:
-        raised = await watch(client, rules, deliverer, seconds=args.seconds, clock=_now_ms)
+        raised = await watch(
+            client, rules, deliverer, seconds=args.seconds, clock=_now_ms, stop=stop
+        )
         # Whatever is still pending stays in the journal and is delivered at the next start.
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(deliverer.drain(), _DRAIN_S)
@@ -120,6 +133,7 @@ def cmd_alerts(args: argparse.Namespace) -> int:
     cfg = settings(args)
     with Journal(expand(args.db)) as journal, OpsClient(cfg.broker, args.client_id) as client:
         client.subscribe(TOPICS)
+        log.info("watching the fleet for alerts (%d webhooks)", len(sinks(args)))
         with contextlib.suppress(KeyboardInterrupt):  # how a foreground run normally ends
             asyncio.run(_serve(args, client, journal))
     return 0

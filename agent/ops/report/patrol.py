@@ -217,11 +217,14 @@ def patrol_report(
         that_day = day.start_ms <= e.ts < day.end_ms
         if e.kind in ("checkin", "patrol") and task_id in today and wanted and that_day:
             by_key[(str(task_id), e.dev)].append(e)
+    devs_of: dict[str, list[str]] = defaultdict(list)
+    for task_id, dev in sorted(by_key):
+        devs_of[task_id].append(dev)
     rows: list[Row] = []
     marks: list[CheckpointMark] = []
     pins: list[CheckinMark] = []
     for task in today.values():
-        devs = sorted(dev for tid, dev in by_key if tid == task.id)
+        devs = devs_of.get(task.id, [])
         if not devs and zone is not None:
             continue
         task_rows = [
