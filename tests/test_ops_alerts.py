@@ -7,7 +7,10 @@ import base64
 import hashlib
 import hmac
 import random
+import shlex
+import shutil
 import signal
+import subprocess
 import sys
 from asyncio.subprocess import PIPE, STDOUT
 from collections.abc import AsyncIterator, Callable
@@ -20,6 +23,7 @@ from aiohttp import web
 from hypothesis import given
 from hypothesis import strategies as st
 
+from agent.cli import build_parser
 from agent.localbroker import Broker
 from agent.ops.alerts import formats
 from agent.ops.alerts.delivery import Deliverer
@@ -383,3 +387,23 @@ def test_odd_messages_never_break_the_rules(what: str, body: dict[str, Any], ide
     for alert in alerts:
         assert text(alert, "zh") and formats.body("wecom", alert, "zh")["msgtype"] == "markdown"
     tick(RULES, state, T0 + 3_600_000)
+
+
+def test_the_unit_runs_this_command(tmp_path: Path) -> None:
+    unit = Path(__file__).resolve().parents[1] / "systemd" / "edge-alerts.service"
+    text_ = unit.read_text()
+    line = next(ln for ln in text_.splitlines() if ln.startswith("ExecStart="))
+    argv = shlex.split(line.partition("=")[2].replace("$EDGE_ALERTS_ARGS", "--wecom @/etc/w.url"))
+    args = build_parser().parse_args(argv[1:])
+    assert (args.ops_command, args.wecom, args.db) == (
+        "alerts",
+        ["@/etc/w.url"],
+        "/var/lib/edge-archive/alerts.db",
+    )
+    exe = shutil.which("systemd-analyze")
+    if exe is None:
+        pytest.skip("systemd-analyze is not installed (Debian package systemd)")
+    copy = tmp_path / "edge-alerts.service"  # verify wants ExecStart= to exist
+    copy.write_text(text_.replace(argv[0], shutil.which("true") or ""))
+    out = subprocess.run([exe, "verify", str(copy)], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0 and "edge-alerts.service" not in out.stderr, out.stderr
