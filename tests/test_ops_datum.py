@@ -76,6 +76,13 @@ def test_chinese_headers_and_yes_no() -> None:
     assert (cp["radius_m"], cp["dwell_s"], cp["photo"]) == (30.0, 15.0, True)
 
 
+def test_utf16_and_unknown_chinese_columns() -> None:
+    text = checkpoints.decode(CHINESE_CSV.encode("utf-16"), "x.txt")
+    assert checkpoints.from_csv(text)[0].checkpoint["name"] == "二七塔"
+    with pytest.raises(ConfigError, match=r"unknown columns \['地址'\].*名称"):
+        checkpoints.from_csv("名称,经度,纬度,地址\na,113.1,34.1,x\n")
+
+
 def test_undecodable_bytes_get_a_clear_error() -> None:
     with pytest.raises(ConfigError, match="neither UTF-8 nor GBK"):
         checkpoints.decode(b"id,lat\n\x80\xff\xfe,1\n", "x.csv")

@@ -214,6 +214,11 @@ def header_key(cell: str) -> str:
 def decode(data: bytes, where: str) -> str:
     """File bytes -> text: UTF-8 (with or without BOM), else GB18030 (GBK is a subset of it:
     what Chinese Excel and WPS write when saving "CSV"), else a clear error naming the byte."""
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):  # Excel's "Unicode text" is UTF-16
+        try:
+            return data.decode("utf-16")
+        except UnicodeDecodeError as exc:
+            raise ConfigError([(where, f"broken UTF-16 text: {exc}")]) from None
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -259,7 +264,13 @@ def from_csv(text: str, defaults: Defaults = Defaults()) -> list[Imported]:
     unknown = [h for h in header if h not in CSV_COLUMNS]
     if unknown:
         raise ConfigError(
-            [("line 1", f"unknown columns {unknown}; known: {', '.join(CSV_COLUMNS)}")]
+            [
+                (
+                    "line 1",
+                    f"unknown columns {unknown}; known: {', '.join(CSV_COLUMNS)} "
+                    "(or 编号, 名称, 纬度, 经度, 半径, 停留时间, 标签, 拍照)",
+                )
+            ]
         )
     missing = [c for c in _REQUIRED if c not in header]
     if missing:
