@@ -16,8 +16,38 @@ from agent.patrol.core.schema import parse_tasks_body
 
 CSV_COLUMNS = ("id", "name", "lat", "lon", "radius_m", "dwell_s", "tags", "photo")
 _REQUIRED = ("id", "lat", "lon")
-_TRUE = {"true", "yes", "y", "1"}
-_FALSE = {"false", "no", "n", "0", ""}
+_TRUE = {"true", "yes", "y", "1", "是", "需要"}
+_FALSE = {"false", "no", "n", "0", "", "否", "不需要"}
+# Column names as Chinese spreadsheets and map exports (Amap, Baidu, Excel) write them.
+HEADER_ALIASES = {
+    "编号": "id",
+    "点位编号": "id",
+    "巡查点编号": "id",
+    "序号": "id",
+    "名称": "name",
+    "名字": "name",
+    "点位名称": "name",
+    "巡查点": "name",
+    "巡查点名称": "name",
+    "地点": "name",
+    "纬度": "lat",
+    "latitude": "lat",
+    "经度": "lon",
+    "lng": "lon",
+    "longitude": "lon",
+    "半径": "radius_m",
+    "radius": "radius_m",
+    "停留": "dwell_s",
+    "停留时间": "dwell_s",
+    "驻留时间": "dwell_s",
+    "dwell": "dwell_s",
+    "标签": "tags",
+    "nfc": "tags",
+    "nfc标签": "tags",
+    "拍照": "photo",
+    "照片": "photo",
+}
+_UNIT = re.compile(r"\s*[(（\[【].*?[)）\]】]\s*$")  # 半径(米), 停留时间（秒）, radius [m]
 _TAG_SPLIT = re.compile(r"[;,|\s]+")
 _DELIMITERS = ",;\t"
 _PATH = re.compile(r"^tasks\[(\d+)\]\.checkpoints\[(\d+)\](.*)$")
@@ -175,6 +205,39 @@ def checkpoint_from(
     return Imported(where, cp)
 
 
+def header_key(cell: str) -> str:
+    """A header cell -> its column name: trimmed, lower case, unit in brackets dropped, aliased."""
+    text = _UNIT.sub("", cell.strip().lower())
+    return HEADER_ALIASES.get(text, text)
+
+
+def decode(data: bytes, where: str) -> str:
+    """File bytes -> text: UTF-8 (with or without BOM), else GB18030 (GBK is a subset of it:
+    what Chinese Excel and WPS write when saving "CSV"), else a clear error naming the byte."""
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):  # Excel's "Unicode text" is UTF-16
+        try:
+            return data.decode("utf-16")
+        except UnicodeDecodeError as exc:
+            raise ConfigError([(where, f"broken UTF-16 text: {exc}")]) from None
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        utf8_error = exc
+    try:
+        return data.decode("gb18030")
+    except UnicodeDecodeError:
+        pos = utf8_error.start
+        raise ConfigError(
+            [
+                (
+                    where,
+                    f"neither UTF-8 nor GBK/GB18030 text (byte {pos}: {data[pos : pos + 4]!r}); "
+                    'save it as "CSV UTF-8" in Excel',
+                )
+            ]
+        ) from None
+
+
 def _dialect(text: str) -> type[csv.Dialect] | csv.Dialect:
     """Comma, semicolon or tab separated: sniffed from the first lines (Excel in many locales
     writes `;`); a file too small to tell is read as comma separated."""
@@ -186,16 +249,28 @@ def _dialect(text: str) -> type[csv.Dialect] | csv.Dialect:
 
 
 def from_csv(text: str, defaults: Defaults = Defaults()) -> list[Imported]:
-    """CSV with a header of id,name,lat,lon,radius_m,dwell_s,tags,photo; `,` `;` or tab."""
+    """CSV with a header of id,name,lat,lon,radius_m,dwell_s,tags,photo; `,` `;` or tab.
+
+    Chinese headers (名称, 经度, 纬度, 半径(米) ... see `HEADER_ALIASES`) name the same columns;
+    without an id column, the name is the checkpoint's id.
+    """
     text = text.lstrip("\ufeff")
     reader = csv.DictReader(io.StringIO(text), dialect=_dialect(text))
-    header = [h.strip().lower() for h in (reader.fieldnames or [])]
+    header = [header_key(h) for h in (reader.fieldnames or [])]
+    if "id" not in header and "name" in header:
+        header = ["id" if h == "name" else h for h in header]  # 名称 is then the id and the name
     if not header:
         raise ConfigError([("line 1", "no header row")])
     unknown = [h for h in header if h not in CSV_COLUMNS]
     if unknown:
         raise ConfigError(
-            [("line 1", f"unknown columns {unknown}; known: {', '.join(CSV_COLUMNS)}")]
+            [
+                (
+                    "line 1",
+                    f"unknown columns {unknown}; known: {', '.join(CSV_COLUMNS)} "
+                    "(or 编号, 名称, 纬度, 经度, 半径, 停留时间, 标签, 拍照)",
+                )
+            ]
         )
     missing = [c for c in _REQUIRED if c not in header]
     if missing:

@@ -31,6 +31,7 @@ from agent.ops import (
     verify_cmd,
     watch,
 )
+from agent.ops.alerts import service as alerts_service
 from agent.ops.mqtt import (
     EXIT_INPUT,
     EXIT_LINK,
@@ -40,6 +41,7 @@ from agent.ops.mqtt import (
     settings,
     signing_flags,
 )
+from agent.ops.report import cmd as report_cmd
 
 log = logging.getLogger(__name__)
 
@@ -342,17 +344,14 @@ def add_ops_parser(subparsers: Any) -> None:
     where.add_argument("--zone", help="the zone's mode document")
     p.add_argument("--typ", choices=("config", "tasks", "mode"), help="default: all three")
 
-    p = add("import-checkpoints", _cmd_import, "CSV, GeoJSON or KML points -> a tasks body")
+    p = add("import-checkpoints", _cmd_import, "CSV, GeoJSON, KML or KMZ points -> a tasks body")
     p.add_argument(
         "file",
-        help=f"CSV (comma/semicolon/tab) with columns {','.join(checkpoints.CSV_COLUMNS)}; "
-        "GeoJSON or KML points",
+        help=f"CSV (comma/semicolon/tab; UTF-8 or GBK) with columns "
+        f"{','.join(checkpoints.CSV_COLUMNS)} or 名称,经度,纬度,半径...; "
+        "GeoJSON, KML or KMZ points",
     )
-    p.add_argument(
-        "--format",
-        choices=("geojson", "csv", "kml"),
-        help="default: from the file name, else the content",
-    )
+    importcmd.add_import_flags(p)
     p.add_argument("--task-id", required=True)
     p.add_argument("--task-name", required=True)
     p.add_argument("--staff", default=None, help="staff id (default: any)")
@@ -407,6 +406,9 @@ def add_ops_parser(subparsers: Any) -> None:
         "auto for --seconds",
     )
     p.add_argument("--json", action="store_true")
+
+    report_cmd.register(sub, _guarded)
+    alerts_service.register(sub, _guarded, broker)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,4 +1,4 @@
-"""`ops import-checkpoints`: CSV, GeoJSON or KML points -> a checked tasks body, with warnings."""
+"""`ops import-checkpoints`: CSV, GeoJSON, KML or KMZ points -> a checked tasks body (WGS-84)."""
 
 from __future__ import annotations
 
@@ -15,38 +15,61 @@ from rich.markup import escape
 
 from agent.config.paths import expand
 from agent.errors import ConfigError
-from agent.ops import checkpoints, documents, importcheck, kml
+from agent.ops import checkpoints, documents, importcheck, kml, mapsource
+from agent.ops.datum import DATUMS
 
 DAY_MS = 86_400_000
 
 
-def sniff_format(path: Path, text: str) -> str:
-    """By the file name, else by the content: `<` is KML, `{` GeoJSON, anything else CSV."""
+FORMATS = ("geojson", "csv", "kml", "kmz")
+
+
+def sniff_format(path: Path, data: bytes) -> str:
+    """By the file name, else by the content: a zip is KMZ, `<` KML, `{` GeoJSON, else CSV."""
     by_name = {
         ".csv": "csv",
         ".txt": "csv",
         ".kml": "kml",
+        ".kmz": "kmz",
         ".geojson": "geojson",
         ".json": "geojson",
     }
     if path.suffix.lower() in by_name:
         return by_name[path.suffix.lower()]
-    head = text.lstrip("\ufeff \t\r\n")[:1]
-    return "kml" if head == "<" else "geojson" if head == "{" else "csv"
+    if data.startswith(b"PK\x03\x04"):
+        return "kmz"
+    head = data.lstrip(b"\xef\xbb\xbf \t\r\n")[:1]
+    return "kml" if head == b"<" else "geojson" if head == b"{" else "csv"
+
+
+def read_points(
+    path: Path, data: bytes, fmt: str, defaults: checkpoints.Defaults
+) -> tuple[list[checkpoints.Imported], str]:
+    """The points of a file, and the text that may name its map (file name, header, KML head)."""
+    if fmt in ("kml", "kmz"):
+        xml = kml.kml_of_kmz(data) if fmt == "kmz" else data
+        head = xml[: xml.find(b"<Placemark")] if b"<Placemark" in xml else xml[:2000]
+        return kml.from_kml(xml, defaults), f"{path.name}\n{head.decode('utf-8', 'replace')}"
+    text = checkpoints.decode(data, str(path))
+    if fmt == "geojson":
+        return checkpoints.from_geojson(text, defaults), f"{path.name}\n{text[:200]}"
+    return checkpoints.from_csv(text, defaults), f"{path.name}\n{text.partition(chr(10))[0]}"
 
 
 def cmd_import(args: argparse.Namespace, read_data: Callable[[Path], Any]) -> int:
-    """import-checkpoints: a source file -> a checked tasks body, with warnings."""
+    """import-checkpoints: a source file -> a checked tasks body in WGS-84, with warnings."""
     err = Console(stderr=True, highlight=False, soft_wrap=True)
     path = expand(args.file)
     try:
-        text = path.read_text(encoding="utf-8")
+        data = path.read_bytes()
     except OSError as exc:
         raise ConfigError([(str(path), f"cannot read: {exc.strerror}")]) from None
-    fmt = args.format or sniff_format(path, text)
+    fmt = args.format or sniff_format(path, data)
     defaults = checkpoints.Defaults(args.radius, args.dwell, args.photo)
-    readers = {"csv": checkpoints.from_csv, "geojson": checkpoints.from_geojson}
-    points = (readers.get(fmt) or kml.from_kml)(text, defaults)
+    points, hint_text = read_points(path, data, fmt, defaults)
+    for text_ in mapsource.warnings(points, args.datum, hint_text):
+        err.print(f"[yellow]warning:[/] {escape(text_)}")
+    points = mapsource.convert(points, args.datum or "wgs84")
     now = int(time.time() * 1000)
     start = documents.parse_time_ms(args.start, now) if args.start else now
     end = documents.parse_time_ms(args.end, start) if args.end else start + DAY_MS
@@ -64,3 +87,17 @@ def cmd_import(args: argparse.Namespace, read_data: Callable[[Path], Any]) -> in
     else:
         sys.stdout.write(text_out)
     return 0
+
+
+def add_import_flags(p: argparse.ArgumentParser) -> None:
+    """The source-file flags of import-checkpoints (format and map datum)."""
+    p.add_argument(
+        "--format", choices=FORMATS, help="default: from the file name, else the content"
+    )
+    p.add_argument(
+        "--datum",
+        choices=DATUMS,
+        help="the map the points were picked on: wgs84 (GPS, Google Earth, OSM), gcj02 (Amap, "
+        "Tencent), bd09 (Baidu); converted to WGS-84. Not given: WGS-84, with a warning for "
+        "points in China",
+    )

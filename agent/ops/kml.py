@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import io
+import re
+import zipfile
 from xml.etree.ElementTree import Element
 
 from defusedxml import DefusedXmlException
@@ -13,6 +16,9 @@ from agent.ops.checkpoints import Defaults, Imported, checkpoint_from
 # Fields read from a Placemark's ExtendedData (<Data name=..><value>) or <SimpleData name=..>.
 _DEFAULTS = Defaults()
 _FIELDS = ("id", "radius_m", "dwell_s", "tags", "photo")
+# A KMZ's doc.kml larger than this is refused unread (a zip bomb expands without limit).
+MAX_KML_BYTES = 32 * 1024 * 1024
+_DECLARED = re.compile(rb"""^(\s*<\?xml[^>]*?encoding=["'])([A-Za-z0-9._-]+)""")
 
 
 def _local(tag: str) -> str:
@@ -38,10 +44,47 @@ def _extended(pm: Element) -> dict[str, str]:
     return out
 
 
-def from_kml(text: str, defaults: Defaults = _DEFAULTS) -> list[Imported]:
-    """Every Placemark with a Point -> a checkpoint; other geometry is refused by name."""
+def kml_of_kmz(data: bytes) -> bytes:
+    """The KML inside a KMZ (a zip): `doc.kml`, else its only top-level .kml file."""
     try:
-        root = fromstring(text.encode("utf-8"))
+        with zipfile.ZipFile(io.BytesIO(data)) as zf:
+            names = [i for i in zf.infolist() if i.filename.lower().endswith(".kml")]
+            top = [i for i in names if "/" not in i.filename]
+            doc = next((i for i in top if i.filename.lower() == "doc.kml"), None)
+            if doc is None and len(top) == 1:
+                doc = top[0]
+            if doc is None:
+                found = ", ".join(i.filename for i in names) or "none"
+                raise ConfigError([("kmz", f"has no doc.kml (KML files: {found})")])
+            if doc.file_size > MAX_KML_BYTES:
+                raise ConfigError([("kmz", f"{doc.filename} is over {MAX_KML_BYTES} bytes")])
+            return zf.read(doc)
+    except (zipfile.BadZipFile, zipfile.LargeZipFile) as exc:
+        raise ConfigError([("kmz", f"not a readable zip: {exc}")]) from None
+
+
+def _utf8(data: bytes) -> bytes:
+    """KML bytes in UTF-8: expat reads no multi-byte codec but UTF-8/16, so a GBK or GB2312
+    export (its XML declaration says so) is decoded here, as GB18030, their superset."""
+    m = _DECLARED.match(data)
+    if m is None or m.group(2).lower() in (b"utf-8", b"utf8", b"us-ascii", b"ascii"):
+        return data
+    codec = m.group(2).decode("ascii").lower()
+    codec = "gb18030" if codec in ("gbk", "gb2312", "cp936") else codec
+    try:
+        text = data[m.end() :].decode(codec)
+    except (LookupError, UnicodeDecodeError) as exc:
+        raise ConfigError([("kml", f"not readable as its declared {codec}: {exc}")]) from None
+    return (m.group(1).decode("ascii") + "UTF-8" + text).encode("utf-8")
+
+
+def from_kml(text: str | bytes, defaults: Defaults = _DEFAULTS) -> list[Imported]:
+    """Every Placemark with a Point -> a checkpoint; other geometry is refused by name.
+
+    Bytes are read in the encoding their XML declaration names (GBK exports).
+    """
+    try:
+        root = fromstring(_utf8(text) if isinstance(text, bytes) else text.encode("utf-8"))
     except (ParseError, DefusedXmlException) as exc:
         raise ConfigError([("kml", f"not readable XML: {exc}")]) from None
     if _local(root.tag) != "kml":

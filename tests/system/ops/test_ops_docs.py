@@ -94,8 +94,10 @@ def test_the_page_has_the_whole_day() -> None:
         "watch",
         "media",
         "verify",
+        "alerts",
+        "report",
     }
-    assert {"east-shore.csv", "west-shore.kml", "patrol-fleet.toml"} <= set(files)
+    assert {"east-shore.csv", "west-shore.kml", "patrol-fleet.toml", "erqi-amap.csv"} <= set(files)
 
 
 def device_toml(dev: str, home: Path, port: int, trust_line: str) -> str:
@@ -197,6 +199,11 @@ async def test_every_command_of_the_page_runs(
                 assert re.search(r"config_health_window_s = 10\.0 .*\(remote ver \d+\)", out), out
             if "west-shore.kml" in cmd.line:
                 assert "radius 9 m is below 12.5 m" in out, out
+            if "erqi-amap.csv" in cmd.line:
+                assert ("names Amap/Tencent (GCJ-02)" in out) == ("--datum" not in cmd.line), out
+            if "report patrol" in cmd.line and "--out patrol-day.csv" in cmd.line:
+                head = (work / "patrol-day.csv").read_bytes().splitlines()[0]
+                assert head.startswith("\ufeffgrid,task id".encode()), head
             if "ops media" in cmd.line:
                 assert "1 media file(s) saved" in out, out
             if "ops verify" in cmd.line:

@@ -1,0 +1,1 @@
+"""`ops alerts`: rules over the fleet's messages, delivered to webhooks (JSON, WeCom, DingTalk)."""

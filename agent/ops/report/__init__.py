@@ -1,0 +1,1 @@
+"""The operations centre's readers of the archive: the day's patrol report and the alerts."""
