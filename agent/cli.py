@@ -16,6 +16,7 @@ from agent.errors import ConfigError
 from agent.ops.cli import add_ops_parser
 from agent.paths import expand
 from agent.provision import add_provision_parser
+from agent.vision.cli import add_detect_parser, add_models_parser
 
 if TYPE_CHECKING:
     from agent.config import Config
@@ -122,6 +123,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_ops_parser(sub)
     add_doctor_parser(sub)
     add_provision_parser(sub)
+    add_models_parser(sub)
+    add_detect_parser(sub)
     return parser
 
 

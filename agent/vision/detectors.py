@@ -11,7 +11,12 @@ import cv2
 import numpy as np
 
 from agent.errors import ConfigError, DeviceError
-from agent.vision.config import HogDetectorConfig, OnnxDetectorConfig, PeopleDetectorConfig
+from agent.vision.config import (
+    HogDetectorConfig,
+    OnnxDetectorConfig,
+    PeopleDetectorConfig,
+    SsdDetectorConfig,
+)
 from agent.vision.geometry import Box, area, clip, expand, merge_overlapping, scale_box
 from agent.vision.tracker import Detection
 
@@ -97,6 +102,8 @@ def search_regions(
 class HogDetector:
     """OpenCV's default HOG + linear SVM people detector, run on motion regions."""
 
+    name = "hog"
+
     def __init__(self, cfg: HogDetectorConfig, full_frame_fraction: float = 0.4) -> None:
         self._cfg = cfg
         self._full = full_frame_fraction
@@ -132,6 +139,8 @@ class HogDetector:
 
 class OnnxDetector:
     """A YOLO-style ONNX model (yolov5 [1,N,5+C] or yolov8 [1,4+C,N]) on the whole frame."""
+
+    name = "onnx"
 
     def __init__(self, cfg: OnnxDetectorConfig, base_dir: Path | None = None) -> None:
         import onnxruntime as ort  # only operators who configure a model pay for the import
@@ -235,11 +244,15 @@ class OnnxDetector:
 
 
 def build_detector(
-    cfg: HogDetectorConfig | PeopleDetectorConfig | OnnxDetectorConfig,
+    cfg: SsdDetectorConfig | HogDetectorConfig | PeopleDetectorConfig | OnnxDetectorConfig,
     base_dir: Path | None = None,
     full_frame_fraction: float = 0.4,
 ) -> Detector:
     """The detector a camera's config names; ConfigError when it cannot be built."""
+    if isinstance(cfg, SsdDetectorConfig):
+        from agent.vision.ssd import build_ssd  # ssd.py builds on this module
+
+        return build_ssd(cfg, base_dir, full_frame_fraction)
     if isinstance(cfg, OnnxDetectorConfig):
         return OnnxDetector(cfg, base_dir)
     if isinstance(cfg, PeopleDetectorConfig):

@@ -66,6 +66,7 @@ class CameraPipeline:
         self._thresholds: dict[str, RuleThresholds] = {}
         self._latest: Frame | None = None
         self._processor: FrameProcessor | None = None
+        self._detector: Detector | None = None
         self._state = "starting"
         self._last_error: str | None = None
         self._frames = 0
@@ -125,6 +126,8 @@ class CameraPipeline:
             "reconnects": self._reconnects,
             "last_gap_s": round(self._last_gap_s, 3) if self._last_gap_s is not None else None,
             "detector_runs": self._processor.detector_runs if self._processor else 0,
+            "detector": getattr(self._detector, "name", None),
+            "degraded": getattr(self._detector, "degraded", None),
             "open_events": len(self._life.open),
             "last_error": self._last_error,
         }
@@ -248,6 +251,7 @@ class CameraPipeline:
 
     def _make_processor(self) -> FrameProcessor:
         detector = self._detector_factory(self.cam) if self._detector_factory else None
+        self._detector = detector
         return FrameProcessor(self.cam, detector)
 
     async def _analyse(self) -> None:
