@@ -88,10 +88,10 @@ def test_box_geometry():
     assert (x, y, w, h) == pytest.approx((272.0, 390.0, 96.0, 90.0))
 
 
-def test_people_detector_is_the_default_and_configurable():
+def test_people_detector_is_the_ssd_fallback_and_configurable():
     cam = CameraConfig.model_validate({"id": "c", "source": "v4l2:0"})
-    assert isinstance(cam.detector, PeopleDetectorConfig)
-    assert isinstance(build_detector(cam.detector), PeopleDetector)
+    assert isinstance(cam.detector.fallback, PeopleDetectorConfig)  # the SSD's fallback
+    assert isinstance(build_detector(cam.detector.fallback), PeopleDetector)
     cam = CameraConfig.model_validate(
         {"id": "c", "source": "v4l2:0", "detector": {"kind": "people", "faces": False}}
     )

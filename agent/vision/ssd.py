@@ -60,7 +60,7 @@ def tiles(w: int, h: int, fraction: float) -> list[Window]:
     def starts(total: int) -> list[int]:
         if total <= side:
             return [0]
-        n = int(np.ceil((total - side) / (0.75 * side))) + 1  # at least 25 % overlap
+        n = int(np.ceil((total - side) / (0.875 * side))) + 1  # at least 1/8 overlap
         return [round(i * (total - side) / (n - 1)) for i in range(n)]
 
     return [(x, y, min(side, w), min(side, h)) for y in starts(h) for x in starts(w)]

@@ -195,8 +195,51 @@ def head_names(spec: SsdSpec) -> list[str]:
     ]
 
 
-def text_graph(pb: bytes, spec: SsdSpec = SsdSpec(), preprocessed: str = "Preprocessor/sub") -> str:
-    """The .pbtxt for `cv2.dnn.readNetFromTensorflow(pb_path, pbtxt_path)`; ConfigError if unfit."""
+def feature_sizes(spec: SsdSpec) -> list[int]:
+    """The side of each head's feature map: stride 16 for the lowest, then halved (SAME)."""
+    sizes = [-(-spec.input_size // 16)]
+    while len(sizes) < spec.num_layers:
+        sizes.append(-(-sizes[-1] // 2))
+    return sizes
+
+
+def _centre_tap(name: str, node: Node, nodes: dict[str, Node]) -> list[str]:
+    """A 1x1 map's 3x3 SAME depthwise conv as the 1x1 conv it equals (centre taps, VALID).
+
+    OpenCV 4.14 reads outside the buffer for a padded depthwise conv on a 1x1 input (the last
+    head gave scores like 1e21 before Relu6; 4.6 and the NumPy reference agree with each other),
+    so the text graph gives it this equivalent instead, on every OpenCV version.
+    """
+    weights = nodes[_resolve(node.inputs[1], nodes, {})]
+    t = weights.attrs["value"].tensor
+    if t is None or len(t.shape) != 4 or t.shape[0] != 3 or t.shape[1] != 3:
+        raise ConfigError([("model", f"{name}: expected a 3x3 depthwise kernel")])
+    c, m = t.shape[2], t.shape[3]
+    base = (1 * 3 + 1) * c * m  # row 1, column 1 of HWCM, row-major
+    vals = " ".join(f"float_val: {_fmt_float(v)}" for v in t.values[base : base + c * m])
+    dims = f"dim {{ size: 1 }} dim {{ size: 1 }} dim {{ size: {c} }} dim {{ size: {m} }}"
+    tensor = f"tensor {{ dtype: DT_FLOAT tensor_shape {{ {dims} }} {vals} }}"
+    const = f"{name}/centre_tap"
+    attrs = {k: _attr_text(v) for k, v in node.attrs.items() if k in _KEEP_ATTRS}
+    attrs["padding"] = 's: "VALID"'
+    data = _resolve(node.inputs[0], nodes, {})
+    return [
+        _node_text(const, "Const", [], {"value": tensor, "dtype": "type: DT_FLOAT"}),
+        _node_text(name, node.op, [data, const], attrs),
+    ]
+
+
+def text_graph(
+    pb: bytes,
+    spec: SsdSpec = SsdSpec(),
+    preprocessed: str = "Preprocessor/sub",
+    centre_taps: bool = True,
+) -> str:
+    """The .pbtxt for `cv2.dnn.readNetFromTensorflow(pb_path, pbtxt_path)`; ConfigError if unfit.
+
+    `centre_taps=False` keeps the 1x1 maps' padded depthwise convs as they are (the graph that
+    trips OpenCV 4.14; for the test that shows the trap).
+    """
     graph = parse_graph(pb)
     nodes = {n.name: n for n in graph}
     if preprocessed not in nodes:
@@ -204,7 +247,16 @@ def text_graph(pb: bytes, spec: SsdSpec = SsdSpec(), preprocessed: str = "Prepro
     keep = _wanted(head_names(spec), nodes, preprocessed)
     placeholder = {"dtype": "type: DT_FLOAT"}
     parts = [_node_text(INPUT, "Placeholder", [], placeholder)]
+    one_by_one = {
+        f"BoxPredictor_{i}/{kind}_depthwise/depthwise"
+        for i, side in enumerate(feature_sizes(spec))
+        if side == 1 and centre_taps
+        for kind in ("BoxEncodingPredictor", "ClassPredictor")
+    }
     for node in graph:
+        if node.name in one_by_one and node.name in keep:
+            parts += _centre_tap(node.name, node, nodes)
+            continue
         # Constants stay in the .pb only: OpenCV takes them from there by name (a copy in
         # the text graph would define them twice).
         if node.name not in keep or node.op == "Const":
