@@ -238,3 +238,22 @@ def test_the_version_trap_a_padded_depthwise_conv_on_a_1x1_map(reference, tmp_pa
         lower = [n for n in ref if not n.startswith("BoxPredictor_5/")]
         assert all(float(np.abs(outs[n] - ref[n]).max()) < 2e-3 for n in lower)
     _assert_matches(ssd_heads.run(str(FILES.graph), str(FILES.text_graph), blob), ref)
+
+
+async def test_gateway_status_says_degraded_without_the_model(tmp_path):
+    from agent.vision.gateway import Gateway
+    from tests.kits.aio import wait_until
+    from tests.kits.vision import ListSource, MemoryMedia, MemorySink, camera
+
+    cam = camera(
+        id="c",
+        source="v4l2:0",
+        detector={"kind": "ssd", "model_dir": str(tmp_path)},
+        zones=[{"name": "z", "polygon": [[0, 0], [160, 0], [160, 120]], "rules": ["crowd"]}],
+    )
+    frames = [np.full((120, 160, 3), 90, np.uint8)] * 3
+    gw = Gateway([cam], MemorySink(), MemoryMedia(), source_factory=lambda c: ListSource(frames))
+    async with gw:
+        await wait_until(lambda: gw.status()["c"]["frames"] > 0, 30, "a frame")
+        st = gw.status()["c"]
+    assert st["detector"] == "people" and "edge-agent models fetch" in st["degraded"]

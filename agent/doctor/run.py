@@ -8,7 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TextIO
 
-from agent.doctor import brokercheck, camcheck, files, serialcheck, system, timecheck
+from agent.doctor import brokercheck, camcheck, files, modelcheck, serialcheck, system, timecheck
 from agent.doctor.finding import Finding, worst
 from agent.doctor.texts import CHECKS, HEADERS, LEVELS, SUMMARY, render
 from agent.lang import Lang
@@ -51,6 +51,7 @@ async def diagnose(
         out.append(serialcheck.nfc_verdict("nfc", cfg.nfc.port, cfg.nfc.baud, results.pop(0)))
     for cam, facts in zip(cams, results, strict=True):
         out.append(camcheck.camera_verdict(f"camera {cam.id}", cam.source, facts))
+    out += modelcheck.model_findings(cfg, path)
     out.append(timecheck.clock_finding(gps_time, cfg.gps is not None, synced))
     out.append(system.disk_finding(cfg))
     out.append(system.state_dir_finding(cfg, user))
