@@ -68,8 +68,10 @@ def eval_set() -> None:
                 n[people_eval.band(box[3])] += 1
         bands = ", ".join(f"{lo}-{hi if hi < 10_000 else ''} px: {k}" for (lo, hi), k in n.items())
         print(f"\n{split}: {len(photos)} photos, people by height {bands}")
-        print(f"  {'detector':28s} {'rec>=40':>7s} {'<40':>5s} {'40-110':>6s} {'>=110':>6s} "
-              f"{'prec':>5s} {'fp@empty':>8s} {'ms':>6s}")
+        print(
+            f"  {'detector':28s} {'rec>=40':>7s} {'<40':>5s} {'40-110':>6s} {'>=110':>6s} "
+            f"{'prec':>5s} {'fp@empty':>8s} {'ms':>6s}"
+        )
         for name, det in dets.items():
             t = people_eval.Tally()
             for p in photos:
@@ -80,8 +82,10 @@ def eval_set() -> None:
                 f"  {name:28s} {t.recall():7.3f} {t.recall(0, 40):5.2f} {t.recall(40, 110):6.2f} "
                 f"{t.recall(110):6.2f} {t.precision():5.2f} {t.fp_empty:8d} {t.ms / t.frames:6.1f}"
             )
-    print(f"  target: recall >= {TARGET['recall']} over >= 40 px, precision >= "
-          f"{TARGET['precision']}, <= {TARGET['ms']:g} ms per 640x480 frame (one core)")
+    print(
+        f"  target: recall >= {TARGET['recall']} over >= 40 px, precision >= "
+        f"{TARGET['precision']}, <= {TARGET['ms']:g} ms per 640x480 frame (one core)"
+    )
     system_opencv_ms()
 
 
@@ -108,6 +112,7 @@ def system_opencv_ms() -> None:
         if done.returncode == 0:
             version, ms = done.stdout.split()
             print(f"  forward pass only, OpenCV {version} ({py}): {ms} ms (ceiling 60 ms)")
+
 
 KINDS = ("shared", "close-up", "small", "empty")
 

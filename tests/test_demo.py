@@ -45,7 +45,9 @@ def test_short_demo_shows_both_roles_and_loses_nothing(tmp_path: Path) -> None:
     # Piped (no terminal): the events as they happened, one plain line each, and the summary
     # per rule, so the crowd and the water zone the README promises can be seen.
     for rule, zone in (("crowd", "plaza"), ("water_zone", "lake")):
-        assert re.search(rf"\d\d:\d\d:\d\d gw-demo detection {rule} start in {zone} \(\d+\)", before)
+        assert re.search(
+            rf"\d\d:\d\d:\d\d gw-demo detection {rule} start in {zone} \(\d+\)", before
+        )
         m = re.search(rf"gw-demo\s*│\s*detection {rule} start\s*│\s*(\d+)", after)
         assert m is not None and int(m.group(1)) >= 1, after
     ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout

@@ -269,6 +269,8 @@ def test_pure_verdicts() -> None:
 
 
 def test_person_model_missing_is_a_degraded_warning(tmp_path: Path) -> None:
+    from types import SimpleNamespace
+
     from agent.doctor.modelcheck import model_findings
     from agent.vision.config import CameraConfig
 
@@ -280,10 +282,8 @@ def test_person_model_missing_is_a_degraded_warning(tmp_path: Path) -> None:
     ]
     hog = CameraConfig.model_validate({"id": "h", "source": "v4l2:0", "detector": {"kind": "hog"}})
 
-    class Cfg:
-        cameras = [*cams, hog]
-
-    (f,) = model_findings(Cfg(), tmp_path / "agent.toml")
+    cfg = SimpleNamespace(cameras=[*cams, hog])
+    (f,) = model_findings(cfg, tmp_path / "agent.toml")
     assert (f.level, f.key, f.params["cams"]) == ("warn", "model_degraded", "a, b")
     assert str(tmp_path / "models") in f.params["path"]
     assert "edge-agent models fetch" in texts.MESSAGES["model_degraded"]["en"][1]

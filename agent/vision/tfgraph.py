@@ -22,11 +22,26 @@ _DTYPE_FORMAT = {DT_FLOAT: "f", DT_INT32: "i"}
 
 @dataclass(frozen=True)
 class Tensor:
-    """A constant: dtype (TF enum), shape and the values in row-major order."""
+    """A constant: dtype (TF enum), shape, and its data (decoded only when asked for)."""
 
     dtype: int
     shape: tuple[int, ...]
-    values: tuple[float, ...]
+    content: bytes = b""
+    listed: tuple[float, ...] = ()  # float_val / int_val when there is no content
+
+    @property
+    def values(self) -> tuple[float, ...]:
+        """The values in row-major order (a one-value list is repeated to the shape)."""
+        count = 1
+        for d in self.shape:
+            count *= d
+        fmt = _DTYPE_FORMAT.get(self.dtype)
+        if self.content and fmt is not None:
+            n = len(self.content) // 4
+            return tuple(float(v) for v in struct.unpack(f"<{n}{fmt}", self.content))
+        if len(self.listed) == 1 and count > 1:
+            return self.listed * count  # a splat constant
+        return self.listed
 
 
 @dataclass(frozen=True)
@@ -127,7 +142,9 @@ def _shape(buf: bytes) -> tuple[int, ...]:
 
 
 def _tensor(buf: bytes) -> Tensor:
-    dtype, shape, content, vals = 0, (), b"", []  # type: ignore[var-annotated]
+    dtype, content = 0, b""
+    shape: tuple[int, ...] = ()
+    vals: list[float] = []
     for number, wire, value in fields(buf):
         if number == 1 and isinstance(value, int):
             dtype = value
@@ -137,15 +154,7 @@ def _tensor(buf: bytes) -> Tensor:
             content = value
         elif number in (5, 7):  # float_val, int_val
             vals += _packed(value, wire, number == 5)
-    count = 1
-    for d in shape:
-        count *= d
-    fmt = _DTYPE_FORMAT.get(dtype)
-    if content and fmt is not None:
-        vals = list(struct.unpack(f"<{len(content) // 4}{fmt}", content))
-    elif vals and len(vals) == 1 and count > 1:
-        vals = vals * count  # a splat constant
-    return Tensor(dtype, shape, tuple(float(v) for v in vals))
+    return Tensor(dtype, shape, content, tuple(float(v) for v in vals))
 
 
 def _list(buf: bytes) -> Attr:
@@ -162,7 +171,7 @@ def _list(buf: bytes) -> Attr:
     return Attr(ints=tuple(ints), floats=tuple(floats), strings=tuple(strings))
 
 
-def _attr(buf: bytes) -> Attr:  # noqa: C901 - one branch per AttrValue member
+def _attr(buf: bytes) -> Attr:
     for number, _, value in fields(buf):
         if number == 1 and isinstance(value, bytes):
             return _list(value)

@@ -23,7 +23,7 @@ def run(graph: str, text_graph: str, blob: np.ndarray) -> dict[str, np.ndarray]:
     # OpenCV fuses each BiasAdd into its convolution: the layer keeps the Conv2D name.
     net.setInput(blob)
     outs = net.forward([h.replace("/BiasAdd", "/Conv2D") for h in heads])
-    result = {h: np.asarray(o).transpose(0, 2, 3, 1) for h, o in zip(heads, outs)}
+    result = {h: np.asarray(o).transpose(0, 2, 3, 1) for h, o in zip(heads, outs, strict=True)}
     net.setInput(blob)
     result["detection_out"] = np.asarray(net.forward("detection_out")).reshape(-1, 7)
     result["version"] = np.array(cv2.__version__)

@@ -82,7 +82,7 @@ class Reference:
         memo[name] = out = self._op(node, args)
         return out
 
-    def _op(self, node: Node, args: list[np.ndarray]) -> np.ndarray:  # noqa: C901, PLR0911
+    def _op(self, node: Node, args: list[np.ndarray]) -> np.ndarray:
         op = node.op
         if op == "Const":
             return self._const(node)
