@@ -259,3 +259,24 @@ async def test_gateway_status_says_degraded_without_the_model(tmp_path):
         await wait_until(lambda: gw.status()["c"]["frames"] > 0, 30, "a frame")
         st = gw.status()["c"]
     assert st["detector"] == "people" and "edge-agent models fetch" in st["degraded"]
+
+
+@needs_model
+async def test_two_cameras_share_one_loaded_model():
+    from agent.vision.gateway import Gateway
+    from tests.kits.aio import wait_until
+    from tests.kits.vision import ListSource, MemoryMedia, MemorySink, camera
+
+    zone = {"name": "z", "polygon": [[0, 0], [160, 0], [160, 120]], "rules": ["crowd"]}
+    det = {"kind": "ssd", "model_dir": str(FILES.root), "small_budget_ms": 0}
+    cams = [camera(id=i, source="v4l2:0", detector=det, zones=[zone]) for i in ("a", "b")]
+    frames = [np.full((120, 160, 3), 90, np.uint8)] * 3
+    gw = Gateway(cams, MemorySink(), MemoryMedia(), source_factory=lambda c: ListSource(frames))
+    async with gw:
+        await wait_until(
+            lambda: all(s["frames"] > 0 for s in gw.status().values()), 30, "frames on both"
+        )
+        pipes = gw._pipelines
+        assert pipes["a"]._detector is pipes["b"]._detector
+        assert isinstance(pipes["a"]._detector, SsdDetector)
+        assert gw.status()["a"]["detector"] == "ssd" and gw.status()["a"]["degraded"] is None
