@@ -28,12 +28,19 @@ class Unplugged:
 
 
 def gateway(factory, sink) -> Gateway:
-    cam = camera(id="c", source="v4l2:0", fps=50, tamper=False, backoff={"initial_s": 0.01})
+    cam = camera(
+        id="c",
+        source="v4l2:0",
+        fps=50,
+        tamper=False,
+        stall_s=0.2,
+        backoff={"initial_s": 0.05, "max_s": 0.1},
+    )
     return Gateway([cam], sink, MemoryMedia(), source_factory=factory, rng=lambda: 0.0)
 
 
 async def test_a_source_gone_starts_camera_offline_and_its_return_ends_it():
-    sink, source = MemorySink(), Unplugged(gone_opens={2, 3, 4})
+    sink, source = MemorySink(), Unplugged(gone_opens=set(range(2, 12)))
     async with gateway(source, sink) as gw:
         await wait_until(lambda: source.opens >= 5 and gw.status()["c"]["frames"] > 3, 30, "back")
         await wait_until(lambda: len(sink.bodies("camera_offline")) == 2, 30, "end")

@@ -82,12 +82,14 @@ class CameraPipeline:
         self._done_times: collections.deque[float] = collections.deque(maxlen=20)
         self._offline: lifecycle.Transition | None = None  # the open camera_offline start
         self._offline_wall = WallRef(0.0, 0)
+        self._started_clock = 0.0
         self._last_t = float("-inf")
 
     def _new_executor(self, role: str) -> ThreadPoolExecutor:
         return ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"vision-{self.cam.id}-{role}")
 
     async def __aenter__(self) -> CameraPipeline:
+        self._started_clock = self._clock()
         for name, loop in (("capture", self._capture), ("analysis", self._analyse)):
             task = self._spawn(f"vision:{self.cam.id}:{name}", loop)
             task.add_done_callback(self._task_done)
@@ -183,7 +185,9 @@ class CameraPipeline:
                 delay = self._backoff(attempt)
                 attempt += 1
                 log.warning("camera %s: %s; reopening in %.1f s", self.cam.id, reason, delay)
-                if not delivered:  # reopening did not bring it back: the camera is gone
+                if not delivered and self._silent_for() >= self.cam.stall_s:
+                    # Reopening did not bring it back, and it has been silent for stall_s: the
+                    # camera is gone (a brief drop is only a gap in last_gap_s).
                     await self._went_offline(reason)
             finally:
                 if source is not None:
@@ -240,6 +244,11 @@ class CameraPipeline:
                 # A recording is not real time: wait for the analysis instead of dropping.
                 await self._queue.put(frame)
             yield None
+
+    def _silent_for(self) -> float:
+        """Seconds since the last frame (or since the pipeline started, before any frame)."""
+        since = self._last_frame_clock if self._captured else self._started_clock
+        return self._clock() - since
 
     async def _went_offline(self, reason: str) -> None:
         """`camera_offline` start, dated at the last frame (or now, if it never gave one)."""
