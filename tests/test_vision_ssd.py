@@ -136,6 +136,14 @@ def test_without_the_model_the_default_runs_hog_and_faces_degraded(tmp_path, cap
     assert det.detect(np.full((480, 640, 3), 128, np.uint8), None) == []
 
 
+def test_an_altered_model_file_is_not_run(tmp_path):
+    files = models.ModelFiles(tmp_path)
+    files.graph.parent.mkdir(parents=True)
+    files.graph.write_bytes(b"\x0a\x03abc")  # parses as a graph, but not the pinned one
+    det = build_detector(SsdDetectorConfig(model_dir=tmp_path))
+    assert isinstance(det, Fallback) and "sha256" in (det.degraded or "")
+
+
 @needs_model
 def test_default_detector_is_the_model():
     det = build_detector(SsdDetectorConfig(model_dir=FILES.root))

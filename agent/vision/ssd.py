@@ -203,12 +203,16 @@ def model_root(cfg: SsdDetectorConfig, base_dir: Path | None) -> Path:
 def build_ssd(
     cfg: SsdDetectorConfig, base_dir: Path | None, full_frame_fraction: float
 ) -> Detector:
-    """The SSD detector, or HOG + faces marked degraded when the model is not installed."""
+    """The SSD detector, or HOG + faces marked degraded when the model is missing or altered."""
     files = models.ModelFiles(model_root(cfg, base_dir))
-    if files.graph.is_file():
+    if not files.graph.is_file():
+        why = "missing"
+    elif models.sha256_of(files.graph) != models.GRAPH_SHA256:
+        why = "not the pinned file (sha256 differs)"  # a torn copy or someone else's graph
+    else:
         return SsdDetector(cfg, files)
     from agent.vision.people import PeopleDetector
 
-    reason = f"person model missing ({files.graph}): HOG + faces; run `{models.FETCH_HINT}`"
+    reason = f"person model {why} ({files.graph}): HOG + faces; run `{models.FETCH_HINT}`"
     log.warning("%s", reason)
     return Fallback(PeopleDetector(cfg.fallback, full_frame_fraction), reason)
