@@ -16,6 +16,7 @@ from agent.config.paths import expand
 from agent.doctor.cli import add_doctor_parser
 from agent.errors import ConfigError
 from agent.ops.cli import add_ops_parser
+from agent.vision.cli import add_detect_parser, add_models_parser
 
 if TYPE_CHECKING:
     from agent.config.model import Config
@@ -141,6 +142,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_ops_parser(sub)
     add_doctor_parser(sub)
     add_provision_parser(sub)
+    add_models_parser(sub)
+    add_detect_parser(sub)
     return parser
 
 

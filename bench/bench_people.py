@@ -1,8 +1,13 @@
-"""People detectors side by side: precision, recall and fps of HOG alone and the people cascade.
+"""People detectors side by side: the SSD person model, the people cascade and HOG alone.
 
-Run: .venv/bin/python bench/bench_people.py [--seconds 2]
-Prints figures only; it asserts nothing
-(tests/component/vision/test_vision_people.py holds the floors).
+Run: .venv/bin/python bench/bench_people.py [--seconds 2] [--eval-only]
+Prints figures only; it asserts nothing (tests/component/vision/test_vision_eval.py and
+tests/component/vision/test_vision_people.py hold the floors).
+First the evaluation photos (tests/data/people_eval.json: 41 real photos, a third held out):
+recall per height band, precision, false boxes on photos with nobody and ms per photo, per
+split, each beside the issue's target (recall >= 0.65 over people >= 40 px, precision >= 0.9,
+<= 60 ms per frame); then the SSD's forward pass under the system OpenCV (Debian's
+python3-opencv 4.6) when /usr/bin/python3 has it. Then, when ../shared/data/images is there:
 Scenes: the labelled shared photos (tests/data/people_truth.json) and the scenes made from them
 in tests/kits/people.py (close-ups, small people with their motion regions, no-person
 pictures). A hit is IoU >= 0.5 with a labelled person. fps: whole 640x480 frames (the census
@@ -27,7 +32,87 @@ sys.path.insert(0, str(ROOT))
 from agent.vision.config import HogDetectorConfig, PeopleDetectorConfig  # noqa: E402
 from agent.vision.detectors import Detector, HogDetector  # noqa: E402
 from agent.vision.people import PeopleDetector  # noqa: E402
+from tests.kits import people_eval  # noqa: E402
 from tests.kits.people import H, Scene, Score, W, all_scenes, available, score  # noqa: E402
+
+TARGET = {"recall": 0.65, "precision": 0.9, "ms": 60.0}
+
+
+def eval_detectors() -> dict[str, Detector]:
+    """The SSD as configured by default, without the far-people pass, with it unbounded."""
+    from agent.vision import models
+    from agent.vision.config import SsdDetectorConfig
+    from agent.vision.ssd import SsdDetector
+
+    out: dict[str, Detector] = {}
+    files = models.ModelFiles(models.default_dir())
+    if files.graph.is_file():
+        out["ssd, full frame only"] = SsdDetector(SsdDetectorConfig(small_budget_ms=0), files)
+        out["ssd (default, 80 ms tiles)"] = SsdDetector(SsdDetectorConfig(), files)
+        out["ssd, every tile"] = SsdDetector(SsdDetectorConfig(small_budget_ms=10_000), files)
+    else:
+        print("the person model is not fetched (edge-agent models fetch): no SSD rows")
+    out["people cascade"] = PeopleDetector(PeopleDetectorConfig())
+    out["HOG alone"] = HogDetector(HogDetectorConfig())
+    return out
+
+
+def eval_set() -> None:
+    """Recall by height band, precision and ms on the evaluation photos, per split."""
+    dets = eval_detectors()
+    for split in ("tune", "held_out"):
+        photos = people_eval.photos(split)
+        n = {b: 0 for b in people_eval.BANDS}
+        for p in photos:
+            for box in p.people:
+                n[people_eval.band(box[3])] += 1
+        bands = ", ".join(f"{lo}-{hi if hi < 10_000 else ''} px: {k}" for (lo, hi), k in n.items())
+        print(f"\n{split}: {len(photos)} photos, people by height {bands}")
+        print(
+            f"  {'detector':28s} {'rec>=40':>7s} {'<40':>5s} {'40-110':>6s} {'>=110':>6s} "
+            f"{'prec':>5s} {'fp@empty':>8s} {'ms':>6s}"
+        )
+        for name, det in dets.items():
+            t = people_eval.Tally()
+            for p in photos:
+                t0 = time.perf_counter()
+                found = det.detect(p.image, None)
+                people_eval.add(t, found, p, (time.perf_counter() - t0) * 1000.0)
+            print(
+                f"  {name:28s} {t.recall():7.3f} {t.recall(0, 40):5.2f} {t.recall(40, 110):6.2f} "
+                f"{t.recall(110):6.2f} {t.precision():5.2f} {t.fp_empty:8d} {t.ms / t.frames:6.1f}"
+            )
+    print(
+        f"  target: recall >= {TARGET['recall']} over >= 40 px, precision >= "
+        f"{TARGET['precision']}, <= {TARGET['ms']:g} ms per 640x480 frame (one core)"
+    )
+    system_opencv_ms()
+
+
+def system_opencv_ms() -> None:
+    """The SSD's forward pass under /usr/bin/python3's OpenCV (Debian python3-opencv)."""
+    import subprocess
+
+    from agent.vision import models
+
+    files = models.ModelFiles(models.default_dir())
+    code = (
+        "import cv2, sys, time, numpy as np; cv2.setNumThreads(1);"
+        "net = cv2.dnn.readNetFromTensorflow(sys.argv[1], sys.argv[2]);"
+        "b = cv2.dnn.blobFromImage(np.full((480, 640, 3), 90, np.uint8), 1/127.5, (300, 300),"
+        " (127.5, 127.5, 127.5), swapRB=True); net.setInput(b); net.forward();"
+        "t = time.perf_counter(); [net.setInput(b) or net.forward() for _ in range(20)];"
+        "print(cv2.__version__, round((time.perf_counter() - t) * 50, 1))"
+    )
+    for py in ("/usr/bin/python3", sys.executable):
+        if not files.graph.is_file() or not Path(py).exists():
+            return
+        args = [py, "-c", code, str(files.graph), str(files.text_graph)]
+        done = subprocess.run(args, capture_output=True, text=True, timeout=300, check=False)
+        if done.returncode == 0:
+            version, ms = done.stdout.split()
+            print(f"  forward pass only, OpenCV {version} ({py}): {ms} ms (ceiling 60 ms)")
+
 
 KINDS = ("shared", "close-up", "small", "empty")
 
@@ -55,7 +140,12 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seconds", type=float, default=2.0, help="time per fps figure")
     ap.add_argument("--verbose", action="store_true", help="every detection of every scene")
+    ap.add_argument("--eval-only", action="store_true", help="only the evaluation photos")
     args = ap.parse_args()
+    cv2.setNumThreads(1)
+    eval_set()
+    if args.eval_only:
+        return
     if not available():
         print("bench_people: ../shared/data/images is absent; nothing to measure")
         return

@@ -34,7 +34,8 @@ sys.path.insert(0, str(ROOT))
 from agent.vision import lifecycle, rules  # noqa: E402
 from agent.vision.analysis import Frame, FrameProcessor, zones_of  # noqa: E402
 from agent.vision.config import CameraConfig, HogDetectorConfig  # noqa: E402
-from agent.vision.detectors import HogDetector, build_detector  # noqa: E402
+from agent.vision.detector_choice import build_detector  # noqa: E402
+from agent.vision.detectors import HogDetector  # noqa: E402
 from agent.vision.motion import MotionDetector  # noqa: E402
 from agent.vision.snapshot import render  # noqa: E402
 from agent.vision.tamper import TamperMeter  # noqa: E402
@@ -123,7 +124,8 @@ class WholePipeline:
         self.timing = cam.thresholds.timing()
         self.zones = zones_of(cam)
         self.frames = frames
-        self.proc = FrameProcessor(cam, build_detector(cam.detector))  # the default: people
+        # The default detector: the person model (HOG + faces when it is not fetched).
+        self.proc = FrameProcessor(cam, build_detector(cam.detector))
         self.memory = rules.RuleMemory()
         self.life = lifecycle.LifecycleState("b")
         # The empty scene first (census after opening, then the background is learnt).
@@ -170,7 +172,8 @@ def stage_figures(seconds: float) -> list[tuple[str, float]]:
     blob = (float(20 + STEP * 20 - 12), 240.0, 112.0, 196.0)  # the walker's blob in frame 20
     for name, det in (
         ("HOG alone", HogDetector(HogDetectorConfig())),
-        ("people cascade", build_detector(cam.detector)),
+        ("people cascade", build_detector(cam.detector.fallback)),
+        ("default (person model)", build_detector(cam.detector)),
     ):
         out.append(
             (

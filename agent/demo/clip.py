@@ -86,6 +86,10 @@ def camera_section(clip: Path) -> dict[str, object]:
         "id": "cam-lake-1",
         "source": f"file:{clip}",
         "fps": FPS,
+        # The figures are drawings made for HOG: the default person model (rightly) does not
+        # take a drawing for a person. HOG alone is also the cheapest, so the crowd forms in
+        # the demo's seconds even on a loaded machine.
+        "detector": {"kind": "hog"},
         "zones": [
             {"name": "plaza", "polygon": PLAZA, "rules": ["crowd"]},
             {"name": "lake", "polygon": LAKE, "rules": ["water_zone"]},

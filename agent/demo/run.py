@@ -91,6 +91,42 @@ async def _drain(agents: list[Agent], broker: Broker, limit_s: float) -> None:
     await asyncio.sleep(1.0)  # the last PUBACKed messages reach central's subscription
 
 
+async def _show(
+    console: Console,
+    central: Central,
+    demo: Demo,
+    stop: asyncio.Event,
+    task: asyncio.Task[None],
+    agents: list[Agent],
+    broker: Broker,
+    t0: float,
+    limit: float,
+) -> None:
+    """The live view in a terminal; without one (piped, CI), one plain line per event as it
+    arrives (a live view would only print its last screen)."""
+    live = Live(central.view(demo.phase), console=console, refresh_per_second=2)
+    tty = console.is_terminal
+
+    def update(phase: str) -> None:
+        if tty:
+            live.update(central.view(phase))
+            return
+        for line in central.take_lines():
+            print(line, flush=True)
+
+    with live if tty else contextlib.nullcontext():
+        while not stop.is_set() and time.monotonic() - t0 < limit:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), 0.5)
+            update(demo.phase)
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        demo.phase = "stopping: waiting for the outboxes to empty"
+        update(demo.phase)
+        await _drain(agents, broker, DRAIN_S)
+        update("done")
+
+
 async def main(seconds: float | None, workdir: str | None, verbose: bool = False) -> int:
     """Run the demo for `seconds` (default 90) or until Ctrl-C; 0 when nothing was lost."""
     console = Console()
@@ -129,18 +165,8 @@ async def main(seconds: float | None, workdir: str | None, verbose: bool = False
                 demo = Demo(broker, central, key, nfc)
                 t0 = time.monotonic()
                 task = asyncio.create_task(demo.run(patrol, t0), name="demo-timeline")
-                with Live(central.view(demo.phase), console=console, refresh_per_second=2) as live:
-                    limit = DEFAULT_SECONDS if seconds is None else seconds
-                    while not stop.is_set() and time.monotonic() - t0 < limit:
-                        with contextlib.suppress(TimeoutError):
-                            await asyncio.wait_for(stop.wait(), 0.5)
-                        live.update(central.view(demo.phase))
-                    task.cancel()
-                    await asyncio.gather(task, return_exceptions=True)
-                    demo.phase = "stopping: waiting for the outboxes to empty"
-                    live.update(central.view(demo.phase))
-                    await _drain(agents, broker, DRAIN_S)
-                    live.update(central.view("done"))
+                limit = DEFAULT_SECONDS if seconds is None else seconds
+                await _show(console, central, demo, stop, task, agents, broker, t0, limit)
         # Read once both agents are closed: nothing is produced after this (the summary's
         # counts could otherwise include an event stored after the reading).
         produced = {a.cfg.device.id: a.outbox.seq for a in agents}

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from agent.config.model import example_keys
-from agent.doctor import brokercheck, camcheck, files, serialcheck, system, timecheck
+from agent.doctor import brokercheck, camcheck, files, modelcheck, serialcheck, system, timecheck
 from agent.doctor.finding import Finding, worst
 from agent.doctor.holder import Holder, holders
 from agent.doctor.texts import CHECKS, HEADERS, LEVELS, SUMMARY, render
@@ -48,6 +48,7 @@ async def diagnose(
     out += serial
     for cam, facts in zip(cams, results, strict=True):
         out.append(camcheck.camera_verdict(f"camera {cam.id}", cam.source, facts))
+    out += modelcheck.model_findings(cfg, path)
     gps = dict(zip([n for n, _ in ports], serial, strict=True)).get("gps")
     gps_time = bool(gps.params.get("time")) if gps is not None else None
     held = gps is not None and gps.key == "port_agent"

@@ -44,6 +44,7 @@ CHECKS: dict[Lang, dict[str, str]] = {
         "disk": "磁盘空间",
         "state_dir": "状态目录权限",
         "gpio": "GPIO",
+        "person model": "行人检测模型",
     },
     "en": {},
 }
@@ -186,6 +187,20 @@ MESSAGES: dict[str, dict[Lang, tuple[str, str]]] = {
             "{source} cannot be opened: {why}",
             "check the cable, address and login of {item}; the service user {user} must be "
             "in group video",
+        ),
+    },
+    "model_ok": {
+        "zh": ("行人检测模型已校验: {path}", _),
+        "en": ("person model verified: {path}", _),
+    },
+    "model_degraded": {
+        "zh": (
+            "摄像头 {cams} 降级运行(HOG + 人脸): {why}",
+            "运行 `edge-agent models fetch` 下载并校验行人检测模型",
+        ),
+        "en": (
+            "cameras {cams} run degraded (HOG + faces): {why}",
+            "run `edge-agent models fetch` to download and verify the person model",
         ),
     },
     "camera_no_frame": {

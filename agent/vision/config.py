@@ -234,13 +234,35 @@ class PeopleDetectorConfig(_HogSettings):
     body_per_face: float = Field(default=7.5, ge=1.0, le=12.0)
 
 
+class SsdDetectorConfig(_Model):
+    """The SSDLite person model through OpenCV DNN (default); HOG + faces when it is missing."""
+
+    kind: Literal["ssd"] = "ssd"
+    # The models folder (`edge-agent models fetch`); None: $EDGE_AGENT_MODELS or models/ beside
+    # the venv. A relative path is relative to the config file's folder.
+    model_dir: Path | None = None
+    min_score: float = Field(default=0.5, gt=0, le=1)
+    nms_iou: float = Field(default=0.45, gt=0, le=1)
+    threads: int = Field(default=1, ge=1, le=16)
+    # Far people: a second pass on tiles (whole frames) or around small motion regions, for
+    # at most small_budget_ms per frame (0: never). Tiles are tile_fraction of the frame's
+    # short side; regions lower than small_below px (in frame pixels) get a crop.
+    small_budget_ms: float = Field(default=80.0, ge=0, le=10000)
+    tile_fraction: float = Field(default=0.5, ge=0.2, le=1.0)
+    small_below: int = Field(default=110, ge=8, le=4096)
+    small_min_score: float = Field(default=0.6, gt=0, le=1)
+    fallback: PeopleDetectorConfig = PeopleDetectorConfig()
+
+
 class OnnxDetectorConfig(_Model):
     """A YOLO-style ONNX model supplied by the operator; classes map output index to label."""
 
     kind: Literal["onnx"] = "onnx"
     model: Path
     classes: dict[int, str] = Field(min_length=1)
-    layout: Literal["yolov5", "yolov8"] = "yolov5"
+    # yolov5 [1, N, 5 + C]; yolov8 / yolo11 [1, 4 + C, N]; ssd: boxes [1, N, 4] (x1, y1, x2, y2,
+    # fractions of the input) and scores [1, N, C] as two outputs.
+    layout: Literal["yolov5", "yolov8", "ssd"] = "yolov5"
     input_size: int | None = Field(default=None, ge=32, le=4096)
     score_threshold: float = Field(default=0.4, gt=0, le=1)
     nms_iou: float = Field(default=0.45, gt=0, le=1)
@@ -309,8 +331,9 @@ class CameraConfig(_Model):
     zones: list[ZoneConfig] = []
     tamper: bool = True
     detector: Annotated[
-        HogDetectorConfig | PeopleDetectorConfig | OnnxDetectorConfig, Field(discriminator="kind")
-    ] = PeopleDetectorConfig()
+        SsdDetectorConfig | HogDetectorConfig | PeopleDetectorConfig | OnnxDetectorConfig,
+        Field(discriminator="kind"),
+    ] = SsdDetectorConfig()
     motion: MotionConfig = MotionConfig()
     tracker: TrackerConfig = TrackerConfig()
     static: StaticConfig = StaticConfig()

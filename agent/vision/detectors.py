@@ -11,7 +11,11 @@ import cv2
 import numpy as np
 
 from agent.errors import ConfigError, DeviceError
-from agent.vision.config import HogDetectorConfig, OnnxDetectorConfig, PeopleDetectorConfig
+from agent.vision.config import (
+    HogDetectorConfig,
+    OnnxDetectorConfig,
+    PeopleDetectorConfig,
+)
 from agent.vision.geometry import Box, area, clip, expand, merge_overlapping, scale_box
 from agent.vision.tracker import Detection
 
@@ -97,6 +101,8 @@ def search_regions(
 class HogDetector:
     """OpenCV's default HOG + linear SVM people detector, run on motion regions."""
 
+    name = "hog"
+
     def __init__(self, cfg: HogDetectorConfig, full_frame_fraction: float = 0.4) -> None:
         self._cfg = cfg
         self._full = full_frame_fraction
@@ -132,6 +138,8 @@ class HogDetector:
 
 class OnnxDetector:
     """A YOLO-style ONNX model (yolov5 [1,N,5+C] or yolov8 [1,4+C,N]) on the whole frame."""
+
+    name = "onnx"
 
     def __init__(self, cfg: OnnxDetectorConfig, base_dir: Path | None = None) -> None:
         import onnxruntime as ort  # only operators who configure a model pay for the import
@@ -195,6 +203,25 @@ class OnnxDetector:
         blob = canvas[:, :, ::-1].transpose(2, 0, 1)[None].astype(np.float32) / 255.0
         return np.ascontiguousarray(blob), r, float(px), float(py)
 
+    def ssd_rows(self, boxes: Any, scores: Any) -> np.ndarray:
+        """SSD-style outputs (boxes [1, N, 4] x1, y1, x2, y2 as fractions of the input, scores
+        [1, N, C]) as yolov8-style rows [1, N, 4 + C]: centre and size in input pixels, then
+        the scores with unmapped classes (the background) zeroed."""
+        b = np.asarray(boxes, dtype=np.float32)
+        if scores is None or b.ndim != 3 or b.shape[2] != 4:
+            raise ValueError(
+                f"ssd layout wants boxes [1, N, 4] and scores [1, N, C], got {b.shape}"
+            )
+        sc = np.array(scores, dtype=np.float32)
+        if sc.ndim != 3 or sc.shape[:2] != b.shape[:2]:
+            raise ValueError(f"ssd scores {sc.shape} do not match boxes {b.shape}")
+        mapped = np.zeros(sc.shape[2], bool)
+        mapped[[k for k in self._cfg.classes if 0 <= k < sc.shape[2]]] = True
+        sc[:, :, ~mapped] = 0.0
+        x1, y1, x2, y2 = (b[0, :, i] * self._size for i in range(4))
+        centre = np.stack([(x1 + x2) / 2, (y1 + y2) / 2, x2 - x1, y2 - y1], axis=1)
+        return np.concatenate([centre, sc[0]], axis=1)[None]
+
     def decode(
         self, output: Any, r: float, px: float, py: float, w: int, h: int
     ) -> list[Detection]:
@@ -204,7 +231,7 @@ class OnnxDetector:
         if out.ndim != 3 or out.shape[0] != 1:
             raise ValueError(f"unexpected output shape {out.shape}")
         rows = out[0].T if cfg.layout == "yolov8" else out[0]
-        # yolov5 scores are objectness x class; yolov8 has no objectness column.
+        # yolov5 scores are objectness x class; yolov8 and ssd rows have no objectness column.
         cls = rows[:, 5:] * rows[:, 4:5] if cfg.layout == "yolov5" else rows[:, 4:]
         if cls.shape[1] == 0:
             raise ValueError(f"output has no class columns: {out.shape}")
@@ -228,22 +255,9 @@ class OnnxDetector:
         h, w = image.shape[:2]
         blob, r, px, py = self._letterbox(image)
         try:
-            (output, *_rest) = self._session.run(None, {self._input: blob})
+            (output, *rest) = self._session.run(None, {self._input: blob})
+            if self._cfg.layout == "ssd":
+                output = self.ssd_rows(output, rest[0] if rest else None)
             return self.decode(output, r, px, py, w, h)
         except self._errors as exc:
             raise DeviceError(f"ONNX detector failed: {exc}") from exc
-
-
-def build_detector(
-    cfg: HogDetectorConfig | PeopleDetectorConfig | OnnxDetectorConfig,
-    base_dir: Path | None = None,
-    full_frame_fraction: float = 0.4,
-) -> Detector:
-    """The detector a camera's config names; ConfigError when it cannot be built."""
-    if isinstance(cfg, OnnxDetectorConfig):
-        return OnnxDetector(cfg, base_dir)
-    if isinstance(cfg, PeopleDetectorConfig):
-        from agent.vision.people import PeopleDetector  # people.py builds on this module
-
-        return PeopleDetector(cfg, full_frame_fraction)
-    return HogDetector(cfg, full_frame_fraction)

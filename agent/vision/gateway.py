@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import random
+import threading
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
@@ -21,7 +22,8 @@ from agent.events import EventSink, MediaSink
 from agent.vision.alarm_http import AlarmHttpServer
 from agent.vision.alarms import AlarmForwarder
 from agent.vision.config import AlarmHttpConfig, CameraConfig, ForwardingConfig
-from agent.vision.detectors import Detector, build_detector
+from agent.vision.detector_choice import build_detector
+from agent.vision.detectors import Detector
 from agent.vision.event_stream import EventStream
 from agent.vision.pipeline import CameraPipeline
 from agent.vision.publish import DetectionWriter
@@ -70,9 +72,10 @@ class Gateway:
         self._rng = rng
         self._base_dir = base_dir
         self._source_factory = source_factory or (lambda cam: open_source(cam, base_dir))
-        self._detector_factory = detector_factory or (
-            lambda cam: build_detector(cam.detector, base_dir, cam.motion.full_frame_fraction)
-        )
+        self._detector_factory = detector_factory or self._shared_detector
+        # One detector per distinct config: the person model is loaded once for all cameras.
+        self._detectors: dict[str, Detector] = {}
+        self._detectors_lock = threading.Lock()
         # Track ids must not repeat across restarts: the run id makes them unique per start.
         self._run_id = run_id or uuid.uuid4().hex[:8]
         self._publisher = DetectionWriter(sink, media)
@@ -81,6 +84,18 @@ class Gateway:
         self._http: AlarmHttpServer | None = None
         self._streams: dict[str, EventStream] = {}
         self._stack: AsyncExitStack | None = None
+
+    def _shared_detector(self, cam: CameraConfig) -> Detector:
+        """The detector for `cam`'s config, built once (called from the analysis threads)."""
+        frac = cam.motion.full_frame_fraction
+        if cam.detector.kind != "ssd":  # the others are cheap to build and keep no lock
+            return build_detector(cam.detector, self._base_dir, frac)
+        key = f"{cam.detector.model_dump_json()} {frac}"
+        with self._detectors_lock:
+            det = self._detectors.get(key)
+            if det is None:
+                det = self._detectors[key] = build_detector(cam.detector, self._base_dir, frac)
+            return det
 
     def set_mode(self, name: str) -> None:
         """Fix the work mode (normal, holiday, major_event, emergency) from now on."""

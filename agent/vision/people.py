@@ -66,6 +66,8 @@ def _face_on_body(face: Box, body: Box) -> int:
 class PeopleDetector:
     """Full-body HOG, a second HOG pass on small regions upscaled, faces for close-ups; fused."""
 
+    name = "people"
+
     def __init__(self, cfg: PeopleDetectorConfig, full_frame_fraction: float = 0.4) -> None:
         self._cfg = cfg
         self._full = full_frame_fraction

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import dataclasses
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -14,7 +15,7 @@ import numpy as np
 
 from agent.camera.sources import FrameSource
 from agent.errors import ConfigError, DeviceError
-from agent.vision import lifecycle, rules
+from agent.vision import lifecycle, offline, rules
 from agent.vision.analysis import Frame, FrameProcessor, zones_of
 from agent.vision.config import CameraConfig, RuleThresholds
 from agent.vision.detectors import Detector
@@ -67,6 +68,7 @@ class CameraPipeline:
         self._latest: Frame | None = None
         self._first_frame = asyncio.Event()  # set once a frame was analysed (snapshots wait)
         self._processor: FrameProcessor | None = None
+        self._detector: Detector | None = None
         self._state = "starting"
         self._last_error: str | None = None
         self._frames = 0
@@ -79,12 +81,16 @@ class CameraPipeline:
         self._lost_at: float | None = None
         self._last_frame_clock = 0.0
         self._done_times: collections.deque[float] = collections.deque(maxlen=20)
+        self._offline: lifecycle.Transition | None = None  # the open camera_offline start
+        self._offline_wall = WallRef(0.0, 0)
+        self._started_clock = 0.0
         self._last_t = float("-inf")
 
     def _new_executor(self, role: str) -> ThreadPoolExecutor:
         return ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"vision-{self.cam.id}-{role}")
 
     async def __aenter__(self) -> CameraPipeline:
+        self._started_clock = self._clock()
         for name, loop in (("capture", self._capture), ("analysis", self._analyse)):
             task = self._spawn(f"vision:{self.cam.id}:{name}", loop)
             task.add_done_callback(self._task_done)
@@ -126,7 +132,9 @@ class CameraPipeline:
             "reconnects": self._reconnects,
             "last_gap_s": round(self._last_gap_s, 3) if self._last_gap_s is not None else None,
             "detector_runs": self._processor.detector_runs if self._processor else 0,
-            "open_events": len(self._life.open),
+            "detector": getattr(self._detector, "name", None),
+            "degraded": getattr(self._detector, "degraded", None),
+            "open_events": len(self._life.open) + (self._offline is not None),
             "last_error": self._last_error,
         }
 
@@ -156,7 +164,7 @@ class CameraPipeline:
         attempt = 0
         while True:
             source: FrameSource | None = None
-            stalled = False
+            stalled = delivered = False
             try:
                 source = self._source_factory(self.cam)
                 await self._call(source.open)
@@ -164,6 +172,7 @@ class CameraPipeline:
                 log.info("camera %s opened %s", self.cam.id, self.cam.source)
                 async for _ in self._frames_of(source):
                     attempt = 0
+                    delivered = True
                 raise DeviceError("stream ended")
             except (ConfigError, ImportError) as exc:
                 self._state = "failed"
@@ -181,6 +190,10 @@ class CameraPipeline:
                 delay = self._backoff(attempt)
                 attempt += 1
                 log.warning("camera %s: %s; reopening in %.1f s", self.cam.id, reason, delay)
+                if not delivered and self._silent_for() >= self.cam.stall_s:
+                    # Reopening did not bring it back, and it has been silent for stall_s: the
+                    # camera is gone (a brief drop is only a gap in last_gap_s).
+                    await self._went_offline(reason)
             finally:
                 if source is not None:
                     self._release(source, stalled)
@@ -220,6 +233,8 @@ class CameraPipeline:
             due = max(due + period, self._clock()) if source.live else due + period
             self._captured += 1
             self._frame_arrived()
+            if self._offline is not None:
+                await self._back_online()
             # A recording's frames get wall times on its own timeline, mapped at open.
             wall = self._now_ms() if source.live else wall_base + round((t - base) * 1000)
             frame = Frame(image, t, wall, self._captured, first=n == 0)
@@ -234,6 +249,32 @@ class CameraPipeline:
                 # A recording is not real time: wait for the analysis instead of dropping.
                 await self._queue.put(frame)
             yield None
+
+    def _silent_for(self) -> float:
+        """Seconds since the last frame (or since the pipeline started, before any frame)."""
+        since = self._last_frame_clock if self._captured else self._started_clock
+        return self._clock() - since
+
+    async def _went_offline(self, reason: str) -> None:
+        """`camera_offline` start, dated at the last frame (or now, if it never gave one)."""
+        if self._offline is not None:
+            return
+        now = self._clock()
+        since = self._last_frame_clock if self._captured else now
+        seq = self._life.next_seq
+        self._life = dataclasses.replace(self._life, next_seq=seq + 1)
+        self._offline = tr = offline.went_offline(f"{self._life.prefix}-{seq}", since, now, reason)
+        self._offline_wall = WallRef(now, self._now_ms())
+        log.warning("camera %s offline: %s", self.cam.id, reason)
+        await self._publish(tr, self._offline_wall, self._rules_for(self._mode()), None)
+
+    async def _back_online(self) -> None:
+        assert self._offline is not None
+        now = self._clock()
+        tr, self._offline = offline.back_online(self._offline, now), None
+        log.info("camera %s: offline event ended", self.cam.id)
+        # The start's wall reference: started_ms stays the same in both bodies.
+        await self._publish(tr, self._offline_wall, self._rules_for(self._mode()), None)
 
     def _frame_arrived(self) -> None:
         now = self._clock()
@@ -253,6 +294,7 @@ class CameraPipeline:
 
     def _make_processor(self) -> FrameProcessor:
         detector = self._detector_factory(self.cam) if self._detector_factory else None
+        self._detector = detector
         return FrameProcessor(self.cam, detector)
 
     async def _analyse(self) -> None:
@@ -317,6 +359,8 @@ class CameraPipeline:
 
     async def _end_all(self) -> None:
         """End every open event when the camera stops, so central never sees one hang."""
+        if self._offline is not None:
+            await self._back_online()  # ended_ms: when the gateway stopped watching
         if not self._life.open:
             return
         last = self._latest

@@ -50,6 +50,12 @@ class GatewayRole:
             for cam_id, c in cams.items()
             if c.get("state") == "failed"
         }
+        # A camera running HOG + faces because the person model is missing.
+        failed |= {
+            f"camera {cam_id} detector": str(c["degraded"])
+            for cam_id, c in cams.items()
+            if c.get("degraded") and c.get("state") != "failed"
+        }
         if failed:
             out["degraded"] = failed  # a camera that cannot run; the others keep going
         return out

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from agent.vision.config import CameraConfig, HogDetectorConfig, PeopleDetectorConfig
-from agent.vision.detectors import HogDetector, build_detector
+from agent.vision.detector_choice import build_detector
+from agent.vision.detectors import HogDetector
 from agent.vision.people import PeopleDetector, body_box, person_from_face
 from tests.kits import people as people_scenes
 from tests.kits.people import Scene, Score, empty_scenes, score
@@ -88,10 +89,10 @@ def test_box_geometry():
     assert (x, y, w, h) == pytest.approx((272.0, 390.0, 96.0, 90.0))
 
 
-def test_people_detector_is_the_default_and_configurable():
+def test_people_detector_is_the_ssd_fallback_and_configurable():
     cam = CameraConfig.model_validate({"id": "c", "source": "v4l2:0"})
-    assert isinstance(cam.detector, PeopleDetectorConfig)
-    assert isinstance(build_detector(cam.detector), PeopleDetector)
+    assert isinstance(cam.detector.fallback, PeopleDetectorConfig)  # the SSD's fallback
+    assert isinstance(build_detector(cam.detector.fallback), PeopleDetector)
     cam = CameraConfig.model_validate(
         {"id": "c", "source": "v4l2:0", "detector": {"kind": "people", "faces": False}}
     )

@@ -146,3 +146,35 @@ async def test_gateway_reads_rtsp_through_a_server_restart_and_a_freeze(rtsp):
             gw, lambda s: s["reconnects"] == 2 and s["state"] == "running", "back after freeze"
         )
         assert st["last_gap_s"] > 0
+
+
+@pytest.mark.slow
+async def test_camera_offline_starts_when_the_server_stops_and_ends_when_it_is_back(rtsp):
+    cam = camera(
+        id="cam-rtsp",
+        source=rtsp.url,
+        fps=5,
+        stall_s=3,
+        tamper=False,
+        backoff={"initial_s": 0.3, "max_s": 1.0},
+    )
+    sink = MemorySink()
+    async with Gateway([cam], sink, MemoryMedia()) as gw:
+        await status_until(gw, lambda s: s["frames"] >= 5, "first frames")
+        assert sink.bodies("camera_offline") == []
+        rtsp.stop()
+        await wait_until(lambda: sink.bodies("camera_offline"), 60, "offline start")
+        (start,) = sink.bodies("camera_offline")
+        assert start["state"] == "start" and start["zone"] is None and start["ended_ms"] is None
+        assert start["camera_id"] == "cam-rtsp" and start["origin"] == "edge"
+        assert gw.status()["cam-rtsp"]["open_events"] == 1
+        await asyncio.sleep(1.0)
+        rtsp.start()
+        await wait_until(lambda: len(sink.bodies("camera_offline")) == 2, 60, "offline end")
+        end = sink.bodies("camera_offline")[1]
+        assert end["state"] == "end" and end["track"] == start["track"]
+        # From the last frame before the loss to the first one after it.
+        assert end["started_ms"] == start["started_ms"]
+        assert end["ended_ms"] - end["started_ms"] >= 1000
+        assert gw.status()["cam-rtsp"]["open_events"] == 0
+    assert len(sink.bodies("camera_offline")) == 2  # nothing left open to end at stop

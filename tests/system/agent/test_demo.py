@@ -41,6 +41,15 @@ def test_short_demo_shows_both_roles_and_loses_nothing(tmp_path: Path) -> None:
         produced, left, got = map(int, m.groups())
         # Rows left in the outbox (media chunks, a late event on a loaded machine) are not lost.
         assert 0 < got <= produced and (got == produced or left > 0)
-    assert "{" not in out.split("summary")[0]  # no raw JSON without --verbose
+    before, _, after = out.partition("summary (")
+    assert "{" not in before  # no raw JSON without --verbose
+    # Piped (no terminal): the events as they happened, one plain line each, and the summary
+    # per rule, so the crowd and the water zone the README promises can be seen.
+    for rule, zone in (("crowd", "plaza"), ("water_zone", "lake")):
+        assert re.search(
+            rf"\d\d:\d\d:\d\d gw-demo detection {rule} start in {zone} \(\d+\)", before
+        )
+        m = re.search(rf"gw-demo\s*│\s*detection {rule} start\s*│\s*(\d+)", after)
+        assert m is not None and int(m.group(1)) >= 1, after
     ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
     assert str(tmp_path) not in ps  # the broker is gone

@@ -268,3 +268,24 @@ def test_pure_verdicts() -> None:
     assert gps_verdict("gps", "p", 9600, PortFacts()).key == "gps_silent"
     busy = PortFacts(open_error="Could not exclusively lock port p: [Errno 11]")
     assert nfc_verdict("nfc", "p", 115200, busy).key == "port_busy"
+
+
+def test_person_model_missing_is_a_degraded_warning(tmp_path: Path) -> None:
+    from types import SimpleNamespace
+
+    from agent.doctor.modelcheck import model_findings
+    from agent.vision.config import CameraConfig
+
+    cams = [
+        CameraConfig.model_validate(
+            {"id": i, "source": "v4l2:0", "detector": {"kind": "ssd", "model_dir": "models"}}
+        )
+        for i in ("a", "b")
+    ]
+    hog = CameraConfig.model_validate({"id": "h", "source": "v4l2:0", "detector": {"kind": "hog"}})
+
+    cfg = SimpleNamespace(cameras=[*cams, hog])
+    (f,) = model_findings(cfg, tmp_path / "agent.toml")
+    assert (f.level, f.key, f.params["cams"]) == ("warn", "model_degraded", "a, b")
+    assert str(tmp_path / "models") in f.params["path"]
+    assert "edge-agent models fetch" in texts.MESSAGES["model_degraded"]["en"][1]

@@ -14,6 +14,7 @@ from agent.vision.config import (
     CameraList,
     OnnxDetectorConfig,
     PeopleDetectorConfig,
+    SsdDetectorConfig,
     load_cameras,
 )
 
@@ -38,7 +39,8 @@ def test_documented_keys_parse_exactly():
     assert zone.name == "shore"
     assert zone.polygon == [(0, 300), (640, 300), (640, 480), (0, 480)]
     assert zone.rules == ["water_zone", "crowd"]
-    assert isinstance(cam.detector, PeopleDetectorConfig)
+    assert isinstance(cam.detector, SsdDetectorConfig)  # the person model (HOG + faces without)
+    assert isinstance(cam.detector.fallback, PeopleDetectorConfig)
 
 
 @pytest.mark.parametrize(
