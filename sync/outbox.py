@@ -1,4 +1,8 @@
-"""Durable SQLite outbox (contract §3, §7): append assigns id and seq; delete only after PUBACK."""
+"""Durable SQLite outbox (contract §3, §7): append assigns id and seq; delete only after PUBACK.
+
+The file is written by one connection on one thread (`sync.outbox_writer.Writer`) and read by
+another (WAL: reads never block the writer); the event loop only queues, batches and wakes.
+"""
 
 from __future__ import annotations
 
@@ -6,25 +10,27 @@ import asyncio
 import logging
 import sqlite3
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
-import aiosqlite
-
-from sync import envelope, outbox_db, outbox_fix
+from sync import envelope, outbox_db
 from sync.envelope import TimeStamp
 from sync.errors import MediaRefused, StoreError, StoreFull
 from sync.messages import DEFAULT_PRIORITY, Priority, Stored
-from sync.ordering import RowInfo, eviction_notice
 from sync.outbox_db import Journalled
-from sync.outbox_rows import Pending, Row, build
+from sync.outbox_rows import Pending, Row
+from sync.outbox_writer import SEQ_RESERVE, Commit, Seqs, Writer
 from sync.spawn import Spawn, spawn_task
-from sync.statefile import read_json, write_json
+from sync.statefile import read_json
 
 log = logging.getLogger(__name__)
 
-SEQ_RESERVE = 10_000  # seq numbers reserved ahead in seq.json, so a lost database never reuses one
+__all__ = ["SEQ_RESERVE", "Outbox"]
+
 MAX_BATCH = 2048
+P = ParamSpec("P")
+T = TypeVar("T")
 
 
 class Outbox:
@@ -50,15 +56,12 @@ class Outbox:
         self._budget = budget_bytes
         self._online = online
         self._queue: asyncio.Queue[Pending] = asyncio.Queue(queue_size)
-        self._db: aiosqlite.Connection | None = None  # writes (and reads inside them)
-        self._rdb: aiosqlite.Connection | None = None  # the publisher's reads (WAL: no blocking)
-        self._wlock = asyncio.Lock()  # one write transaction at a time on the writer connection
-        self._seq = 0
-        self._ceiling = 0
-        self.bytes = 0
-        self.depth = 0
-        self.media_refused = False
-        self.evicted_by_priority: dict[int, int] = {}  # metrics: evictions per priority
+        # One thread each: SQLite work never runs on the event loop, and each connection is
+        # only ever used by its own thread.
+        self._wx = ThreadPoolExecutor(1, thread_name_prefix="outbox-write")
+        self._rx = ThreadPoolExecutor(1, thread_name_prefix="outbox-read")
+        self._w: Writer | None = None
+        self._rdb: sqlite3.Connection | None = None  # the publisher's reads
         self._listeners: list[Callable[[int], None]] = []
         self._writer: asyncio.Task[None] | None = None
         self.startup_notices: list[dict[str, Any]] = []
@@ -69,36 +72,39 @@ class Outbox:
         seq_state = read_json(self._seq_file)
         reserved = int(seq_state["ceiling"]) if isinstance(seq_state, dict) else None
         db_existed = self._path.exists()
-        problem = await self._open_checked()
-        if problem is not None:
-            moved = await asyncio.to_thread(outbox_db.quarantine, self._path, problem)
-            self.startup_notices.append(
-                {"type": "store_quarantined", "file": moved, "reason": problem}
-            )
-            problem = await self._open_checked()
-            if problem is not None:
-                raise StoreError(f"cannot start a new outbox database: {problem}")
-        elif not db_existed and reserved is not None:
+        conn = await self._open_checked()
+        if not db_existed and reserved is not None:
             self.startup_notices.append(
                 {"type": "store_quarantined", "file": None, "reason": "outbox database missing"}
             )
-        assert self._db is not None
-        db_seq = await outbox_db.meta(self._db, "seq")
-        if db_seq is not None:
-            self._seq = max(db_seq, 0)
-        elif reserved is not None:
-            # Database gone or quarantined: continue after every seq that may have been used.
-            self._seq = reserved
-        else:
+        last = await self._in_writer(outbox_db.last_seq, conn)
+        if last is None and reserved is None:
             self.startup_notices.append({"type": "state_reset"})
-        self._ceiling = max(reserved or 0, self._seq)
-        await self._load_counts()
-        self._rdb = await aiosqlite.connect(self._path, isolation_level=None)
+        # Database gone or quarantined: continue after every seq that may have been used.
+        seq = max(last, 0) if last is not None else (reserved or 0)
+        seqs = Seqs(self._seq_file, seq, max(reserved or 0, seq))
+        self._w = await self._in_writer(
+            lambda: Writer(conn, seqs, dev=self._dev, stamp=self._stamp, budget=self._budget)
+        )
+        self._rdb = await self._in_reader(outbox_db.connect, self._path)
         self._writer = self._spawn("outbox-writer", self._write_loop)
         for body in self.startup_notices:
             log.warning("outbox start: %s", body)
             await self.append("notice", body)
         return self
+
+    async def _open_checked(self) -> sqlite3.Connection:
+        """Open and check the database, moving a damaged one aside (with a notice)."""
+        conn, problem = await self._in_writer(outbox_db.open_checked, self._path)
+        if conn is not None:
+            return conn
+        assert problem is not None
+        moved = await self._in_writer(outbox_db.quarantine, self._path, problem)
+        self.startup_notices.append({"type": "store_quarantined", "file": moved, "reason": problem})
+        conn, problem = await self._in_writer(outbox_db.open_checked, self._path)
+        if conn is None:
+            raise StoreError(f"cannot start a new outbox database: {problem}")
+        return conn
 
     async def __aexit__(self, *exc: object) -> None:
         if self._writer is not None:
@@ -107,19 +113,54 @@ class Outbox:
                 await self._queue.join()
             self._writer.cancel()
             await asyncio.gather(self._writer, return_exceptions=True)
-        for conn in (self._rdb, self._db):
-            if conn is not None:
-                await conn.close()
-        self._db = self._rdb = None
+        if self._rdb is not None:
+            await self._in_reader(self._rdb.close)
+        if self._w is not None:
+            await self._in_writer(self._w.conn.close)
+        self._w = self._rdb = None
+        self._wx.shutdown(wait=True)
+        self._rx.shutdown(wait=True)
 
-    async def _open_checked(self) -> str | None:
-        """Open and check the database; return what is wrong with it, or None."""
-        self._db, problem = await outbox_db.open_checked(self._path)
-        return problem
+    async def _in_writer(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        """Run blocking `fn` on the writer thread (the only one that writes the file)."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._wx, lambda: fn(*args, **kwargs))
 
-    async def _load_counts(self) -> None:
-        assert self._db is not None
-        self.depth, self.bytes = await outbox_db.counts(self._db)
+    async def _in_reader(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        """Run blocking `fn` on the reader thread."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._rx, lambda: fn(*args, **kwargs))
+
+    def _writing(self) -> Writer:
+        if self._w is None:
+            raise StoreError("outbox is not open")
+        return self._w
+
+    def _reading(self) -> sqlite3.Connection:
+        if self._rdb is None:
+            raise StoreError("outbox is not open")
+        return self._rdb
+
+    # ----- counters (kept by the writer thread, read here) ---------------------------------
+    @property
+    def depth(self) -> int:
+        """Rows waiting for a PUBACK."""
+        return self._w.depth if self._w is not None else 0
+
+    @property
+    def bytes(self) -> int:
+        """Bytes of the rows waiting, as the budget counts them."""
+        return self._w.bytes if self._w is not None else 0
+
+    @property
+    def media_refused(self) -> bool:
+        """Whether photos are being refused (the budget is full of priority 0-1 messages)."""
+        return self._w.media_refused if self._w is not None else False
+
+    @property
+    def evicted_by_priority(self) -> dict[int, int]:
+        """Evictions per priority in this run (metrics)."""
+        return self._w.evicted_by_priority if self._w is not None else {}
 
     # ----- producers -------------------------------------------------------------------------
     def subscribe(self, listener: Callable[[int], None]) -> None:
@@ -137,8 +178,8 @@ class Outbox:
     ) -> Stored:
         """Store one `evt/*` or `ack` message durably; returns after the commit.
 
-        `journal`: the same commit also copies it into the journal, which outlives the
-        PUBACK until `journal_release` (see journal_after).
+        `journal`: the message is also kept as journal, past its PUBACK until
+        `journal_release` (see journal_after).
         """
         prio = DEFAULT_PRIORITY.get(kind, Priority.NOTICE) if priority is None else priority
         topic = envelope.event_topic(self._dev, kind)
@@ -147,18 +188,6 @@ class Outbox:
     def stamp(self) -> TimeStamp:
         """The time fields a message created now gets."""
         return self._stamp()
-
-    async def groups_present(self, groups: Sequence[str]) -> set[str]:
-        """Which of these media groups still have rows waiting for a PUBACK."""
-        if not groups:
-            return set()
-        assert self._rdb is not None
-        present: set[str] = set()
-        for i in range(0, len(groups), 500):
-            part = list(groups[i : i + 500])
-            sql = f"SELECT DISTINCT grp FROM outbox WHERE grp IN ({','.join('?' * len(part))})"
-            present.update(r[0] for r in await self._rdb.execute_fetchall(sql, part))
-        return present
 
     emit = append  # the producers' EventSink protocol
 
@@ -195,8 +224,7 @@ class Outbox:
                 while len(batch) < MAX_BATCH and not self._queue.empty():
                     batch.append(self._queue.get_nowait())
                 try:
-                    async with self._wlock:
-                        await self._commit(batch)
+                    await self._commit(batch)
                 finally:
                     for _ in batch:
                         self._queue.task_done()
@@ -206,136 +234,34 @@ class Outbox:
                 batch.append(self._queue.get_nowait())
                 self._queue.task_done()
             for item in batch:
-                if not item.future.done():
-                    item.future.set_exception(StoreError("the outbox writer stopped"))
+                _fail(item, StoreError("the outbox writer stopped"))
 
     async def _commit(self, batch: list[Pending]) -> None:
-        assert self._db is not None
-        seq_before, ceiling_before = self._seq, self._ceiling
-        rows: list[tuple[Pending, Stored, int]] = []
-        evicted: list[RowInfo] = []
-        carried: list[dict[str, Any]] = []
-        refused: list[Pending] = []
-        rejected: list[tuple[Pending, StoreError]] = []
-        batch_bytes = 0  # bytes of `rows` so far: kept, not re-summed per item
-        removed = (0, 0)  # rows and bytes set-aside notices remove in this transaction
+        """Commit the batch on the writer thread (one hop), then answer its callers."""
+        live = [i for i in batch if i.future is None or not i.future.cancelled()]
         try:
-            removed = await outbox_fix.apply_drops(self._db, batch)
-            self.depth -= removed[0]
-            self.bytes -= removed[1]
-            for item in batch:
-                if item.future.cancelled():
-                    continue
-                try:
-                    stored, size = self._build(item)
-                except StoreError as exc:
-                    # One bad message must not take the batch (or the writer) down with it.
-                    log.error("refusing to store a message: %s", exc)
-                    rejected.append((item, exc))
-                    continue
-                over = self.bytes + batch_bytes + size - self._budget
-                if over > 0:
-                    dropped, earlier = await outbox_db.evict(self._db, over)
-                    evicted.extend(dropped)
-                    carried.extend(earlier)
-                    self.bytes -= sum(r.size for r in dropped)
-                    self.depth -= len(dropped)
-                    still_over = self.bytes + batch_bytes + size > self._budget
-                    if still_over and item.priority >= Priority.MEDIA:
-                        self.media_refused = True
-                        refused.append(item)
-                        if stored.seq:
-                            self._seq -= 1  # it was the last one given out; nothing used it
-                        continue
-                rows.append((item, stored, size))
-                batch_bytes += size
-            if evicted:
-                # The notice commits with the eviction: no window where rows are gone unexplained.
-                body = eviction_notice(evicted, carried)
-                loop = asyncio.get_running_loop()
-                note = Pending(
-                    "notice",
-                    3,
-                    not self._online(),
-                    body,
-                    envelope.event_topic(self._dev, "notice"),
-                    None,
-                    None,
-                    loop.create_future(),
-                )
-                stored, size = self._build(note)
-                rows.append((note, stored, size))
-            if self._seq > self._ceiling:
-                self._ceiling = self._seq + SEQ_RESERVE
-                await asyncio.to_thread(write_json, self._seq_file, {"ceiling": self._ceiling})
-            now = self._stamp().ts
-            await self._db.executemany(
-                "INSERT INTO outbox(priority, seq, kind, topic, payload, size, hist,"
-                " created_ms, grp) VALUES (?,?,?,?,?,?,?,?,?)",
-                [
-                    (
-                        s.priority,
-                        s.seq or None,
-                        i.kind,
-                        s.topic,
-                        s.payload,
-                        size,
-                        i.hist,
-                        now,
-                        i.group,
-                    )
-                    for i, s, size in rows
-                ],
-            )
-            await outbox_db.journal_insert(
-                self._db, [(s.seq, i.kind, s.payload) for i, s, _ in rows if i.journal and s.seq]
-            )
-            await self._db.commit()
+            done = await self._in_writer(self._writing().commit, live, not self._online())
         except (sqlite3.Error, OSError) as exc:
-            await self._rollback()
-            self._seq, self._ceiling = seq_before, ceiling_before
-            self.bytes += sum(r.size for r in evicted) + removed[1]
-            self.depth += len(evicted) + removed[0]
             full = isinstance(exc, sqlite3.OperationalError) and "full" in str(exc)
             err: StoreError = StoreFull(str(exc)) if full else StoreError(str(exc))
             log.error("outbox commit of %d messages failed: %s", len(batch), exc)
-            for item in batch:
-                if not item.future.done():
-                    item.future.set_exception(err)
+            for item in live:
+                _fail(item, err)
             return
-        self.bytes += sum(size for _, _, size in rows)
-        self.depth += len(rows)
-        for item, why in rejected:
-            if not item.future.done():
-                item.future.set_exception(why)
-        for item in refused:
-            if not item.future.done():
-                item.future.set_exception(MediaRefused("outbox full of priority 0-1 messages"))
-        for item, stored, _ in rows:
-            if not item.future.done():
+        self._answer(done)
+
+    def _answer(self, done: Commit) -> None:
+        """Resolve the callers of a durable commit and wake the listeners."""
+        for item, why in done.rejected:
+            _fail(item, why)
+        for item in done.refused:
+            _fail(item, MediaRefused("outbox full of priority 0-1 messages"))
+        for item, stored, _ in done.rows:
+            if item.future is not None and not item.future.done():
                 item.future.set_result(stored)
-        for prio in sorted({s.priority for _, s, _ in rows}):
+        for prio in sorted({s.priority for _, s, _ in done.rows}):
             for listener in self._listeners:
                 listener(prio)
-        if evicted:
-            byp = self.evicted_by_priority
-            for r in evicted:
-                byp[r.priority] = byp.get(r.priority, 0) + 1
-            log.warning("outbox over budget: evicted %d messages", len(evicted))
-
-    async def _rollback(self) -> None:
-        assert self._db is not None
-        try:
-            await self._db.rollback()
-        except sqlite3.Error as exc:
-            log.debug("rollback: %s", exc)
-
-    def _build(self, item: Pending) -> tuple[Stored, int]:
-        """Build the item with the next seq in the open transaction; a refused one takes none."""
-        stored, size = build(item, dev=self._dev, seq=self._seq + 1, stamp=self._stamp)
-        if stored.seq:
-            self._seq = stored.seq
-        return stored, size
 
     async def set_aside(
         self, body: Mapping[str, Any], rowids: Sequence[int], group: str | None = None
@@ -345,91 +271,63 @@ class Outbox:
             raise StoreError("outbox is not open")
         fut: asyncio.Future[Stored] = asyncio.get_running_loop().create_future()
         topic = envelope.event_topic(self._dev, "notice")
-        item = Pending("notice", 3, not self._online(), body, topic, None, None, fut)
+        item = Pending("notice", Priority.NOTICE, not self._online(), body, topic, None, None, fut)
         item.drop, item.drop_group = tuple(rowids), group
         await self._queue.put(item)
         return await fut
 
     async def rechunk(self, group: str, size: int) -> str:
         """Re-split a whole photo's chunks to `size` bytes: `done`, or why not (outbox_fix)."""
-        assert self._db is not None
-        async with self._wlock:
-            try:
-                delta = await outbox_fix.rechunk(self._db, group, size)
-                await self._db.commit()
-            except (sqlite3.Error, OSError, ValueError) as exc:
-                await self._rollback()
-                log.error("re-chunking media %s failed: %s", group, exc)
-                return "failed"
-        if isinstance(delta, str):
-            return delta
-        self.depth += delta[0]
-        self.bytes += delta[1]
-        for listener in self._listeners:
-            listener(Priority.MEDIA)
-        return "done"
+        result = await self._in_writer(self._writing().rechunk, group, size)
+        if result == "done":
+            for listener in self._listeners:
+                listener(Priority.MEDIA)
+        return result
 
     # ----- the journal: journalled messages until their producer has saved its state ---------
     async def journal_after(self, after_seq: int | None, kind: str) -> list[Journalled]:
         """Journalled messages of `kind` with seq > after_seq (all when None), in seq order."""
-        assert self._rdb is not None
-        return await outbox_db.journal_after(self._rdb, after_seq, kind)
+        return await self._in_reader(outbox_db.journal_after, self._reading(), after_seq, kind)
 
     async def journal_release(self, up_to_seq: int, keep_seq: int | None = None) -> None:
-        """Delete journal rows with seq <= up_to_seq except keep_seq; StoreError if that failed."""
-        if self._db is None:
-            raise StoreError("outbox is not open")
-        async with self._wlock:
-            try:
-                await self._db.execute(
-                    "DELETE FROM journal WHERE seq <= ? AND seq IS NOT ?", (up_to_seq, keep_seq)
-                )
-                await self._db.commit()
-            except sqlite3.Error as exc:
-                await self._rollback()
-                raise StoreError(f"journal release failed: {exc}") from None
+        """Drop journalled messages with seq <= up_to_seq except keep_seq (each once it is
+        also acknowledged); StoreError if that failed."""
+        try:
+            await self._in_writer(self._writing().journal_release, up_to_seq, keep_seq)
+        except sqlite3.Error as exc:
+            raise StoreError(f"journal release failed: {exc}") from None
 
     # ----- the publisher's side --------------------------------------------------------------
     async def fetch(
         self, after: tuple[int, int], limit: int, *, live_only: bool = False
     ) -> list[Row]:
         """Rows after (priority, rowid) in send order (§7); `live_only` skips the hist backlog."""
-        assert self._rdb is not None
-        where = "(priority, rowid) > (?, ?)" + (" AND hist = 0" if live_only else "")
-        sql = (
-            f"SELECT rowid, priority, topic, payload, size, hist, grp FROM outbox WHERE {where}"
-            " ORDER BY priority, rowid LIMIT ?"
-        )
-        rows = await self._rdb.execute_fetchall(sql, (after[0], after[1], limit))
-        return [Row(r[0], r[1], r[2], bytes(r[3]), r[4], bool(r[5]), r[6]) for r in rows]
+        return await self._in_reader(outbox_db.fetch, self._reading(), after, limit, live_only)
+
+    async def groups_present(self, groups: Sequence[str]) -> set[str]:
+        """Which of these media groups still have rows waiting for a PUBACK."""
+        if not groups:
+            return set()
+        return await self._in_reader(outbox_db.groups_present, self._reading(), groups)
 
     async def delete(self, rowids: Sequence[int]) -> None:
         """Delete acknowledged rows in one commit (rows evicted meanwhile are simply gone)."""
         if not rowids:
             return
-        assert self._db is not None
-        sql = f"DELETE FROM outbox WHERE rowid IN ({','.join('?' * len(rowids))}) RETURNING size"
-        async with self._wlock:
-            try:
-                sizes = [r[0] for r in await self._db.execute_fetchall(sql, tuple(rowids))]
-                await self._db.commit()
-            except sqlite3.Error as exc:
-                await self._rollback()
-                # Not deleting only means a duplicate later, which central dedupes on `id`.
-                log.error("deleting %d acknowledged rows failed: %s", len(rowids), exc)
-                return
-        self.depth -= len(sizes)
-        self.bytes -= sum(sizes)
-        if self.bytes < self._budget:
-            self.media_refused = False
+        try:
+            await self._in_writer(self._writing().delete, rowids)
+        except sqlite3.Error as exc:
+            # Not deleting only means a duplicate later, which central dedupes on `id`.
+            log.error("deleting %d acknowledged rows failed: %s", len(rowids), exc)
 
     async def oldest_ms(self) -> int | None:
         """Creation time of the oldest stored message, or None when empty."""
-        assert self._rdb is not None
-        rows = list(
-            await self._rdb.execute_fetchall("SELECT created_ms FROM outbox ORDER BY rowid LIMIT 1")
-        )
-        return int(rows[0][0]) if rows else None
+        conn = self._reading()
+
+        def oldest() -> int | None:
+            return outbox_db.oldest_ms(conn, outbox_db.priorities(conn))
+
+        return await self._in_reader(oldest)
 
     @property
     def task(self) -> asyncio.Task[None] | None:
@@ -439,4 +337,9 @@ class Outbox:
     @property
     def seq(self) -> int:
         """The last seq given out."""
-        return self._seq
+        return self._w.seqs.last if self._w is not None else 0
+
+
+def _fail(item: Pending, exc: StoreError) -> None:
+    if item.future is not None and not item.future.done():
+        item.future.set_exception(exc)

@@ -39,7 +39,7 @@ class Pending:
     topic: str
     payload: bytes | None  # raw rows only
     group: str | None
-    future: asyncio.Future[Stored]
+    future: asyncio.Future[Stored] | None  # None: added by the writer itself
     journal: bool = False  # also into the journal table, in the same transaction
     drop: tuple[int, ...] = ()  # rows deleted in the same transaction (a set-aside notice)
     drop_group: str | None = None  # ... and every row of this media group
