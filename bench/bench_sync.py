@@ -1,12 +1,14 @@
 """Benchmark: the outbox and the drain beside their ceilings, and an idle agent's RSS/CPU.
 
-Run: .venv/bin/python bench/bench_sync.py [--runs 3] [--messages 100000] [--idle-seconds 30]
+Run: .venv/bin/python bench/bench_sync.py [--runs 3] [--rounds 5] [--messages 100000]
+     [--idle-seconds 30]
 
 Each run measures, in the same temporary folder (same file system):
 - ceilings: plain sqlite3 and aiosqlite inserting a row of a check-in's size, one row per
-  commit and 100 rows per commit (WAL, synchronous=FULL, the outbox's own settings);
-- the outbox: durable appends one at a time, and from 100 concurrent producers;
-- a bare paho QoS 1 publisher (window 100) and the agent draining a backlog;
+  commit and 100 rows per commit (WAL, synchronous=FULL, the outbox's own settings), in
+  rounds interleaved with the outbox's durable appends one at a time and from 100
+  concurrent producers;
+- a bare paho QoS 1 publisher (window 100), then the agent draining a backlog;
 and prints each figure with its ratio to its ceiling, then the spread over the runs.
 Prints figures; asserts nothing. The machine is shared: compare ratios, not absolute rates.
 """
@@ -21,6 +23,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import aiosqlite
@@ -68,46 +71,90 @@ CEILING_INSERT = "INSERT INTO t(topic, payload) VALUES (?, ?)"
 PRAGMAS = ("PRAGMA journal_mode=WAL", "PRAGMA synchronous=FULL")
 
 
-def sqlite_rate(path: Path, n: int, per_commit: int, size: int) -> float:
-    """Rows/s of plain sqlite3, `per_commit` rows per durable commit."""
+def ceiling_db(path: Path) -> sqlite3.Connection:
+    """A fresh file with a one-table schema and the outbox's durability settings."""
     conn = sqlite3.connect(path, isolation_level=None)
     for p in (*PRAGMAS, CEILING_SQL):
         conn.execute(p)
-    rows = [("pd-bench/evt/checkin", b"x" * size)] * per_commit
-    t0 = time.perf_counter()
-    for _ in range(n // per_commit):
+    return conn
+
+
+def sqlite_commits(conn: sqlite3.Connection, commits: int, rows: list[tuple[str, bytes]]) -> None:
+    """`commits` durable commits of `rows` each, plain sqlite3 on this thread."""
+    for _ in range(commits):
         conn.execute("BEGIN IMMEDIATE")
         conn.executemany(CEILING_INSERT, rows)
         conn.execute("COMMIT")
-    rate = n // per_commit * per_commit / (time.perf_counter() - t0)
-    conn.close()
-    return rate
 
 
-async def aiosqlite_rate(path: Path, n: int, per_commit: int, size: int) -> float:
-    """Rows/s of aiosqlite, `per_commit` rows per durable commit."""
-    async with aiosqlite.connect(path, isolation_level=None) as conn:
+async def aiosqlite_commits(
+    conn: aiosqlite.Connection, commits: int, rows: list[tuple[str, bytes]]
+) -> None:
+    """The same through aiosqlite (its own thread, one hop per statement)."""
+    for _ in range(commits):
+        await conn.execute("BEGIN IMMEDIATE")
+        await conn.executemany(CEILING_INSERT, rows)
+        await conn.execute("COMMIT")
+
+
+async def appends(base: Path, rounds: int, producers: int) -> dict[str, float]:
+    """(b) rows/s of the outbox and of its ceilings, measured in interleaved rounds.
+
+    Each round runs every case once (1,000 single-row commits; 10,000 rows as 100-row
+    commits or from `producers` producers), so load from other users of the machine falls on
+    all of them alike; a case's rate is its rows over its time summed over the rounds.
+    """
+    row = [("pd-bench/evt/checkin", b"x" * checkin_size())]
+    sq = ceiling_db(base / "sqlite3.db")
+    rows: dict[str, int] = {}
+    secs: dict[str, float] = {}
+    clock = SystemClock()
+    async with (
+        aiosqlite.connect(base / "aiosqlite.db", isolation_level=None) as aio,
+        Outbox(base / "outbox", "pd-bench", stamp=clock.stamp, budget_bytes=1 << 34) as ob,
+    ):
         for p in (*PRAGMAS, CEILING_SQL):
-            await conn.execute(p)
-        rows = [("pd-bench/evt/checkin", b"x" * size)] * per_commit
-        t0 = time.perf_counter()
-        for _ in range(n // per_commit):
-            await conn.execute("BEGIN IMMEDIATE")
-            await conn.executemany(CEILING_INSERT, rows)
-            await conn.execute("COMMIT")
-        return n // per_commit * per_commit / (time.perf_counter() - t0)
+            await aio.execute(p)
 
+        async def serial() -> None:
+            for _ in range(1000):
+                await ob.append("checkin", BODY)
 
-def ceilings(base: Path, serial_n: int, batch_n: int) -> dict[str, float]:
-    """The four ceilings, each in a fresh file under `base`."""
-    size = checkin_size()
-    base.mkdir(parents=True, exist_ok=True)
-    return {
-        "sqlite3 1/commit": sqlite_rate(base / "c1.db", serial_n, 1, size),
-        "sqlite3 100/commit": sqlite_rate(base / "c2.db", batch_n, 100, size),
-        "aiosqlite 1/commit": asyncio.run(aiosqlite_rate(base / "c3.db", serial_n, 1, size)),
-        "aiosqlite 100/commit": asyncio.run(aiosqlite_rate(base / "c4.db", batch_n, 100, size)),
-    }
+        async def produce() -> None:
+            for _ in range(10_000 // producers):
+                await ob.append("checkin", BODY)
+
+        async def concurrent() -> None:
+            await asyncio.gather(*(produce() for _ in range(producers)))
+
+        async def sq1() -> None:
+            sqlite_commits(sq, 1000, row)
+
+        async def sq100() -> None:
+            sqlite_commits(sq, 100, row * 100)
+
+        async def aio1() -> None:
+            await aiosqlite_commits(aio, 1000, row)
+
+        async def aio100() -> None:
+            await aiosqlite_commits(aio, 100, row * 100)
+
+        cases: dict[str, tuple[int, Callable[[], Awaitable[None]]]] = {
+            "sqlite3 1/commit": (1000, sq1),
+            "aiosqlite 1/commit": (1000, aio1),
+            "outbox one at a time": (1000, serial),
+            "sqlite3 100/commit": (10_000, sq100),
+            "aiosqlite 100/commit": (10_000, aio100),
+            f"outbox {producers} producers": (10_000 // producers * producers, concurrent),
+        }
+        for _ in range(rounds):
+            for name, (n, case) in cases.items():
+                t0 = time.perf_counter()
+                await case()
+                secs[name] = secs.get(name, 0.0) + time.perf_counter() - t0
+                rows[name] = rows.get(name, 0) + n
+    sq.close()
+    return {name: rows[name] / secs[name] for name in cases}
 
 
 def bare_paho(port: int, n: int, window: int = 100) -> float:
@@ -134,27 +181,6 @@ def bare_paho(port: int, n: int, window: int = 100) -> float:
     dt = time.perf_counter() - t0
     c.disconnect()
     return n / dt
-
-
-async def append_rates(state: Path, n: int, producers: int, k: int) -> tuple[float, float]:
-    """(b) durable appends/s one at a time, and with `producers` concurrent producers."""
-    clock = SystemClock()
-    async with Outbox(state, "pd-bench", stamp=clock.stamp, budget_bytes=1 << 34) as ob:
-        t0 = time.perf_counter()
-        for _ in range(k):
-            await ob.append("checkin", BODY)
-        serial = k / (time.perf_counter() - t0)
-
-        per = n // producers
-
-        async def produce() -> None:
-            for _ in range(per):
-                await ob.append("checkin", BODY)
-
-        t0 = time.perf_counter()
-        await asyncio.gather(*(produce() for _ in range(producers)))
-        concurrent = per * producers / (time.perf_counter() - t0)
-    return serial, concurrent
 
 
 def config(state: Path, port: int) -> dict:
@@ -215,30 +241,31 @@ def idle(state: Path, port: int, seconds: float) -> tuple[float, float]:
 
 def one_run(base: Path, broker: Broker, args: argparse.Namespace) -> dict[str, float]:
     """Every figure of one run, each printed beside its ceiling."""
-    serial_n = 5000
-    ceil = ceilings(base / "ceil", serial_n, 20_000)
-    for name, rate in ceil.items():
-        print(f"    ceiling {name:<22} {rate:10.0f} rows/s")
-    serial, conc = asyncio.run(append_rates(base / "s1", 20_000, args.producers, serial_n))
+    (base / "appends").mkdir(parents=True)
+    rates = asyncio.run(appends(base / "appends", args.rounds, args.producers))
+    for name, rate in rates.items():
+        print(f"(b) {name:<26} {rate:10.0f} rows/s")
     a = bare_paho(broker.port, args.messages)
-    c = asyncio.run(drain(base / "s2", broker, args.messages))
+    c = asyncio.run(drain(base / "drain", broker, args.messages))
+    print(f"(a) bare paho QoS1, window 100  {a:10.0f} msg/s")
+    print(f"(c) agent drains the backlog    {c:10.0f} msg/s ({args.messages} messages)")
+    conc = f"outbox {args.producers} producers"
     out = {
-        "single writer / sqlite3 1/commit": serial / ceil["sqlite3 1/commit"],
-        f"{args.producers} producers / sqlite3 100/commit": conc / ceil["sqlite3 100/commit"],
+        "single writer / sqlite3 1/commit": rates["outbox one at a time"]
+        / rates["sqlite3 1/commit"],
+        f"{args.producers} producers / sqlite3 100/commit": rates[conc]
+        / rates["sqlite3 100/commit"],
         "drain / bare paho": c / a,
     }
-    print(f"(b) outbox append, one at a time:  {serial:10.0f} msg/s (durable)")
-    print(f"(b) outbox append, {args.producers} producers: {conc:10.0f} msg/s")
-    print(f"(a) bare paho QoS1, window 100:    {a:10.0f} msg/s")
-    print(f"(c) agent drains {args.messages} backlog: {c:10.0f} msg/s")
     for name, ratio in out.items():
-        print(f"    ratio {name:<36} {ratio:6.2f}")
+        print(f"    ratio {name:<40} {ratio:6.2f}")
     return out
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--rounds", type=int, default=5, help="interleaved rounds per run")
     ap.add_argument("--messages", type=int, default=100_000)
     ap.add_argument("--producers", type=int, default=100)
     ap.add_argument("--idle-seconds", type=float, default=30.0)

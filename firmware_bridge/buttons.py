@@ -62,7 +62,6 @@ PATTERNS: Mapping[str, tuple[Step, ...]] = {
 DEFAULT_PRESS_FEEDBACK: Mapping[str, FeedbackKind] = {"checkin": "ack", "sos": "sos"}
 
 
-
 class Buttons:
     """GPIO buttons and feedback outputs with the lifetimes of this async context."""
 

@@ -37,7 +37,6 @@ from firmware_bridge.types import Fix
 log = logging.getLogger(__name__)
 
 
-
 class GpsSource:
     """Owns a SerialLink and a pump task; produces Fix objects through fixes()."""
 

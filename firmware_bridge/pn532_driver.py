@@ -48,7 +48,6 @@ _RF_MAX_RETRIES = bytes((0x05, 0xFF, 0x01, 0x01))
 _LIST_ONE_106A = bytes((0x01, 0x00))
 
 
-
 class Pn532Reader:
     """Owns the serial link to a PN532 and one polling task; TagScans come out of scans()."""
 

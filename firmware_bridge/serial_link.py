@@ -42,8 +42,6 @@ log = logging.getLogger(__name__)
 _RETRY_ERRNOS = frozenset({errno.EAGAIN, errno.EWOULDBLOCK, errno.EINTR})
 
 
-
-
 class SerialLink:
     """One serial port owned by one task: bounded chunk queue in, direct writes out."""
 

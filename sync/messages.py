@@ -41,4 +41,3 @@ class Stored:
     topic: str
     payload: bytes
     priority: int
-

@@ -34,9 +34,7 @@ def choose_evictions(candidates: Iterable[RowInfo], need_bytes: int) -> list[Row
     """
     if need_bytes <= 0:
         return []
-    rows = sorted(
-        (r for r in candidates if r.priority > PROTECTED), key=eviction_order_key
-    )
+    rows = sorted((r for r in candidates if r.priority > PROTECTED), key=eviction_order_key)
     by_group: dict[str, list[RowInfo]] = {}
     for r in rows:
         if r.group is not None:

@@ -65,6 +65,12 @@ class Outbox:
         self._listeners: list[Callable[[int], None]] = []
         self._writer: asyncio.Task[None] | None = None
         self.startup_notices: list[dict[str, Any]] = []
+        # Counters as of the writer's last operation (it keeps them; see _counted).
+        self.depth = 0  # rows waiting for a PUBACK
+        self.bytes = 0  # their bytes, as the budget counts them
+        self.media_refused = False  # photos refused: the budget is full of priority 0-1 rows
+        self.stored_bytes = 0  # payload bytes committed since the outbox opened
+        self.evicted_by_priority: dict[int, int] = {}  # metrics: evictions per priority
 
     # ----- lifecycle -------------------------------------------------------------------------
     async def __aenter__(self) -> Outbox:
@@ -86,6 +92,7 @@ class Outbox:
         self._w = await self._in_writer(
             lambda: Writer(conn, seqs, dev=self._dev, stamp=self._stamp, budget=self._budget)
         )
+        self._counted()
         self._rdb = await self._in_reader(outbox_db.connect, self._path)
         self._writer = self._spawn("outbox-writer", self._write_loop)
         for body in self.startup_notices:
@@ -141,26 +148,12 @@ class Outbox:
             raise StoreError("outbox is not open")
         return self._rdb
 
-    # ----- counters (kept by the writer thread, read here) ---------------------------------
-    @property
-    def depth(self) -> int:
-        """Rows waiting for a PUBACK."""
-        return self._w.depth if self._w is not None else 0
-
-    @property
-    def bytes(self) -> int:
-        """Bytes of the rows waiting, as the budget counts them."""
-        return self._w.bytes if self._w is not None else 0
-
-    @property
-    def media_refused(self) -> bool:
-        """Whether photos are being refused (the budget is full of priority 0-1 messages)."""
-        return self._w.media_refused if self._w is not None else False
-
-    @property
-    def evicted_by_priority(self) -> dict[int, int]:
-        """Evictions per priority in this run (metrics)."""
-        return self._w.evicted_by_priority if self._w is not None else {}
+    def _counted(self) -> None:
+        """Copy the writer thread's counters; on the loop, after each of its operations."""
+        if self._w is not None:
+            w = self._w
+            self.depth, self.bytes, self.media_refused = w.depth, w.bytes, w.media_refused
+            self.stored_bytes = w.stored_bytes
 
     # ----- producers -------------------------------------------------------------------------
     def subscribe(self, listener: Callable[[int], None]) -> None:
@@ -248,6 +241,8 @@ class Outbox:
             for item in live:
                 _fail(item, err)
             return
+        finally:
+            self._counted()
         self._answer(done)
 
     def _answer(self, done: Commit) -> None:
@@ -259,6 +254,8 @@ class Outbox:
         for item, stored, _ in done.rows:
             if item.future is not None and not item.future.done():
                 item.future.set_result(stored)
+        for r in done.evicted:
+            self.evicted_by_priority[r.priority] = self.evicted_by_priority.get(r.priority, 0) + 1
         for prio in sorted({s.priority for _, s, _ in done.rows}):
             for listener in self._listeners:
                 listener(prio)
@@ -279,6 +276,7 @@ class Outbox:
     async def rechunk(self, group: str, size: int) -> str:
         """Re-split a whole photo's chunks to `size` bytes: `done`, or why not (outbox_fix)."""
         result = await self._in_writer(self._writing().rechunk, group, size)
+        self._counted()
         if result == "done":
             for listener in self._listeners:
                 listener(Priority.MEDIA)
@@ -319,6 +317,7 @@ class Outbox:
         except sqlite3.Error as exc:
             # Not deleting only means a duplicate later, which central dedupes on `id`.
             log.error("deleting %d acknowledged rows failed: %s", len(rowids), exc)
+        self._counted()
 
     async def oldest_ms(self) -> int | None:
         """Creation time of the oldest stored message, or None when empty."""

@@ -1,13 +1,6 @@
-"""The outbox's SQLite file: schema, opening with WAL and a check, quarantine, eviction, journal.
-
-Every function here is blocking and takes a plain `sqlite3.Connection`: the outbox runs them
-on its own writer or reader thread (never on the event loop).
-
-Layout, chosen for flash wear (docs/metrics.md): a row's rowid is `priority << 48 | n` with
-`n` counting appends, so the table's own B-tree is the send order (§7) and an append only
-dirties the last leaf of its priority: no order index, no AUTOINCREMENT counter page, no
-trigger. A journalled message is its own outbox row, kept with `acked = 1` after its PUBACK
-until `journal_release`: no second copy in another table.
+"""The outbox's SQLite file: opening with WAL and a check, quarantine, eviction, the journal,
+the reads. Blocking functions on a plain `sqlite3.Connection`, run on the outbox's writer or
+reader thread (never on the event loop); the layout is in sync/outbox_schema.py.
 """
 
 from __future__ import annotations
@@ -24,8 +17,8 @@ from typing import Any
 from sync import outbox_schema
 from sync.messages import PROTECTED, Priority
 from sync.ordering import RowInfo, choose_evictions
-from sync.outbox_rows import Row
-from sync.outbox_schema import MAX_PRIORITY, SHIFT, raise_meta
+from sync.outbox_rows import MAX_PRIORITY, Row
+from sync.outbox_schema import SHIFT, raise_meta
 
 log = logging.getLogger(__name__)
 

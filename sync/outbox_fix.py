@@ -72,8 +72,10 @@ def _whole_photo_body(
         return None
     if any(not c[2].endswith(f"/{n}") for n, c in enumerate(chunks)):
         return None
-    env = json.loads(bytes(events[0][3]))
-    body = env.get("body") if isinstance(env, dict) else None
+    env: dict[str, Any] | Any = json.loads(bytes(events[0][3]))
+    if not isinstance(env, dict):
+        return None
+    body = env.get("body")
     if not isinstance(body, dict) or body.get("chunks") != len(chunks):
         return None
     if body.get("bytes") != sum(len(bytes(c[3])) for c in chunks):

@@ -12,6 +12,7 @@ from sync.envelope import TimeStamp
 from sync.errors import StoreError
 from sync.messages import Stored
 
+MAX_PRIORITY = 127  # the priority is the top bits of the rowid (sync/outbox_schema.py)
 ROW_OVERHEAD = 64  # bytes counted per row on top of topic + payload
 
 
@@ -52,6 +53,8 @@ def build(
 
     Raises StoreError for a message that cannot be published (not JSON, over 128 KiB).
     """
+    if not 0 <= item.priority <= MAX_PRIORITY:
+        raise StoreError(f"{item.kind}: priority {item.priority} outside 0..{MAX_PRIORITY}")
     if item.body is None:
         assert item.payload is not None
         stored = Stored(item.group or "", 0, item.topic, item.payload, item.priority)

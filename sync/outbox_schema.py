@@ -1,12 +1,17 @@
-"""Moving an outbox database of the first layout (AUTOINCREMENT rowids, an order index, a
-separate journal table, a seq trigger) into the current one (sync/outbox_db.py)."""
+"""The outbox file's schema, and moving a database of the first layout (AUTOINCREMENT rowids,
+an order index, a separate journal table, a seq trigger) into it.
+
+A row's rowid is `priority << SHIFT | n`, `n` counting appends: the table's own B-tree is
+the send order (§7), and an append dirties only the last leaf of its priority (no order
+index, no AUTOINCREMENT counter page, no trigger). A journalled row stays after its PUBACK
+with `acked = 1` until `journal_release` (no second copy in another table).
+"""
 
 from __future__ import annotations
 
 import sqlite3
 
 SHIFT = 48  # rowid = priority << SHIFT | arrival number
-MAX_PRIORITY = 127
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v INTEGER NOT NULL);

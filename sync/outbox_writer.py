@@ -98,7 +98,7 @@ class Writer:
         self._number = outbox_db.last_number(conn)  # arrival number of the last row
         self.depth, self.bytes = outbox_db.counts(conn)
         self.media_refused = False
-        self.evicted_by_priority: dict[int, int] = {}
+        self.stored_bytes = 0  # payload bytes committed in this run (benchmarks)
         self.release: tuple[int, int | None] = outbox_db.NOTHING_RELEASED
 
     def next_rowid(self, priority: int) -> int:
@@ -113,6 +113,7 @@ class Writer:
         Raises sqlite3.Error or OSError with nothing stored and no seq used.
         """
         marks = self.seqs.mark(), self._number
+        committed = False
         self.conn.execute("BEGIN IMMEDIATE")
         try:
             done = Commit(dropped=outbox_fix.apply_drops(self.conn, batch))
@@ -124,11 +125,12 @@ class Writer:
             self._insert(done.rows)
             self.seqs.reserve()
             self.conn.execute("COMMIT")
-        except (sqlite3.Error, OSError):
-            self.rollback()
-            self.seqs.restore(marks[0])
-            self._number = marks[1]
-            raise
+            committed = True
+        finally:
+            if not committed:  # whatever went wrong: nothing stored, no seq used
+                self.rollback()
+                self.seqs.restore(marks[0])
+                self._number = marks[1]
         self._account(done)
         return done
 
@@ -202,11 +204,10 @@ class Writer:
     def _account(self, done: Commit) -> None:
         """Counters after a durable commit."""
         self.depth += len(done.rows) - done.dropped[0] - len(done.evicted)
+        self.stored_bytes += sum(len(s.payload) for _, s, _ in done.rows)
         self.bytes += done.added - done.freed()
         if done.refused:
             self.media_refused = True
-        for r in done.evicted:
-            self.evicted_by_priority[r.priority] = self.evicted_by_priority.get(r.priority, 0) + 1
         if done.evicted:
             log.warning("outbox over budget: evicted %d messages", len(done.evicted))
 

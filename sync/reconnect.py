@@ -20,7 +20,6 @@ class LinkState(enum.Enum):
     CLOSED = "closed"
 
 
-
 class DelayPolicy(Protocol):
     """The wait before retry number `attempt` (the agent passes firmware_bridge's Backoff)."""
 
