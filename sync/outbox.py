@@ -7,6 +7,7 @@ another (WAL: reads never block the writer); the event loop only queues, batches
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import sqlite3
 from collections.abc import Callable, Mapping, Sequence
@@ -19,7 +20,7 @@ from sync.envelope import TimeStamp
 from sync.errors import MediaRefused, StoreError, StoreFull
 from sync.messages import DEFAULT_PRIORITY, Priority, Stored
 from sync.outbox_db import Journalled
-from sync.outbox_rows import Pending, Row
+from sync.outbox_rows import Deletion, Pending, Row
 from sync.outbox_writer import SEQ_RESERVE, Commit, Seqs, Writer
 from sync.spawn import Spawn, spawn_task
 from sync.statefile import read_json
@@ -29,6 +30,10 @@ log = logging.getLogger(__name__)
 __all__ = ["SEQ_RESERVE", "Outbox"]
 
 MAX_BATCH = 2048
+DELETE_BATCH = 900  # PUBACKed rows that commit at once, without waiting for an append
+# PUBACKed rows wait this long for an append to carry their delete (flash wear: the append
+# writes their page anyway). Not deleting yet only risks a duplicate after a crash.
+DELETE_DELAY_S = 0.5
 P = ParamSpec("P")
 T = TypeVar("T")
 
@@ -46,6 +51,7 @@ class Outbox:
         online: Callable[[], bool] = lambda: False,
         queue_size: int = 8192,
         spawn: Spawn = spawn_task,
+        delete_delay_s: float = DELETE_DELAY_S,
     ) -> None:
         self._spawn = spawn
         self._dir = state_dir
@@ -55,7 +61,8 @@ class Outbox:
         self._stamp = stamp
         self._budget = budget_bytes
         self._online = online
-        self._queue: asyncio.Queue[Pending] = asyncio.Queue(queue_size)
+        self._queue: asyncio.Queue[Pending | Deletion] = asyncio.Queue(queue_size)
+        self._delete_delay = delete_delay_s
         # One thread each: SQLite work never runs on the event loop, and each connection is
         # only ever used by its own thread.
         self._wx = ThreadPoolExecutor(1, thread_name_prefix="outbox-write")
@@ -210,12 +217,10 @@ class Outbox:
 
     # ----- the writer: one transaction per batch (group commit) ------------------------------
     async def _write_loop(self) -> None:
-        batch: list[Pending] = []
+        batch: list[Pending | Deletion] = []
         try:
             while True:
-                batch = [await self._queue.get()]
-                while len(batch) < MAX_BATCH and not self._queue.empty():
-                    batch.append(self._queue.get_nowait())
+                batch = await self._next_batch()
                 try:
                     await self._commit(batch)
                 finally:
@@ -229,11 +234,30 @@ class Outbox:
             for item in batch:
                 _fail(item, StoreError("the outbox writer stopped"))
 
-    async def _commit(self, batch: list[Pending]) -> None:
+    async def _next_batch(self) -> list[Pending | Deletion]:
+        """Everything queued, at least one item; deletions alone wait a little for company."""
+        batch = [await self._queue.get()]
+        self._take_queued(batch)
+        acked = sum(len(i.rowids) for i in batch if isinstance(i, Deletion))
+        if all(isinstance(i, Deletion) for i in batch) and acked < DELETE_BATCH:
+            # Nothing durable waits: let the next append carry these deletes.
+            with contextlib.suppress(TimeoutError):
+                batch.append(await asyncio.wait_for(self._queue.get(), self._delete_delay))
+                self._take_queued(batch)
+        return batch
+
+    def _take_queued(self, batch: list[Pending | Deletion]) -> None:
+        while len(batch) < MAX_BATCH and not self._queue.empty():
+            batch.append(self._queue.get_nowait())
+
+    async def _commit(self, batch: list[Pending | Deletion]) -> None:
         """Commit the batch on the writer thread (one hop), then answer its callers."""
         live = [i for i in batch if i.future is None or not i.future.cancelled()]
+        appends = [i for i in live if isinstance(i, Pending)]
+        acked = [r for i in live if isinstance(i, Deletion) for r in i.rowids]
         try:
-            done = await self._in_writer(self._writing().commit, live, not self._online())
+            w = self._writing()
+            done = await self._in_writer(w.commit, appends, not self._online(), acked)
         except (sqlite3.Error, OSError) as exc:
             full = isinstance(exc, sqlite3.OperationalError) and "full" in str(exc)
             err: StoreError = StoreFull(str(exc)) if full else StoreError(str(exc))
@@ -243,6 +267,9 @@ class Outbox:
             return
         finally:
             self._counted()
+        for item in live:
+            if isinstance(item, Deletion) and not item.future.done():
+                item.future.set_result(None)
         self._answer(done)
 
     def _answer(self, done: Commit) -> None:
@@ -309,15 +336,22 @@ class Outbox:
         return await self._in_reader(outbox_db.groups_present, self._reading(), groups)
 
     async def delete(self, rowids: Sequence[int]) -> None:
-        """Delete acknowledged rows in one commit (rows evicted meanwhile are simply gone)."""
+        """Delete PUBACKed rows (journalled ones stay as journal until released), in the next
+        write transaction: an append's, or after `delete_delay_s` one of their own.
+
+        A failure is logged only: not deleting means a duplicate later, which central
+        dedupes on `id`. Rows evicted meanwhile are simply gone.
+        """
         if not rowids:
             return
+        if self._writer is None or self._writer.done():
+            raise StoreError("outbox is not open")
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        await self._queue.put(Deletion(tuple(rowids), fut))
         try:
-            await self._in_writer(self._writing().delete, rowids)
-        except sqlite3.Error as exc:
-            # Not deleting only means a duplicate later, which central dedupes on `id`.
+            await fut
+        except StoreError as exc:
             log.error("deleting %d acknowledged rows failed: %s", len(rowids), exc)
-        self._counted()
 
     async def oldest_ms(self) -> int | None:
         """Creation time of the oldest stored message, or None when empty."""
@@ -339,6 +373,6 @@ class Outbox:
         return self._w.seqs.last if self._w is not None else 0
 
 
-def _fail(item: Pending, exc: StoreError) -> None:
+def _fail(item: Pending | Deletion, exc: StoreError) -> None:
     if item.future is not None and not item.future.done():
         item.future.set_exception(exc)

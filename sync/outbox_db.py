@@ -18,7 +18,7 @@ from sync import outbox_schema
 from sync.messages import PROTECTED, Priority
 from sync.ordering import RowInfo, choose_evictions
 from sync.outbox_rows import MAX_PRIORITY, Row
-from sync.outbox_schema import SHIFT, raise_meta
+from sync.outbox_schema import SHIFT
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +93,8 @@ def meta(conn: sqlite3.Connection, key: str) -> int | None:
 
 
 def last_seq(conn: sqlite3.Connection) -> int | None:
-    """The highest seq the file knows: in a row, or recorded when its row was deleted."""
+    """The highest seq the file knows: in a row (a seq holder included), or in meta (a
+    database of the first layout)."""
     row = conn.execute("SELECT max(seq) FROM outbox").fetchone()
     known = [v for v in (meta(conn, "seq"), row[0] if row else None) if v is not None]
     return max(known) if known else None
@@ -114,25 +115,46 @@ def counts(conn: sqlite3.Connection) -> tuple[int, int]:
 
 
 def delete_acked(
-    conn: sqlite3.Connection, rowids: Sequence[int], release: tuple[int, int | None]
-) -> tuple[int, int]:
-    """Remove PUBACKed rows inside the open transaction; journalled ones above the release
-    mark stay as journal (acked = 1). Returns (rows, bytes) no longer waiting."""
+    conn: sqlite3.Connection, rowids: Sequence[int], release: tuple[int, int | None], top: int
+) -> tuple[int, int, int | None]:
+    """Take PUBACKed rows out of the queue inside the open transaction: deleted, or kept as
+    journal (acked = 1) while above the release mark. The row holding `top` (the last seq
+    given out) is not deleted but emptied into the seq holder: the high-water mark stays in
+    the page being written anyway instead of a meta page per commit.
+
+    Returns (rows, bytes) no longer waiting and the rowid of the new holder, if one.
+    """
     marks = ",".join("?" * len(rowids))
     upto, keep = release
+    # Rows that may go: not journalled, or journalled and released.
+    free = f"rowid IN ({marks}) AND acked = 0 AND (jrnl = 0 OR (seq <= ? AND seq IS NOT ?))"
+    args = (*rowids, upto, keep, top)
     gone = conn.execute(
-        f"DELETE FROM outbox WHERE rowid IN ({marks}) AND acked = 0"
-        " AND (jrnl = 0 OR (seq <= ? AND seq IS NOT ?)) RETURNING size, seq",
-        (*rowids, upto, keep),
+        f"DELETE FROM outbox WHERE {free} AND seq IS NOT ? RETURNING size", args
+    ).fetchall()
+    held = conn.execute(
+        f"UPDATE outbox SET acked = 1, jrnl = 0, payload = x'' WHERE {free} AND seq IS ?"
+        " RETURNING rowid, size",
+        args,
     ).fetchall()
     kept = conn.execute(
         f"UPDATE outbox SET acked = 1 WHERE rowid IN ({marks}) AND acked = 0 RETURNING size",
         tuple(rowids),
     ).fetchall()
-    seqs = [r[1] for r in gone if r[1] is not None]
-    if seqs:
-        raise_meta(conn, "seq", max(seqs))  # the seq high-water mark outlives its row
-    return len(gone) + len(kept), sum(r[0] for r in gone) + sum(r[0] for r in kept)
+    rows = len(gone) + len(held) + len(kept)
+    size = sum(r[0] for r in gone) + sum(r[1] for r in held) + sum(r[0] for r in kept)
+    return rows, size, held[0][0] if held else None
+
+
+def holders(conn: sqlite3.Connection) -> list[int]:
+    """The rows kept only to hold a seq high-water mark (acknowledged, not journalled)."""
+    return [r[0] for r in conn.execute("SELECT rowid FROM outbox WHERE acked = 1 AND jrnl = 0")]
+
+
+def delete_rows(conn: sqlite3.Connection, rowids: Sequence[int]) -> None:
+    """Delete these rows inside the open transaction."""
+    if rowids:
+        conn.execute(f"DELETE FROM outbox WHERE rowid IN ({','.join('?' * len(rowids))})", rowids)
 
 
 def evict(conn: sqlite3.Connection, need: int) -> tuple[list[RowInfo], list[dict[str, Any]]]:
@@ -152,10 +174,8 @@ def evict(conn: sqlite3.Connection, need: int) -> tuple[list[RowInfo], list[dict
             if body.get("type") == "outbox_evicted":
                 earlier.append(body)
     if chosen:
+        # The eviction notice stored in the same transaction takes a higher seq than these.
         conn.executemany("DELETE FROM outbox WHERE rowid=?", [(r.rowid,) for r in chosen])
-        seqs = [r.seq for r in chosen if r.seq is not None]
-        if seqs:
-            raise_meta(conn, "seq", max(seqs))
     return chosen, earlier
 
 
@@ -224,14 +244,16 @@ def journal_after(conn: sqlite3.Connection, after_seq: int | None, kind: str) ->
     return [Journalled(int(r[0]), str(r[1]), bytes(r[2])) for r in rows]
 
 
-def journal_release(conn: sqlite3.Connection, up_to: int, keep: int | None) -> None:
-    """Delete acknowledged journalled rows with seq <= up_to except `keep` (open transaction)."""
-    gone = conn.execute(
-        "DELETE FROM outbox WHERE acked = 1 AND seq <= ? AND seq IS NOT ? RETURNING seq",
-        (up_to, keep),
+def journal_release(conn: sqlite3.Connection, up_to: int, keep: int | None, top: int) -> int | None:
+    """Delete acknowledged journalled rows with seq <= up_to except `keep`, inside the open
+    transaction; the one holding `top` becomes the seq holder: its rowid, if so."""
+    free = "acked = 1 AND jrnl = 1 AND seq <= ? AND seq IS NOT ?"
+    conn.execute(f"DELETE FROM outbox WHERE {free} AND seq IS NOT ?", (up_to, keep, top))
+    held = conn.execute(
+        f"UPDATE outbox SET jrnl = 0, payload = x'' WHERE {free} AND seq IS ? RETURNING rowid",
+        (up_to, keep, top),
     ).fetchall()
-    if gone:
-        raise_meta(conn, "seq", max(r[0] for r in gone))
+    return held[0][0] if held else None
 
 
 def fetch(

@@ -14,7 +14,7 @@ from typing import Any
 from sync import envelope
 from sync.limits import split
 from sync.outbox_rows import ROW_OVERHEAD, Pending
-from sync.outbox_schema import INSERT, raise_meta
+from sync.outbox_schema import INSERT
 
 _COLS = "rowid, kind, topic, payload, size, seq, hist, created_ms, priority"
 
@@ -108,9 +108,7 @@ def drop_rows(db: sqlite3.Connection, rowids: Sequence[int], group: str | None) 
         found += db.execute(sql, args).fetchall()
         sql = f"UPDATE outbox SET acked = 1 WHERE {cond} AND acked = 0 RETURNING size, seq"
         found += db.execute(sql, args).fetchall()
-    seqs = [s for _, s in found if s is not None]
-    if seqs:
-        raise_meta(db, "seq", max(seqs))
+    # The set-aside notice stored in the same transaction takes a higher seq than these.
     return len(found), sum(size for size, _ in found)
 
 

@@ -1,4 +1,5 @@
-"""Outbox rows: an append waiting for the writer, its exact stored bytes, the publisher's Row."""
+"""Outbox rows: an append or a deletion waiting for the writer, an append's exact stored bytes,
+the publisher's Row."""
 
 from __future__ import annotations
 
@@ -44,6 +45,14 @@ class Pending:
     journal: bool = False  # also into the journal table, in the same transaction
     drop: tuple[int, ...] = ()  # rows deleted in the same transaction (a set-aside notice)
     drop_group: str | None = None  # ... and every row of this media group
+
+
+@dataclass(slots=True)
+class Deletion:
+    """PUBACKed rows to delete in the next write transaction; `future` is set once it commits."""
+
+    rowids: tuple[int, ...]
+    future: asyncio.Future[None]
 
 
 def build(

@@ -71,11 +71,13 @@ class Commit:
     refused: list[Pending] = field(default_factory=list)  # media over budget
     rejected: list[tuple[Pending, StoreError]] = field(default_factory=list)
     dropped: tuple[int, int] = (0, 0)  # (rows, bytes) set-aside notices removed
+    acked: tuple[int, int] = (0, 0)  # (rows, bytes) PUBACKed rows deleted
+    holder: int | None = None  # the row now holding the seq high-water mark
     added: int = 0  # bytes of `rows`
 
     def freed(self) -> int:
         """Bytes this transaction removed from the queue."""
-        return self.dropped[1] + sum(r.size for r in self.evicted)
+        return self.dropped[1] + self.acked[1] + sum(r.size for r in self.evicted)
 
 
 class Writer:
@@ -100,6 +102,7 @@ class Writer:
         self.media_refused = False
         self.stored_bytes = 0  # payload bytes committed in this run (benchmarks)
         self.release: tuple[int, int | None] = outbox_db.NOTHING_RELEASED
+        self._holders = outbox_db.holders(conn)  # rows kept for their seq (outbox_db)
 
     def next_rowid(self, priority: int) -> int:
         """The rowid of a new row: after every row of its priority."""
@@ -107,16 +110,27 @@ class Writer:
         return outbox_db.rowid_of(priority, self._number)
 
     # ----- appends -----------------------------------------------------------------------
-    def commit(self, batch: Sequence[Pending], hist: bool) -> Commit:
-        """Store the batch in one transaction; `hist` flags an eviction notice it adds.
+    def commit(self, batch: Sequence[Pending], hist: bool, acked: Sequence[int] = ()) -> Commit:
+        """Delete the `acked` rows and store the batch, in one transaction; `hist` flags an
+        eviction notice it adds.
 
-        Raises sqlite3.Error or OSError with nothing stored and no seq used.
+        The PUBACKed rows mostly sit in the very page the appends write: deleting them here
+        costs no page of its own (flash wear). Raises sqlite3.Error or OSError with nothing
+        stored or deleted and no seq used.
         """
         marks = self.seqs.mark(), self._number
         committed = False
         self.conn.execute("BEGIN IMMEDIATE")
         try:
             done = Commit(dropped=outbox_fix.apply_drops(self.conn, batch))
+            if acked:
+                *counts, holder = outbox_db.delete_acked(
+                    self.conn, acked, self.release, self.seqs.last
+                )
+                done.acked = (counts[0], counts[1])
+                done.holder = holder
+                if holder is not None:
+                    outbox_db.delete_rows(self.conn, self._holders)
             for item in batch:
                 self._place(item, done)
             if done.evicted:
@@ -131,6 +145,8 @@ class Writer:
                 self.rollback()
                 self.seqs.restore(marks[0])
                 self._number = marks[1]
+        if done.holder is not None:
+            self._holders = [done.holder]
         self._account(done)
         return done
 
@@ -203,40 +219,32 @@ class Writer:
 
     def _account(self, done: Commit) -> None:
         """Counters after a durable commit."""
-        self.depth += len(done.rows) - done.dropped[0] - len(done.evicted)
+        self.depth += len(done.rows) - done.dropped[0] - done.acked[0] - len(done.evicted)
         self.stored_bytes += sum(len(s.payload) for _, s, _ in done.rows)
         self.bytes += done.added - done.freed()
+        if done.acked[0] and self.bytes < self._budget:
+            self.media_refused = False  # PUBACKs made room
         if done.refused:
             self.media_refused = True
         if done.evicted:
             log.warning("outbox over budget: evicted %d messages", len(done.evicted))
 
-    # ----- after PUBACKs, the journal, re-chunking -----------------------------------------
-    def delete(self, rowids: Sequence[int]) -> None:
-        """Remove acknowledged rows in one commit (journalled ones stay as journal)."""
-        self.conn.execute("BEGIN IMMEDIATE")
-        try:
-            rows, size = outbox_db.delete_acked(self.conn, rowids, self.release)
-            self.conn.execute("COMMIT")
-        except sqlite3.Error:
-            self.rollback()
-            raise
-        self.depth -= rows
-        self.bytes -= size
-        if self.bytes < self._budget:
-            self.media_refused = False
-
+    # ----- the journal, re-chunking -----------------------------------------
     def journal_release(self, up_to: int, keep: int | None) -> None:
         """Drop acknowledged journalled rows up to `up_to` except `keep`; later PUBACKs of
         rows up to it delete them at once."""
         self.conn.execute("BEGIN IMMEDIATE")
         try:
-            outbox_db.journal_release(self.conn, up_to, keep)
+            holder = outbox_db.journal_release(self.conn, up_to, keep, self.seqs.last)
+            if holder is not None:
+                outbox_db.delete_rows(self.conn, self._holders)
             self.conn.execute("COMMIT")
         except sqlite3.Error:
             self.rollback()
             raise
         self.release = (up_to, keep)
+        if holder is not None:
+            self._holders = [holder]
 
     def rechunk(self, group: str, size: int) -> str:
         """Re-split a whole photo's chunks to `size` bytes: `done`, or why not (outbox_fix)."""

@@ -20,9 +20,6 @@ log = logging.getLogger(__name__)
 
 FETCH = 512
 DELETE_BATCH = 900  # below SQLite's bound-parameter limit
-# Deletes after PUBACKs wait this long for more to join them: one commit rewrites each page
-# once for many rows (flash wear, docs/metrics.md). Not deleting yet only risks a duplicate.
-DELETE_DELAY_S = 0.5
 
 
 class Publisher:
@@ -39,7 +36,6 @@ class Publisher:
         monotonic: Callable[[], float] | None = None,
         policy: RetryPolicy | None = None,
         spawn: Spawn = spawn_task,
-        delete_delay_s: float = DELETE_DELAY_S,
     ) -> None:
         self._spawn = spawn
         self._outbox = outbox
@@ -53,8 +49,6 @@ class Publisher:
         self._acked: list[int] = []
         self._done: set[int] = set()  # PUBACKed rows until their delete commits: never resend
         self._ack_ready = asyncio.Event()  # some PUBACKed rows wait to be deleted
-        self._ack_full = asyncio.Event()  # a whole DELETE_BATCH of them
-        self._delete_delay = delete_delay_s
         self._deleter: asyncio.Task[None] | None = None
         # Failure memory across sessions; rows waiting to be set aside (by the next loop turn).
         self.strikes = Strikes(policy or RetryPolicy())
@@ -143,8 +137,6 @@ class Publisher:
         self._acked.append(row.rowid)
         self._done.add(row.rowid)
         self._ack_ready.set()
-        if len(self._acked) >= DELETE_BATCH:
-            self._ack_full.set()
         self.acked += 1
         self.strikes.acked(row.rowid)
         self.acked_by_priority[row.priority] = self.acked_by_priority.get(row.priority, 0) + 1
@@ -286,10 +278,7 @@ class Publisher:
     async def _delete_loop(self) -> None:
         while True:
             await self._ack_ready.wait()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._ack_full.wait(), self._delete_delay)
             self._ack_ready.clear()
-            self._ack_full.clear()
             await self._flush_acked()
 
     async def _flush_acked(self) -> None:
