@@ -1,15 +1,16 @@
 """Benchmark: the outbox and the drain beside their ceilings, and an idle agent's RSS/CPU.
 
-Run: .venv/bin/python bench/bench_sync.py [--runs 3] [--rounds 5] [--messages 100000]
-     [--idle-seconds 30]
+Run: .venv/bin/python bench/bench_sync.py [--runs 3] [--rounds 12] [--pairs 3]
+     [--messages 30000] [--idle-seconds 30]
 
 Each run measures, in the same temporary folder (same file system):
 - ceilings: plain sqlite3 and aiosqlite inserting a row of a check-in's size, one row per
   commit and 100 rows per commit (WAL, synchronous=FULL, the outbox's own settings), in
   rounds interleaved with the outbox's durable appends one at a time and from 100
   concurrent producers;
-- a bare paho QoS 1 publisher (window 100), then the agent draining a backlog;
-and prints each figure with its ratio to its ceiling, then the spread over the runs.
+- a bare paho QoS 1 publisher (window 100) and the agent draining a backlog, alternately;
+and prints each figure with the median of its per-round ratios to its ceiling (and their
+range), then the spread of those medians over the runs.
 Prints figures; asserts nothing. The machine is shared: compare ratios, not absolute rates.
 """
 
@@ -19,6 +20,7 @@ import argparse
 import asyncio
 import os
 import sqlite3
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -97,17 +99,15 @@ async def aiosqlite_commits(
         await conn.execute("COMMIT")
 
 
-async def appends(base: Path, rounds: int, producers: int) -> dict[str, float]:
-    """(b) rows/s of the outbox and of its ceilings, measured in interleaved rounds.
+async def appends(base: Path, rounds: int, producers: int) -> dict[str, list[float]]:
+    """(b) rows/s of the outbox and of its ceilings, per round, in interleaved rounds.
 
-    Each round runs every case once (1,000 single-row commits; 10,000 rows as 100-row
-    commits or from `producers` producers), so load from other users of the machine falls on
-    all of them alike; a case's rate is its rows over its time summed over the rounds.
+    Each round runs every case once (250 single-row commits; 2,500 rows as 100-row commits
+    or from `producers` producers), so load from other users of the machine falls on a case
+    and its ceiling alike.
     """
     row = [("pd-bench/evt/checkin", b"x" * checkin_size())]
     sq = ceiling_db(base / "sqlite3.db")
-    rows: dict[str, int] = {}
-    secs: dict[str, float] = {}
     clock = SystemClock()
     async with (
         aiosqlite.connect(base / "aiosqlite.db", isolation_level=None) as aio,
@@ -117,44 +117,44 @@ async def appends(base: Path, rounds: int, producers: int) -> dict[str, float]:
             await aio.execute(p)
 
         async def serial() -> None:
-            for _ in range(1000):
+            for _ in range(250):
                 await ob.append("checkin", BODY)
 
         async def produce() -> None:
-            for _ in range(10_000 // producers):
+            for _ in range(2500 // producers):
                 await ob.append("checkin", BODY)
 
         async def concurrent() -> None:
             await asyncio.gather(*(produce() for _ in range(producers)))
 
         async def sq1() -> None:
-            sqlite_commits(sq, 1000, row)
+            sqlite_commits(sq, 250, row)
 
         async def sq100() -> None:
-            sqlite_commits(sq, 100, row * 100)
+            sqlite_commits(sq, 25, row * 100)
 
         async def aio1() -> None:
-            await aiosqlite_commits(aio, 1000, row)
+            await aiosqlite_commits(aio, 250, row)
 
         async def aio100() -> None:
-            await aiosqlite_commits(aio, 100, row * 100)
+            await aiosqlite_commits(aio, 25, row * 100)
 
         cases: dict[str, tuple[int, Callable[[], Awaitable[None]]]] = {
-            "sqlite3 1/commit": (1000, sq1),
-            "aiosqlite 1/commit": (1000, aio1),
-            "outbox one at a time": (1000, serial),
-            "sqlite3 100/commit": (10_000, sq100),
-            "aiosqlite 100/commit": (10_000, aio100),
-            f"outbox {producers} producers": (10_000 // producers * producers, concurrent),
+            "sqlite3 1/commit": (250, sq1),
+            "aiosqlite 1/commit": (250, aio1),
+            "outbox one at a time": (250, serial),
+            "sqlite3 100/commit": (2500, sq100),
+            "aiosqlite 100/commit": (2500, aio100),
+            f"outbox {producers} producers": (2500 // producers * producers, concurrent),
         }
+        rates: dict[str, list[float]] = {name: [] for name in cases}
         for _ in range(rounds):
             for name, (n, case) in cases.items():
                 t0 = time.perf_counter()
                 await case()
-                secs[name] = secs.get(name, 0.0) + time.perf_counter() - t0
-                rows[name] = rows.get(name, 0) + n
+                rates[name].append(n / (time.perf_counter() - t0))
     sq.close()
-    return {name: rows[name] / secs[name] for name in cases}
+    return rates
 
 
 def bare_paho(port: int, n: int, window: int = 100) -> float:
@@ -239,34 +239,48 @@ def idle(state: Path, port: int, seconds: float) -> tuple[float, float]:
     return rss_kb / 1024, 100 * (c1 - c0) / (t1 - t0)
 
 
+def ratios(num: list[float], den: list[float]) -> tuple[float, float, float]:
+    """Median, lowest and highest of the per-round ratios num/den."""
+    r = sorted(a / b for a, b in zip(num, den, strict=True))
+    return statistics.median(r), r[0], r[-1]
+
+
 def one_run(base: Path, broker: Broker, args: argparse.Namespace) -> dict[str, float]:
-    """Every figure of one run, each printed beside its ceiling."""
+    """Every figure of one run, each printed beside its ceiling; the median ratios."""
     (base / "appends").mkdir(parents=True)
     rates = asyncio.run(appends(base / "appends", args.rounds, args.producers))
-    for name, rate in rates.items():
-        print(f"(b) {name:<26} {rate:10.0f} rows/s")
-    a = bare_paho(broker.port, args.messages)
-    c = asyncio.run(drain(base / "drain", broker, args.messages))
-    print(f"(a) bare paho QoS1, window 100  {a:10.0f} msg/s")
-    print(f"(c) agent drains the backlog    {c:10.0f} msg/s ({args.messages} messages)")
+    for name, per_round in rates.items():
+        print(f"(b) {name:<26} {statistics.median(per_round):10.0f} rows/s (median round)")
+    paho_rates, drain_rates = [], []
+    for i in range(args.pairs):
+        paho_rates.append(bare_paho(broker.port, args.messages))
+        drain_rates.append(asyncio.run(drain(base / f"drain{i}", broker, args.messages)))
+    print(f"(a) bare paho QoS1, window 100  {statistics.median(paho_rates):10.0f} msg/s")
+    print(f"(c) agent drains the backlog    {statistics.median(drain_rates):10.0f} msg/s")
     conc = f"outbox {args.producers} producers"
     out = {
-        "single writer / sqlite3 1/commit": rates["outbox one at a time"]
-        / rates["sqlite3 1/commit"],
-        f"{args.producers} producers / sqlite3 100/commit": rates[conc]
-        / rates["sqlite3 100/commit"],
-        "drain / bare paho": c / a,
+        "single writer / sqlite3 1/commit": ratios(
+            rates["outbox one at a time"], rates["sqlite3 1/commit"]
+        ),
+        "single writer / aiosqlite 1/commit": ratios(
+            rates["outbox one at a time"], rates["aiosqlite 1/commit"]
+        ),
+        f"{args.producers} producers / sqlite3 100/commit": ratios(
+            rates[conc], rates["sqlite3 100/commit"]
+        ),
+        "drain / bare paho": ratios(drain_rates, paho_rates),
     }
-    for name, ratio in out.items():
-        print(f"    ratio {name:<40} {ratio:6.2f}")
-    return out
+    for name, (med, lo, hi) in out.items():
+        print(f"    ratio {name:<40} {med:6.2f} (rounds {lo:.2f} - {hi:.2f})")
+    return {name: r[0] for name, r in out.items()}
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=3)
-    ap.add_argument("--rounds", type=int, default=5, help="interleaved rounds per run")
-    ap.add_argument("--messages", type=int, default=100_000)
+    ap.add_argument("--rounds", type=int, default=12, help="interleaved rounds per run")
+    ap.add_argument("--pairs", type=int, default=3, help="paho/drain pairs per run")
+    ap.add_argument("--messages", type=int, default=30_000)
     ap.add_argument("--producers", type=int, default=100)
     ap.add_argument("--idle-seconds", type=float, default=30.0)
     args = ap.parse_args()
@@ -279,7 +293,7 @@ def main() -> None:
             for i in range(args.runs):
                 print(f"run {i + 1}:")
                 runs.append(one_run(base / f"run{i}", broker, args))
-            print("spread over the runs (ratio to the ceiling measured in the same run):")
+            print("spread over the runs (median ratio to the ceiling measured in the same run):")
             for name in runs[0]:
                 vals = [r[name] for r in runs]
                 print(f"    {name:<42} {min(vals):5.2f} - {max(vals):5.2f}")

@@ -63,6 +63,7 @@ class Outbox:
         self._online = online
         self._queue: asyncio.Queue[Pending | Deletion] = asyncio.Queue(queue_size)
         self._delete_delay = delete_delay_s
+        self._closing = False  # closing: deletions no longer wait for an append
         # One thread each: SQLite work never runs on the event loop, and each connection is
         # only ever used by its own thread.
         self._wx = ThreadPoolExecutor(1, thread_name_prefix="outbox-write")
@@ -121,8 +122,12 @@ class Outbox:
         return conn
 
     async def __aexit__(self, *exc: object) -> None:
+        self._closing = True
         if self._writer is not None:
             if not self._writer.done():
+                # Wake a writer waiting to give deletions company: nothing more will come.
+                wake = Deletion((), asyncio.get_running_loop().create_future(), at_once=True)
+                await self._queue.put(wake)
                 # Appends already queued commit first: their callers are waiting on them.
                 await self._queue.join()
             self._writer.cancel()
@@ -239,7 +244,8 @@ class Outbox:
         batch = [await self._queue.get()]
         self._take_queued(batch)
         acked = sum(len(i.rowids) for i in batch if isinstance(i, Deletion))
-        if all(isinstance(i, Deletion) for i in batch) and acked < DELETE_BATCH:
+        alone = all(isinstance(i, Deletion) and not i.at_once for i in batch)
+        if alone and acked < DELETE_BATCH and not self._closing:
             # Nothing durable waits: let the next append carry these deletes.
             with contextlib.suppress(TimeoutError):
                 batch.append(await asyncio.wait_for(self._queue.get(), self._delete_delay))
@@ -252,7 +258,8 @@ class Outbox:
 
     async def _commit(self, batch: list[Pending | Deletion]) -> None:
         """Commit the batch on the writer thread (one hop), then answer its callers."""
-        live = [i for i in batch if i.future is None or not i.future.cancelled()]
+        # A deletion goes even if its caller stopped waiting (the PUBACKs were received).
+        live = [i for i in batch if isinstance(i, Deletion) or not _cancelled(i)]
         appends = [i for i in live if isinstance(i, Pending)]
         acked = [r for i in live if isinstance(i, Deletion) for r in i.rowids]
         try:
@@ -335,9 +342,10 @@ class Outbox:
             return set()
         return await self._in_reader(outbox_db.groups_present, self._reading(), groups)
 
-    async def delete(self, rowids: Sequence[int]) -> None:
+    async def delete(self, rowids: Sequence[int], *, at_once: bool = False) -> None:
         """Delete PUBACKed rows (journalled ones stay as journal until released), in the next
-        write transaction: an append's, or after `delete_delay_s` one of their own.
+        write transaction: an append's, or after `delete_delay_s` (at once with `at_once`)
+        one of their own.
 
         A failure is logged only: not deleting means a duplicate later, which central
         dedupes on `id`. Rows evicted meanwhile are simply gone.
@@ -347,9 +355,9 @@ class Outbox:
         if self._writer is None or self._writer.done():
             raise StoreError("outbox is not open")
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        await self._queue.put(Deletion(tuple(rowids), fut))
+        await self._queue.put(Deletion(tuple(rowids), fut, at_once))
         try:
-            await fut
+            await asyncio.shield(fut)
         except StoreError as exc:
             log.error("deleting %d acknowledged rows failed: %s", len(rowids), exc)
 
@@ -371,6 +379,10 @@ class Outbox:
     def seq(self) -> int:
         """The last seq given out."""
         return self._w.seqs.last if self._w is not None else 0
+
+
+def _cancelled(item: Pending) -> bool:
+    return item.future is not None and item.future.cancelled()
 
 
 def _fail(item: Pending | Deletion, exc: StoreError) -> None:

@@ -53,6 +53,7 @@ class Deletion:
 
     rowids: tuple[int, ...]
     future: asyncio.Future[None]
+    at_once: bool = False  # commit without waiting for an append to carry it
 
 
 def build(

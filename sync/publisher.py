@@ -70,7 +70,8 @@ class Publisher:
         if self._deleter is not None:
             self._deleter.cancel()
             await asyncio.gather(self._deleter, return_exceptions=True)
-        await self._flush_acked()  # PUBACKs already received must not cause resends later
+        # PUBACKs already received must not cause resends later.
+        await self._flush_acked(at_once=True)
 
     def _appended(self, priority: int) -> None:
         # A new row may outrank what is buffered: restart the scan from its priority.
@@ -281,8 +282,9 @@ class Publisher:
             self._ack_ready.clear()
             await self._flush_acked()
 
-    async def _flush_acked(self) -> None:
+    async def _flush_acked(self, *, at_once: bool = False) -> None:
+        """Delete the PUBACKed rows (the outbox lets the next append carry them)."""
         while self._acked:
             batch, self._acked = self._acked[:DELETE_BATCH], self._acked[DELETE_BATCH:]
-            await self._outbox.delete(batch)
+            await self._outbox.delete(batch, at_once=at_once)
             self._done.difference_update(batch)
