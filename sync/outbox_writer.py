@@ -96,6 +96,7 @@ class Writer:
         self.seqs = seqs
         self._dev = dev
         self._stamp = stamp
+        self._batch_stamp: TimeStamp | None = None  # one reading per commit (see _now)
         self._budget = budget
         self._number = outbox_db.last_number(conn)  # arrival number of the last row
         self.depth, self.bytes = outbox_db.counts(conn)
@@ -119,6 +120,7 @@ class Writer:
         stored or deleted and no seq used.
         """
         marks = self.seqs.mark(), self._number
+        self._batch_stamp = None
         committed = False
         self.conn.execute("BEGIN IMMEDIATE")
         try:
@@ -187,16 +189,23 @@ class Writer:
         stored, size = self._build(note)
         return note, stored, size
 
+    def _now(self) -> TimeStamp:
+        """The time fields of the commit under way: read once, since every message of a
+        group commit is created at the same moment (a clock reading costs a system call)."""
+        if self._batch_stamp is None:
+            self._batch_stamp = self._stamp()
+        return self._batch_stamp
+
     def _build(self, item: Pending) -> tuple[Stored, int]:
         """Build the item with the next seq; a raw row or a rejected one takes none."""
         seq = self.seqs.last + 1
-        stored, size = build(item, dev=self._dev, seq=seq, stamp=self._stamp)
+        stored, size = build(item, dev=self._dev, seq=seq, stamp=self._now)
         if stored.seq:
             self.seqs.take()
         return stored, size
 
     def _insert(self, rows: list[tuple[Pending, Stored, int]]) -> None:
-        now = self._stamp().ts
+        now = self._now().ts
         self.conn.executemany(
             INSERT,
             [
