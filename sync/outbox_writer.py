@@ -72,7 +72,7 @@ class Commit:
     rejected: list[tuple[Pending, StoreError]] = field(default_factory=list)
     dropped: tuple[int, int] = (0, 0)  # (rows, bytes) set-aside notices removed
     acked: tuple[int, int] = (0, 0)  # (rows, bytes) PUBACKed rows deleted
-    holder: int | None = None  # the row now holding the seq high-water mark
+    holders: list[int] = field(default_factory=list)  # rows kept for their seq afterwards
     added: int = 0  # bytes of `rows`
 
     def freed(self) -> int:
@@ -124,22 +124,7 @@ class Writer:
         committed = False
         self.conn.execute("BEGIN IMMEDIATE")
         try:
-            done = Commit(dropped=outbox_fix.apply_drops(self.conn, batch))
-            if acked:
-                *counts, holder = outbox_db.delete_acked(
-                    self.conn, acked, self.release, self.seqs.last
-                )
-                done.acked = (counts[0], counts[1])
-                done.holder = holder
-                if holder is not None:
-                    outbox_db.delete_rows(self.conn, self._holders)
-            for item in batch:
-                self._place(item, done)
-            if done.evicted:
-                # The notice commits with the eviction: no window where rows are gone unexplained.
-                self._add(self._eviction_notice(done, hist), done)
-            self._insert(done.rows)
-            self.seqs.reserve()
+            done = self._write(batch, hist, acked)
             self.conn.execute("COMMIT")
             committed = True
         finally:
@@ -147,10 +132,37 @@ class Writer:
                 self.rollback()
                 self.seqs.restore(marks[0])
                 self._number = marks[1]
-        if done.holder is not None:
-            self._holders = [done.holder]
+        self._holders = done.holders
         self._account(done)
         return done
+
+    def _write(self, batch: Sequence[Pending], hist: bool, acked: Sequence[int]) -> Commit:
+        """The statements of one group commit, inside its transaction."""
+        done = Commit(dropped=outbox_fix.apply_drops(self.conn, batch))
+        holders = list(self._holders)
+        if acked:
+            rows, size, holder = outbox_db.delete_acked(
+                self.conn, acked, self.release, self.seqs.last
+            )
+            done.acked = (rows, size)
+            holders += [] if holder is None else [holder]
+        for item in batch:
+            self._place(item, done)
+        if done.evicted:
+            # The notice commits with the eviction: no window where rows are gone unexplained.
+            self._add(self._eviction_notice(done, hist), done)
+        self._insert(done.rows)
+        self.seqs.reserve()
+        done.holders = self._settle(holders, done)
+        return done
+
+    def _settle(self, holders: list[int], done: Commit) -> list[int]:
+        """Keep a seq holder only while no queued row has the high-water mark: a row stored
+        with a seq supersedes every holder, a new holder the older ones. (A holder left at
+        the end of the table would push appends into the middle of it: page splits.)"""
+        gone = holders if any(s.seq for _, s, _ in done.rows) else holders[:-1]
+        outbox_db.delete_rows(self.conn, gone)
+        return holders[len(gone) :]
 
     def _place(self, item: Pending, done: Commit) -> None:
         """Build the item and make room for it; or reject or refuse it."""
