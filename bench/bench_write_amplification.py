@@ -5,8 +5,10 @@ A real agent (patrol role, no devices) against a local Mosquitto stores N events
 the publisher delivers them and the outbox deletes them. Reported per event: `wchar` (bytes
 handed to write(2), every file: SQLite database, WAL, journal, media) and `write_bytes` (what
 reached the block layer; 0 on tmpfs) from /proc/self/io, and the state dir's size at the end.
-Kinds: a check-in (journalled), a detection, an incident with one ~97 KB photo and a check-in
-with one (each: the event, the media file, its chunks and `media` event).
+Kinds: a check-in (journalled, the journal released after it as the patrol driver does once
+patrol.json is saved; patrol.json itself is not counted), a detection, an incident with one
+~97 KB photo and a check-in with one (each: the event, the media file, its chunks and its
+`media` event).
 Beside each figure: the message bytes per event (every payload the outbox stored for it) and
 the target, 4 x the message bytes + one database page (issue 19).
 Prints figures; asserts nothing.
@@ -71,14 +73,26 @@ async def store_one(agent: Agent, media: MediaStore, kind: str, i: int, pic: byt
     if kind == "detection":
         await agent.outbox.append("detection", {**DETECTION, "n": i})
     elif kind == "checkin":
-        await agent.outbox.append("checkin", {**CHECKIN, "n": i}, journal=True)
+        stored = await agent.outbox.append("checkin", {**CHECKIN, "n": i}, journal=True)
+        await release(agent, stored.seq)
     else:
         ref = await media.store(pic)
         event, body = ("incident", INCIDENT) if kind == "incident+photo" else ("checkin", CHECKIN)
         naming = await agent.outbox.append(
             event, {**body, "n": i, "photos": [ref]}, journal=event == "checkin"
         )
+        if event == "checkin":
+            await release(agent, naming.seq)
         await media.send(ref, naming)
+
+
+async def release(agent: Agent, seq: int) -> None:
+    """What the patrol driver does once patrol.json is saved: release the journal up to the
+    check-in just stored, keeping that one (the chain head)."""
+    try:
+        await agent.outbox.journal_release(seq, keep_seq=seq, wait=False)
+    except TypeError:  # an outbox from before issue 19: the release commits on its own
+        await agent.outbox.journal_release(seq, keep_seq=seq)
 
 
 async def measure(agent: Agent, media: MediaStore, kind: str, n: int) -> dict[str, float]:

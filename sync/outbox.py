@@ -262,9 +262,12 @@ class Outbox:
         live = [i for i in batch if isinstance(i, Deletion) or not _cancelled(i)]
         appends = [i for i in live if isinstance(i, Pending)]
         acked = [r for i in live if isinstance(i, Deletion) for r in i.rowids]
+        marks = [i.release for i in live if isinstance(i, Deletion) and i.release is not None]
         try:
             w = self._writing()
-            done = await self._in_writer(w.commit, appends, not self._online(), acked)
+            hist = not self._online()
+            release = marks[-1] if marks else None
+            done = await self._in_writer(w.commit, appends, hist, acked, release)
         except (sqlite3.Error, OSError) as exc:
             full = isinstance(exc, sqlite3.OperationalError) and "full" in str(exc)
             err: StoreError = StoreFull(str(exc)) if full else StoreError(str(exc))
@@ -275,7 +278,7 @@ class Outbox:
         finally:
             self._counted()
         for item in live:
-            if isinstance(item, Deletion) and not item.future.done():
+            if isinstance(item, Deletion) and item.future is not None and not item.future.done():
                 item.future.set_result(None)
         self._answer(done)
 
@@ -321,13 +324,22 @@ class Outbox:
         """Journalled messages of `kind` with seq > after_seq (all when None), in seq order."""
         return await self._in_reader(outbox_db.journal_after, self._reading(), after_seq, kind)
 
-    async def journal_release(self, up_to_seq: int, keep_seq: int | None = None) -> None:
+    async def journal_release(
+        self, up_to_seq: int, keep_seq: int | None = None, *, wait: bool = True
+    ) -> None:
         """Drop journalled messages with seq <= up_to_seq except keep_seq (each once it is
-        also acknowledged); StoreError if that failed."""
-        try:
-            await self._in_writer(self._writing().journal_release, up_to_seq, keep_seq)
-        except sqlite3.Error as exc:
-            raise StoreError(f"journal release failed: {exc}") from None
+        also acknowledged). `wait`: commit now and raise StoreError if that failed; else
+        the next write transaction carries it (a failure is logged, and the next release
+        covers these rows again)."""
+        if self._writer is None or self._writer.done():
+            raise StoreError("outbox is not open")
+        mark = (up_to_seq, keep_seq)
+        if not wait:
+            await self._queue.put(Deletion((), None, release=mark))
+            return
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        await self._queue.put(Deletion((), fut, at_once=True, release=mark))
+        await asyncio.shield(fut)
 
     # ----- the publisher's side --------------------------------------------------------------
     async def fetch(

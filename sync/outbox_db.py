@@ -22,9 +22,6 @@ from sync.outbox_schema import SHIFT
 
 log = logging.getLogger(__name__)
 
-# The journal release mark before the first journal_release: every journalled row stays.
-NOTHING_RELEASED: tuple[int, int | None] = (-1, None)
-
 
 def rowid_of(priority: int, n: int) -> int:
     """The rowid of the `n`-th append at `priority`: rowid order is send order."""
@@ -115,25 +112,23 @@ def counts(conn: sqlite3.Connection) -> tuple[int, int]:
 
 
 def delete_acked(
-    conn: sqlite3.Connection, rowids: Sequence[int], release: tuple[int, int | None], top: int
+    conn: sqlite3.Connection, rowids: Sequence[int], top: int
 ) -> tuple[int, int, int | None]:
     """Take PUBACKed rows out of the queue inside the open transaction: deleted, or kept as
-    journal (acked = 1) while above the release mark. The row holding `top` (the last seq
-    given out) is not deleted but emptied into the seq holder: the high-water mark stays in
-    the page being written anyway instead of a meta page per commit.
+    journal (acked = 1) when journalled. The row holding `top` (the last seq given out) is not
+    deleted but emptied into a seq holder: the high-water mark stays in the page being written
+    anyway instead of a meta page per commit.
 
     Returns (rows, bytes) no longer waiting and the rowid of the new holder, if one.
     """
     marks = ",".join("?" * len(rowids))
-    upto, keep = release
-    # Rows that may go: not journalled, or journalled and released.
-    free = f"rowid IN ({marks}) AND acked = 0 AND (jrnl = 0 OR (seq <= ? AND seq IS NOT ?))"
-    args = (*rowids, upto, keep, top)
+    free = f"rowid IN ({marks}) AND acked = 0 AND jrnl = 0"
+    args = (*rowids, top)
     gone = conn.execute(
         f"DELETE FROM outbox WHERE {free} AND seq IS NOT ? RETURNING size", args
     ).fetchall()
     held = conn.execute(
-        f"UPDATE outbox SET acked = 1, jrnl = 0, payload = x'' WHERE {free} AND seq IS ?"
+        f"UPDATE outbox SET acked = 1, payload = x'' WHERE {free} AND seq IS ?"
         " RETURNING rowid, size",
         args,
     ).fetchall()
@@ -245,12 +240,17 @@ def journal_after(conn: sqlite3.Connection, after_seq: int | None, kind: str) ->
 
 
 def journal_release(conn: sqlite3.Connection, up_to: int, keep: int | None, top: int) -> int | None:
-    """Delete acknowledged journalled rows with seq <= up_to except `keep`, inside the open
-    transaction; the one holding `top` becomes the seq holder: its rowid, if so."""
-    free = "acked = 1 AND jrnl = 1 AND seq <= ? AND seq IS NOT ?"
-    conn.execute(f"DELETE FROM outbox WHERE {free} AND seq IS NOT ?", (up_to, keep, top))
+    """Journalled rows with seq <= up_to except `keep` stop being journal, inside the open
+    transaction: acknowledged ones go (the one holding `top` becomes the seq holder: its rowid
+    is returned), queued ones are deleted after their PUBACK like any other row."""
+    free = "jrnl = 1 AND seq <= ? AND seq IS NOT ?"
+    conn.execute(f"UPDATE outbox SET jrnl = 0 WHERE {free} AND acked = 0", (up_to, keep))
+    conn.execute(
+        f"DELETE FROM outbox WHERE {free} AND acked = 1 AND seq IS NOT ?", (up_to, keep, top)
+    )
     held = conn.execute(
-        f"UPDATE outbox SET jrnl = 0, payload = x'' WHERE {free} AND seq IS ? RETURNING rowid",
+        f"UPDATE outbox SET jrnl = 0, payload = x'' WHERE {free} AND acked = 1 AND seq IS ?"
+        " RETURNING rowid",
         (up_to, keep, top),
     ).fetchall()
     return held[0][0] if held else None

@@ -49,11 +49,13 @@ class Pending:
 
 @dataclass(slots=True)
 class Deletion:
-    """PUBACKed rows to delete in the next write transaction; `future` is set once it commits."""
+    """PUBACKed rows to delete, or a journal release mark (up to seq, seq kept), in the next
+    write transaction; `future` (when someone waits) is set once it commits."""
 
     rowids: tuple[int, ...]
-    future: asyncio.Future[None]
+    future: asyncio.Future[None] | None
     at_once: bool = False  # commit without waiting for an append to carry it
+    release: tuple[int, int | None] | None = None
 
 
 def build(

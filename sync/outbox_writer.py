@@ -102,7 +102,6 @@ class Writer:
         self.depth, self.bytes = outbox_db.counts(conn)
         self.media_refused = False
         self.stored_bytes = 0  # payload bytes committed in this run (benchmarks)
-        self.release: tuple[int, int | None] = outbox_db.NOTHING_RELEASED
         self._holders = outbox_db.holders(conn)  # rows kept for their seq (outbox_db)
 
     def next_rowid(self, priority: int) -> int:
@@ -111,9 +110,15 @@ class Writer:
         return outbox_db.rowid_of(priority, self._number)
 
     # ----- appends -----------------------------------------------------------------------
-    def commit(self, batch: Sequence[Pending], hist: bool, acked: Sequence[int] = ()) -> Commit:
-        """Delete the `acked` rows and store the batch, in one transaction; `hist` flags an
-        eviction notice it adds.
+    def commit(
+        self,
+        batch: Sequence[Pending],
+        hist: bool,
+        acked: Sequence[int] = (),
+        release: tuple[int, int | None] | None = None,
+    ) -> Commit:
+        """Apply the journal `release` (up to seq, seq kept), delete the `acked` rows and store
+        the batch, in one transaction; `hist` flags an eviction notice it adds.
 
         The PUBACKed rows mostly sit in the very page the appends write: deleting them here
         costs no page of its own (flash wear). Raises sqlite3.Error or OSError with nothing
@@ -124,7 +129,7 @@ class Writer:
         committed = False
         self.conn.execute("BEGIN IMMEDIATE")
         try:
-            done = self._write(batch, hist, acked)
+            done = self._write(batch, hist, acked, release)
             self.conn.execute("COMMIT")
             committed = True
         finally:
@@ -136,14 +141,22 @@ class Writer:
         self._account(done)
         return done
 
-    def _write(self, batch: Sequence[Pending], hist: bool, acked: Sequence[int]) -> Commit:
+    def _write(
+        self,
+        batch: Sequence[Pending],
+        hist: bool,
+        acked: Sequence[int],
+        release: tuple[int, int | None] | None,
+    ) -> Commit:
         """The statements of one group commit, inside its transaction."""
         done = Commit(dropped=outbox_fix.apply_drops(self.conn, batch))
         holders = list(self._holders)
+        top = self.seqs.last
+        if release is not None:
+            holder = outbox_db.journal_release(self.conn, *release, top)
+            holders += [] if holder is None else [holder]
         if acked:
-            rows, size, holder = outbox_db.delete_acked(
-                self.conn, acked, self.release, self.seqs.last
-            )
+            rows, size, holder = outbox_db.delete_acked(self.conn, acked, top)
             done.acked = (rows, size)
             holders += [] if holder is None else [holder]
         for item in batch:
@@ -250,23 +263,7 @@ class Writer:
         if done.evicted:
             log.warning("outbox over budget: evicted %d messages", len(done.evicted))
 
-    # ----- the journal, re-chunking -----------------------------------------
-    def journal_release(self, up_to: int, keep: int | None) -> None:
-        """Drop acknowledged journalled rows up to `up_to` except `keep`; later PUBACKs of
-        rows up to it delete them at once."""
-        self.conn.execute("BEGIN IMMEDIATE")
-        try:
-            holder = outbox_db.journal_release(self.conn, up_to, keep, self.seqs.last)
-            if holder is not None:
-                outbox_db.delete_rows(self.conn, self._holders)
-            self.conn.execute("COMMIT")
-        except sqlite3.Error:
-            self.rollback()
-            raise
-        self.release = (up_to, keep)
-        if holder is not None:
-            self._holders = [holder]
-
+    # ----- re-chunking -----------------------------------------
     def rechunk(self, group: str, size: int) -> str:
         """Re-split a whole photo's chunks to `size` bytes: `done`, or why not (outbox_fix)."""
         self.conn.execute("BEGIN IMMEDIATE")

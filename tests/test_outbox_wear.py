@@ -90,9 +90,9 @@ async def test_deletes_after_pubacks_ride_with_the_appends(
     commits: list[tuple[int, int]] = []
     commit = outbox_writer.Writer.commit
 
-    def spy(self: outbox_writer.Writer, batch: Any, hist: bool, acked: Any = ()) -> Any:
+    def spy(self: outbox_writer.Writer, batch: Any, hist: bool, acked: Any, release: Any) -> Any:
         commits.append((len(batch), len(acked)))
-        return commit(self, batch, hist, acked)
+        return commit(self, batch, hist, acked, release)
 
     cfg = make_config(tmp_path / "state", broker)
     async with Agent(cfg) as agent:
