@@ -227,9 +227,7 @@ class Outlet:
         body = dict(item.body)
         if item.kind == "checkin":
             body["prev"] = self.chain.head
-        stored = await self._outbox.append(
-            item.kind, body, priority=item.priority, journal=True
-        )
+        stored = await self._outbox.append(item.kind, body, priority=item.priority, journal=True)
         self.reporter.stats["events"] += 1
         self.last_seq, self._unreleased = stored.seq, True
         if item.kind == "checkin":

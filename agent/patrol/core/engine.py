@@ -38,7 +38,6 @@ from firmware_bridge.types import Fix
 log = logging.getLogger(__name__)
 
 
-
 def _unresolved(task: Task, pr: TaskProgress) -> list[Checkpoint]:
     return [cp for cp in task.checkpoints if not pr.resolved(cp.id)]
 
