@@ -126,8 +126,7 @@ class Outbox:
         if self._writer is not None:
             if not self._writer.done():
                 # Wake a writer waiting to give deletions company: nothing more will come.
-                wake = Deletion((), asyncio.get_running_loop().create_future(), at_once=True)
-                await self._queue.put(wake)
+                await self._queue.put(Deletion((), None, at_once=True))
                 # Appends already queued commit first: their callers are waiting on them.
                 await self._queue.join()
             self._writer.cancel()
