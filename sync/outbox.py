@@ -20,7 +20,7 @@ from sync.envelope import TimeStamp
 from sync.errors import MediaRefused, StoreError, StoreFull
 from sync.messages import DEFAULT_PRIORITY, Priority, Stored
 from sync.outbox_db import Journalled
-from sync.outbox_rows import Deletion, Pending, Row
+from sync.outbox_rows import Deletion, Pending, Row, answer_deletions, cancelled, fail
 from sync.outbox_writer import SEQ_RESERVE, Commit, Seqs, Writer
 from sync.spawn import Spawn, spawn_task
 from sync.statefile import read_json
@@ -236,7 +236,7 @@ class Outbox:
                 batch.append(self._queue.get_nowait())
                 self._queue.task_done()
             for item in batch:
-                _fail(item, StoreError("the outbox writer stopped"))
+                fail(item, StoreError("the outbox writer stopped"))
 
     async def _next_batch(self) -> list[Pending | Deletion]:
         """Everything queued, at least one item; deletions alone wait a little for company."""
@@ -258,10 +258,13 @@ class Outbox:
     async def _commit(self, batch: list[Pending | Deletion]) -> None:
         """Commit the batch on the writer thread (one hop), then answer its callers."""
         # A deletion goes even if its caller stopped waiting (the PUBACKs were received).
-        live = [i for i in batch if isinstance(i, Deletion) or not _cancelled(i)]
+        live = [i for i in batch if isinstance(i, Deletion) or not cancelled(i)]
         appends = [i for i in live if isinstance(i, Pending)]
         acked = [r for i in live if isinstance(i, Deletion) for r in i.rowids]
         marks = [i.release for i in live if isinstance(i, Deletion) and i.release is not None]
+        if not (appends or acked or marks):
+            answer_deletions(live)  # a wake-up only: no transaction
+            return
         try:
             w = self._writing()
             hist = not self._online()
@@ -272,21 +275,19 @@ class Outbox:
             err: StoreError = StoreFull(str(exc)) if full else StoreError(str(exc))
             log.error("outbox commit of %d messages failed: %s", len(batch), exc)
             for item in live:
-                _fail(item, err)
+                fail(item, err)
             return
         finally:
             self._counted()
-        for item in live:
-            if isinstance(item, Deletion) and item.future is not None and not item.future.done():
-                item.future.set_result(None)
+        answer_deletions(live)
         self._answer(done)
 
     def _answer(self, done: Commit) -> None:
         """Resolve the callers of a durable commit and wake the listeners."""
         for item, why in done.rejected:
-            _fail(item, why)
+            fail(item, why)
         for item in done.refused:
-            _fail(item, MediaRefused("outbox full of priority 0-1 messages"))
+            fail(item, MediaRefused("outbox full of priority 0-1 messages"))
         for item, stored, _ in done.rows:
             if item.future is not None and not item.future.done():
                 item.future.set_result(stored)
@@ -390,12 +391,3 @@ class Outbox:
     def seq(self) -> int:
         """The last seq given out."""
         return self._w.seqs.last if self._w is not None else 0
-
-
-def _cancelled(item: Pending) -> bool:
-    return item.future is not None and item.future.cancelled()
-
-
-def _fail(item: Pending | Deletion, exc: StoreError) -> None:
-    if item.future is not None and not item.future.done():
-        item.future.set_exception(exc)

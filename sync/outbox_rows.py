@@ -89,3 +89,21 @@ def build(
     if len(stored.payload) > envelope.MAX_UP_PAYLOAD:
         raise StoreError(f"{item.kind} payload of {len(stored.payload)} bytes exceeds 128 KiB")
     return stored, len(stored.payload) + len(stored.topic) + ROW_OVERHEAD
+
+
+def answer_deletions(items: list[Pending | Deletion]) -> None:
+    """Tell whoever waits for these deletions that their transaction committed."""
+    for item in items:
+        if isinstance(item, Deletion) and item.future is not None and not item.future.done():
+            item.future.set_result(None)
+
+
+def cancelled(item: Pending) -> bool:
+    """Whether the caller of this append stopped waiting."""
+    return item.future is not None and item.future.cancelled()
+
+
+def fail(item: Pending | Deletion, exc: StoreError) -> None:
+    """Answer the item's caller with `exc` (if someone still waits)."""
+    if item.future is not None and not item.future.done():
+        item.future.set_exception(exc)
