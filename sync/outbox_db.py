@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from sync import outbox_schema
-from sync.messages import PROTECTED, Priority
+from sync.messages import PROTECTED
 from sync.ordering import RowInfo, choose_evictions
 from sync.outbox_rows import MAX_PRIORITY, Row
 from sync.outbox_schema import SHIFT
@@ -180,7 +180,7 @@ _CANDIDATE = "SELECT rowid, priority, size, kind, seq, grp FROM outbox"
 def _eviction_candidates(conn: sqlite3.Connection) -> list[RowInfo]:
     """Up to 256 rows, lowest priority and oldest first, plus their photos' other rows."""
     cands: list[RowInfo] = []
-    for prio in range(max(int(Priority.MEDIA), MAX_PRIORITY), int(PROTECTED), -1):
+    for prio in sorted((p for p in priorities(conn) if p > PROTECTED), reverse=True):
         if len(cands) >= 256:
             break
         lo, hi = prio << SHIFT, (prio + 1) << SHIFT
