@@ -78,6 +78,7 @@ class Outbox:
         self.bytes = 0  # their bytes, as the budget counts them
         self.media_refused = False  # photos refused: the budget is full of priority 0-1 rows
         self.stored_bytes = 0  # payload bytes committed since the outbox opened
+        self.seq = 0  # the last seq given out (kept after closing)
         self.evicted_by_priority: dict[int, int] = {}  # metrics: evictions per priority
 
     # ----- lifecycle -------------------------------------------------------------------------
@@ -164,7 +165,7 @@ class Outbox:
         if self._w is not None:
             w = self._w
             self.depth, self.bytes, self.media_refused = w.depth, w.bytes, w.media_refused
-            self.stored_bytes = w.stored_bytes
+            self.stored_bytes, self.seq = w.stored_bytes, w.seqs.last
 
     # ----- producers -------------------------------------------------------------------------
     def subscribe(self, listener: Callable[[int], None]) -> None:
@@ -386,8 +387,3 @@ class Outbox:
     def task(self) -> asyncio.Task[None] | None:
         """The writer task, for the supervisor to watch."""
         return self._writer
-
-    @property
-    def seq(self) -> int:
-        """The last seq given out."""
-        return self._w.seqs.last if self._w is not None else 0
