@@ -235,20 +235,9 @@ class EpochMerger:
     ) -> str | None:
         if gga is None and rmc is None:
             return "no_position_sentence"
-        if gga is not None:
-            if gga.quality is None:
-                return "no_quality"
-            if gga.quality in _BAD_QUALITY:
-                return _BAD_QUALITY[gga.quality]
-            if not 1 <= gga.quality <= 5:
-                return "bad_quality"
-        if rmc is not None:
-            if rmc.status != "A":
-                return "rmc_void"
-            if rmc.mode in _BAD_MODE:
-                return _BAD_MODE[rmc.mode]
-            if rmc.mode and rmc.mode not in _GOOD_MODES:
-                return "bad_mode"
+        why = _gga_problem(gga) or _rmc_problem(rmc)
+        if why is not None:
+            return why
         if lat is None or lon is None:
             return "no_position"
         if lat == 0.0 and lon == 0.0:
@@ -320,3 +309,29 @@ class EpochMerger:
             if value is not None and 0 <= value <= 360:
                 return value % 360
         return None
+
+
+def _gga_problem(gga: Gga | None) -> str | None:
+    """Why GGA's fix quality makes the fix unusable (None: fine, or no GGA)."""
+    if gga is None:
+        return None
+    if gga.quality is None:
+        return "no_quality"
+    if gga.quality in _BAD_QUALITY:
+        return _BAD_QUALITY[gga.quality]
+    if not 1 <= gga.quality <= 5:
+        return "bad_quality"
+    return None
+
+
+def _rmc_problem(rmc: Rmc | None) -> str | None:
+    """Why RMC's status or mode makes the fix unusable (None: fine, or no RMC)."""
+    if rmc is None:
+        return None
+    if rmc.status != "A":
+        return "rmc_void"
+    if rmc.mode in _BAD_MODE:
+        return _BAD_MODE[rmc.mode]
+    if rmc.mode and rmc.mode not in _GOOD_MODES:
+        return "bad_mode"
+    return None

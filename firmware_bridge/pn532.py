@@ -182,6 +182,28 @@ class Pn532Decoder:
         self._skip(2)
         return True
 
+    def _length(self, extended: bool) -> tuple[int, int] | bool | None:
+        """The frame's (data length, header length) after checking them; True when the frame
+        was rejected (progress), None when more bytes are needed."""
+        buf = self._buf
+        if extended:
+            if len(buf) < 7:
+                return None
+            hi, lo, lcs = buf[4], buf[5], buf[6]
+            if (hi + lo + lcs) & 0xFF:
+                return self._reject("bad_lcs")
+            length, head = (hi << 8) | lo, 7
+        else:
+            length, lcs = buf[2], buf[3]
+            if (length + lcs) & 0xFF:
+                return self._reject("bad_lcs")
+            head = 4
+        if length == 0:
+            return self._reject("bad_lcs")
+        if length > self._max_len:
+            return self._reject("too_long")
+        return length, head
+
     def _step(self) -> Frame | bool | None:
         """One decoding step: a Frame, True (progress, no frame) or None (need more bytes)."""
         buf = self._buf
@@ -203,21 +225,10 @@ class Pn532Decoder:
             self._take(4)
             return Frame("nack")
         extended = length == 0xFF and lcs == 0xFF
-        if extended:
-            if len(buf) < 7:
-                return None
-            hi, lo, lcs = buf[4], buf[5], buf[6]
-            if (hi + lo + lcs) & 0xFF:
-                return self._reject("bad_lcs")
-            length, head = (hi << 8) | lo, 7
-        else:
-            if (length + lcs) & 0xFF:
-                return self._reject("bad_lcs")
-            head = 4
-        if length == 0:
-            return self._reject("bad_lcs")
-        if length > self._max_len:
-            return self._reject("too_long")
+        framing = self._length(extended)
+        if framing is None or isinstance(framing, bool):
+            return framing
+        length, head = framing
         if len(buf) < head + length + 1:
             return None
         body = bytes(buf[head : head + length])

@@ -38,9 +38,13 @@ def uuid7(unix_ms: int, rand: bytes | None = None) -> str:
     return f"{h[0:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:32]}"
 
 
+# One encoder for every payload (json.dumps would build a new one per call).
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
 def dumps(obj: Any) -> bytes:
     """Compact UTF-8 JSON without BOM, the one serialisation every published payload uses."""
-    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
+    return _ENCODER.encode(obj).encode()
 
 
 def topic(dev: str, *parts: str) -> str:

@@ -5,30 +5,21 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections import deque
 from collections.abc import Callable, Collection
-from dataclasses import dataclass
 
 from sync.errors import LinkError, StoreError
 from sync.limits import BrokerLimits
 from sync.link import Session
-from sync.messages import Priority
 from sync.outbox import Outbox
 from sync.outbox_rows import Row
 from sync.poison import RetryPolicy, Strikes, Verdict, aside_notice, oversize
 from sync.spawn import Spawn, spawn_task
+from sync.window import Scan, Window
 
 log = logging.getLogger(__name__)
 
 FETCH = 512
 DELETE_BATCH = 900  # below SQLite's bound-parameter limit
-_START = (-1, -1)
-
-
-@dataclass(slots=True)
-class _InFlight:
-    row: Row
-    sent_at: float
 
 
 class Publisher:
@@ -57,7 +48,7 @@ class Publisher:
         self._reset_to: int | None = None
         self._acked: list[int] = []
         self._done: set[int] = set()  # PUBACKed rows until their delete commits: never resend
-        self._ack_ready = asyncio.Event()
+        self._ack_ready = asyncio.Event()  # some PUBACKed rows wait to be deleted
         self._deleter: asyncio.Task[None] | None = None
         # Failure memory across sessions; rows waiting to be set aside (by the next loop turn).
         self.strikes = Strikes(policy or RetryPolicy())
@@ -79,7 +70,8 @@ class Publisher:
         if self._deleter is not None:
             self._deleter.cancel()
             await asyncio.gather(self._deleter, return_exceptions=True)
-        await self._flush_acked()  # PUBACKs already received must not cause resends later
+        # PUBACKs already received must not cause resends later.
+        await self._flush_acked(at_once=True)
 
     def _appended(self, priority: int) -> None:
         # A new row may outrank what is buffered: restart the scan from its priority.
@@ -112,110 +104,106 @@ class Publisher:
 
     async def run(self, session: Session) -> None:
         """Publish until the session ends; aborts it when PUBACKs stop coming."""
-        limits = session.limits
-        window = limits.window(self._window)
-        low_cap = max(1, int(window * self._low_share))
-        inflight: dict[int, _InFlight] = {}
-        buffer: deque[Row] = deque()
-        cursor = _START
-        low = 0
-        strikes = self.strikes
-
-        def on_puback(mid: int, ok: bool) -> None:
-            nonlocal low
-            entry = inflight.pop(mid, None)
-            if entry is None:
-                return
-            row = entry.row
-            if row.priority >= Priority.DETECTION:
-                low -= 1
-            if ok:
-                self._acked.append(row.rowid)
-                self._done.add(row.rowid)
-                self._ack_ready.set()
-                self.acked += 1
-                strikes.acked(row.rowid)
-                byp = self.acked_by_priority
-                byp[row.priority] = byp.get(row.priority, 0) + 1
-            else:
-                # Refused (reason code >= 0x80): held, retried a few times, then set aside.
-                log.error("broker refused outbox row %d (%s)", row.rowid, row.topic)
-                verdict = strikes.failed(row.rowid, row.priority, self._now())
-                self._verdict(row, verdict, "refused")
-            self.inflight = len(inflight)
-            self._wake.set()
-
-        session.on_puback = on_puback
+        window = session.limits.window(self._window)
+        win = Window(
+            window,
+            max(1, int(window * self._low_share)),
+            acked=self._on_acked,
+            refused=self._on_refused,
+            wake=self._wake.set,
+        )
+        scan = Scan()
+        session.on_puback = win.on_puback
         self._reset_to = None
-        strikes.new_session()
+        self.strikes.new_session()
         try:
             while True:
                 # Cleared before looking, never after: a row committed while a fetch is under
                 # way sets it again, so the wait below cannot miss it.
                 self._wake.clear()
-                released = strikes.release(self._now())
-                if released:
-                    # Held rows sort before the cursor: scan again from the first of them.
-                    cursor = min(cursor, min((p, r - 1) for p, r in released))
-                    buffer.clear()
-                if self._aside or self._stuck_notes:
-                    gone = await self._set_aside_all()
-                    # A set-aside photo's other rows are deleted too: none of them goes out.
-                    kept = [r for r in buffer if r.group is None or r.group not in gone]
-                    buffer = deque(kept)
-                if self._reset_to is not None:
-                    cursor = _rescan_from(cursor, buffer, self._reset_to)
-                    self._reset_to = None
-                if not buffer:
-                    live_only = self._gate_open is not None and not self._gate_open()
-                    rows = await self._outbox.fetch(cursor, FETCH, live_only=live_only)
-                    if rows:
-                        cursor = (rows[-1].priority, rows[-1].rowid)
-                        skip = {e.row.rowid for e in inflight.values()} | self._done
-                        buffer.extend(r for r in rows if not self._skipped(r, skip))
-                        continue
-                    await self._idle(inflight, session)
-                    continue
-                head = buffer[0]
-                if self._skipped(head, ()):
-                    buffer.popleft()  # held or set aside since it was fetched
-                    continue
-                if limits.max_qos < 1:
-                    await self._idle(inflight, session)  # QoS 1 impossible: keep everything
-                    continue
-                if not limits.fits(head.topic, len(head.payload)):
-                    buffer.popleft()
-                    await self._too_large(head, limits)
-                    buffer.clear()
-                    cursor = min(cursor, (head.priority, head.rowid - 1))
-                    continue
-                probe = head.rowid in strikes.suspects
-                busy = len(inflight) >= window or (
-                    head.priority >= Priority.DETECTION and low >= low_cap
-                )
-                # A suspect (in flight at a drop) goes alone, so a drop now is its own.
-                if busy or (inflight and (probe or _probing(inflight, strikes))):
-                    await self._idle(inflight, session)
-                    continue
-                buffer.popleft()
-                mid = session.publish(head.topic, head.payload, 1)
-                inflight[mid] = _InFlight(head, self._now())
-                if head.priority >= Priority.DETECTION:
-                    low += 1
-                self.sent += 1
-                self.inflight = len(inflight)
+                await self._rescan(scan)
+                if not scan.buffer and not await self._refill(scan, win):
+                    await self._idle(win, session)
+                elif scan.buffer:
+                    await self._next(scan, win, session)
         except LinkError as exc:
             log.info("publisher stopped: %s", exc)
         finally:
             session.on_puback = lambda mid, ok: None
             self.inflight = 0
-            if session.closed.done() and inflight:
-                rows = [e.row for e in inflight.values()]
-                verdicts = strikes.dropped(
-                    [r.rowid for r in rows], [r.priority for r in rows], self._now()
-                )
-                for row, verdict in zip(rows, verdicts, strict=False):
-                    self._verdict(row, verdict, "link_dropped")
+            if session.closed.done() and len(win):
+                self._dropped(win.rows())
+
+    def _on_acked(self, row: Row) -> None:
+        self._acked.append(row.rowid)
+        self._done.add(row.rowid)
+        self._ack_ready.set()
+        self.acked += 1
+        self.strikes.acked(row.rowid)
+        self.acked_by_priority[row.priority] = self.acked_by_priority.get(row.priority, 0) + 1
+        self.inflight -= 1
+
+    def _on_refused(self, row: Row) -> None:
+        # Refused (reason code >= 0x80): held, retried a few times, then set aside.
+        log.error("broker refused outbox row %d (%s)", row.rowid, row.topic)
+        self._verdict(row, self.strikes.failed(row.rowid, row.priority, self._now()), "refused")
+        self.inflight -= 1
+
+    def _dropped(self, rows: list[Row]) -> None:
+        """The link dropped with these rows in flight: strike them."""
+        verdicts = self.strikes.dropped(
+            [r.rowid for r in rows], [r.priority for r in rows], self._now()
+        )
+        for row, verdict in zip(rows, verdicts, strict=False):
+            self._verdict(row, verdict, "link_dropped")
+
+    async def _rescan(self, scan: Scan) -> None:
+        """Move the scan back for held rows released, photos set aside and new rows."""
+        released = self.strikes.release(self._now())
+        if released:
+            # Held rows sort before the cursor: scan again from the first of them.
+            scan.rewind(min((p, r - 1) for p, r in released))
+        if self._aside or self._stuck_notes:
+            # A set-aside photo's other rows are deleted too: none of them goes out.
+            scan.drop_groups(await self._set_aside_all())
+        if self._reset_to is not None:
+            scan.new_row(self._reset_to)
+            self._reset_to = None
+
+    async def _refill(self, scan: Scan, win: Window) -> bool:
+        """Fetch the next rows after the cursor; False when there are none."""
+        live_only = self._gate_open is not None and not self._gate_open()
+        rows = await self._outbox.fetch(scan.cursor, FETCH, live_only=live_only)
+        if not rows:
+            return False
+        skip = win.rowids() | self._done
+        scan.refill(rows, lambda r: not self._skipped(r, skip))
+        return True
+
+    async def _next(self, scan: Scan, win: Window, session: Session) -> None:
+        """Publish the head of the buffer, or wait, or deal with why it cannot go."""
+        head = scan.buffer[0]
+        limits = session.limits
+        if self._skipped(head, ()):
+            scan.buffer.popleft()  # held or set aside since it was fetched
+            return
+        if limits.max_qos < 1:
+            await self._idle(win, session)  # QoS 1 impossible: keep everything
+            return
+        if not limits.fits(head.topic, len(head.payload)):
+            await self._too_large(head, limits)
+            scan.rewind((head.priority, head.rowid - 1))
+            return
+        # A suspect (in flight at a drop) goes alone, so a drop now is its own.
+        suspects = self.strikes.suspects
+        probe = head.rowid in suspects
+        if win.full_for(head) or (len(win) and (probe or win.alone(suspects))):
+            await self._idle(win, session)
+            return
+        scan.buffer.popleft()
+        win.add(session.publish(head.topic, head.payload, 1), head, self._now())
+        self.sent += 1
+        self.inflight = len(win)
 
     def _skipped(self, row: Row, skip: Collection[int]) -> bool:
         if row.rowid in skip or self.strikes.held(row.rowid) or row.rowid in self._aside:
@@ -272,15 +260,15 @@ class Publisher:
             del self._stuck_notes[rowid]
         return groups
 
-    async def _idle(self, inflight: dict[int, _InFlight], session: Session) -> None:
+    async def _idle(self, win: Window, session: Session) -> None:
         """Wait for a PUBACK, a new row, a gate change or a hold to pass; abort when the
         oldest PUBACK is late."""
         now = self._now()
         release = self.strikes.next_release()
         wait = None if release is None else max(0.0, release - now)
-        if inflight:
-            oldest = next(iter(inflight.values()))
-            remaining = oldest.sent_at + self._timeout - now
+        oldest = win.oldest_sent()
+        if oldest is not None:
+            remaining = oldest + self._timeout - now
             if remaining <= 0:
                 session.abort(f"no PUBACK for {self._timeout:.0f} s")
                 raise LinkError("PUBACK timeout")
@@ -294,24 +282,9 @@ class Publisher:
             self._ack_ready.clear()
             await self._flush_acked()
 
-    async def _flush_acked(self) -> None:
+    async def _flush_acked(self, *, at_once: bool = False) -> None:
+        """Delete the PUBACKed rows (the outbox lets the next append carry them)."""
         while self._acked:
             batch, self._acked = self._acked[:DELETE_BATCH], self._acked[DELETE_BATCH:]
-            await self._outbox.delete(batch)
+            await self._outbox.delete(batch, at_once=at_once)
             self._done.difference_update(batch)
-
-
-def _probing(inflight: dict[int, _InFlight], strikes: Strikes) -> bool:
-    """Whether a suspect is out alone (nothing else goes until its PUBACK)."""
-    return len(inflight) == 1 and next(iter(inflight.values())).row.rowid in strikes.suspects
-
-
-def _rescan_from(cursor: tuple[int, int], buffer: deque[Row], priority: int) -> tuple[int, int]:
-    """Move the scan back when a row of `priority` would sort before what is still queued."""
-    # The cursor is at or past every buffered row (rows in flight are skipped but passed).
-    if cursor[0] <= priority:
-        return cursor  # the new row sorts after the cursor: the scan will reach it
-    if buffer:
-        cursor = (buffer[0].priority, buffer[0].rowid - 1)
-        buffer.clear()
-    return min(cursor, (priority, -1))

@@ -135,70 +135,105 @@ def verify(topic_typ: str, raw: bytes, ctx: Context) -> Document | Refusal:
     """Run the §6 checks on `raw` received on a `topic_typ` topic; stop at the first failure."""
     if len(raw) > MAX_DOWN_PAYLOAD:
         return Refusal("rejected", "too_large", None, None, f"{len(raw)} bytes")
-
-    # Step 1: envelope shape.
     try:
         env = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, ValueError, RecursionError):
         return Refusal("rejected", "bad_envelope", None, None, "not UTF-8 JSON")
     # §6: ref and ver come from the payload whenever it parses, whatever else is wrong.
     ref, ver = _peek(env) if isinstance(env, dict) else (None, None)
+    opened = _open(env)  # step 1
+    if isinstance(opened, str):
+        return Refusal("rejected", "bad_envelope", ref, ver, opened)
+    assert ver is not None  # checked by _payload_shape
+    refusal = _signed_for_us(topic_typ, opened, ctx, ref, ver) or _current(
+        topic_typ, opened, ctx, ref, ver
+    )
+    if refusal is not None:
+        return refusal
+    return _with_body(topic_typ, opened, ctx, ref, ver)
 
-    def bad(detail: str) -> Refusal:
-        return Refusal("rejected", "bad_envelope", ref, ver, detail)
 
+@dataclass(frozen=True, slots=True)
+class _Opened:
+    """An envelope of the right shape: its key id, payload (bytes and parsed) and signature."""
+
+    kid: str
+    payload: Mapping[str, Any]
+    payload_bytes: bytes
+    sig: bytes
+    target: Target
+
+
+def _open(env: object) -> _Opened | str:
+    """Step 1, the envelope's shape: the opened envelope, or what is wrong with it."""
     if not isinstance(env, dict) or set(env) != _ENVELOPE_KEYS:
-        return bad("envelope must be an object with exactly v, alg, kid, payload, sig")
+        return "envelope must be an object with exactly v, alg, kid, payload, sig"
     if env["v"] != 1 or isinstance(env["v"], bool):
-        return bad("v must be 1")
+        return "v must be 1"
     if not all(isinstance(env[k], str) for k in ("alg", "kid", "payload", "sig")):
-        return bad("alg, kid, payload and sig must be strings")
+        return "alg, kid, payload and sig must be strings"
+    decoded = _decode(env["payload"], env["sig"])
+    if isinstance(decoded, str):
+        return decoded
+    payload, payload_bytes, sig = decoded
+    if len(sig) != 64:
+        return "signature must be 64 bytes"
+    if env["alg"] != "ed25519":
+        return "alg must be ed25519"
+    shape = _payload_shape(payload)
+    if shape is not None:
+        return shape
+    target = _parse_target(payload["target"])
+    assert target is not None  # checked by _payload_shape
+    return _Opened(env["kid"], payload, payload_bytes, sig, target)
+
+
+def _decode(payload_text: str, sig_text: str) -> tuple[dict[str, Any], bytes, bytes] | str:
+    """The payload (an object), its bytes and the signature; or what is wrong with them."""
     try:
-        payload_bytes = b64url_decode(env["payload"])
-        sig = b64url_decode(env["sig"])
+        payload_bytes = b64url_decode(payload_text)
+        sig = b64url_decode(sig_text)
     except ValueError:
-        return bad("payload or sig is not base64url")
+        return "payload or sig is not base64url"
     try:
         payload = json.loads(payload_bytes.decode("utf-8"))
     except (UnicodeDecodeError, ValueError, RecursionError):
-        return bad("payload is not UTF-8 JSON")
+        return "payload is not UTF-8 JSON"
     if not isinstance(payload, dict):
-        return bad("payload is not a JSON object")
-    if len(sig) != 64:
-        return bad("signature must be 64 bytes")
-    if env["alg"] != "ed25519":
-        return bad("alg must be ed25519")
-    shape = _payload_shape(payload)
-    if shape is not None:
-        return bad(shape)
+        return "payload is not a JSON object"
+    return payload, payload_bytes, sig
 
-    # Step 2: key and signature.
-    key = ctx.keys.get(env["kid"])
+
+def _signed_for_us(
+    topic_typ: str, doc: _Opened, ctx: Context, ref: str | None, ver: int
+) -> Refusal | None:
+    """Steps 2 and 3: a known key signed it, for this topic and this device or its zone."""
+    key = ctx.keys.get(doc.kid)
     if key is None:
-        return Refusal("rejected", "unknown_key", ref, ver, env["kid"])
+        return Refusal("rejected", "unknown_key", ref, ver, doc.kid)
     try:
-        key.verify(sig, payload_bytes)
+        key.verify(doc.sig, doc.payload_bytes)
     except InvalidSignature:
         return Refusal("rejected", "bad_signature", ref, ver)
-
-    # Step 3: topic and target.
-    if payload["typ"] != topic_typ:
-        return Refusal("rejected", "wrong_topic", ref, ver, payload["typ"])
-    target = _parse_target(payload["target"])
-    assert target is not None  # checked by _payload_shape
+    if doc.payload["typ"] != topic_typ:
+        return Refusal("rejected", "wrong_topic", ref, ver, doc.payload["typ"])
+    target = doc.target
     if not (target.dev == ctx.dev or (target.zone is not None and target.zone in ctx.zones)):
         return Refusal("rejected", "wrong_target", ref, ver, target.key)
+    return None
 
-    # Step 4: version.
-    assert ver is not None
-    last = ctx.last_ver(topic_typ, target.key)
+
+def _current(
+    topic_typ: str, doc: _Opened, ctx: Context, ref: str | None, ver: int
+) -> Refusal | None:
+    """Steps 4 and 5: newer than the last version applied, and not expired."""
+    last = ctx.last_ver(topic_typ, doc.target.key)
     if last is not None and ver == last:
-        return Refusal("duplicate", None, ref, ver, target=target.key)
+        return Refusal("duplicate", None, ref, ver, target=doc.target.key)
     if last is not None and ver < last:
         return Refusal("rejected", "rollback", ref, ver, f"last applied {last}")
-
-    # Step 5: expiry, against the best time known to be right.
-    exp = _int(payload["exp"])
+    # Against the best time known to be right.
+    exp = _int(doc.payload["exp"])
     if exp is not None and ctx.now_ms is not None and exp <= ctx.now_ms:
         late_s = (ctx.now_ms - exp) // 1000
         return Refusal(
@@ -208,12 +243,18 @@ def verify(topic_typ: str, raw: bytes, ctx: Context) -> Document | Refusal:
             ver,
             f"exp was {late_s} s before the time the device checked it",
         )
+    return None
 
-    # Step 6: body.
-    validator = ctx.validators.get(topic_typ)
-    parsed: object = None
+
+def _with_body(
+    topic_typ: str, doc: _Opened, ctx: Context, ref: str | None, ver: int
+) -> Document | Refusal:
+    """Step 6: the body is an object its topic's validator accepts."""
+    payload = doc.payload
     if not isinstance(payload["body"], dict):
         return Refusal("rejected", "invalid_body", ref, ver, "body is not a JSON object")
+    validator = ctx.validators.get(topic_typ)
+    parsed: object = None
     if validator is not None:
         try:
             parsed = validator(payload["body"])
@@ -222,10 +263,10 @@ def verify(topic_typ: str, raw: bytes, ctx: Context) -> Document | Refusal:
     return Document(
         typ=topic_typ,
         id=payload["id"],
-        target=target,
+        target=doc.target,
         ver=ver,
         iat=payload["iat"],
-        exp=exp,
+        exp=_int(payload["exp"]),
         body=payload["body"],
         parsed=parsed,
     )

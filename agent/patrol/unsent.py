@@ -273,7 +273,8 @@ class Outlet:
         if not self._unreleased or self.last_seq is None:
             return
         try:
-            await outbox.journal_release(self.last_seq, keep_seq=self.chain.seq)
+            # Not waited for: the next append's transaction carries it (flash wear).
+            await outbox.journal_release(self.last_seq, keep_seq=self.chain.seq, wait=False)
         except StoreError as exc:
             # Harmless: rows at or below the saved seq are skipped at start, released later.
             log.warning("journal not released: %s", exc)

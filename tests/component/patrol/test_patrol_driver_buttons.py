@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -80,9 +81,15 @@ async def test_buttons_raise_sos_manual_checkin_and_incident(
         # Events so far: alarm, patrol started, checkin; the incident is the fourth.
         await wait_until(lambda: driver.reporter.stats["events"] >= 4, what="incident")
         await driver.drain()
+        # The photos' `media` events follow their chunks from the press's own task.
+        media: list = []
+        for _ in range(250):
+            media = await outbox_events(outbox, "media")
+            if len(media) >= 2:
+                break
+            await asyncio.sleep(0.02)
         checkin = (await outbox_events(outbox, "checkin"))[0]["body"]
         incident = (await outbox_events(outbox, "incident"))[0]["body"]
-        media = await outbox_events(outbox, "media")
     assert (checkin["checkpoint_id"], checkin["method"]) == ("gate", "manual")
     assert len(checkin["photos"]) == 1 and checkin["dist_m"] == pytest.approx(6, abs=0.1)
     assert (incident["category"], incident["level"], len(incident["photos"])) == ("facility", 3, 1)

@@ -101,17 +101,24 @@ async def test_damaged_database_is_quarantined_and_seq_not_reused(tmp_path: Path
     assert after.seq > last.seq  # never reused
 
 
+async def pragma(ob: Outbox, setting: str) -> int:
+    """Run a PRAGMA on the outbox's writing connection (on its thread): its first value."""
+    assert ob._w is not None
+    conn = ob._w.conn
+    row = await ob._in_writer(lambda: conn.execute(f"PRAGMA {setting}").fetchone())
+    return int(row[0]) if row else 0
+
+
 async def test_full_disk_refuses_cleanly_and_keeps_queued(tmp_path: Path) -> None:
     async with outbox(tmp_path) as ob:
         kept = [await ob.append("checkin", {"i": i}) for i in range(10)]
-        assert ob._db is not None
         # Cap the database file: SQLite then answers SQLITE_FULL like a full disk would.
-        pages = (await ob._db.execute_fetchall("PRAGMA page_count"))[0][0]
-        await ob._db.execute(f"PRAGMA max_page_count={pages}")
+        pages = await pragma(ob, "page_count")
+        await pragma(ob, f"max_page_count={pages}")
         with pytest.raises(StoreFull):
             for i in range(10_000):
                 await ob.append("checkin", {"i": i, "pad": "q" * 4000})
-        await ob._db.execute("PRAGMA max_page_count=1000000")
+        await pragma(ob, "max_page_count=1000000")
         later = await ob.append("checkin", {"i": "later"})
         ids = {r["id"] for r in await all_rows(ob)}
     assert {k.id for k in kept} <= ids and later.id in ids
@@ -155,14 +162,13 @@ async def test_journal_commits_with_the_row_and_outlives_its_delete(tmp_path: Pa
 
 async def test_refused_commit_journals_nothing(tmp_path: Path) -> None:
     async with outbox(tmp_path) as ob:
-        assert ob._db is not None
-        pages = (await ob._db.execute_fetchall("PRAGMA page_count"))[0][0]
-        await ob._db.execute(f"PRAGMA max_page_count={pages + 40}")  # room for a few
+        pages = await pragma(ob, "page_count")
+        await pragma(ob, f"max_page_count={pages + 40}")  # room for a few
         with pytest.raises(StoreFull):
             for i in range(10_000):
                 await ob.append("checkin", {"i": i, "pad": "q" * 4000}, journal=True)
         journalled = {j.seq for j in await ob.journal_after(None, "checkin")}
         stored = {json.loads(r.payload)["seq"] for r in await ob.fetch((-1, -1), 100_000)}
-        await ob._db.execute("PRAGMA max_page_count=1000000")
+        await pragma(ob, "max_page_count=1000000")
     # One transaction: every journalled check-in has its outbox row and the other way round.
     assert journalled and journalled == stored - {1}

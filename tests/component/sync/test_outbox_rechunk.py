@@ -26,8 +26,8 @@ async def photo(ob: Outbox, state: Path, size: int) -> tuple[dict, Stored]:
 
 
 async def counts_match(ob: Outbox) -> None:
-    assert ob._db is not None
-    assert (ob.depth, ob.bytes) == await outbox_db.counts(ob._db)
+    assert ob._w is not None
+    assert (ob.depth, ob.bytes) == await ob._in_writer(outbox_db.counts, ob._w.conn)
 
 
 async def test_whole_photo_is_rechunked_and_its_media_event_follows(tmp_path: Path) -> None:

@@ -111,14 +111,16 @@ async def test_journal_is_released_after_a_save_and_kept_when_it_fails(
         await scan(fed, driver, TAGS[1], 2)
         assert await journalled(outbox) == await checkin_payloads(outbox)  # nothing released
     db = sqlite3.connect(state / "outbox.db")
-    assert db.execute("SELECT count(*) FROM journal WHERE kind='checkin'").fetchone() == (2,)
+    journal = "SELECT count(*) FROM outbox WHERE jrnl = 1 AND kind='checkin'"
+    assert db.execute(journal).fetchone() == (2,)
     db.close()
     monkeypatch.undo()
     async with rig(state, TASKS) as (driver, outbox, _media, fed):
         assert len(await journalled(outbox)) == 2  # until the next successful save
     saved = json.loads((state / "patrol.json").read_text())
     db = sqlite3.connect(state / "outbox.db")
-    assert db.execute("SELECT seq FROM journal").fetchall() == [(saved["chain"]["seq"],)]
+    journal = "SELECT seq FROM outbox WHERE jrnl = 1"
+    assert db.execute(journal).fetchall() == [(saved["chain"]["seq"],)]
     assert db.execute("SELECT max(seq) FROM outbox").fetchone()[0] >= saved["journal_seq"]
     db.close()
 
@@ -258,7 +260,8 @@ async def test_state_file_from_before_the_journal_is_repaired_from_the_outbox(
     del doc["journal_seq"], doc["unsent"]
     (state / "patrol.json").write_text(json.dumps(doc))
     with sqlite3.connect(state / "outbox.db") as db:
-        db.execute("DELETE FROM journal")
+        db.execute("DELETE FROM outbox WHERE acked = 1")
+        db.execute("UPDATE outbox SET jrnl = 0")
     db.close()
     async with rig(state, TASKS) as (driver, outbox, _media, fed):
         committed = await checkin_payloads(outbox)

@@ -19,8 +19,8 @@ from firmware_bridge.aio import Backoff
 from sync import envelope
 from sync.ordering import RowInfo, choose_evictions, eviction_notice, seq_ranges
 from sync.outbox import Row
-from sync.publisher import _rescan_from
 from sync.reconnect import LinkState, Reconnect
+from sync.window import Scan
 
 
 # ----- modes -----------------------------------------------------------------------------------
@@ -118,17 +118,24 @@ def row(prio: int, rowid: int) -> Row:
     return Row(rowid, prio, "t", b"", 1, False)
 
 
+def rescan(cursor: tuple[int, int], buffer: deque[Row], priority: int) -> tuple[int, int]:
+    scan = Scan()
+    scan.cursor, scan.buffer = cursor, buffer
+    scan.new_row(priority)
+    return scan.cursor
+
+
 def test_rescan_when_new_row_outranks_buffer() -> None:
     buf = deque([row(3, 10), row(4, 11)])
-    assert _rescan_from((4, 11), buf, 0) == (0, -1) and not buf
+    assert rescan((4, 11), buf, 0) == (0, -1) and not buf
     buf = deque([row(1, 10), row(1, 12)])
-    assert _rescan_from((1, 12), buf, 2) == (1, 12) and len(buf) == 2
-    assert _rescan_from((4, 50), deque(), 2) == (2, -1)
+    assert rescan((1, 12), buf, 2) == (1, 12) and len(buf) == 2
+    assert rescan((4, 50), deque(), 2) == (2, -1)
     buf = deque([row(2, 10), row(4, 11)])
-    assert _rescan_from((4, 11), buf, 3) == (2, 9)
+    assert rescan((4, 11), buf, 3) == (2, 9)
     # Rows in flight were skipped but passed: the cursor, not the buffer, decides.
     buf = deque([row(1, 7)])
-    assert _rescan_from((3, 5), buf, 1) == (1, -1) and not buf
+    assert rescan((3, 5), buf, 1) == (1, -1) and not buf
 
 
 # ----- reconnect -------------------------------------------------------------------------------
