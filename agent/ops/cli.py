@@ -29,6 +29,7 @@ from agent.ops import (
     verify_cmd,
     watch,
 )
+from agent.ops.archive import cli as archive_cli
 from agent.ops.mqtt import (
     EXIT_INPUT,
     EXIT_LINK,
@@ -384,6 +385,14 @@ def add_ops_parser(subparsers: Any) -> None:
         "auto for --seconds",
     )
     p.add_argument("--json", action="store_true")
+
+    p = add(
+        "archive",
+        archive_cli.run,
+        "service: write every fleet message once into SQLite or PostgreSQL (docs/central.md)",
+        broker,
+    )
+    archive_cli.add_arguments(p)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

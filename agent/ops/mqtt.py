@@ -19,6 +19,8 @@ from typing import Any
 
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from agent.config import BrokerConfig, format_errors
@@ -138,12 +140,32 @@ class Message:
     payload: bytes
     retain: bool
     received_ms: int
+    # For a manual-ack client (ops archive): the packet id, QoS and the connection it came on.
+    mid: int = 0
+    qos: int = 0
+    conn: int = 0
 
 
 class OpsClient:
-    """A blocking paho client; its network loop runs in paho's thread, messages go to a queue."""
+    """A blocking paho client; its network loop runs in paho's thread, messages go to a queue.
 
-    def __init__(self, cfg: BrokerConfig, client_id: str | None = None) -> None:
+    `persistent`: clean start false with a day's session expiry, so the broker keeps what
+    arrives while this client is away (needs a fixed `client_id`). `manual_ack`: a QoS 1
+    message is acknowledged only by `ack()`, after the caller has made it durable; the broker
+    redelivers what was never acknowledged. `receive_maximum`: how many unacknowledged
+    messages the broker may send at once (MQTT 5).
+    """
+
+    def __init__(
+        self,
+        cfg: BrokerConfig,
+        client_id: str | None = None,
+        *,
+        persistent: bool = False,
+        manual_ack: bool = False,
+        receive_maximum: int | None = None,
+        queue_max: int = 0,
+    ) -> None:
         self._cfg = cfg
         v5 = cfg.protocol == 5
         # Never a device id: a central tool must not take over a device's session.
@@ -152,8 +174,12 @@ class OpsClient:
             CallbackAPIVersion.VERSION2,
             client_id=cid,
             protocol=paho.MQTTv5 if v5 else paho.MQTTv311,
-            clean_session=None if v5 else True,
+            clean_session=None if v5 else not persistent,
+            manual_ack=manual_ack,
         )
+        self._persistent = persistent
+        self._receive_maximum = receive_maximum
+        self._conn = 0  # +1 on every connect and drop: acks never cross a connection
         if cfg.tls:
             self._client.tls_set(
                 ca_certs=str(cfg.ca_file) if cfg.ca_file else None,
@@ -171,7 +197,7 @@ class OpsClient:
                         [(str(cfg.password_file), f"cannot read: {exc.strerror}")]
                     ) from None
             self._client.username_pw_set(cfg.username, password)
-        self.messages: queue.Queue[Message] = queue.Queue()
+        self.messages: queue.Queue[Message] = queue.Queue(queue_max)
         self._connected = threading.Event()
         self._connack: int | None = None
         self._subacks: dict[int, threading.Event] = {}
@@ -180,11 +206,13 @@ class OpsClient:
         self._client.on_connect = self._on_connect
         self._client.on_message = self._on_message
         self._client.on_subscribe = self._on_subscribe
+        self._client.on_disconnect = self._on_disconnect
 
     # paho callbacks run in paho's network thread.
     def _on_connect(self, _c: Any, _u: Any, _f: Any, rc: Any, _p: Any) -> None:
         self._connack = int(rc.value) if hasattr(rc, "value") else int(rc)
         with self._lock:
+            self._conn += 1
             topics = list(self._topics)
         if self._connack == 0 and topics:
             # paho reconnects by itself after a drop; a clean session needs its topics again.
@@ -192,9 +220,30 @@ class OpsClient:
             self._client.subscribe([(t, 1) for t in topics])
         self._connected.set()
 
+    def _on_disconnect(self, _c: Any, _u: Any, _f: Any, _rc: Any, _p: Any) -> None:
+        with self._lock:
+            self._conn += 1
+
     def _on_message(self, _c: Any, _u: Any, msg: paho.MQTTMessage) -> None:
         now = int(time.time() * 1000)
-        self.messages.put(Message(msg.topic, bytes(msg.payload), bool(msg.retain), now))
+        conn = self._conn
+        m = Message(msg.topic, bytes(msg.payload), bool(msg.retain), now, msg.mid, msg.qos, conn)
+        # A bounded queue blocks paho's thread when full: TCP then slows the broker down.
+        self.messages.put(m)
+
+    def ack(self, msg: Message) -> bool:
+        """Acknowledge `msg` (manual-ack client) if its connection is still the current one.
+
+        False when the connection changed since it arrived: the broker redelivers it on the
+        new connection (same message, possibly another packet id), and that copy is
+        acknowledged instead, so a stale packet id never acknowledges a different message.
+        """
+        if msg.qos == 0:
+            return True
+        with self._lock:
+            if msg.conn != self._conn or not self._client.is_connected():
+                return False
+            return self._client.ack(msg.mid, msg.qos) == MQTTErrorCode.MQTT_ERR_SUCCESS
 
     def _on_subscribe(self, _c: Any, _u: Any, mid: int, _rc: Any, _p: Any) -> None:
         with self._lock:
@@ -203,8 +252,21 @@ class OpsClient:
 
     def __enter__(self) -> OpsClient:
         c = self._cfg
+        props = None
+        if c.protocol == 5:
+            props = Properties(PacketTypes.CONNECT)
+            if self._persistent:
+                props.SessionExpiryInterval = 86400
+            if self._receive_maximum:
+                props.ReceiveMaximum = self._receive_maximum
         try:
-            self._client.connect(c.host, c.port, keepalive=c.keepalive_s)
+            self._client.connect(
+                c.host,
+                c.port,
+                keepalive=c.keepalive_s,
+                clean_start=not self._persistent if c.protocol == 5 else paho.MQTT_CLEAN_START_FIRST_ONLY,
+                properties=props,
+            )
         except (OSError, ssl.SSLError) as exc:
             raise LinkError(f"cannot connect to {c.host}:{c.port}: {exc}") from None
         self._client.loop_start()
