@@ -111,17 +111,25 @@ class Publisher:
             props = Properties(PacketTypes.CONNECT)
             props.SessionExpiryInterval = 3600
         kw: dict[str, Any] = {"clean_start": False, "properties": props} if v5 else {}
+        self._acked: set[int] = set()
+        self._cond = threading.Condition()
+        self._c.on_publish = self._on_publish
         self._c.connect(host, port, **kw)
         self._c.loop_start()
 
+    def _on_publish(self, _c: Any, _u: Any, mid: int, _rc: Any, _p: Any) -> None:
+        with self._cond:
+            self._acked.add(mid)
+            self._cond.notify_all()
+
     def publish_all(self, msgs: Sequence[Msg], timeout: float = 120.0) -> None:
-        """Publish every message and wait until the broker acknowledged each one."""
-        infos = [self._c.publish(t, p, qos=1) for t, p in msgs]
-        deadline = time.monotonic() + timeout
-        for info in infos:
-            info.wait_for_publish(max(0.1, deadline - time.monotonic()))
-            if not info.is_published():
+        """Publish every message and wait until the broker acknowledged each one (paho keeps
+        a message published while disconnected and sends it after the reconnect)."""
+        mids = {self._c.publish(t, p, qos=1).mid for t, p in msgs}
+        with self._cond:
+            if not self._cond.wait_for(lambda: mids <= self._acked, timeout):
                 raise TimeoutError("the broker did not take every message in time")
+            self._acked -= mids
 
     def close(self) -> None:
         self._c.disconnect()
@@ -135,8 +143,10 @@ class ArchiverProc:
     args: list[str]
     log_file: Path
     proc: subprocess.Popen[bytes] | None = None
+    _ready_before: int = 0
 
     def start(self) -> None:
+        self._ready_before = self.log().count("INFO agent.ops.archive.cli: archiving ")
         with self.log_file.open("ab") as out:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "agent", "ops", "archive", *self.args],
@@ -148,10 +158,15 @@ class ArchiverProc:
     def wait_ready(self, timeout: float = 30.0) -> None:
         """Until it logged that it archives (subscribed)."""
         deadline = time.monotonic() + timeout
-        while "archiving grid/v1" not in self.log() and "archiving $share" not in self.log():
+        ready = "INFO agent.ops.archive.cli: archiving "
+        while self.log().count(ready) <= self._ready_before:
             assert self.proc is not None and self.proc.poll() is None, self.log()
             assert time.monotonic() < deadline, self.log()
             time.sleep(0.05)
+
+    def resubscribed(self) -> int:
+        """How often it subscribed again after losing the broker."""
+        return self.log().count("subscribing again")
 
     def kill(self) -> None:
         if self.proc is not None and self.proc.poll() is None:

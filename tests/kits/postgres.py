@@ -35,11 +35,11 @@ class Postgres:
         # Not under pytest's tmp_path: as root that is 0700 root's, out of the postgres user's
         # reach; a fresh directory of its own in /tmp is handed to it instead.
         self.dir = Path(tempfile.mkdtemp(prefix="grid-pg-"))
-        self.data = workdir / "pgdata"
-        self.sock = workdir / "sock"
+        self.data = self.dir / "pgdata"
+        self.sock = self.dir / "sock"
         self.port = free_port()
         self.host = "127.0.0.1"
-        self.log_file = workdir / "postgres.log"
+        self.log_file = self.dir / "postgres.log"
         self.proc: subprocess.Popen[bytes] | None = None
         self._user: str | None = "postgres" if os.geteuid() == 0 else None
         self.dsn = f"postgresql://grid@127.0.0.1:{self.port}/archive"

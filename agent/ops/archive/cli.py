@@ -21,7 +21,7 @@ from agent.errors import ConfigError, LinkError
 from agent.ops.archive.records import TOPICS
 from agent.ops.archive.service import Archiver, Counters, status_line
 from agent.ops.archive.store import SqlStore, StoreError
-from agent.ops.mqtt import EXIT_INPUT, EXIT_LINK, OpsClient, settings
+from agent.ops.mqtt import EXIT_LINK, OpsClient, settings
 from agent.paths import expand
 from agent.systemd import Notifier, notify_address
 from firmware_bridge.aio import Backoff
@@ -111,6 +111,20 @@ def _client(args: argparse.Namespace) -> OpsClient:
     )
 
 
+def _open_store(args: argparse.Namespace, stop: threading.Event) -> SqlStore | None:
+    """The database, waiting with backoff while it is down; None if stopped first."""
+    backoff, rng, attempt = Backoff(base_s=1.0, cap_s=30.0), random.Random(), 0
+    while not stop.is_set():
+        try:
+            return open_store(args)
+        except StoreError as exc:
+            delay = backoff.delay(attempt, rng)
+            attempt += 1
+            log.warning("%s; retrying in %.1f s", exc, delay)
+            stop.wait(delay)
+    return None
+
+
 def _connect(client: OpsClient, stop: threading.Event) -> bool:
     """Enter the client, retrying with backoff while the broker is away; False if stopped."""
     backoff, rng, attempt = Backoff(base_s=1.0, cap_s=30.0), random.Random(), 0
@@ -166,11 +180,9 @@ def run(args: argparse.Namespace) -> int:
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
-    try:
-        store = open_store(args)
-    except StoreError as exc:
-        log.error("%s", exc)
-        return EXIT_INPUT
+    store = _open_store(args, stop)
+    if store is None:
+        return 0
     client = _client(args)
     notifier = Notifier(notify_address(os.environ))
     try:

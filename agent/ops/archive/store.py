@@ -133,7 +133,9 @@ class SqlStore:
                 )
                 self._conn.execute("PRAGMA journal_mode=WAL")
                 self._conn.execute("PRAGMA synchronous=FULL")
-            self._run([(s, []) for s in schema_sql()])
+            # Archivers starting together: one creates the tables, the others wait for it.
+            lock = ["SELECT pg_advisory_xact_lock(72110)"] if self._pg else []
+            self._run([(s, []) for s in [*lock, *schema_sql()]])
         except self._errors as exc:
             self.close()
             raise StoreError(f"cannot open the {self.kind} archive: {exc}") from None
