@@ -5,9 +5,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import shutil
+import socket
 import sqlite3
+import subprocess
 import threading
 from pathlib import Path
+from unittest import mock
 
 import pytest
 
@@ -18,7 +23,15 @@ from agent.ops.archive.service import Archiver
 from agent.ops.archive.store import SqlStore
 from agent.ops.mqtt import OpsClient
 from agent.config import BrokerConfig
-from tests.kits.archive import Publisher, envelope, event_ids, fleet, photo, wait_until
+from tests.kits.archive import (
+    ArchiverProc,
+    Publisher,
+    envelope,
+    event_ids,
+    fleet,
+    photo,
+    wait_until,
+)
 
 SHARE = [f"$share/archive/{t}" for t in ("grid/v1/+/evt/+", "grid/v1/+/ack",
          "grid/v1/+/state", "grid/v1/+/reported", "grid/v1/+/media/+/+")]  # fmt: skip
@@ -152,3 +165,45 @@ def test_nothing_is_acknowledged_before_the_commit(broker: Broker, tmp_path: Pat
 def test_store_reports_a_database_it_cannot_open(tmp_path: Path) -> None:
     with pytest.raises(ArchiveDbError, match="cannot open the sqlite archive"):
         SqlStore(str(tmp_path / "no" / "such" / "dir" / "a.db"))
+
+
+ARCHIVE_UNIT = Path(__file__).resolve().parents[1] / "systemd" / "edge-archive.service"
+
+
+def test_archive_unit_passes_systemd_analyze_verify(tmp_path: Path) -> None:
+    exe = shutil.which("systemd-analyze")
+    if exe is None:
+        pytest.skip("systemd-analyze is not installed (Debian package systemd)")
+    text = ARCHIVE_UNIT.read_text()
+    assert "Type=notify" in text and "ops archive --check" in text and "Restart=always" in text
+    unit = tmp_path / "edge-archive.service"
+    unit.write_text(
+        text.replace("/opt/edge-agent/.venv/bin/edge-agent", shutil.which("true") or "")
+    )
+    out = subprocess.run([exe, "verify", str(unit)], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert "edge-archive.service" not in out.stderr, out.stderr
+
+
+def test_service_notifies_ready_and_stops_cleanly_on_sigterm(broker: Broker, tmp_path: Path) -> None:
+    sock_path = tmp_path / "notify"
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(str(sock_path))
+    sock.settimeout(30)
+    args = ["--host", broker.host, "--port", str(broker.port), "--db", str(tmp_path / "a.db"),
+            "--media-dir", str(tmp_path / "media"), "--name", "svc"]  # fmt: skip
+    proc = ArchiverProc(args, tmp_path / "svc.log")
+    env = {**os.environ, "NOTIFY_SOCKET": str(sock_path)}
+    with mock.patch.dict(os.environ, env):
+        proc.start()
+    try:
+        assert sock.recv(4096).decode().startswith("READY=1"), proc.log()
+        pub = Publisher(broker.host, broker.port)
+        msgs = fleet(2, 5)
+        pub.publish_all(msgs)
+        pub.close()
+        wait_until(lambda: _count(tmp_path / "a.db", "events") == len(event_ids(msgs)), 20, "events")
+    finally:
+        assert proc.stop() == 0
+        sock.close()
+    assert "stopped: archived" in proc.log()
