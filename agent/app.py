@@ -205,6 +205,7 @@ class Agent:
                     key_file=b.key_file,
                     username=b.username,
                     password_file=b.password_file,
+                    hosts=b.nodes() if b.hosts else (),
                 ),
                 bdseq=BdSeq(cfg.device.state_dir / "bdseq.json"),
                 birth=self.birth,
@@ -429,4 +430,3 @@ class Agent:
             if stamp.time_ok:
                 await asyncio.to_thread(self.state.note_good_time, stamp.ts)
             await asyncio.sleep(60.0)
-

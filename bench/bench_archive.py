@@ -25,9 +25,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import psycopg
 
 from agent.localbroker import Broker
-from agent.ops.archive.records import rows_for
+from agent.ops.archive.records import EventRow, rows_for
 from agent.ops.archive.store import INSERTS, SqlStore
-from agent.ops.archive.records import EventRow
 from tests.kits.archive import ArchiverProc, Publisher, envelope
 from tests.kits.postgres import Postgres
 
@@ -38,7 +37,9 @@ def make_events(n: int, devices: int = 500) -> list[tuple[str, bytes]]:
     for i in range(n):
         dev = f"pd-{i % devices:04d}"
         body = {"category": "parking", "level": 3, "note": f"event {i}", "photos": []}
-        out.append((f"grid/v1/{dev}/evt/incident", envelope(dev, "incident", i // devices + 1, body)))
+        out.append(
+            (f"grid/v1/{dev}/evt/incident", envelope(dev, "incident", i // devices + 1, body))
+        )
     return out
 
 
@@ -51,7 +52,9 @@ def ceiling(pg: Postgres, msgs: list[tuple[str, bytes]], batch: int) -> float:
         start = time.perf_counter()
         for i in range(0, len(rows), batch):
             with c.cursor() as cur:
-                cur.executemany(sql, [tuple(getattr(r, f) for f in r.__slots__) for r in rows[i : i + batch]])
+                cur.executemany(
+                    sql, [tuple(getattr(r, f) for f in r.__slots__) for r in rows[i : i + batch]]
+                )
             c.commit()
         secs = time.perf_counter() - start
         c.execute("TRUNCATE events")
@@ -64,7 +67,9 @@ def count(pg: Postgres) -> int:
         return int(c.execute("SELECT count(*) FROM events").fetchone()[0])  # type: ignore[index]
 
 
-def archive_rate(pg: Postgres, work: Path, msgs: list[tuple[str, bytes]], k: int, batch: int) -> float:
+def archive_rate(
+    pg: Postgres, work: Path, msgs: list[tuple[str, bytes]], k: int, batch: int
+) -> float:
     broker = Broker(work / "broker", extra_conf="max_inflight_messages 0\n")
     broker.start()
     procs = [

@@ -16,13 +16,13 @@ from unittest import mock
 
 import pytest
 
+from agent.config import BrokerConfig
 from agent.errors import ArchiveDbError
 from agent.localbroker import Broker
 from agent.ops.archive.records import ChunkRow, EventRow, MediaRow, RejectRow, StateRow, rows_for
 from agent.ops.archive.service import Archiver
 from agent.ops.archive.store import SqlStore
 from agent.ops.mqtt import OpsClient
-from agent.config import BrokerConfig
 from tests.kits.archive import (
     ArchiverProc,
     Publisher,
@@ -68,7 +68,7 @@ def test_bad_messages_are_kept_as_rejects(topic: str, payload: bytes, reason: st
 
 def _count(db: Path, table: str) -> int:
     with sqlite3.connect(db) as c:
-        return int(c.execute(f"SELECT count(*) FROM {table}").fetchone()[0])  # noqa: S608
+        return int(c.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
 
 
 def _sqlite(tmp_path: Path) -> SqlStore:
@@ -185,7 +185,9 @@ def test_archive_unit_passes_systemd_analyze_verify(tmp_path: Path) -> None:
     assert "edge-archive.service" not in out.stderr, out.stderr
 
 
-def test_service_notifies_ready_and_stops_cleanly_on_sigterm(broker: Broker, tmp_path: Path) -> None:
+def test_service_notifies_ready_and_stops_cleanly_on_sigterm(
+    broker: Broker, tmp_path: Path
+) -> None:
     sock_path = tmp_path / "notify"
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     sock.bind(str(sock_path))
@@ -202,7 +204,9 @@ def test_service_notifies_ready_and_stops_cleanly_on_sigterm(broker: Broker, tmp
         msgs = fleet(2, 5)
         pub.publish_all(msgs)
         pub.close()
-        wait_until(lambda: _count(tmp_path / "a.db", "events") == len(event_ids(msgs)), 20, "events")
+        wait_until(
+            lambda: _count(tmp_path / "a.db", "events") == len(event_ids(msgs)), 20, "events"
+        )
     finally:
         assert proc.stop() == 0
         sock.close()

@@ -55,7 +55,7 @@ def _rows(pg: Postgres, sql: str) -> list[tuple[object, ...]]:
 
 def _count(pg: Postgres, table: str) -> int:
     try:
-        return int(_rows(pg, f"SELECT count(*) FROM {table}")[0][0])  # noqa: S608
+        return int(_rows(pg, f"SELECT count(*) FROM {table}")[0][0])
     except psycopg.Error:
         return -1  # down or not created yet
 
@@ -135,8 +135,10 @@ def test_two_archivers_under_chaos_lose_nothing_and_write_nothing_twice(
         t.join(120)
         wait_until(lambda: _count(db, "events") == len(event_ids(msgs)), 60, "every event")
         wait_until(
-            lambda: _count(db, "media") > 0
-            and _rows(db, "SELECT count(*) FROM media WHERE status <> 'ok'")[0][0] == 0,
+            lambda: (
+                _count(db, "media") > 0
+                and _rows(db, "SELECT count(*) FROM media WHERE status <> 'ok'")[0][0] == 0
+            ),
             30,
             "every photo",
         )
@@ -152,7 +154,8 @@ def test_two_archivers_under_chaos_lose_nothing_and_write_nothing_twice(
 
 def test_check_passes_and_names_what_is_wrong(db: Postgres, mqtt: Broker, tmp_path: Path) -> None:
     base = [sys.executable, "-m", "agent", "ops", "archive", "--check", "--name", "chk",
-            "--host", mqtt.host, "--port", str(mqtt.port), "--media-dir", str(tmp_path / "m")]  # fmt: skip
+            "--host", mqtt.host, "--port", str(mqtt.port),
+            "--media-dir", str(tmp_path / "m")]  # fmt: skip
     ok = subprocess.run([*base, "--dsn", db.dsn], capture_output=True, text=True, timeout=60)
     assert ok.returncode == 0, ok.stdout + ok.stderr
     assert "ok   database (postgresql)" in ok.stdout

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
@@ -180,6 +181,8 @@ class OpsClient:
         self._persistent = persistent
         self._receive_maximum = receive_maximum
         self._conn = 0  # +1 on every connect and drop: acks never cross a connection
+        self._nodes = cfg.nodes()  # broker.hosts: paho's own reconnect dials the next one
+        self._node = 0
         if cfg.tls:
             self._client.tls_set(
                 ca_certs=str(cfg.ca_file) if cfg.ca_file else None,
@@ -223,6 +226,11 @@ class OpsClient:
     def _on_disconnect(self, _c: Any, _u: Any, _f: Any, _rc: Any, _p: Any) -> None:
         with self._lock:
             self._conn += 1
+        if len(self._nodes) > 1:
+            self._node = (self._node + 1) % len(self._nodes)
+            # Still open (RuntimeError): paho retries the same node.
+            with contextlib.suppress(RuntimeError):
+                self._client.host, self._client.port = self._nodes[self._node]
 
     def _on_message(self, _c: Any, _u: Any, msg: paho.MQTTMessage) -> None:
         now = int(time.time() * 1000)
@@ -251,32 +259,46 @@ class OpsClient:
         done.set()
 
     def __enter__(self) -> OpsClient:
+        """Connect to the first node that answers (broker.hosts in order); LinkError if none."""
+        errors = []
+        for i in range(len(self._nodes)):
+            self._node = i
+            try:
+                return self._enter(*self._nodes[i])
+            except LinkError as exc:
+                errors.append(str(exc))
+        raise LinkError("; ".join(errors))
+
+    def _enter(self, host: str, port: int) -> OpsClient:
         c = self._cfg
+        self._connected.clear()
         props = None
         if c.protocol == 5:
-            props = Properties(PacketTypes.CONNECT)
+            props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
             if self._persistent:
                 props.SessionExpiryInterval = 86400
             if self._receive_maximum:
                 props.ReceiveMaximum = self._receive_maximum
         try:
             self._client.connect(
-                c.host,
-                c.port,
+                host,
+                port,
                 keepalive=c.keepalive_s,
-                clean_start=not self._persistent if c.protocol == 5 else paho.MQTT_CLEAN_START_FIRST_ONLY,
+                clean_start=not self._persistent
+                if c.protocol == 5
+                else paho.MQTT_CLEAN_START_FIRST_ONLY,
                 properties=props,
             )
         except (OSError, ssl.SSLError) as exc:
-            raise LinkError(f"cannot connect to {c.host}:{c.port}: {exc}") from None
+            raise LinkError(f"cannot connect to {host}:{port}: {exc}") from None
         self._client.loop_start()
         if not self._connected.wait(c.connect_timeout_s):
             self._stop()
-            raise LinkError(f"no CONNACK from {c.host}:{c.port} in {c.connect_timeout_s} s")
+            raise LinkError(f"no CONNACK from {host}:{port} in {c.connect_timeout_s} s")
         if self._connack != 0:
             self._stop()
-            raise LinkError(f"broker {c.host}:{c.port} refused the connection ({self._connack})")
-        log.debug("connected to %s:%d", c.host, c.port)
+            raise LinkError(f"broker {host}:{port} refused the connection ({self._connack})")
+        log.debug("connected to %s:%d", host, port)
         return self
 
     def __exit__(

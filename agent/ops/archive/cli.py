@@ -15,7 +15,6 @@ import signal
 import socket
 import threading
 import time
-from pathlib import Path
 
 from agent.errors import ConfigError, LinkError
 from agent.ops.archive.records import TOPICS

@@ -16,9 +16,7 @@ from typing import Any
 
 PREFIX = "grid/v1"
 DEV_RE = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
-EVENT_KINDS = frozenset(
-    {"checkin", "incident", "patrol", "alarm", "detection", "media", "notice"}
-)
+EVENT_KINDS = frozenset({"checkin", "incident", "patrol", "alarm", "detection", "media", "notice"})
 MAX_CHUNK = 65536
 
 # The subscriptions that cover every archived message (status and downlink left out).
@@ -132,23 +130,19 @@ def _json_object(payload: bytes) -> tuple[str, dict[str, Any]] | str:
 
 
 def _media_row(dev: str, event_id: str, body: dict[str, Any]) -> MediaRow | str:
-    media_id, sha, size, chunks = (body.get(k) for k in ("media_id", "sha256", "bytes", "chunks"))
+    media_id, sha = body.get("media_id"), body.get("sha256")
+    size, chunks = _int(body.get("bytes")), _int(body.get("chunks"))
     if not (isinstance(media_id, str) and isinstance(sha, str)):
         return "media event without media_id/sha256"
-    if _int(size) is None or _int(chunks) is None or not 0 < chunks <= 4096:
+    if size is None or chunks is None or not 0 < chunks <= 4096:
         return "media event without a valid bytes/chunks"
-    ref = body.get("ref") if isinstance(body.get("ref"), dict) else {}
+    raw_ref = body.get("ref")
+    ref: dict[str, Any] = raw_ref if isinstance(raw_ref, dict) else {}
+    mime = _str(body.get("mime"))
     return MediaRow(
-        dev,
-        media_id,
-        event_id,
-        sha.lower(),
-        size,
-        chunks,
-        _str(body.get("mime")),
-        _str(ref.get("kind")),
-        _str(ref.get("id")),
-    )
+        dev, media_id, event_id, sha.lower(), size, chunks, mime,
+        _str(ref.get("kind")), _str(ref.get("id")),
+    )  # fmt: skip
 
 
 def _event(dev: str, kind: str, payload: bytes, now: int, topic: str) -> Rows:
@@ -181,6 +175,7 @@ def _state(table: str, dev: str, payload: bytes, now: int, topic: str) -> Rows:
         return _reject(topic, payload, parsed, now)
     text, data = parsed
     digest = hashlib.sha256(payload).hexdigest()
+    a: int | bool | None
     if table == "states":
         a, b = _bool(data.get("online")), _int(data.get("bdseq"))
     else:

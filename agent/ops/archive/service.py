@@ -61,7 +61,7 @@ class Archiver:
     stop: threading.Event
     batch_max: int = 500
     # Capped well under the unit's WatchdogSec: the loop ticks between retries.
-    backoff: Backoff = Backoff(base_s=0.5, cap_s=10.0)
+    backoff: Backoff = field(default_factory=lambda: Backoff(base_s=0.5, cap_s=10.0))
     rng: random.Random = field(default_factory=random.Random)
     tick: Callable[[Counters], None] = lambda _c: None
     counters: Counters = field(default_factory=Counters)

@@ -8,6 +8,7 @@ Blocking calls: the archiver runs them in its own thread, never on an event loop
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sqlite3
@@ -73,7 +74,7 @@ def schema_sql() -> list[str]:
 def _values(row: Row) -> tuple[Any, ...]:
     if isinstance(row, StateRow):
         return (row.dev, row.digest, row.a, row.b, row.ts, row.received_ms, row.payload)
-    return tuple(getattr(row, f) for f in row.__slots__)  # type: ignore[union-attr]
+    return tuple(getattr(row, f) for f in row.__slots__)
 
 
 def _grouped(rows: Iterable[Row]) -> dict[str, list[tuple[Any, ...]]]:
@@ -210,8 +211,7 @@ class SqlStore:
             self._run([drop])  # a late duplicate chunk
             return "ok"
         chunks = self._query(
-            "SELECT n, data FROM media_chunks WHERE dev = ? AND media_id = ? AND n < ? "
-            "ORDER BY n",
+            "SELECT n, data FROM media_chunks WHERE dev = ? AND media_id = ? AND n < ? ORDER BY n",
             (dev, media_id, count),
         )
         if len(chunks) < count:
@@ -224,19 +224,19 @@ class SqlStore:
             return "sha256_mismatch"
         rel = f"{dev}/{media_id}{EXTENSIONS.get(mime or '', '.bin')}"
         write_file(media_dir / rel, data)
-        done = "UPDATE media SET status = 'ok', path = ?, done_ms = ? WHERE dev = ? AND media_id = ?"
+        done = (
+            "UPDATE media SET status = 'ok', path = ?, done_ms = ? WHERE dev = ? AND media_id = ?"
+        )
         self._run([(done, [(rel, int(time.time() * 1000), dev, media_id)]), drop])
         return "ok"
 
     def count(self, table: str) -> int:
         """Rows in `table` (tests, doctor)."""
-        return int(self._query(f"SELECT count(*) FROM {table}", ())[0][0])  # noqa: S608
+        return int(self._query(f"SELECT count(*) FROM {table}", ())[0][0])
 
     def close(self) -> None:
         """Close the connection (the next write reopens it)."""
         if self._conn is not None:
-            try:
+            with contextlib.suppress(*self._errors):
                 self._conn.close()
-            except self._errors:
-                pass
             self._conn = None
