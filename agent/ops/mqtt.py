@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import logging
 import os
@@ -210,6 +209,7 @@ class OpsClient:
         self._client.on_message = self._on_message
         self._client.on_subscribe = self._on_subscribe
         self._client.on_disconnect = self._on_disconnect
+        self._client.on_connect_fail = self._next_node
 
     # paho callbacks run in paho's network thread.
     def _on_connect(self, _c: Any, _u: Any, _f: Any, rc: Any, _p: Any) -> None:
@@ -226,11 +226,17 @@ class OpsClient:
     def _on_disconnect(self, _c: Any, _u: Any, _f: Any, _rc: Any, _p: Any) -> None:
         with self._lock:
             self._conn += 1
+        self._next_node()
+
+    def _next_node(self, *_: Any) -> None:
+        """broker.hosts: paho's own reconnect (and each failed retry) dials the next node.
+
+        paho's `host`/`port` setters refuse while a lost connection is being retried, which is
+        exactly when this runs; its reconnect reads `_host`/`_port`, so those are set.
+        """
         if len(self._nodes) > 1:
             self._node = (self._node + 1) % len(self._nodes)
-            # Still open (RuntimeError): paho retries the same node.
-            with contextlib.suppress(RuntimeError):
-                self._client.host, self._client.port = self._nodes[self._node]
+            self._client._host, self._client._port = self._nodes[self._node]
 
     def _on_message(self, _c: Any, _u: Any, msg: paho.MQTTMessage) -> None:
         now = int(time.time() * 1000)
