@@ -58,6 +58,7 @@ def amqtt(tmp_path: Path) -> Iterator[Broker]:
         b.stop()
 
 
+@pytest.mark.slow
 async def test_agent_falls_back_to_mqtt_311_when_mqtt5_is_turned_away(
     amqtt: Broker, tmp_path: Path
 ) -> None:

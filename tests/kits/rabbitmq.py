@@ -137,7 +137,7 @@ class RabbitCluster:
             got: list[int] = []
             c = paho.Client(CallbackAPIVersion.VERSION2, client_id=f"probe-{os.urandom(4).hex()}",
                             protocol=paho.MQTTv311)  # fmt: skip
-            c.on_connect = lambda _c, _u, _f, rc, _p: got.append(int(rc.value))
+            c.on_connect = lambda _c, _u, _f, rc, _p, got=got: got.append(int(rc.value))
             try:
                 c.connect("127.0.0.1", node.mqtt_port, keepalive=10)
                 c.loop_start()
@@ -176,7 +176,8 @@ class RabbitCluster:
                 return
             except OSError:
                 if time.monotonic() > deadline:
-                    raise AssertionError(f"{node.name} MQTT never listened\n{self.log(node)}")
+                    msg = f"{node.name} MQTT never listened\n{self.log(node)}"
+                    raise AssertionError(msg) from None
                 time.sleep(0.25)
 
     def ctl(self, node: Node, *args: str, timeout: float = 60) -> str:
