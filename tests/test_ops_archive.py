@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import queue
 import shutil
 import socket
 import sqlite3
@@ -22,7 +23,7 @@ from agent.localbroker import Broker
 from agent.ops.archive.records import ChunkRow, EventRow, MediaRow, RejectRow, StateRow, rows_for
 from agent.ops.archive.service import Archiver
 from agent.ops.archive.store import SqlStore
-from agent.ops.mqtt import OpsClient
+from agent.ops.mqtt import Message, OpsClient
 from tests.kits.archive import (
     ArchiverProc,
     Publisher,
@@ -211,3 +212,41 @@ def test_service_notifies_ready_and_stops_cleanly_on_sigterm(
         assert proc.stop() == 0
         sock.close()
     assert "stopped: archived" in proc.log()
+
+
+class Queued:
+    """The messages as the MQTT client would queue them (this test is about the database)."""
+
+    def __init__(self, msgs: list[tuple[str, bytes]]) -> None:
+        self.messages: queue.Queue[Message] = queue.Queue()
+        for topic, payload in msgs:
+            self.messages.put(Message(topic, payload, False, 1, 1, 1, 0))
+        self.acked = 0
+
+    def ack(self, msg: Message) -> bool:
+        self.acked += 1
+        return True
+
+
+def test_a_photo_whose_file_could_not_be_written_is_finished_at_the_next_start(
+    tmp_path: Path,
+) -> None:
+    msgs = photo("pd-1", 1, 100_000, 65536, "x")
+    blocked = tmp_path / "not-a-dir"
+    blocked.write_text("")  # the media "directory" is a file: writing the photo fails
+    src, stop = Queued(msgs), threading.Event()
+    store = _sqlite(tmp_path)
+    arch = Archiver(src, store, blocked, stop, batch_max=50)
+    t = threading.Thread(target=arch.run)
+    t.start()
+    wait_until(lambda: src.acked == len(msgs), 10, "the photo's messages committed")
+    stop.set()
+    t.join(10)
+    assert arch.counters.photos == 0 and _count(tmp_path / "archive.db", "media_chunks") == 2
+    stop = threading.Event()
+    again = Archiver(Queued([]), store, tmp_path / "media", stop)
+    stop.set()  # run() sweeps unfinished photos first, then sees the stop
+    again.run()
+    assert again.counters.photos == 1
+    assert len(list((tmp_path / "media").rglob("*.jpg"))) == 1
+    store.close()

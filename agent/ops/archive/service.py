@@ -68,6 +68,7 @@ class Archiver:
 
     def run(self) -> Counters:
         """Archive until `stop` is set; unacknowledged messages are left to the broker."""
+        self._sweep()
         while not self.stop.is_set():
             batch = self._take()
             self.tick(self.counters)
@@ -112,10 +113,18 @@ class Archiver:
         self._finish_media(rows)
         return True
 
+    def _sweep(self) -> None:
+        try:
+            self._finish_keys(set(self.store.unfinished_media()))
+        except StoreError as exc:
+            log.warning("start-up photo sweep skipped: %s", exc)
+
     def _finish_media(self, rows: list[Row]) -> None:
         """Assemble every photo this batch touched (after the commit, so two archivers that
         each hold half of a photo see each other's rows: the later one finishes it)."""
-        keys = {(r.dev, r.media_id) for r in rows if isinstance(r, ChunkRow | MediaRow)}
+        self._finish_keys({(r.dev, r.media_id) for r in rows if isinstance(r, ChunkRow | MediaRow)})
+
+    def _finish_keys(self, keys: set[tuple[str, str]]) -> None:
         for dev, media_id in sorted(keys):
             try:
                 if self.store.finish_media(dev, media_id, self.media_dir) == "ok":

@@ -61,6 +61,7 @@ class Store(Protocol):
 
     def write(self, rows: Sequence[Row]) -> None: ...
     def finish_media(self, dev: str, media_id: str, media_dir: Path) -> str | None: ...
+    def unfinished_media(self) -> list[tuple[str, str]]: ...
     def close(self) -> None: ...
 
 
@@ -229,6 +230,18 @@ class SqlStore:
         )
         self._run([(done, [(rel, int(time.time() * 1000), dev, media_id)]), drop])
         return "ok"
+
+    def unfinished_media(self) -> list[tuple[str, str]]:
+        """(dev, media_id) of photos not yet written (a start-up sweep finishes what a crash or
+        a failed file write left: their chunks may all be here already)."""
+        try:
+            if self._conn is None:
+                self._open()
+            rows = self._query("SELECT dev, media_id FROM media WHERE status <> 'ok'", ())
+        except self._errors as exc:
+            self.close()
+            raise StoreError(f"{self.kind} media sweep: {exc}") from None
+        return [(str(d), str(m)) for d, m in rows]
 
     def count(self, table: str) -> int:
         """Rows in `table` (tests, doctor)."""
