@@ -155,7 +155,7 @@ def test_two_archivers_under_chaos_lose_nothing_and_write_nothing_twice(
 def test_check_passes_and_names_what_is_wrong(db: Postgres, mqtt: Broker, tmp_path: Path) -> None:
     base = [sys.executable, "-m", "agent", "ops", "archive", "--check", "--name", "chk",
             "--host", mqtt.host, "--port", str(mqtt.port),
-            "--media-dir", str(tmp_path / "m")]  # fmt: skip
+            "--media-dir", str(tmp_path / "m"), "--lang", "en"]  # fmt: skip
     ok = subprocess.run([*base, "--dsn", db.dsn], capture_output=True, text=True, timeout=60)
     assert ok.returncode == 0, ok.stdout + ok.stderr
     assert "ok   database (postgresql)" in ok.stdout
@@ -163,3 +163,6 @@ def test_check_passes_and_names_what_is_wrong(db: Postgres, mqtt: Broker, tmp_pa
     bad = subprocess.run([*base, "--dsn", bad_dsn], capture_output=True, text=True, timeout=60)
     assert bad.returncode == 4 and "FAIL database" in bad.stdout
     assert json.dumps("nosuchdb")[1:-1] in bad.stdout
+    zh = [*base[:-2], "--dsn", db.dsn]  # Simplified Chinese unless asked otherwise
+    out = subprocess.run(zh, capture_output=True, text=True, timeout=60, env={"PATH": "/usr/bin"})
+    assert "通过 数据库(postgresql)" in out.stdout, out.stdout + out.stderr

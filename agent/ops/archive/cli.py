@@ -17,6 +17,7 @@ import threading
 import time
 
 from agent.errors import ConfigError, LinkError
+from agent.lang import Lang, pick
 from agent.ops.archive.records import TOPICS
 from agent.ops.archive.service import Archiver, Counters, status_line
 from agent.ops.archive.store import SqlStore, StoreError
@@ -26,6 +27,34 @@ from agent.systemd import Notifier, notify_address
 from firmware_bridge.aio import Backoff
 
 log = logging.getLogger(__name__)
+
+# What the check and systemd's STATUS= say to the operator (agent/lang.py: zh by default).
+TEXTS: dict[Lang, dict[str, str]] = {
+    "zh": {
+        "ok": "通过",
+        "fail": "失败",
+        "db_ok": "数据库({kind}):表已就绪,已存 {n} 条事件",
+        "media_ok": "照片目录 {dir} 可写",
+        "broker_ok": "消息服务器 {host}:{port} 接受了订阅",
+        "db": "数据库",
+        "media": "照片目录",
+        "broker": "消息服务器",
+        "status": "已归档 {messages} 条消息({rows} 行,{photos} 张照片),{rate:.0f} 条/秒;"
+        "数据库重试 {retries} 次",
+    },
+    "en": {
+        "ok": "ok  ",
+        "fail": "FAIL",
+        "db_ok": "database ({kind}): schema in place, {n} events",
+        "media_ok": "media directory {dir} is writable",
+        "broker_ok": "broker {host}:{port} accepted the subscriptions",
+        "db": "database",
+        "media": "media directory",
+        "broker": "broker",
+        "status": "archived {messages} messages ({rows} rows, {photos} photos), {rate:.0f}/s; "
+        "{retries} database retries",
+    },
+}
 
 DEFAULT_DB = "/var/lib/edge-archive/archive.db"
 DEFAULT_MEDIA = "/var/lib/edge-archive/media"
@@ -70,6 +99,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "e.g. grid/v1/+/evt/+",
     )
     p.add_argument("--batch", type=int, default=500, help="messages per transaction (max)")
+    p.add_argument("--lang", choices=("zh", "en"), help="check output and STATUS= (default zh)")
     p.add_argument(
         "--check",
         action="store_true",
@@ -141,32 +171,33 @@ def _connect(client: OpsClient, stop: threading.Event) -> bool:
 
 def check(args: argparse.Namespace) -> int:
     """The doctor for the archive: database, media directory, broker and subscription."""
+    t = TEXTS[pick(args.lang, os.environ)]
     problems: list[str] = []
     try:
         store = open_store(args)
-        print(f"ok   database ({store.kind}): schema in place, {store.count('events')} events")
+        print(f"{t['ok']} " + t["db_ok"].format(kind=store.kind, n=store.count("events")))
         store.close()
     except (StoreError, OSError) as exc:
-        problems.append(f"database: {exc}")
+        problems.append(f"{t['db']}: {exc}")
     media = expand(args.media_dir)
     try:
         media.mkdir(parents=True, exist_ok=True)
         probe = media / f".probe-{os.getpid()}"
         probe.write_bytes(b"")
         probe.unlink()
-        print(f"ok   media directory {media} is writable")
+        print(f"{t['ok']} " + t["media_ok"].format(dir=media))
     except OSError as exc:
-        problems.append(f"media directory {media}: {exc.strerror}")
+        problems.append(f"{t['media']} {media}: {exc.strerror}")
     try:
         # A separate, clean session: the check must not take the service's messages.
         cfg = settings(args).broker
         with OpsClient(cfg, f"archive-{args.name}-check") as client:
             client.subscribe(filters(args))
-        print(f"ok   broker {cfg.host}:{cfg.port} accepted the subscriptions")
+        print(f"{t['ok']} " + t["broker_ok"].format(host=cfg.host, port=cfg.port))
     except (LinkError, ConfigError) as exc:
-        problems.append(f"broker: {exc}")
+        problems.append(f"{t['broker']}: {exc}")
     for p in problems:
-        print(f"FAIL {p}")
+        print(f"{t['fail']} {p}")
     return EXIT_LINK if problems else 0
 
 
@@ -207,11 +238,15 @@ def _loop(
 ) -> None:
     started, last = time.monotonic(), [0.0]
 
+    texts = TEXTS[pick(args.lang, os.environ)]
+
     def tick(c: Counters) -> None:
         now = time.monotonic()
         if now - last[0] >= 5.0:
             last[0] = now
-            notifier.send("WATCHDOG=1", f"STATUS={status_line(c, started, now)}")
+            rate = c.messages / max(1e-9, now - started)
+            status = texts["status"].format(rate=rate, **vars(c))
+            notifier.send("WATCHDOG=1", f"STATUS={status}")
 
     archiver = Archiver(
         client, store, expand(args.media_dir), stop, batch_max=args.batch, tick=tick
