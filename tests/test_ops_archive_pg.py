@@ -102,13 +102,13 @@ def test_two_archivers_under_chaos_lose_nothing_and_write_nothing_twice(
     msgs = fleet(16, 60, photo_every=20)
     parts = [msgs[i::4] for i in range(4)]  # each part interleaves every device's traffic
     a, b = _archiver("a", db, mqtt, tmp_path), _archiver("b", db, mqtt, tmp_path)
-    a.start()
-    b.start()
-    a.wait_ready()
-    b.wait_ready()
     go = [threading.Event() for _ in parts]
     pub, t = _publish_in_background(mqtt, parts, go)
     try:
+        a.start()
+        b.start()
+        a.wait_ready()
+        b.wait_ready()
         go[0].set()
         wait_until(lambda: _count(db, "events") > 50, 30, "archiving under way")
         a.kill()  # SIGKILL mid-stream: its unacknowledged messages wait in its session

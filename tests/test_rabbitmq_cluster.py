@@ -51,11 +51,11 @@ async def test_device_and_archive_survive_kill_9_of_their_node(
          "--db", str(db), "--media-dir", str(tmp_path / "media")],
         tmp_path / "archiver.log",
     )  # fmt: skip
-    archiver.start()
-    archiver.wait_ready(60)
     cfg = make_config(tmp_path / "state", cluster.nodes[0].mqtt_port, broker={"hosts": hosts})
     assert cfg.broker.protocol == 5  # the device is set up for MQTT 5 and falls back
     try:
+        archiver.start()
+        archiver.wait_ready(60)
         async with Agent(cfg) as agent:
             await wait_until(lambda: agent.link.session is not None, timeout=60)
             assert agent.link.failover.protocol_now == 3

@@ -179,7 +179,12 @@ class ArchiverProc:
             return 0
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
-        rc = self.proc.wait(30)
+        try:
+            rc = self.proc.wait(30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()  # never leave an archiver behind
+            self.proc.wait(10)
+            rc = -9
         self.proc = None
         return rc
 
