@@ -5,6 +5,7 @@ outbox and the link, `firmware_bridge.errors` for devices and codecs. This modul
 agent's own and re-exports the rest, so agent code imports every error from here.
 
     GridEdgeError -> ConfigError                 (agent: config files and documents)
+                  -> ArchiveDbError              (ops archive: database down or refusing)
     SyncError     -> StoreError -> StoreFull -> MediaRefused; LinkError
     BridgeError   -> DeviceError, CodecError
 """
@@ -27,11 +28,16 @@ class ConfigError(GridEdgeError, ValueError):
         super().__init__("; ".join(f"{path}: {reason}" for path, reason in problems))
 
 
+class ArchiveDbError(GridEdgeError):
+    """The archive database is unreachable or refused a batch; nothing of it was committed."""
+
+
 # Every error any layer raises on purpose: what an applier or a role may fail with.
 EXPECTED_ERRORS: tuple[type[Exception], ...] = (GridEdgeError, SyncError, BridgeError)
 
 __all__ = [
     "EXPECTED_ERRORS",
+    "ArchiveDbError",
     "BridgeError",
     "CodecError",
     "ConfigError",

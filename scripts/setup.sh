@@ -28,14 +28,22 @@ fi
 if [ "$(uname)" = Linux ] && ! compgen -G "/usr/lib/*/faketime/libfaketime.so.1" >/dev/null; then
   missing+=(libfaketime)
 fi
+# The operations centre's tests (docs/central.md): a real PostgreSQL (initdb into a temporary
+# directory) and a real 3-node RabbitMQ 3.10 cluster, both started by the tests on loopback.
+if [ "$extras" = "test" ]; then
+  compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || missing+=(postgresql)
+  compgen -G "/usr/lib/rabbitmq/lib/rabbitmq_server-*/sbin/rabbitmq-server" >/dev/null \
+    || missing+=(rabbitmq-server)
+fi
 # The companion page's browser tests drive Debian's Chromium (never `playwright install`).
 if [ "$extras" = "test" ]; then
   command -v chromium >/dev/null 2>&1 || [ -x /usr/bin/chromium ] || missing+=(chromium)
 fi
 if [ "${#missing[@]}" -gt 0 ]; then
   echo "installing ${missing[*]} (apt)"
-  "${sudo_cmd[@]}" apt-get update -qq
-  "${sudo_cmd[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+  "${sudo_cmd[@]}" apt-get -o DPkg::Lock::Timeout=900 update -qq
+  "${sudo_cmd[@]}" env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=900 \
+    install -y -qq "${missing[@]}" >/dev/null
 fi
 
 python3 - <<'PY'

@@ -21,3 +21,7 @@ class MediaRefused(StoreFull):
 
 class LinkError(SyncError):
     """The MQTT link failed in a way the reconnect loop handles."""
+
+
+class ProtocolRefused(LinkError):
+    """A broker node closed (or refused) an MQTT 5 CONNECT: dial it with MQTT 3.1.1."""

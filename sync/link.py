@@ -19,7 +19,8 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from sync import envelope
 from sync.brokerview import BrokerView
-from sync.errors import LinkError
+from sync.errors import LinkError, ProtocolRefused
+from sync.failover import PROTOCOL_REFUSED, Failover
 from sync.limits import BrokerLimits
 from sync.reconnect import STABLE_S, DelayPolicy, Reconnect
 from sync.spawn import Spawn, spawn_task
@@ -56,6 +57,8 @@ class LinkSettings:
     password_file: Path | None = None
     role: str | None = None  # named in the will and the graceful-stop state (§5)
     zones: tuple[str, ...] = ()
+    # broker.hosts: the nodes of a clustered broker, dialled in turn (empty: host, port).
+    hosts: tuple[tuple[str, int], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -215,6 +218,10 @@ class MqttLink:
         self._task: asyncio.Task[None] | None = None
         self.connects = 0
         self.broker = BrokerView()  # the last CONNACK's limits; how the will must be set
+        # Which node to dial and with which MQTT version (sync/failover.py, pure).
+        self.failover = Failover(
+            settings.hosts or ((settings.host, settings.port),), settings.protocol
+        )
 
     async def __aenter__(self) -> MqttLink:
         self._task = self._spawn("mqtt-link", self._run)
@@ -249,7 +256,7 @@ class MqttLink:
 
     def _client(self, bdseq: int) -> paho.Client:
         s = self._s
-        v5 = s.protocol == 5
+        v5 = self.failover.protocol_now == 5
         client = paho.Client(
             CallbackAPIVersion.VERSION2,
             client_id=s.dev,
@@ -283,15 +290,30 @@ class MqttLink:
     async def _run(self) -> None:
         while True:
             self.machine = self.machine.connecting()
+            refused = False
             try:
                 await self._connect_once()
                 reason = "closed"
             except (LinkError, OSError, ssl.SSLError) as exc:
                 reason = str(exc) or type(exc).__name__
+                refused = isinstance(exc, ProtocolRefused)
             self.machine = self.machine.failed()
+            self._next_node(refused)
             delay = self._backoff.delay(self.machine.failures - 1, self._rng)
             log.warning("MQTT link down (%s); reconnecting in %.1f s", reason, delay)
             await self._sleep(delay)
+
+    def _next_node(self, refused_v5: bool) -> None:
+        before = self.failover
+        self.failover = before.failed(refused_v5=refused_v5)
+        host, port = self.failover.current
+        if (
+            self.failover.protocol_now != before.protocol_now
+            and before.index == self.failover.index
+        ):
+            log.warning("broker %s:%d closed an MQTT 5 CONNECT; using MQTT 3.1.1 there", host, port)
+        elif before.index != self.failover.index:
+            log.info("next broker node: %s:%d", host, port)
 
     async def _connect_once(self) -> None:
         loop = asyncio.get_running_loop()
@@ -301,13 +323,15 @@ class MqttLink:
         connack: asyncio.Future[int] = loop.create_future()
         self._wire(client, session, connack)
         kwargs: dict[str, Any] = {"keepalive": self._s.keepalive_s}
-        if self._s.protocol == 5:
+        host, port = self.failover.current
+        v5 = self.failover.protocol_now == 5
+        if v5:
             props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
             props.SessionExpiryInterval = SESSION_EXPIRY_S
             kwargs.update(clean_start=False, properties=props)
         # TCP connect, DNS and the TLS handshake block: they leave the loop.
         await asyncio.wait_for(
-            asyncio.to_thread(client.connect, self._s.host, self._s.port, **kwargs),
+            asyncio.to_thread(client.connect, host, port, **kwargs),
             self._s.connect_timeout_s,
         )
         sock = client.socket()
@@ -318,7 +342,7 @@ class MqttLink:
         misc = asyncio.create_task(self._misc(client, session), name="mqtt-keepalive")
         graceful = False
         try:
-            rc = await asyncio.wait_for(asyncio.shield(connack), self._s.connect_timeout_s)
+            rc = await self._connack(connack, v5)
             if rc != 0:
                 self.broker.refused(rc)
                 raise LinkError(f"CONNACK refused: {rc}")
@@ -341,10 +365,25 @@ class MqttLink:
             # Otherwise just drop the socket, so the broker publishes the will (§5 "lost").
             sock.close()
 
+    async def _connack(self, connack: asyncio.Future[int], v5: bool) -> int:
+        """The CONNACK code; ProtocolRefused when a node turns MQTT 5 away (closes the
+        connection before any CONNACK, or answers "unacceptable protocol version")."""
+        try:
+            rc = await asyncio.wait_for(asyncio.shield(connack), self._s.connect_timeout_s)
+        except LinkError as exc:
+            if v5:
+                raise ProtocolRefused(f"{exc} (at an MQTT 5 CONNECT)") from None
+            raise
+        if v5 and rc in PROTOCOL_REFUSED:
+            raise ProtocolRefused(f"CONNACK refused MQTT 5: {rc}")
+        return rc
+
     def _wire(self, client: paho.Client, session: Session, connack: asyncio.Future[int]) -> None:
+        protocol = self.failover.protocol_now
+
         def on_connect(_c: Any, _u: Any, _f: Any, rc: Any, props: Any) -> None:
             found = {n: getattr(props, n) for n in _CONNACK_PROPS if hasattr(props, n)}
-            session.limits = BrokerLimits.from_connack(self._s.protocol, found)
+            session.limits = BrokerLimits.from_connack(protocol, found)
             if not connack.done():
                 connack.set_result(int(rc.value) if hasattr(rc, "value") else int(rc))
 
@@ -381,7 +420,13 @@ class MqttLink:
 
     def status(self) -> dict[str, Any]:
         """The link's part of `status`: connects, backoff, broker limits and their problems."""
-        link = {"connects": self.connects, "failures": self.machine.failures}
+        host, port = self.failover.current
+        link = {
+            "connects": self.connects,
+            "failures": self.machine.failures,
+            "node": f"{host}:{port}",
+            "protocol": self.failover.protocol_now,
+        }
         return {**link, **self.broker.status()}
 
     async def _stable_after(self, session: Session) -> None:
@@ -398,7 +443,8 @@ class MqttLink:
         self._subscribe(session)
         self.session = session
         self.connected.set()
-        log.info("MQTT connected to %s:%d (bdseq %d)", self._s.host, self._s.port, session.bdseq)
+        host, port = self.failover.current
+        log.info("MQTT connected to %s:%d (bdseq %d)", host, port, session.bdseq)
         worker = asyncio.create_task(self._on_session(session), name="mqtt-session")
         stable = asyncio.create_task(self._stable_after(session), name="mqtt-stable")
         waiters: list[asyncio.Future[Any]] = [worker, session.closed]
@@ -416,7 +462,7 @@ class MqttLink:
     def _subscribe(self, session: Session) -> None:
         topics = self._subscriptions()
         client = session.client
-        if self._s.protocol == 5:
+        if self.failover.protocol_now == 5:
             # retainHandling=1: retained documents only for a new subscription, not every reconnect.
             opts = SubscribeOptions(qos=1, retainHandling=1)
             # central/state is state, not a document: its retained value is wanted every time.

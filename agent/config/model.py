@@ -21,6 +21,7 @@ from agent.patrol.config import (
     PatrolConfig,
 )
 from agent.vision.config import AlarmHttpConfig, CameraList
+from sync.failover import parse_hosts
 
 DEVICE_ID = r"^[a-z0-9][a-z0-9-]{0,62}$"
 ZONE_ID = r"^[a-z0-9][a-z0-9_-]*(\.[a-z0-9][a-z0-9_-]*)*$"
@@ -46,6 +47,9 @@ class BrokerConfig(_Model):
 
     host: str = "127.0.0.1"
     port: Annotated[int, Field(ge=1, le=65535)] = 1883
+    # The nodes of a clustered broker ("host" or "host:port", port defaulting to `port`),
+    # dialled in turn after a failure (sync/failover.py); empty: just host and port.
+    hosts: tuple[str, ...] = ()
     tls: bool = False
     ca_file: UserPath | None = None
     cert_file: UserPath | None = None
@@ -61,6 +65,16 @@ class BrokerConfig(_Model):
     @classmethod
     def _credential(cls, value: Path | None) -> Path | None:
         return None if value is None else credentials.resolve(value, os.environ)
+
+    @field_validator("hosts")
+    @classmethod
+    def _hosts(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        parse_hosts(value, 1883)  # ValueError names the bad entry
+        return value
+
+    def nodes(self) -> tuple[tuple[str, int], ...]:
+        """(host, port) of every node to dial: `hosts`, or `host` and `port`."""
+        return parse_hosts(self.hosts, self.port) or ((self.host, self.port),)
 
     @model_validator(mode="after")
     def _client_cert_pair(self) -> BrokerConfig:

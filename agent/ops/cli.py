@@ -32,6 +32,7 @@ from agent.ops import (
     watch,
 )
 from agent.ops.alerts import service as alerts_service
+from agent.ops.archive import cli as archive_cli
 from agent.ops.mqtt import (
     EXIT_INPUT,
     EXIT_LINK,
@@ -409,6 +410,13 @@ def add_ops_parser(subparsers: Any) -> None:
 
     report_cmd.register(sub, _guarded)
     alerts_service.register(sub, _guarded, broker)
+    p = add(
+        "archive",
+        archive_cli.run,
+        "service: write every fleet message once into SQLite or PostgreSQL (docs/central.md)",
+        broker,
+    )
+    archive_cli.add_arguments(p)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

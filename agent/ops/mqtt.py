@@ -19,6 +19,8 @@ from typing import Any
 
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from agent.config.model import BrokerConfig, format_errors
@@ -144,12 +146,32 @@ class Message:
     payload: bytes
     retain: bool
     received_ms: int
+    # For a manual-ack client (ops archive): the packet id, QoS and the connection it came on.
+    mid: int = 0
+    qos: int = 0
+    conn: int = 0
 
 
 class OpsClient:
-    """A blocking paho client; its network loop runs in paho's thread, messages go to a queue."""
+    """A blocking paho client; its network loop runs in paho's thread, messages go to a queue.
 
-    def __init__(self, cfg: BrokerConfig, client_id: str | None = None) -> None:
+    `persistent`: clean start false with a day's session expiry, so the broker keeps what
+    arrives while this client is away (needs a fixed `client_id`). `manual_ack`: a QoS 1
+    message is acknowledged only by `ack()`, after the caller has made it durable; the broker
+    redelivers what was never acknowledged. `receive_maximum`: how many unacknowledged
+    messages the broker may send at once (MQTT 5).
+    """
+
+    def __init__(
+        self,
+        cfg: BrokerConfig,
+        client_id: str | None = None,
+        *,
+        persistent: bool = False,
+        manual_ack: bool = False,
+        receive_maximum: int | None = None,
+        queue_max: int = 0,
+    ) -> None:
         self._cfg = cfg
         v5 = cfg.protocol == 5
         # Never a device id: a central tool must not take over a device's session.
@@ -158,8 +180,14 @@ class OpsClient:
             CallbackAPIVersion.VERSION2,
             client_id=cid,
             protocol=paho.MQTTv5 if v5 else paho.MQTTv311,
-            clean_session=None if v5 else True,
+            clean_session=None if v5 else not persistent,
+            manual_ack=manual_ack,
         )
+        self._persistent = persistent
+        self._receive_maximum = receive_maximum
+        self._conn = 0  # +1 on every connect and drop: acks never cross a connection
+        self._nodes = cfg.nodes()  # broker.hosts: paho's own reconnect dials the next one
+        self._node = 0
         if cfg.tls:
             self._client.tls_set(
                 ca_certs=str(cfg.ca_file) if cfg.ca_file else None,
@@ -177,7 +205,7 @@ class OpsClient:
                         [(str(cfg.password_file), f"cannot read: {exc.strerror}")]
                     ) from None
             self._client.username_pw_set(cfg.username, password)
-        self.messages: queue.Queue[Message] = queue.Queue()
+        self.messages: queue.Queue[Message] = queue.Queue(queue_max)
         self._connected = threading.Event()
         self._connack: int | None = None
         self._subacks: dict[int, threading.Event] = {}
@@ -186,11 +214,14 @@ class OpsClient:
         self._client.on_connect = self._on_connect
         self._client.on_message = self._on_message
         self._client.on_subscribe = self._on_subscribe
+        self._client.on_disconnect = self._on_disconnect
+        self._client.on_connect_fail = self._next_node
 
     # paho callbacks run in paho's network thread.
     def _on_connect(self, _c: Any, _u: Any, _f: Any, rc: Any, _p: Any) -> None:
         self._connack = int(rc.value) if hasattr(rc, "value") else int(rc)
         with self._lock:
+            self._conn += 1
             topics = list(self._topics)
         if self._connack == 0 and topics:
             # paho reconnects by itself after a drop; a clean session needs its topics again.
@@ -198,9 +229,41 @@ class OpsClient:
             self._client.subscribe([(t, 1) for t in topics])
         self._connected.set()
 
+    def _on_disconnect(self, _c: Any, _u: Any, _f: Any, _rc: Any, _p: Any) -> None:
+        with self._lock:
+            self._conn += 1
+        self._next_node()
+
+    def _next_node(self, *_: Any) -> None:
+        """broker.hosts: paho's own reconnect (and each failed retry) dials the next node.
+
+        paho's `host`/`port` setters refuse while a lost connection is being retried, which is
+        exactly when this runs; its reconnect reads `_host`/`_port`, so those are set.
+        """
+        if len(self._nodes) > 1:
+            self._node = (self._node + 1) % len(self._nodes)
+            self._client._host, self._client._port = self._nodes[self._node]
+
     def _on_message(self, _c: Any, _u: Any, msg: paho.MQTTMessage) -> None:
         now = int(time.time() * 1000)
-        self.messages.put(Message(msg.topic, bytes(msg.payload), bool(msg.retain), now))
+        conn = self._conn
+        m = Message(msg.topic, bytes(msg.payload), bool(msg.retain), now, msg.mid, msg.qos, conn)
+        # A bounded queue blocks paho's thread when full: TCP then slows the broker down.
+        self.messages.put(m)
+
+    def ack(self, msg: Message) -> bool:
+        """Acknowledge `msg` (manual-ack client) if its connection is still the current one.
+
+        False when the connection changed since it arrived: the broker redelivers it on the
+        new connection (same message, possibly another packet id), and that copy is
+        acknowledged instead, so a stale packet id never acknowledges a different message.
+        """
+        if msg.qos == 0:
+            return True
+        with self._lock:
+            if msg.conn != self._conn or not self._client.is_connected():
+                return False
+            return self._client.ack(msg.mid, msg.qos) == MQTTErrorCode.MQTT_ERR_SUCCESS
 
     def _on_subscribe(self, _c: Any, _u: Any, mid: int, _rc: Any, _p: Any) -> None:
         with self._lock:
@@ -208,19 +271,46 @@ class OpsClient:
         done.set()
 
     def __enter__(self) -> OpsClient:
+        """Connect to the first node that answers (broker.hosts in order); LinkError if none."""
+        errors = []
+        for i in range(len(self._nodes)):
+            self._node = i
+            try:
+                return self._enter(*self._nodes[i])
+            except LinkError as exc:
+                errors.append(str(exc))
+        raise LinkError("; ".join(errors))
+
+    def _enter(self, host: str, port: int) -> OpsClient:
         c = self._cfg
+        self._connected.clear()
+        props = None
+        if c.protocol == 5:
+            props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+            if self._persistent:
+                props.SessionExpiryInterval = 86400
+            if self._receive_maximum:
+                props.ReceiveMaximum = self._receive_maximum
         try:
-            self._client.connect(c.host, c.port, keepalive=c.keepalive_s)
+            self._client.connect(
+                host,
+                port,
+                keepalive=c.keepalive_s,
+                clean_start=not self._persistent
+                if c.protocol == 5
+                else paho.MQTT_CLEAN_START_FIRST_ONLY,
+                properties=props,
+            )
         except (OSError, ssl.SSLError) as exc:
-            raise LinkError(f"cannot connect to {c.host}:{c.port}: {exc}") from None
+            raise LinkError(f"cannot connect to {host}:{port}: {exc}") from None
         self._client.loop_start()
         if not self._connected.wait(c.connect_timeout_s):
             self._stop()
-            raise LinkError(f"no CONNACK from {c.host}:{c.port} in {c.connect_timeout_s} s")
+            raise LinkError(f"no CONNACK from {host}:{port} in {c.connect_timeout_s} s")
         if self._connack != 0:
             self._stop()
-            raise LinkError(f"broker {c.host}:{c.port} refused the connection ({self._connack})")
-        log.debug("connected to %s:%d", c.host, c.port)
+            raise LinkError(f"broker {host}:{port} refused the connection ({self._connack})")
+        log.debug("connected to %s:%d", host, port)
         return self
 
     def __exit__(

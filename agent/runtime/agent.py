@@ -269,6 +269,7 @@ class Agent:
                 password_file=b.password_file,
                 role=cfg.device.role,
                 zones=tuple(cfg.device.zones),
+                hosts=b.nodes() if b.hosts else (),
             ),
             bdseq=BdSeq(cfg.device.state_dir / "bdseq.json"),
             birth=self.birth,

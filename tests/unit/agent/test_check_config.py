@@ -49,7 +49,7 @@ def test_cameras_are_named_by_id_and_typos_get_a_suggestion(
     )
     code, out = check(tmp_path, capsys, text)
     assert code == 1
-    assert "broker.hots: unknown key (did you mean 'host'?)" in out
+    assert "broker.hots: unknown key (did you mean 'hosts'?)" in out
     assert "].fsp: unknown key (did you mean 'fps'?)" in out
     assert "cameras.1" not in out and "cameras[" in out
 
