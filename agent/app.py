@@ -13,8 +13,6 @@ from contextlib import AsyncExitStack
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-
 from agent import __version__, health
 from agent.appliers import Appliers, ConfigSwitch, SessionOps, validate_cmd_body
 from agent.clock import SystemClock
@@ -34,17 +32,14 @@ from sync.keepalive import client_keepalive
 from sync.link import BdSeq, LinkSettings, MqttLink, Session
 from sync.outbox import Outbox
 from sync.publisher import Publisher
-from sync.verify import BodyValidator, b64url_decode
+from sync.verify import BodyValidator, PublicKeys, b64url_decode
 
 log = logging.getLogger(__name__)
 
 
-def trusted_keys(cfg: Config) -> dict[str, Ed25519PublicKey]:
-    """The [trust] keys as verifier objects."""
-    return {
-        k.kid: Ed25519PublicKey.from_public_bytes(b64url_decode(k.public_key))
-        for k in cfg.trust.ops_keys
-    }
+def trusted_keys(cfg: Config) -> PublicKeys:
+    """The [trust] keys, each made a verifier object when a document first needs it."""
+    return PublicKeys({k.kid: b64url_decode(k.public_key) for k in cfg.trust.ops_keys})
 
 
 @dataclass(frozen=True, slots=True)
@@ -429,4 +424,3 @@ class Agent:
             if stamp.time_ok:
                 await asyncio.to_thread(self.state.note_good_time, stamp.ts)
             await asyncio.sleep(60.0)
-
