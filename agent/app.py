@@ -213,7 +213,9 @@ class Agent:
         )
         self.clock.jump_listeners.append(self._clock_jump)
         st.callback(self.clock.jump_listeners.remove, self._clock_jump)
-        self.role = await start_role(self.role_context(), st)
+        ctx = self.role_context()
+        self.role = await start_role(ctx, st)
+        self._late_tasks(ctx.tasks)
         if cfg.metrics.enabled:
             from agent.metrics import MetricsEndpoint, read_agent  # prometheus-client if asked
 
@@ -238,6 +240,22 @@ class Agent:
             stop=self._crash,
             online=self.online,
         )
+
+    def _late_tasks(self, given: Mapping[str, Any] | None) -> None:
+        """Hand the role a tasks document applied while it was starting.
+
+        The link is up before the role (its retained documents arrive at the first connect),
+        so a document can be applied after the role's context was read and before the role
+        exists: it was stored, and the role gets it here rather than at the next start.
+        """
+        latest = self.state.tasks
+        if self.role is None or latest is None:
+            return
+        if given is None or (given.get("id"), given.get("ver")) != (
+            latest.get("id"),
+            latest.get("ver"),
+        ):
+            self.role.tasks_applied(latest)
 
     def _clock_jump(self, delta_ms: int) -> None:
         log.warning("OS clock and GPS time differ by %d ms", delta_ms)

@@ -171,7 +171,8 @@ def spawn(
     for name, path in files.items():
         with (work / f"{name}.log").open("wb") as log:
             cmd = [*prefix, "-m", "agent", "run", "--config", str(path)]
-            procs[name] = subprocess.Popen(cmd, stdout=log, stderr=log, env=env)
+            # cwd: the run dir, so `-m agent` imports the installed agent, not this tree.
+            procs[name] = subprocess.Popen(cmd, stdout=log, stderr=log, env=env, cwd=work)
     return procs
 
 
@@ -222,14 +223,17 @@ def report(checks: Checks, facts: dict[str, Any], work: Path) -> int:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--root", type=Path, required=True, help="the arm64 userland")
+    ap.add_argument("--root", type=Path, default=None, help="the arm64 userland")
     ap.add_argument("--python", default="/opt/grid-edge/bin/python", help="inside the userland")
     ap.add_argument("--qemu", default="qemu-aarch64-static")
     ap.add_argument("--work", type=Path, required=True, help="state, configs and logs of the run")
     ap.add_argument("--seconds", type=float, default=420.0, help="limit for the checks to pass")
+    ap.add_argument(
+        "--native", action="store_true", help="the host's interpreter instead (a control run)"
+    )
     args = ap.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
-    prefix = guest(args.qemu, args.root, args.python)
+    prefix = [sys.executable] if args.native else guest(args.qemu, args.root, args.python)
     facts = probe(prefix)
     print("guest:", json.dumps(facts))
     sys.exit(asyncio.run(run(args, prefix, facts)))
