@@ -45,7 +45,7 @@ PROBE = (
     "import json, platform, sqlite3, ssl, sys\n"
     "print(json.dumps({'machine': platform.machine(), 'python': platform.python_version(),"
     " 'sqlite': sqlite3.sqlite_version, 'openssl': ssl.OPENSSL_VERSION,"
-    " 'libc': ' '.join(platform.libc_ver())}))\n"
+    " 'libc': ' '.join(platform.libc_ver()), 'agent': __import__('agent').__file__}))\n"
 )
 
 
@@ -156,9 +156,11 @@ def stop(procs: dict[str, subprocess.Popen[bytes]], checks: Checks) -> None:
             checks.passed(f"{name} clean stop", "exit code 0 after SIGTERM")
 
 
-def probe(prefix: list[str]) -> dict[str, Any]:
-    """What the emulated interpreter says about itself."""
-    out = subprocess.run([*prefix, "-c", PROBE], capture_output=True, text=True, check=True)
+def probe(prefix: list[str], work: Path) -> dict[str, Any]:
+    """What the emulated interpreter says about itself and where it imports the agent from."""
+    out = subprocess.run(
+        [*prefix, "-c", PROBE], capture_output=True, text=True, check=True, cwd=work
+    )
     return dict(json.loads(out.stdout))
 
 
@@ -234,7 +236,7 @@ def main() -> None:
     args = ap.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
     prefix = [sys.executable] if args.native else guest(args.qemu, args.root, args.python)
-    facts = probe(prefix)
+    facts = probe(prefix, args.work)
     print("guest:", json.dumps(facts))
     sys.exit(asyncio.run(run(args, prefix, facts)))
 
