@@ -71,11 +71,13 @@ def tasks_body(points: list[tuple[float, float]]) -> dict[str, Any]:
             "lon": lon,
             "radius_m": 25,
             "dwell_s": 5,
+            "tags": [],
             "photo": True,
         }
         for i, (lat, lon) in enumerate(points)
     ]
-    task = {"id": "t-bench", "name": "bench", "start_ms": now - 60_000, "end_ms": now + 7200_000}
+    task = {"id": "t-bench", "name": "bench", "staff_id": None, "start_ms": now - 60_000}
+    task["end_ms"] = now + 7200_000
     return {"tasks": [{**task, "order": "any", "checkpoints": cps}]}
 
 
@@ -133,10 +135,17 @@ async def scenario(name: str, seconds: float, base: Path) -> dict[str, Any]:
             "wchar_h": window.per_hour("wchar"),
             "write_bytes_h": window.per_hour("write_bytes"),
             "events": dict(watch.events),
+            "fps": [c.get("fps", 0.0) for c in cams_status(watch.status.get(dev, {})).values()],
         }
     finally:
         watch.close()
         broker.stop()
+
+
+def cams_status(status: dict[str, Any]) -> dict[str, Any]:
+    """The per-camera section of a gateway's status body (empty for a patrol device)."""
+    cams = status.get("cameras", status.get("body", {}).get("cameras", {}))
+    return cams if isinstance(cams, dict) else {}
 
 
 def run(name: str, seconds: float) -> dict[str, Any]:
@@ -156,14 +165,14 @@ def main() -> None:
         scale = ", ".join(f"{pi} x{f:.2f}" for pi, f in factors.items())
         print(f"sysbench single core here: {here:.0f} events/s; CPU scaled by {scale}")
     cols = "scenario  cpu%here " + " ".join(f"{pi:>8}" for pi in factors)
-    print(cols + "   RSS MB  HWM MB  wchar/h  block/h  birth s  events")
+    print(cols + "   RSS MB  HWM MB  wchar/h  block/h  birth s  fps/camera  events")
     for name in args.only.split(","):
         r = run(name, args.seconds)
         scaled = " ".join(f"{r['cpu_pct'] * f:7.1f}%" for f in factors.values())
         print(
             f"{name:<9} {r['cpu_pct']:7.1f}% {scaled} {r['rss_mb']:8.1f} {r['hwm_mb']:7.1f} "
             f"{r['wchar_h'] / 1e6:6.1f}MB {r['write_bytes_h'] / 1e6:6.1f}MB {r['birth_s']:7.2f}  "
-            f"{r['events']}",
+            f"{' '.join(f'{x:.1f}' for x in r['fps']) or '-':>10}  {r['events']}",
             flush=True,
         )
 

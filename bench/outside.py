@@ -84,6 +84,7 @@ class Watch:
     def __init__(self, port: int) -> None:
         self.births: dict[str, float] = {}
         self.events: dict[str, int] = {}
+        self.status: dict[str, dict[str, Any]] = {}  # the newest status body per device
         self._lock = threading.Lock()
         self.client = paho.Client(CallbackAPIVersion.VERSION2, client_id="bench-watch")
         self.client.on_message = self._on_message
@@ -98,6 +99,8 @@ class Watch:
                 self.births.setdefault(parts[2], time.monotonic())
             elif len(parts) > 4 and parts[3] == "evt":
                 self.events[parts[4]] = self.events.get(parts[4], 0) + 1
+            elif parts[-1] == "status":
+                self.status[parts[2]] = json.loads(msg.payload)
 
     def publish(self, topic: str, payload: bytes, retain: bool = False) -> None:
         self.client.publish(topic, payload, qos=1, retain=retain).wait_for_publish(5)
