@@ -15,8 +15,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 from agent.app import Agent
 from agent.localbroker import Broker
 from tests.kits.agents import DEV, make_config
@@ -76,7 +74,6 @@ async def drain_to_broker(state: Path, broker: Broker, promised: set[str]) -> Wa
     return w
 
 
-@pytest.mark.slow
 async def test_cut_during_wal_checkpoint_loses_nothing_acknowledged(
     broker: Broker, tmp_path: Path
 ) -> None:
@@ -96,7 +93,6 @@ async def test_cut_during_wal_checkpoint_loses_nothing_acknowledged(
     w.close()
 
 
-@pytest.mark.slow
 async def test_cut_during_photo_write_loses_no_acknowledged_photo(
     broker: Broker, tmp_path: Path
 ) -> None:
