@@ -118,6 +118,48 @@ def import_summary(stderr: str, n: int = 12) -> list[tuple[str, int]]:
     return sorted(rows, key=lambda r: -r[1])[:n]
 
 
+# What `edge-agent run` of an idle patrol device imports (issue 22); libraries before the agent's
+# modules that first import them, so each line is that module's own cost.
+RUN_PATH = (
+    "asyncio",
+    "sqlite3",
+    "paho.mqtt.client",
+    "pydantic",
+    "agent.cli",
+    "agent.observe",
+    "agent.vision.config",
+    "agent.config",
+    "aiosqlite",
+    "sync.outbox",
+    "agent.supervisor",
+    "agent.patrol.role",
+    "firmware_bridge.gps",
+)
+COST = """
+import importlib, sys
+def rss():
+    for line in open("/proc/self/status"):
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+prev = rss()
+print(f"    {'interpreter':<28} {prev:6.1f} MB")
+for name in sys.argv[1:]:
+    importlib.import_module(name)
+    now = rss()
+    print(f"    {name:<28} {now:6.1f} MB  +{now - prev:4.1f}")
+    prev = now
+"""
+
+
+def report_import_costs() -> None:
+    """RSS after each import of the run path, in a fresh interpreter."""
+    out = subprocess.run(
+        [sys.executable, "-c", COST, *RUN_PATH], capture_output=True, text=True, cwd=ROOT
+    )
+    print("  RSS after each import of `edge-agent run` (fresh interpreter):")
+    print(out.stdout.rstrip())
+
+
 def report(role: str, seconds: float) -> None:
     """Print every figure for one role."""
     plain, _ = run_child(role, seconds)
@@ -186,6 +228,7 @@ def main() -> None:
         return
     if args.role in (None, "patrol"):
         report_idle(max(args.seconds, 10.0))
+        report_import_costs()
     for role in (args.role,) if args.role else ("patrol", "camera_gateway"):
         report(role, args.seconds)
 
