@@ -1,9 +1,12 @@
 """Benchmark: what each import and each component of an agent costs, for both roles.
 
 Run: .venv/bin/python bench/bench_footprint.py [--seconds 5] [--role patrol|camera_gateway]
-For each role, in fresh subprocesses: RSS after each start-up stage, the slowest imports
-(`python -X importtime`, cumulative), the heaviest Python allocations (tracemalloc, by file),
-and which optional libraries got loaded. Prints figures; asserts nothing.
+First the figure the issue sets a ceiling for: an idle patrol device measured from outside
+(`python -m agent run`, GPS fix at 1 Hz on a pty, companion page off), VmRSS after `--seconds`
+of idling and the time from spawn to its retained birth. Then, for each role in fresh
+subprocesses: RSS after each start-up stage, the slowest imports (`python -X importtime`,
+cumulative), the heaviest Python allocations (tracemalloc, by file), and which optional
+libraries got loaded. Prints figures beside their ceilings; asserts nothing.
 """
 
 from __future__ import annotations
@@ -15,11 +18,14 @@ import re
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 HEAVY = ("cv2", "numpy", "PIL", "piexif", "gpiozero", "serial", "pynmea2", "prometheus_client")
+IDLE_RSS_CEILING_MB = 40.0  # issue 22: an idle patrol device on a Pi
+BIRTH_CEILING_S = 1.0  # issue 22: spawn to retained birth, on this machine
 
 
 def rss_mb() -> float:
@@ -112,6 +118,48 @@ def import_summary(stderr: str, n: int = 12) -> list[tuple[str, int]]:
     return sorted(rows, key=lambda r: -r[1])[:n]
 
 
+# What `edge-agent run` of an idle patrol device imports (issue 22); libraries before the agent's
+# modules that first import them, so each line is that module's own cost.
+RUN_PATH = (
+    "asyncio",
+    "sqlite3",
+    "paho.mqtt.client",
+    "pydantic",
+    "agent.cli",
+    "agent.config.telemetry",
+    "agent.vision.config",
+    "agent.config.model",
+    "aiosqlite",
+    "sync.outbox",
+    "agent.runtime.run",
+    "agent.patrol.role",
+    "firmware_bridge.gps",
+)
+COST = """
+import importlib, sys
+def rss():
+    for line in open("/proc/self/status"):
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+prev = rss()
+print(f"    {'interpreter':<28} {prev:6.1f} MB")
+for name in sys.argv[1:]:
+    importlib.import_module(name)
+    now = rss()
+    print(f"    {name:<28} {now:6.1f} MB  +{now - prev:4.1f}")
+    prev = now
+"""
+
+
+def report_import_costs() -> None:
+    """RSS after each import of the run path, in a fresh interpreter."""
+    out = subprocess.run(
+        [sys.executable, "-c", COST, *RUN_PATH], capture_output=True, text=True, cwd=ROOT
+    )
+    print("  RSS after each import of `edge-agent run` (fresh interpreter):")
+    print(out.stdout.rstrip())
+
+
 def report(role: str, seconds: float) -> None:
     """Print every figure for one role."""
     plain, _ = run_child(role, seconds)
@@ -129,6 +177,42 @@ def report(role: str, seconds: float) -> None:
         print(f"    {name[-60:]:<60} {size / 1024:8.0f}")
 
 
+async def idle_patrol(seconds: float) -> tuple[float, float, float]:
+    """An idle patrol process with a 1 Hz GPS fix: (VmRSS MB, VmHWM MB, spawn-to-birth s)."""
+    from agent.demo.broker import Broker
+    from bench.outside import Watch, agent_process, measure, wait_birth, write_config
+    from firmware_bridge.sim.gps_sim import GpsSimulator
+
+    with tempfile.TemporaryDirectory() as tmp:
+        base = Path(tmp)
+        broker = Broker(base / "broker")
+        broker.start()
+        watch = Watch(broker.port)
+        try:
+            fix = dict(noise_m=1.0, outlier_prob=0.0, outage_prob=0.0)
+            async with GpsSimulator(walk=[(31.2304, 121.4737)], **fix) as gps:  # type: ignore[arg-type]
+                data = config("patrol", base / "state", broker.port, None)
+                data["gps"] = {"port": str(gps.port), "baud": 9600}
+                cfg = write_config(base / "agent.toml", data)
+                t0 = time.monotonic()
+                with agent_process(cfg, base / "agent.log") as pid:
+                    birth = await wait_birth(watch, data["device"]["id"], t0)
+                    window = await measure(pid, seconds)
+            return window.b.rss_mb, window.b.hwm_mb, birth
+        finally:
+            watch.close()
+            broker.stop()
+
+
+def report_idle(seconds: float) -> None:
+    """The idle patrol figures beside their ceilings."""
+    rss, hwm, birth = asyncio.run(idle_patrol(seconds))
+    print("== idle patrol device, measured from outside (GPS fix 1 Hz, page off)")
+    print(f"  VmRSS after {seconds:g} s  {rss:7.1f} MB   (ceiling {IDLE_RSS_CEILING_MB:g} MB)")
+    print(f"  VmHWM (peak)       {hwm:7.1f} MB")
+    print(f"  spawn to birth     {birth:7.2f} s    (ceiling {BIRTH_CEILING_S:g} s)")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--seconds", type=float, default=5.0, help="how long each agent idles")
@@ -142,6 +226,9 @@ def main() -> None:
         trace = trace or "tracemalloc" in str(sys._xoptions)
         print(json.dumps(asyncio.run(child(args.child, args.seconds, trace))))
         return
+    if args.role in (None, "patrol"):
+        report_idle(max(args.seconds, 10.0))
+        report_import_costs()
     for role in (args.role,) if args.role else ("patrol", "camera_gateway"):
         report(role, args.seconds)
 

@@ -7,15 +7,16 @@ import json
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Protocol
-
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from typing import TYPE_CHECKING, Protocol
 
 from sync import envelope
 from sync.errors import StoreError
 from sync.link import Inbound, Session
 from sync.spawn import Spawn, spawn_task
 from sync.verify import BodyValidator, Context, Document, Refusal, verify
+
+if TYPE_CHECKING:  # cryptography is imported by the first signature check (sync.verify)
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 log = logging.getLogger(__name__)
 

@@ -6,12 +6,12 @@ import base64
 import binascii
 import json
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 MAX_DOWN_PAYLOAD = 262144
 _ENVELOPE_KEYS = frozenset({"v", "alg", "kid", "payload", "sig"})
@@ -70,6 +70,34 @@ class Context:
     last_ver: Callable[[str, str], int | None]  # (typ, target.key) -> last applied ver
     now_ms: int | None  # the best time known to be right (§6 step 5); None: unknown
     validators: Mapping[str, BodyValidator]
+
+
+class PublicKeys(Mapping[str, "Ed25519PublicKey"]):
+    """The trusted keys by kid, from their raw 32 bytes; each becomes a verifier when first used.
+
+    cryptography (about 6 MB resident) is imported by the first signature check, not at start:
+    a device that has received no document yet does not carry it (issue 22, the 40 MB idle
+    patrol device). The raw bytes were checked by the config (32 bytes, base64url).
+    """
+
+    def __init__(self, raw: Mapping[str, bytes]) -> None:
+        self._raw = dict(raw)
+        self._made: dict[str, Ed25519PublicKey] = {}
+
+    def __getitem__(self, kid: str) -> Ed25519PublicKey:
+        if kid not in self._made:
+            raw = self._raw[kid]  # KeyError for an unknown kid, as a dict
+            # Function-level on purpose: see the class docstring.
+            from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+            self._made[kid] = Ed25519PublicKey.from_public_bytes(raw)
+        return self._made[kid]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._raw)
+
+    def __len__(self) -> int:
+        return len(self._raw)
 
 
 def b64url_decode(text: str) -> bytes:
@@ -211,6 +239,9 @@ def _signed_for_us(
     key = ctx.keys.get(doc.kid)
     if key is None:
         return Refusal("rejected", "unknown_key", ref, ver, doc.kid)
+    # Function-level: cryptography is loaded with the first document (see PublicKeys).
+    from cryptography.exceptions import InvalidSignature
+
     try:
         key.verify(doc.sig, doc.payload_bytes)
     except InvalidSignature:

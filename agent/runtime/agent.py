@@ -13,8 +13,6 @@ from contextlib import AsyncExitStack
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-
 from agent import __version__
 from agent.clock import SystemClock
 from agent.config.model import Config
@@ -38,7 +36,7 @@ from sync.link import BdSeq, LinkSettings, MqttLink, Session
 from sync.messages import Stored
 from sync.outbox import Outbox
 from sync.publisher import Publisher
-from sync.verify import BodyValidator, b64url_decode
+from sync.verify import BodyValidator, PublicKeys, b64url_decode
 
 log = logging.getLogger(__name__)
 
@@ -52,12 +50,9 @@ async def _no_hook(step: str) -> None:
     return None
 
 
-def trusted_keys(cfg: Config) -> dict[str, Ed25519PublicKey]:
-    """The [trust] keys as verifier objects."""
-    return {
-        k.kid: Ed25519PublicKey.from_public_bytes(b64url_decode(k.public_key))
-        for k in cfg.trust.ops_keys
-    }
+def trusted_keys(cfg: Config) -> PublicKeys:
+    """The [trust] keys, each made a verifier object when a document first needs it."""
+    return PublicKeys({k.kid: b64url_decode(k.public_key) for k in cfg.trust.ops_keys})
 
 
 @dataclass(frozen=True, slots=True)
@@ -295,6 +290,22 @@ class Agent:
             stop=self._crash,
             online=self.online,
         )
+
+    def _late_tasks(self, given: Mapping[str, Any] | None) -> None:
+        """Hand the role a tasks document applied while it was starting.
+
+        The link is up before the role (its retained documents arrive at the first connect),
+        so a document can be applied after the role's context was read and before the role
+        exists: it was stored, and the role gets it here rather than at the next start.
+        """
+        latest = self.state.tasks
+        if self.role is None or latest is None:
+            return
+        if given is None or (given.get("id"), given.get("ver")) != (
+            latest.get("id"),
+            latest.get("ver"),
+        ):
+            self.role.tasks_applied(latest)
 
     def _clock_jump(self, delta_ms: int) -> None:
         log.warning("OS clock and GPS time differ by %d ms", delta_ms)

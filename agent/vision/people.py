@@ -29,11 +29,18 @@ _CONFIRM_CONTEXT = 0.6
 _CONFIRM_SIDE = 96
 
 
+# The opencv-python wheels carry the cascades (`cv2.data`); Debian's python3-opencv (Raspberry
+# Pi OS) does not: they are in Debian's opencv-data package, under this folder.
+DEBIAN_CASCADES = Path("/usr/share/opencv4/haarcascades")
+
+
 def _cascade(name: str) -> cv2.CascadeClassifier:
-    path = Path(cv2.data.haarcascades) / name  # type: ignore[attr-defined]
+    data = getattr(cv2, "data", None)
+    path = (Path(data.haarcascades) if data is not None else DEBIAN_CASCADES) / name
     cascade = cv2.CascadeClassifier(str(path))
     if cascade.empty():
-        raise ConfigError([("detector.faces", f"OpenCV has no usable cascade {path}")])
+        hint = "" if data is not None else " (on Debian: apt install opencv-data)"
+        raise ConfigError([("detector.faces", f"OpenCV has no usable cascade {path}{hint}")])
     return cascade
 
 
