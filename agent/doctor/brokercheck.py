@@ -102,69 +102,79 @@ def probe_broker(cfg: Any, timeout_s: float = TIMEOUT_S) -> BrokerFacts:
     return _mqtt(cfg, net, timeout_s)
 
 
-def _mqtt(cfg: Any, net: BrokerFacts, timeout_s: float) -> BrokerFacts:
-    import paho.mqtt.client as paho
-    from paho.mqtt.enums import CallbackAPIVersion
+class _Probe:
+    """The on-site client `D-doctor` and what its callbacks saw (paho's thread sets them)."""
 
-    b, dev = cfg.broker, cfg.device.id
-    v5 = b.protocol == 5
-    client = paho.Client(
-        CallbackAPIVersion.VERSION2,
-        client_id=f"{dev}-doctor",
-        protocol=paho.MQTTv5 if v5 else paho.MQTTv311,
-    )
-    client.connect_timeout = timeout_s
-    if b.tls:
-        client.tls_set_context(_tls_context(b))
-    if b.username is not None:
-        password = b.password_file.read_text().strip() if b.password_file else None
-        client.username_pw_set(b.username, password)
-    nonce = secrets.token_hex(8)
-    echo_topic = f"grid/v1/{dev}/doctor"
-    state: dict[str, Any] = {}
-    events = {k: threading.Event() for k in ("conn", "sub", "pub", "echo")}
+    def __init__(self, cfg: Any, timeout_s: float) -> None:
+        import paho.mqtt.client as paho
+        from paho.mqtt.enums import CallbackAPIVersion
 
-    def on_connect(_c: Any, _u: Any, _f: Any, rc: Any, _p: Any = None) -> None:
-        state["rc"] = rc
-        events["conn"].set()
+        b, dev = cfg.broker, cfg.device.id
+        self.client = paho.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=f"{dev}-doctor",
+            protocol=paho.MQTTv5 if b.protocol == 5 else paho.MQTTv311,
+        )
+        self.client.connect_timeout = timeout_s
+        if b.tls:
+            self.client.tls_set_context(_tls_context(b))
+        if b.username is not None:
+            password = b.password_file.read_text().strip() if b.password_file else None
+            self.client.username_pw_set(b.username, password)
+        self.nonce = secrets.token_hex(8)
+        self.topics = (f"grid/v1/{dev}/cmd", f"grid/v1/{dev}/doctor")
+        self.state: dict[str, Any] = {}
+        self.events = {k: threading.Event() for k in ("conn", "sub", "pub", "echo")}
+        self.client.on_connect, self.client.on_subscribe = self._on_connect, self._on_subscribe
+        self.client.on_publish, self.client.on_message = self._on_publish, self._on_message
 
-    def on_subscribe(_c: Any, _u: Any, _mid: Any, codes: Any, _p: Any = None) -> None:
-        state["sub"] = [not c.is_failure for c in codes]
-        events["sub"].set()
+    def _on_connect(self, _c: Any, _u: Any, _f: Any, rc: Any, _p: Any = None) -> None:
+        self.state["rc"] = rc
+        self.events["conn"].set()
 
-    def on_publish(_c: Any, _u: Any, _mid: Any, rc: Any, _p: Any = None) -> None:
-        state["pub"] = not rc.is_failure
-        events["pub"].set()
+    def _on_subscribe(self, _c: Any, _u: Any, _mid: Any, codes: Any, _p: Any = None) -> None:
+        self.state["sub"] = [not c.is_failure for c in codes]
+        self.events["sub"].set()
 
-    def on_message(_c: Any, _u: Any, msg: Any) -> None:
-        if nonce.encode() in msg.payload:
-            events["echo"].set()
+    def _on_publish(self, _c: Any, _u: Any, _mid: Any, rc: Any, _p: Any = None) -> None:
+        self.state["pub"] = not rc.is_failure
+        self.events["pub"].set()
 
-    client.on_connect, client.on_subscribe = on_connect, on_subscribe
-    client.on_publish, client.on_message = on_publish, on_message
-    try:
-        client.connect(b.host, b.port, keepalive=30)
-    except (OSError, ssl.SSLError, ValueError) as exc:
-        return BrokerFacts(addresses=net.addresses, connect_error=str(exc))
-    client.loop_start()
-    try:
+    def _on_message(self, _c: Any, _u: Any, msg: Any) -> None:
+        if self.nonce.encode() in msg.payload:
+            self.events["echo"].set()
+
+    def round_trip(self, net: BrokerFacts, timeout_s: float) -> BrokerFacts:
+        """Connected: read rights, write rights, and the message coming back (§2 doctor)."""
+        events, state, client = self.events, self.state, self.client
         if not events["conn"].wait(timeout_s):
             return BrokerFacts(addresses=net.addresses, connect_error="no CONNACK")
         if state["rc"].is_failure:
             return BrokerFacts(addresses=net.addresses, connect_error=str(state["rc"]))
-        client.subscribe([(f"grid/v1/{dev}/cmd", 1), (echo_topic, 1)])
+        client.subscribe([(topic, 1) for topic in self.topics])
         if not events["sub"].wait(timeout_s):
             return BrokerFacts(addresses=net.addresses, read_ok=False)
         read_ok, echo_ok = state["sub"]
         if not read_ok:
             return BrokerFacts(addresses=net.addresses, read_ok=False)
-        body = json.dumps({"doctor": nonce}).encode()
-        client.publish(echo_topic, body, qos=1, retain=False)
+        body = json.dumps({"doctor": self.nonce}).encode()
+        client.publish(self.topics[1], body, qos=1, retain=False)
         if not events["pub"].wait(timeout_s) or not state["pub"]:
             return BrokerFacts(addresses=net.addresses, read_ok=True, write_ok=False)
         echo = events["echo"].wait(timeout_s) if echo_ok else None
         return BrokerFacts(addresses=net.addresses, read_ok=True, write_ok=True, echo=echo)
+
+
+def _mqtt(cfg: Any, net: BrokerFacts, timeout_s: float) -> BrokerFacts:
+    probe = _Probe(cfg, timeout_s)
+    try:
+        probe.client.connect(cfg.broker.host, cfg.broker.port, keepalive=30)
+    except (OSError, ssl.SSLError, ValueError) as exc:
+        return BrokerFacts(addresses=net.addresses, connect_error=str(exc))
+    probe.client.loop_start()
+    try:
+        return probe.round_trip(net, timeout_s)
     finally:
         with contextlib.suppress(OSError):
-            client.disconnect()
-        client.loop_stop()
+            probe.client.disconnect()
+        probe.client.loop_stop()

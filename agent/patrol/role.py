@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from agent.errors import ConfigError, DeviceError
@@ -113,40 +114,61 @@ async def start_patrol(
     )
     await stack.enter_async_context(driver)
     if pcfg.api:
-        path = pcfg.socket_path(state_dir)
-        port = None if path else pcfg.api_port
-        # A port taken or a socket path not writable: the device runs without its local API.
-        await start_optional(
-            stack,
-            "local_api",
-            lambda: LocalApi(driver, socket_path=path, port=port, max_body=pcfg.api_max_body_bytes),
-            dev.degraded,
-            dev.checks,
-        )
-    page = None
+        await _start_local_api(stack, driver, pcfg, state_dir, dev)
     ccfg = companion or cfg.companion
+    page = None
     if ccfg.enabled:
-        # Imported here: aiohttp is loaded only on a device that serves the page.
-        try:
-            from agent.patrol.companion.server import CompanionServer
-        except ImportError as exc:
-            problem = f"needs aiohttp (pip install grid-edge[companion]): {exc}"
-            raise ConfigError([("companion.enabled", problem)]) from exc
-
-        # A port taken: the device runs without the page, and says so.
-        page = await start_optional(
-            stack,
-            "companion",
-            lambda: CompanionServer(
-                driver,
-                ccfg,
-                state_dir=state_dir,
-                outbox=ctx.outbox,
-                online=ctx.online,
-                media_path=media.path,
-                max_body=pcfg.api_max_body_bytes,
-            ),
-            dev.degraded,
-            dev.checks,
-        )
+        page = await _start_page(stack, ctx, driver, media, ccfg, dev, pcfg.api_max_body_bytes)
     return PatrolRole(driver, dev, page)
+
+
+async def _start_local_api(
+    stack: contextlib.AsyncExitStack,
+    driver: PatrolDriver,
+    pcfg: PatrolConfig,
+    state_dir: Path,
+    dev: Devices,
+) -> None:
+    """The local API; a port taken or a socket path not writable: the device runs without it."""
+    path = pcfg.socket_path(state_dir)
+    port = None if path else pcfg.api_port
+    await start_optional(
+        stack,
+        "local_api",
+        lambda: LocalApi(driver, socket_path=path, port=port, max_body=pcfg.api_max_body_bytes),
+        dev.degraded,
+        dev.checks,
+    )
+
+
+async def _start_page(
+    stack: contextlib.AsyncExitStack,
+    ctx: RoleContext,
+    driver: PatrolDriver,
+    media: MediaStore,
+    ccfg: CompanionConfig,
+    dev: Devices,
+    max_body: int,
+) -> Any:
+    """The companion page; a port taken: the device runs without it, and says so."""
+    # Imported here: aiohttp is loaded only on a device that serves the page.
+    try:
+        from agent.patrol.companion.server import CompanionServer
+    except ImportError as exc:
+        problem = f"needs aiohttp (pip install grid-edge[companion]): {exc}"
+        raise ConfigError([("companion.enabled", problem)]) from exc
+    return await start_optional(
+        stack,
+        "companion",
+        lambda: CompanionServer(
+            driver,
+            ccfg,
+            state_dir=ctx.cfg.device.state_dir,
+            outbox=ctx.outbox,
+            online=ctx.online,
+            media_path=media.path,
+            max_body=max_body,
+        ),
+        dev.degraded,
+        dev.checks,
+    )

@@ -210,6 +210,73 @@ class _Builder:
         self.since[key] = start
         return start if self.t - start >= min_s else None
 
+    def add(self, rule: str, zone: str, objects: Sequence[SceneObject], since: float) -> None:
+        """A zone condition over `objects` (count, mean score, their boxes)."""
+        self.conditions.append(
+            Condition(rule, zone, len(objects), _mean_score(objects), _marks(objects), since)
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class _ZoneView:
+    """What one zone's rules look at in one step."""
+
+    scene: Scene
+    zone: Zone
+    inside: list[SceneObject]  # people in the zone
+    entered: dict[int, float]  # person id -> when they entered the zone
+
+
+def _crowd(v: _ZoneView, params: RuleParams, b: _Builder) -> None:
+    n = len(v.inside)
+    since = b.held(("crowd", v.zone.name), n >= params.crowd.min_people, params.crowd.min_s)
+    if since is not None:
+        b.add("crowd", v.zone.name, v.inside, since)
+
+
+def _loitering(v: _ZoneView, params: RuleParams, b: _Builder) -> None:
+    loiterers = [p for p in v.inside if v.scene.t - v.entered[p.id] >= params.loitering.min_s]
+    if loiterers:
+        b.add("loitering", v.zone.name, loiterers, min(v.entered[p.id] for p in loiterers))
+
+
+def _water_zone(v: _ZoneView, params: RuleParams, b: _Builder) -> None:
+    wz = params.water_zone
+    raw = bool(v.inside) and in_windows(v.scene.minute_of_day, wz.windows)
+    since = b.held(("water_zone", v.zone.name), raw, wz.min_s)
+    if since is not None:
+        b.add("water_zone", v.zone.name, v.inside, since)
+
+
+def _parking(v: _ZoneView, params: RuleParams, b: _Builder) -> None:
+    pk = params.parking
+    parked = [
+        s
+        for s in v.scene.statics
+        if v.zone.contains(s.box)
+        and (s.label in pk.labels if pk.labels else s.label != PERSON)
+        and v.scene.t - s.since >= pk.min_s
+    ]
+    if parked:
+        b.add("parking", v.zone.name, parked, min(s.since for s in parked))
+
+
+def _motion(v: _ZoneView, params: RuleParams, b: _Builder) -> None:
+    frac = v.scene.zone_motion.get(v.zone.name, 0.0)
+    mp = params.motion
+    since = b.held(("motion", v.zone.name), frac >= mp.min_fraction, mp.min_s)
+    if since is not None:
+        b.conditions.append(Condition("motion", v.zone.name, 1, frac, (), since))
+
+
+_ZONE_RULES = {
+    "crowd": _crowd,
+    "loitering": _loitering,
+    "water_zone": _water_zone,
+    "parking": _parking,
+    "motion": _motion,
+}
+
 
 def evaluate(
     scene: Scene, zones: Sequence[Zone], params: RuleParams, memory: RuleMemory
@@ -223,68 +290,10 @@ def evaluate(
         inside = [p for p in people if zone.contains(p.box)]
         for person in inside:
             dwell[(person.id, zone.name)] = memory.dwell.get((person.id, zone.name), t)
-        if "crowd" in zone.rules:
-            n = len(inside)
-            since = b.held(("crowd", zone.name), n >= params.crowd.min_people, params.crowd.min_s)
-            if since is not None:
-                b.conditions.append(
-                    Condition("crowd", zone.name, n, _mean_score(inside), _marks(inside), since)
-                )
-        if "loitering" in zone.rules:
-            entered = {p.id: dwell[(p.id, zone.name)] for p in inside}
-            loiterers = [p for p in inside if t - entered[p.id] >= params.loitering.min_s]
-            if loiterers:
-                b.conditions.append(
-                    Condition(
-                        "loitering",
-                        zone.name,
-                        len(loiterers),
-                        _mean_score(loiterers),
-                        _marks(loiterers),
-                        min(entered[p.id] for p in loiterers),
-                    )
-                )
-        if "water_zone" in zone.rules:
-            wz = params.water_zone
-            raw = bool(inside) and in_windows(scene.minute_of_day, wz.windows)
-            since = b.held(("water_zone", zone.name), raw, wz.min_s)
-            if since is not None:
-                b.conditions.append(
-                    Condition(
-                        "water_zone",
-                        zone.name,
-                        len(inside),
-                        _mean_score(inside),
-                        _marks(inside),
-                        since,
-                    )
-                )
-        if "parking" in zone.rules:
-            pk = params.parking
-            parked = [
-                s
-                for s in scene.statics
-                if zone.contains(s.box)
-                and (s.label in pk.labels if pk.labels else s.label != PERSON)
-                and t - s.since >= pk.min_s
-            ]
-            if parked:
-                b.conditions.append(
-                    Condition(
-                        "parking",
-                        zone.name,
-                        len(parked),
-                        _mean_score(parked),
-                        _marks(parked),
-                        min(s.since for s in parked),
-                    )
-                )
-        if "motion" in zone.rules:
-            frac = scene.zone_motion.get(zone.name, 0.0)
-            mp = params.motion
-            since = b.held(("motion", zone.name), frac >= mp.min_fraction, mp.min_s)
-            if since is not None:
-                b.conditions.append(Condition("motion", zone.name, 1, frac, (), since))
+        view = _ZoneView(scene, zone, inside, {p.id: dwell[(p.id, zone.name)] for p in inside})
+        for name, rule in _ZONE_RULES.items():
+            if name in zone.rules:
+                rule(view, params, b)
     if params.tamper_enabled and scene.tamper is not None:
         reasons = tamper_reasons(scene.tamper, params.tamper)
         since = b.held(("tamper", None), bool(reasons), params.tamper.min_s)
