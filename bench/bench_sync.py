@@ -106,7 +106,6 @@ async def appends(base: Path, rounds: int, producers: int) -> dict[str, list[flo
     or from `producers` producers), so load from other users of the machine falls on a case
     and its ceiling alike.
     """
-    row = [("pd-bench/evt/checkin", b"x" * checkin_size())]
     sq = ceiling_db(base / "sqlite3.db")
     clock = SystemClock()
     async with (
@@ -115,38 +114,7 @@ async def appends(base: Path, rounds: int, producers: int) -> dict[str, list[flo
     ):
         for p in (*PRAGMAS, CEILING_SQL):
             await aio.execute(p)
-
-        async def serial() -> None:
-            for _ in range(250):
-                await ob.append("checkin", BODY)
-
-        async def produce() -> None:
-            for _ in range(2500 // producers):
-                await ob.append("checkin", BODY)
-
-        async def concurrent() -> None:
-            await asyncio.gather(*(produce() for _ in range(producers)))
-
-        async def sq1() -> None:
-            sqlite_commits(sq, 250, row)
-
-        async def sq100() -> None:
-            sqlite_commits(sq, 25, row * 100)
-
-        async def aio1() -> None:
-            await aiosqlite_commits(aio, 250, row)
-
-        async def aio100() -> None:
-            await aiosqlite_commits(aio, 25, row * 100)
-
-        cases: dict[str, tuple[int, Callable[[], Awaitable[None]]]] = {
-            "sqlite3 1/commit": (250, sq1),
-            "aiosqlite 1/commit": (250, aio1),
-            "outbox one at a time": (250, serial),
-            "sqlite3 100/commit": (2500, sq100),
-            "aiosqlite 100/commit": (2500, aio100),
-            f"outbox {producers} producers": (2500 // producers * producers, concurrent),
-        }
+        cases = _append_cases(sq, aio, ob, producers)
         rates: dict[str, list[float]] = {name: [] for name in cases}
         for _ in range(rounds):
             for name, (n, case) in cases.items():
@@ -155,6 +123,46 @@ async def appends(base: Path, rounds: int, producers: int) -> dict[str, list[flo
                 rates[name].append(n / (time.perf_counter() - t0))
     sq.close()
     return rates
+
+
+def _append_cases(
+    sq: sqlite3.Connection, aio: aiosqlite.Connection, ob: Outbox, producers: int
+) -> dict[str, tuple[int, Callable[[], Awaitable[None]]]]:
+    """Each case of `appends`: (rows it writes, the coroutine function that writes them)."""
+    row = [("pd-bench/evt/checkin", b"x" * checkin_size())]
+    per = 2500 // producers
+
+    async def serial() -> None:
+        for _ in range(250):
+            await ob.append("checkin", BODY)
+
+    async def produce() -> None:
+        for _ in range(per):
+            await ob.append("checkin", BODY)
+
+    async def concurrent() -> None:
+        await asyncio.gather(*(produce() for _ in range(producers)))
+
+    async def sq1() -> None:
+        sqlite_commits(sq, 250, row)
+
+    async def sq100() -> None:
+        sqlite_commits(sq, 25, row * 100)
+
+    async def aio1() -> None:
+        await aiosqlite_commits(aio, 250, row)
+
+    async def aio100() -> None:
+        await aiosqlite_commits(aio, 25, row * 100)
+
+    return {
+        "sqlite3 1/commit": (250, sq1),
+        "aiosqlite 1/commit": (250, aio1),
+        "outbox one at a time": (250, serial),
+        "sqlite3 100/commit": (2500, sq100),
+        "aiosqlite 100/commit": (2500, aio100),
+        f"outbox {producers} producers": (per * producers, concurrent),
+    }
 
 
 def bare_paho(port: int, n: int, window: int = 100) -> float:
