@@ -279,6 +279,45 @@ def _check_chain(ordered: Sequence[_Msg], start: int, acc: _Acc) -> None:
         previous = m
 
 
+def _check_photo(
+    mid: str,
+    ref: Mapping[str, Any],
+    naming: _Msg,
+    event: Mapping[str, Any] | None,
+    got: Mapping[int, bytes],
+    acc: _Acc,
+) -> None:
+    """One named photo: its media event, every chunk the event counts, size and digest."""
+    if event is None:
+        acc.problem(
+            "media_event_missing",
+            f"media {mid} named by seq {naming.seq}: no media event ({len(got)} chunks seen)",
+            [naming.seq],
+            mid,
+        )
+    n = _int(event.get("chunks")) if event is not None else None
+    count = n if n is not None else (max(got) + 1 if got else 0)
+    absent = [i for i in range(count) if i not in got]
+    if absent:
+        acc.problem(
+            "media_chunk_missing",
+            f"media {mid}: chunk {_fmt_ranges(absent)} of {count} missing",
+            ref=mid,
+        )
+        return
+    data = b"".join(got[i] for i in range(count))
+    digest = hashlib.sha256(data).hexdigest()
+    wants = [("ref", ref)] + ([("media event", event)] if event is not None else [])
+    for label, source in wants:
+        if source.get("sha256") != digest or _int(source.get("bytes")) != len(data):
+            acc.problem(
+                "media_mismatch",
+                f"media {mid}: chunks give {len(data)} bytes sha256 {digest[:12]}…, the "
+                f"{label} says {source.get('bytes')} bytes {str(source.get('sha256'))[:12]}…",
+                ref=mid,
+            )
+
+
 def _check_media(
     msgs: Sequence[_Msg], chunks: Mapping[str, Mapping[int, bytes]], evicted_media: int, acc: _Acc
 ) -> int:
@@ -302,34 +341,7 @@ def _check_media(
             budget -= 1
             acc.note("media_evicted", f"media {mid} (seq {naming.seq}) evicted (notice)", ref=mid)
             continue
-        if event is None:
-            acc.problem(
-                "media_event_missing",
-                f"media {mid} named by seq {naming.seq}: no media event ({len(got)} chunks seen)",
-                [naming.seq],
-                mid,
-            )
-        n = _int(event.get("chunks")) if event is not None else None
-        count = n if n is not None else (max(got) + 1 if got else 0)
-        absent = [i for i in range(count) if i not in got]
-        if absent:
-            acc.problem(
-                "media_chunk_missing",
-                f"media {mid}: chunk {_fmt_ranges(absent)} of {count} missing",
-                ref=mid,
-            )
-            continue
-        data = b"".join(got[i] for i in range(count))
-        digest = hashlib.sha256(data).hexdigest()
-        wants = [("ref", ref)] + ([("media event", event)] if event is not None else [])
-        for label, source in wants:
-            if source.get("sha256") != digest or _int(source.get("bytes")) != len(data):
-                acc.problem(
-                    "media_mismatch",
-                    f"media {mid}: chunks give {len(data)} bytes sha256 {digest[:12]}…, the "
-                    f"{label} says {source.get('bytes')} bytes {str(source.get('sha256'))[:12]}…",
-                    ref=mid,
-                )
+        _check_photo(mid, ref, naming, event, got, acc)
     for mid in sorted((set(events) | set(chunks)) - set(refs)):
         acc.note("media_unreferenced", f"media {mid} is not named by any received event", ref=mid)
     return len(refs)
@@ -337,55 +349,14 @@ def _check_media(
 
 def check(dev: str, messages: Iterable[Received], *, from_seq: int | None = 1) -> Report:
     """Check `dev`'s messages in arrival order; `from_seq` None starts at the lowest seq seen."""
-    prefix = f"{PREFIX}/{dev}/"
     acc = _Acc()
     seen: dict[str, bytes] = {}
     unique: list[_Msg] = []
     chunks: dict[str, dict[int, bytes]] = {}
-    received = duplicates = 0
-    for msg in messages:
-        if not msg.topic.startswith(prefix):
-            continue
-        rest = msg.topic[len(prefix) :]
-        if rest.startswith("media/"):
-            received += 1
-            _chunk(rest, msg.payload, chunks, acc)
-            continue
-        if not (rest == "ack" or (rest.startswith("evt/") and rest.count("/") == 1)):
-            continue  # state, reported, status and documents are not stored messages
-        received += 1
-        parsed = _parse_stored(rest, msg.payload, dev, acc)
-        if parsed is None:
-            continue
-        first = seen.get(parsed.id)
-        if first is None:
-            seen[parsed.id] = msg.payload
-            unique.append(parsed)
-        elif first == msg.payload:
-            duplicates += 1  # a republish after a lost PUBACK: same bytes, harmless
-        else:
-            acc.problem(
-                "conflicting_duplicate",
-                f"id {parsed.id} arrived twice with different bytes (seq {parsed.seq})",
-                [parsed.seq],
-                parsed.id,
-            )
+    received, duplicates = _sort_in(dev, messages, seen, unique, chunks, acc)
     if duplicates:
         acc.note("duplicate", f"{duplicates} harmless duplicate(s) (same id, same bytes)")
-    epochs: list[Epoch] = []
-    for i, (lo, hi, reset) in enumerate(_split_epochs(unique)):
-        part = unique[lo:hi]
-        if not part and not reset:
-            continue
-        if reset:
-            acc.note("state_reset", f"state_reset: seq restarted at 1 (epoch {i + 1})")
-        if reset or i > 0:
-            start = 1
-        elif from_seq is not None:
-            start = from_seq
-        else:
-            start = min((m.seq for m in part), default=1)
-        epochs.append(_check_epoch(part, start, reset, acc))
+    epochs = _epochs(unique, from_seq, acc)
     _, evicted_media = _evicted(unique)
     refs = _check_media(unique, chunks, evicted_media, acc)
     return Report(
@@ -414,3 +385,63 @@ def _chunk(rest: str, payload: bytes, chunks: dict[str, dict[int, bytes]], acc: 
         acc.problem("media_chunk_conflict", f"{rest} arrived twice with different bytes", ref=mid)
         return
     have.setdefault(n, payload)
+
+
+def _sort_in(
+    dev: str,
+    messages: Iterable[Received],
+    seen: dict[str, bytes],
+    unique: list[_Msg],
+    chunks: dict[str, dict[int, bytes]],
+    acc: _Acc,
+) -> tuple[int, int]:
+    """Stored messages and chunks of `dev` into `unique`/`chunks`; (received, duplicates)."""
+    prefix = f"{PREFIX}/{dev}/"
+    received = duplicates = 0
+    for msg in messages:
+        if not msg.topic.startswith(prefix):
+            continue
+        rest = msg.topic[len(prefix) :]
+        if rest.startswith("media/"):
+            received += 1
+            _chunk(rest, msg.payload, chunks, acc)
+            continue
+        if not (rest == "ack" or (rest.startswith("evt/") and rest.count("/") == 1)):
+            continue  # state, reported, status and documents are not stored messages
+        received += 1
+        parsed = _parse_stored(rest, msg.payload, dev, acc)
+        if parsed is None:
+            continue
+        first = seen.get(parsed.id)
+        if first is None:
+            seen[parsed.id] = msg.payload
+            unique.append(parsed)
+        elif first == msg.payload:
+            duplicates += 1  # a republish after a lost PUBACK: same bytes, harmless
+        else:
+            acc.problem(
+                "conflicting_duplicate",
+                f"id {parsed.id} arrived twice with different bytes (seq {parsed.seq})",
+                [parsed.seq],
+                parsed.id,
+            )
+    return received, duplicates
+
+
+def _epochs(unique: list[_Msg], from_seq: int | None, acc: _Acc) -> list[Epoch]:
+    """Each epoch (seq restarted by a state_reset) checked for gaps from its first seq."""
+    epochs: list[Epoch] = []
+    for i, (lo, hi, reset) in enumerate(_split_epochs(unique)):
+        part = unique[lo:hi]
+        if not part and not reset:
+            continue
+        if reset:
+            acc.note("state_reset", f"state_reset: seq restarted at 1 (epoch {i + 1})")
+        if reset or i > 0:
+            start = 1
+        elif from_seq is not None:
+            start = from_seq
+        else:
+            start = min((m.seq for m in part), default=1)
+        epochs.append(_check_epoch(part, start, reset, acc))
+    return epochs
