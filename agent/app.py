@@ -37,6 +37,8 @@ from sync.publisher import Publisher
 from sync.verify import BodyValidator, b64url_decode
 
 log = logging.getLogger(__name__)
+# How often `reported.problems` is judged again (republished only when it changed).
+HEALTH_EVERY_S = 5.0
 
 
 def trusted_keys(cfg: Config) -> dict[str, Ed25519PublicKey]:
@@ -69,6 +71,7 @@ class Agent:
         rng: random.Random | None = None,
         extra_validators: Mapping[str, BodyValidator] | None = None,
         ota: OtaContext | None = None,
+        health_every_s: float = HEALTH_EVERY_S,
     ) -> None:
         self.cfg = cfg
         self.ota = ota or OtaContext(ConfigStore(cfg.device.state_dir), cfg, None, cfg)
@@ -83,6 +86,9 @@ class Agent:
         self._central_online = False
         self._status_now = asyncio.Event()
         self._reported: tuple[object, ...] = ()
+        self._health_every_s = health_every_s
+        # A rollback happens across a restart, so it is read once here; a commit clears it.
+        self._rolled_back = self.ota.store.rolled_back()
         self._stopped = asyncio.Event()
         self.role: Role | None = None
         self.supervisor = Supervisor(on_fatal=self._fatal, rng=self._rng)
@@ -219,6 +225,7 @@ class Agent:
         self.clock.jump_listeners.append(self._clock_jump)
         st.callback(self.clock.jump_listeners.remove, self._clock_jump)
         self.role = await start_role(self.role_context(), st)
+        self.publish_reported()  # the role's parts and progress, if the session came first
         if cfg.metrics.enabled:
             from agent.metrics import MetricsEndpoint, read_agent  # prometheus-client if asked
 
@@ -226,6 +233,7 @@ class Agent:
             await st.enter_async_context(MetricsEndpoint(cfg.metrics, read))
         sup.spawn("status", self._status_loop)
         sup.spawn("good-time", self._good_time_loop)
+        sup.spawn("health", self._health_loop)
         staged = self.ota.staged
         if staged is not None:
             once("config-health", functools.partial(self._appliers.health_window, staged))
@@ -282,11 +290,24 @@ class Agent:
     def _committed(self) -> None:
         # The staged config passed its window: it is the last-known-good from now on.
         self.ota = replace(self.ota, staged=None, lkg=self.cfg)
+        self._rolled_back = None
 
     def device_problems(self) -> dict[str, str | None]:
         """Each configured part and each crashed loop with its problem now (None: fine)."""
         checks = self.role.device_checks() if self.role is not None else {}
         return {**checks, **self.supervisor.problems()}
+
+    def problems(self) -> list[str]:
+        """`reported.problems`: each failing part or loop, and a rolled-back config, for people."""
+        out = [
+            # "gps" + "GPS port ... is not open" reads as one; "camera cam-2" + "state failed" not
+            why if why.lower().startswith(name.split()[0].lower()) else f"{name}: {why}"
+            for name, why in sorted(self.device_problems().items())
+            if why
+        ]
+        if self._rolled_back is not None:
+            out.append(self._rolled_back)
+        return out
 
     def _rebirth(self) -> None:
         session = self.link.session
@@ -350,7 +371,9 @@ class Agent:
         session = self.link.session
         if session is None:
             return
-        what = (self.config_ver, self.tasks_ver, self.modes.current)
+        problems = self.problems()
+        progress = self.role.progress() if self.role is not None else None
+        what = (self.config_ver, self.tasks_ver, self.modes.current, problems, progress)
         if what == self._reported and not force:
             return
         self._reported = what
@@ -359,6 +382,8 @@ class Agent:
             tasks_ver=self.tasks_ver,
             mode=self.modes.current.reported(),
             ts=self.clock.stamp().ts,
+            problems=problems,
+            progress=progress,
         )
         try:
             session.publish(envelope.topic(self.cfg.device.id, "reported"), payload, 1, True)
@@ -422,6 +447,13 @@ class Agent:
                 session.publish(topic, envelope.dumps(body), 0, False)
             except LinkError as exc:
                 log.info("status not sent (ephemeral, not kept): %s", exc)
+
+    async def _health_loop(self) -> None:
+        # The parts have no "broken" event to wait for (a serial port just stops reading), so
+        # their checks are read at a steady pace; `reported` goes out only when it changed.
+        while True:
+            await asyncio.sleep(self._health_every_s)
+            self.publish_reported()
 
     async def _good_time_loop(self) -> None:
         while True:

@@ -52,6 +52,10 @@ class Role(Protocol):
         """Each configured part and its problem now (None: working); judged by health windows."""
         ...
 
+    def progress(self) -> Mapping[str, int] | None:
+        """Checkpoints done/missed/total over the task set (`reported.progress`); None: no tasks."""
+        ...
+
     def tasks_applied(self, record: Mapping[str, Any]) -> None:
         """A tasks document was applied and stored (§6)."""
         ...

@@ -47,6 +47,10 @@ class PatrolRole:
         """GPS, NFC and camera, each with its problem now."""
         return {name: check() for name, check in self._devices.checks.items()}
 
+    def progress(self) -> Mapping[str, int] | None:
+        """Checkpoints done/missed/total over the whole task set (None: no task set)."""
+        return self.driver.progress()
+
     def tasks_applied(self, record: Mapping[str, Any]) -> None:
         """A new tasks document replaces the driver's task set."""
         self.driver.on_tasks(record)
