@@ -10,11 +10,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from rich.console import Console
-from rich.markup import escape
-
 from agent.errors import ConfigError
-from agent.ops import checkpoints, documents, importcheck, kml
+from agent.ops import checkpoints, documents, importcheck, kml, output
 from agent.paths import expand
 
 DAY_MS = 86_400_000
@@ -37,7 +34,7 @@ def sniff_format(path: Path, text: str) -> str:
 
 def cmd_import(args: argparse.Namespace, read_data: Callable[[Path], Any]) -> int:
     """import-checkpoints: a source file -> a checked tasks body, with warnings."""
-    err = Console(stderr=True, highlight=False, soft_wrap=True)
+    o = output.make(args)
     path = expand(args.file)
     try:
         text = path.read_text(encoding="utf-8")
@@ -52,7 +49,7 @@ def cmd_import(args: argparse.Namespace, read_data: Callable[[Path], Any]) -> in
     end = documents.parse_time_ms(args.end, start) if args.end else start + DAY_MS
     spec = checkpoints.TaskSpec(args.task_id, args.task_name, args.staff, start, end, args.order)
     for text_ in importcheck.warnings(spec, points, now):
-        err.print(f"[yellow]warning:[/] {escape(text_)}")
+        o.warn(text_)
     existing = read_data(expand(args.into)) if args.into else None
     if existing is not None and not isinstance(existing, dict):
         raise ConfigError([(args.into, "must hold a tasks body object")])
@@ -60,7 +57,13 @@ def cmd_import(args: argparse.Namespace, read_data: Callable[[Path], Any]) -> in
     text_out = json.dumps(body, ensure_ascii=False, indent=2) + "\n"
     if args.out:
         expand(args.out).write_text(text_out, encoding="utf-8")
-        err.print(f"{len(points)} checkpoints -> task {args.task_id} in {args.out}")
+        text_ = f"{len(points)} checkpoints -> task {args.task_id} in {args.out}"
+        if o.json:
+            o.record({"event": "imported", "task_id": args.task_id, "checkpoints": len(points)})
+        else:
+            o.note(text_)  # stderr, as when the body itself goes to stdout
+    elif o.json:
+        o.record(body)
     else:
         sys.stdout.write(text_out)
     return 0
