@@ -126,9 +126,12 @@ def when(alarm: Alarm, lang: Lang) -> str:
 def line(alarm: Alarm, lang: Lang) -> str:
     """The whole alarm in one line, marked: `!!! 警报 紧急求救 SOS pd-0042 位置 ... 时间 ...`."""
     words = _WORDS[lang]
+    where = position(alarm, lang)
+    if alarm.lat is not None and alarm.lon is not None:
+        where = f"{words['at']} {where}"
     text = (
         f"!!! {words['mark']} {title(alarm, lang)} {alarm.dev} "
-        f"{words['at']} {position(alarm, lang)} {words['time']} {when(alarm, lang)}"
+        f"{where} {words['time']} {when(alarm, lang)}"
     )
     return text + (f" {words['note']}: {alarm.note}" if alarm.note else "")
 
