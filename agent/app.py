@@ -461,4 +461,3 @@ class Agent:
             if stamp.time_ok:
                 await asyncio.to_thread(self.state.note_good_time, stamp.ts)
             await asyncio.sleep(60.0)
-

@@ -64,8 +64,10 @@ async def test_unplugged_gps_and_dead_nfc_reader_are_reported(
             gps.unplug()
             nfc.unplug()
             await wait_until(
-                lambda: any("GPS port" in p for p in problems(w))
-                and any("PN532" in p for p in problems(w)),
+                lambda: (
+                    any("GPS port" in p for p in problems(w))
+                    and any("PN532" in p for p in problems(w))
+                ),
                 what="both parts in reported.problems",
             )
             seen = retained_reported(broker)["problems"]

@@ -272,6 +272,8 @@ def _gps_cams(st: dict[str, Any] | None) -> str:
         up = sum(1 for c in cams.values() if isinstance(c, dict) and c.get("state") == "running")
         return f"cams {up}/{len(cams)}"
     gps = part(st, "gps")
+    if gps.get("fix") is None:
+        return "-"  # no GPS receiver
     return f"gps {gps.get('fix')}" + (f" ±{gps['acc_m']} m" if gps.get("acc_m") else "")
 
 

@@ -40,8 +40,8 @@ class PatrolRole:
         return out
 
     def gps(self) -> Mapping[str, Any] | None:
-        """The §8 gps section from the newest fix."""
-        return self.driver.gps_status()
+        """The §8 gps section from the newest fix; None without a receiver (no fix to miss)."""
+        return self.driver.gps_status() if self._devices.fixes is not None else None
 
     def device_checks(self) -> dict[str, str | None]:
         """GPS, NFC and camera, each with its problem now."""
