@@ -1,216 +1,30 @@
-"""`edge-agent ops`: the operations tool's sub-commands; thin I/O around the pure ops modules."""
+"""`edge-agent ops`: the parser, one function per command; handlers in agent/ops/handlers.py
+(and agent/ops/pushcmd.py for the pushes)."""
 
 from __future__ import annotations
 
 import argparse
-import functools
-import json
 import logging
-import os
 import sys
-import time
-import tomllib
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-from rich.markup import escape
-
 from agent.appliers import CMD_ACTIONS
-from agent.errors import ConfigError, LinkError
-from agent.lang import pick
-from agent.ops import (
-    checkpoints,
-    devices,
-    importcmd,
-    keys,
-    media,
-    output,
-    pushcmd,
-    streamcheck,
-    verify_cmd,
-    watch,
+from agent.ops import checkpoints, output, pushcmd
+from agent.ops.handlers import (
+    Handler,
+    cmd_devices,
+    cmd_import,
+    cmd_keygen,
+    cmd_media,
+    cmd_push_config,
+    cmd_push_tasks,
+    cmd_verify,
+    cmd_watch,
+    guarded,
 )
-from agent.ops.mqtt import (
-    EXIT_INPUT,
-    EXIT_LINK,
-    EXIT_REFUSED,
-    OpsClient,
-    broker_flags,
-    settings,
-    signing_flags,
-)
-from agent.paths import expand
-
-log = logging.getLogger(__name__)
-
-Handler = Callable[[argparse.Namespace], int]
-DAY_MS = 86_400_000
-
-
-def _now_ms() -> int:
-    return int(time.time() * 1000)
-
-
-def _guarded(fn: Handler) -> Handler:
-    """Turn the errors users cause into a clear message and an exit code (never a traceback)."""
-
-    @functools.wraps(fn)
-    def run(args: argparse.Namespace) -> int:
-        o = output.make(args)
-        try:
-            return fn(args)
-        except ConfigError as exc:
-            for where, reason in exc.problems:
-                o.error(f"{where}: {reason}")
-            return EXIT_INPUT
-        except ValueError as exc:
-            o.error(str(exc))
-            return EXIT_INPUT
-        except LinkError as exc:
-            o.err.print(f"[red]broker:[/] {escape(str(exc))}", soft_wrap=True)
-            return EXIT_LINK
-        except OSError as exc:
-            o.error(str(exc))
-            return EXIT_INPUT
-        except KeyboardInterrupt:
-            return 130
-
-    return run
-
-
-# ----- input files -------------------------------------------------------------------------
-def _read_data(path: Path) -> Any:
-    """A JSON file, or TOML when the name does not end in .json."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError([(str(path), f"cannot read: {exc.strerror}")]) from None
-    try:
-        return json.loads(text) if path.suffix == ".json" else tomllib.loads(text)
-    except (ValueError, tomllib.TOMLDecodeError) as exc:
-        raise ConfigError([(str(path), f"cannot parse: {exc}")]) from None
-
-
-# ----- pushing documents (agent/ops/pushcmd.py) ----------------------------------------------
-def _cmd_push_config(args: argparse.Namespace) -> int:
-    return pushcmd.cmd_push_config(args, _read_data)
-
-
-def _cmd_push_tasks(args: argparse.Namespace) -> int:
-    return pushcmd.cmd_push_tasks(args, _read_data)
-
-
-# ----- keys, import ---------------------------------------------------------------------------
-def _cmd_keygen(args: argparse.Namespace) -> int:
-    pub = keys.keygen(expand(args.out), args.kid, force=args.force)
-    o = output.make(args)
-    if o.json:
-        o.record(
-            {
-                "event": "keygen",
-                "key_file": args.out,
-                "kid": args.kid,
-                "entry": pub.entry(),
-                "trust_toml": pub.trust_toml(),
-            }
-        )
-        return 0
-    o.say(f"private key written to {args.out} (mode 0600): keep it on this machine only")
-    o.say(
-        "in the [trust] section of every device that must accept it, add this item to the "
-        "ops_keys list (or, with no keys yet, use the whole line):\n"
-    )
-    o.say(pub.entry())
-    o.say(pub.trust_toml())
-    return 0
-
-
-def _cmd_import(args: argparse.Namespace) -> int:
-    return importcmd.cmd_import(args, _read_data)
-
-
-# ----- central views -------------------------------------------------------------------------
-def _cmd_devices(args: argparse.Namespace) -> int:
-    cfg = settings(args)
-    with OpsClient(cfg.broker, args.client_id) as client:
-        got = devices.collect(client, args.wait, listen_s=args.listen)
-    now = _now_ms()
-    devices.render(devices.rows(got, now), output.make(args), now)
-    return 0
-
-
-def _cmd_watch(args: argparse.Namespace) -> int:
-    cfg = settings(args)
-    archive = watch.Archive(expand(args.archive)) if args.archive else None
-    try:
-        with OpsClient(cfg.broker, args.client_id) as client:
-            watch.run_watch(
-                client,
-                out=output.make(args),
-                device=args.device,
-                archive=archive,
-                seconds=args.seconds,
-                show_status=args.status,
-                max_rows=args.rows,
-                lang=pick(args.lang, os.environ),
-            )
-    except KeyboardInterrupt:
-        pass  # Ctrl-C is how a watch normally ends
-    finally:
-        if archive is not None:
-            archive.close()
-    return 0
-
-
-def _cmd_verify(args: argparse.Namespace) -> int:
-    # An archive normally starts with the device; a live capture starts anywhere in its stream.
-    first = args.from_seq or ("1" if args.archive else "auto")
-    from_seq = None if first == "auto" else int(first)
-    if args.archive:
-        messages = verify_cmd.from_archive(expand(args.archive))
-    else:
-        cfg = settings(args)
-        with OpsClient(cfg.broker, args.client_id) as client:
-            messages = verify_cmd.capture(client, args.device, args.seconds)
-    report = streamcheck.check(args.device, messages, from_seq=from_seq)
-    if report.received == 0:
-        # Nothing to check is not "clean": the device is silent, offline, or the id is wrong.
-        where = f"in {args.archive}" if args.archive else f"in {args.seconds:g} s"
-        output.make(args).error(
-            f"no messages from {args.device} {where}: nothing was checked "
-            "(is the id right? `ops devices` lists the devices the broker knows)"
-        )
-        return EXIT_REFUSED
-    verify_cmd.render(report, output.make(args))
-    return 0 if report.ok else EXIT_REFUSED
-
-
-def _cmd_media(args: argparse.Namespace) -> int:
-    out = output.make(args)
-    if args.archive:
-        messages = [m for m in watch.read_archive(expand(args.archive))]
-        saved = media.run_media(
-            messages,
-            client=None,
-            device=args.device,
-            out_dir=expand(args.out),
-            seconds=None,
-            out=out,
-        )
-    else:
-        cfg = settings(args)
-        with OpsClient(cfg.broker, args.client_id) as client:
-            saved = media.run_media(
-                None,
-                client=client,
-                device=args.device,
-                out_dir=expand(args.out),
-                seconds=args.seconds,
-                out=out,
-            )
-    return 0 if saved else EXIT_REFUSED
+from agent.ops.mqtt import broker_flags, signing_flags
 
 
 # ----- parser: one function per command ----------------------------------------------------
@@ -254,12 +68,12 @@ class _Parents:
     def add(self, name: str, fn: Handler, help_: str, *parents: argparse.ArgumentParser) -> Any:
         """A sub-command with `--json` and the given flag groups."""
         p = self.sub.add_parser(name, help=help_, description=help_, parents=[*parents, self.out])
-        p.set_defaults(func=_guarded(fn))
+        p.set_defaults(func=guarded(fn))
         return p
 
 
 def _p_keygen(ps: _Parents) -> None:
-    p = ps.add("keygen", _cmd_keygen, "make an Ed25519 signing key (file mode 0600)")
+    p = ps.add("keygen", cmd_keygen, "make an Ed25519 signing key (file mode 0600)")
     p.add_argument("--out", required=True, metavar="PEM", help="where to write the private key")
     p.add_argument("--kid", required=True, help="key id, e.g. ops-2026a")
     p.add_argument("--force", action="store_true", help="replace an existing key file")
@@ -267,7 +81,7 @@ def _p_keygen(ps: _Parents) -> None:
 
 def _p_push_config(ps: _Parents) -> None:
     help_ = "sign and push a config document to a device"
-    p = ps.add("push-config", _cmd_push_config, help_, ps.broker, ps.signing, ps.doc)
+    p = ps.add("push-config", cmd_push_config, help_, ps.broker, ps.signing, ps.doc)
     pushcmd.add_targets(p)
     p.add_argument(
         "--file", required=True, help="config as TOML or .json (local-only keys are left out)"
@@ -276,7 +90,7 @@ def _p_push_config(ps: _Parents) -> None:
 
 def _p_push_tasks(ps: _Parents) -> None:
     help_ = "sign and push a tasks document (the whole set)"
-    p = ps.add("push-tasks", _cmd_push_tasks, help_, ps.broker, ps.signing, ps.doc)
+    p = ps.add("push-tasks", cmd_push_tasks, help_, ps.broker, ps.signing, ps.doc)
     pushcmd.add_targets(p)
     p.add_argument("--file", required=True, help="tasks body JSON (see import-checkpoints)")
 
@@ -322,7 +136,7 @@ def _p_retract(ps: _Parents) -> None:
 
 
 def _p_import(ps: _Parents) -> None:
-    p = ps.add("import-checkpoints", _cmd_import, "CSV, GeoJSON or KML points -> a tasks body")
+    p = ps.add("import-checkpoints", cmd_import, "CSV, GeoJSON or KML points -> a tasks body")
     p.add_argument(
         "file",
         help=f"CSV (comma/semicolon/tab) with columns {','.join(checkpoints.CSV_COLUMNS)}; "
@@ -348,7 +162,7 @@ def _p_import(ps: _Parents) -> None:
 
 def _p_devices(ps: _Parents) -> None:
     help_ = "devices: state, problems, task progress, health (retained state + live traffic)"
-    p = ps.add("devices", _cmd_devices, help_, ps.broker)
+    p = ps.add("devices", cmd_devices, help_, ps.broker)
     p.add_argument(
         "--wait", type=float, default=3.0, help="at most this long for retained messages"
     )
@@ -363,7 +177,7 @@ def _p_devices(ps: _Parents) -> None:
 
 def _p_watch(ps: _Parents) -> None:
     help_ = "live table of events, acks and state; alarms and level 1-2 incidents stand out"
-    p = ps.add("watch", _cmd_watch, help_, ps.broker)
+    p = ps.add("watch", cmd_watch, help_, ps.broker)
     p.add_argument("--device", help="only this device")
     p.add_argument("--archive", metavar="DIR", help="append every message to DIR/grid-DAY.jsonl")
     p.add_argument("--seconds", type=float, help="stop after this long (default: Ctrl-C)")
@@ -376,7 +190,7 @@ def _p_watch(ps: _Parents) -> None:
 
 def _p_media(ps: _Parents) -> None:
     help_ = "save photos and snapshots as files with their metadata"
-    p = ps.add("media", _cmd_media, help_, ps.broker)
+    p = ps.add("media", cmd_media, help_, ps.broker)
     p.add_argument("--device", help="only this device")
     p.add_argument("--out", required=True, metavar="DIR", help="writes DIR/DEVICE/MEDIA_ID.jpg")
     src = p.add_mutually_exclusive_group(required=True)
@@ -386,7 +200,7 @@ def _p_media(ps: _Parents) -> None:
 
 def _p_verify(ps: _Parents) -> None:
     help_ = "check a device's stream: dedupe, gaps, hash chain, media"
-    p = ps.add("verify", _cmd_verify, help_, ps.broker)
+    p = ps.add("verify", cmd_verify, help_, ps.broker)
     p.add_argument("device")
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--archive", metavar="DIR", help="a watch --archive directory")
