@@ -435,8 +435,10 @@ class Agent:
     async def _status_loop(self) -> None:
         while True:
             interval = self.cfg.modes.profile(self.modes.current.name).status_interval_s
+            # asyncio.timeout, not wait_for: 3.11's wait_for can swallow a stop's cancellation.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._status_now.wait(), interval)
+                async with asyncio.timeout(interval):
+                    await self._status_now.wait()
             self._status_now.clear()
             session = self.link.session
             if session is None:

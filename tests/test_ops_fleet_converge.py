@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import json
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -75,7 +76,11 @@ class Fleet:
     async def stop(self, dev: str) -> None:
         task = self.tasks.pop(dev)
         task.cancel()  # the agent leaves gracefully (shutdown state), as on SIGTERM
-        await asyncio.gather(task, return_exceptions=True)
+        done, _ = await asyncio.wait([task], timeout=30)  # a bound, not a figure
+        if not done:
+            for t in asyncio.all_tasks():
+                t.print_stack(file=sys.stderr)
+            raise AssertionError(f"{dev} did not stop")
 
     async def stop_all(self) -> None:
         for dev in list(self.tasks):
