@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import json
+import re
 import sys
 import time
 from pathlib import Path
@@ -120,6 +121,16 @@ async def push_while_churning(
     return await push
 
 
+# 0: every device acked. 3: the tool left the devices that were offline at the push to apply
+# the retained document on return (h18b's push); that they did is checked below.
+OK = (0, 3)
+
+
+def refused(out: str) -> list[str]:
+    """Ack lines other than `applied` (an offline device may be left to apply it on return)."""
+    return [ln for ln in out.splitlines() if re.search(r": (rejected|rolled_back|duplicate)\b", ln)]
+
+
 def device_list(ops: Ops, name: str, devs: list[str]) -> str:
     path = ops.dir / name
     path.write_text("\n".join(devs) + "\n")
@@ -177,24 +188,24 @@ async def test_fleet_converges_to_what_was_pushed_and_says_so(
             ops, fleet, w, "tasks", PATROL, "push-tasks", "--devices-file", patrol_list,
             "--file", str(tasks),
         )  # fmt: skip
-        assert code == 0 and "14 devices: 14 applied" in out, out
+        assert code in OK and refused(out) == [] and "14 devices: " in out, out
         tasks_ver = int(out.split("tasks ver ")[1].split()[0])
         code, out = await push_while_churning(
             ops, fleet, w, "mode", FLEET, "set-mode", "emergency", "--reason", "flood",
             "--devices-file", everyone,
         )  # fmt: skip
-        assert code == 0 and "20 devices: 20 applied" in out, out
+        assert code in OK and refused(out) == [] and "20 devices: " in out, out
         code, out = await push_while_churning(
             ops, fleet, w, "config", PATROL, "push-config", "--devices-file", patrol_list,
             "--file", config_file(ops, "patrol.json", "patrol"),
         )  # fmt: skip
-        assert code == 0 and "14 devices: 14 applied" in out, out
+        assert code in OK and refused(out) == [] and "14 devices: " in out, out
         patrol_cfg = int(out.split("config ver ")[1].split()[0])
         code, out = await push_while_churning(
             ops, fleet, w, "config", GATEWAYS, "push-config", "--devices-file", gw_list,
             "--file", config_file(ops, "gateway.json", "camera_gateway"),
         )  # fmt: skip
-        assert code == 0 and "6 devices: 6 applied" in out, out
+        assert code in OK and refused(out) == [] and "6 devices: " in out, out
         gw_cfg = int(out.split("config ver ")[1].split()[0])
 
         def converged() -> bool:
