@@ -208,17 +208,25 @@ async def test_fleet_converges_to_what_was_pushed_and_says_so(
         assert code in OK and refused(out) == [] and "6 devices: " in out, out
         gw_cfg = int(out.split("config ver ")[1].split()[0])
 
-        def converged() -> bool:
-            return all(
-                last(w, d, "state").get("online") is True
-                and last(w, d, "reported").get("config_ver")
-                == (patrol_cfg if d in PATROL else gw_cfg)
-                and last(w, d, "reported").get("mode", {}).get("name") == "emergency"
-                and bool(last(w, d, "reported").get("problems")) == expected_problem(fleet, d)
-                for d in FLEET
-            )
+        def lagging() -> dict[str, Any]:
+            """Devices not yet where the pushes put them, with what they say."""
+            out = {}
+            for d in FLEET:
+                state, rep = last(w, d, "state"), last(w, d, "reported")
+                want_cfg = patrol_cfg if d in PATROL else gw_cfg
+                if (
+                    state.get("online") is not True
+                    or rep.get("config_ver") != want_cfg
+                    or rep.get("mode", {}).get("name") != "emergency"
+                    or bool(rep.get("problems")) != expected_problem(fleet, d)
+                ):
+                    out[d] = {"online": state.get("online"), **rep}
+            return out
 
-        await wait_until(converged, timeout=60, what="fleet converged")
+        try:
+            await wait_until(lambda: not lagging(), timeout=60, what="fleet converged")
+        except AssertionError:
+            raise AssertionError(f"not converged: {lagging()}") from None
         with ops.capsys.disabled():  # a figure for the report, not an assert
             print(f"\nfleet of {len(FLEET)} converged in {time.monotonic() - began:.1f} s")
 
