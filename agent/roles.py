@@ -53,6 +53,10 @@ class Role(Protocol):
         """Each configured part and its problem now (None: working); judged by health windows."""
         ...
 
+    def progress(self) -> Mapping[str, int] | None:
+        """Checkpoints done/missed/total over the task set (`reported.progress`); None: no tasks."""
+        ...
+
     def tasks_applied(self, record: Mapping[str, Any]) -> Awaitable[None]:
         """A tasks document was stored (§6): run it; done when the awaitable is (then acked)."""
         ...

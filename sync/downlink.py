@@ -199,11 +199,14 @@ class Downlink:
         if failure == DEFERRED:
             log.info("%s ver %d staged; acked after its health window", typ, result.ver)
         elif failure is None:
+            # The ack is stored before the version: a stop in between makes the redelivered
+            # document apply and ack again, never leaves it acked only `duplicate` (as a fleet
+            # push saw from an agent restarted mid-push).
+            await self._ack(result.id, typ, result.ver, "applied", None)
             await asyncio.to_thread(
                 self._versions.applied, typ, result.target.key, result.ver, result.id
             )
             log.info("applied %s ver %d for %s", typ, result.ver, result.target.key)
-            await self._ack(result.id, typ, result.ver, "applied", None)
             self._on_applied()
         else:
             await self._ack(result.id, typ, result.ver, "rolled_back", failure, detail)

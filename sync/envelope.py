@@ -131,12 +131,26 @@ def offline(
 
 
 def reported(
-    *, config_ver: int | None, tasks_ver: int | None, mode: Mapping[str, Any], ts: int
+    *,
+    config_ver: int | None,
+    tasks_ver: int | None,
+    mode: Mapping[str, Any],
+    ts: int,
+    problems: Sequence[str] = (),
+    progress: Mapping[str, int] | None = None,
 ) -> bytes:
-    """The §6 retained `reported` payload."""
-    return dumps(
-        {"v": 1, "config_ver": config_ver, "tasks_ver": tasks_ver, "mode": dict(mode), "ts": ts}
-    )
+    """The §6 retained `reported` payload; `progress` (docs/protocol.md) only when given."""
+    body: dict[str, Any] = {
+        "v": 1,
+        "config_ver": config_ver,
+        "tasks_ver": tasks_ver,
+        "mode": dict(mode),
+        "ts": ts,
+        "problems": list(problems),
+    }
+    if progress is not None:
+        body["progress"] = dict(progress)
+    return dumps(body)
 
 
 def ack_body(

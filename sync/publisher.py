@@ -273,8 +273,12 @@ class Publisher:
                 session.abort(f"no PUBACK for {self._timeout:.0f} s")
                 raise LinkError("PUBACK timeout")
             wait = remaining if wait is None else min(wait, remaining)
+        # asyncio.timeout, not wait_for: on 3.11 wait_for swallows a cancellation that arrives
+        # as the wake-up does, and the session worker then never ends (an agent that hangs on
+        # stop or on a config restart, seen in the 20-agent fleet test).
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._wake.wait(), wait)
+            async with asyncio.timeout(wait):
+                await self._wake.wait()
 
     async def _delete_loop(self) -> None:
         while True:

@@ -175,7 +175,7 @@ class Appliers:
                 staged.ver,
                 "; ".join(problems),
             )
-            await asyncio.to_thread(sw.store.drop)
+            await asyncio.to_thread(sw.store.drop, f"health_failed: {detail}")
             sw.restart()
             return
         await asyncio.to_thread(sw.store.commit, staged, sw.local)

@@ -75,7 +75,9 @@ class ModeControl:
             # Capped, so a wall clock that jumps (NTP, GPS) is noticed within a minute.
             timeout = 60.0 if nxt is None or now is None else min(60.0, max(0.0, (nxt - now) / 1e3))
             try:
-                await asyncio.wait_for(self._changed.wait(), timeout)
+                # asyncio.timeout, not wait_for: 3.11's wait_for can swallow a cancellation.
+                async with asyncio.timeout(timeout):
+                    await self._changed.wait()
             except TimeoutError:
                 self.refresh()
                 self._changed.clear()

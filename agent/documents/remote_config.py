@@ -196,13 +196,14 @@ class ConfigStore:
             },
         )
         (self._dir / "pending.json").unlink(missing_ok=True)
+        (self._dir / "rolled_back.json").unlink(missing_ok=True)
 
     def reset(self) -> int | None:
         """Back to the local file alone: forget the applied and staged documents; their ver."""
         applied = self.applied()
         pending = self.pending()
-        (self._dir / "applied.json").unlink(missing_ok=True)
-        (self._dir / "pending.json").unlink(missing_ok=True)
+        for name in ("applied.json", "pending.json", "rolled_back.json"):
+            (self._dir / name).unlink(missing_ok=True)
         if pending is not None:
             return pending.ver
         return int(applied["ver"]) if applied is not None else None
@@ -224,9 +225,19 @@ class ConfigStore:
         (self._dir / "applied.json").unlink(missing_ok=True)
         return True
 
-    def drop(self) -> None:
-        """Roll back: forget the staged document."""
+    def drop(self, why: str | None = None) -> None:
+        """Roll back: forget the staged document; `why` is kept as a problem until a commit."""
+        pending = self.pending() if why is not None else None
+        if pending is not None:
+            write_json(self._dir / "rolled_back.json", {"ver": pending.ver, "why": why})
         (self._dir / "pending.json").unlink(missing_ok=True)
+
+    def rolled_back(self) -> str | None:
+        """The last rollback in words for people (`reported.problems`); None after a commit."""
+        data = read_json(self._dir / "rolled_back.json")
+        if not isinstance(data, dict):
+            return None
+        return f"config ver {data.get('ver')} rolled back: {data.get('why')}"
 
     def effective(self, local: Config) -> tuple[Config, Staged | None, Config]:
         """(config to run, staged doc or None, last-known-good config)."""

@@ -6,13 +6,14 @@ import json
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
+from datetime import datetime
 from typing import Any
 
-from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
 from agent.ops.mqtt import Message, OpsClient
+from agent.ops.output import Output
 from sync.envelope import PREFIX
 
 TOPICS = (
@@ -48,6 +49,12 @@ class DeviceRow:
     status: dict[str, Any] | None = None  # the last status body seen in the window
     last_ack: dict[str, Any] | None = None  # the last ack body seen in the window
     trouble: list[str] = field(default_factory=list)
+    problems: list[str] | None = None  # retained `reported.problems`; None: the agent has none
+    progress: dict[str, int] | None = None  # `reported.progress`: checkpoints done/missed/total
+    health: str = "unknown"  # ok | trouble | unknown (nothing heard that tells)
+    # Offline: the device's newest time in its retained birth or `reported`, its last sign of
+    # life; it went offline then or later (a will carries no time).
+    offline_since_ms: int | None = None
 
 
 def part(data: Mapping[str, Any] | None, key: str) -> dict[str, Any]:
@@ -65,12 +72,18 @@ def _json(payload: bytes) -> dict[str, Any] | None:
 
 
 def trouble(
-    status: dict[str, Any] | None, online: bool | None, ack: dict[str, Any] | None, now_ms: int
+    status: dict[str, Any] | None,
+    online: bool | None,
+    ack: dict[str, Any] | None,
+    now_ms: int,
+    problems: list[str] | None = None,
 ) -> list[str]:
-    """Why a device needs a look (empty: fine), from its state, last status and last ack."""
+    """Why a device needs a look (empty: fine), from its state, `reported.problems`, last
+    status and last ack."""
     out: list[str] = []
     if online is False:
         out.append("offline")
+    out += problems or []
     if ack is not None and ack.get("status") in ("rejected", "rolled_back"):
         out.append(
             f"{ack.get('typ')} {ack.get('status')}: {ack.get('detail') or ack.get('reason')}"
@@ -88,7 +101,8 @@ def trouble(
     gps = part(status, "gps")
     if gps.get("fix") == "none":
         out.append("no GPS fix")
-    cams = part(status, "cameras")
+    # The device's own problems name its parts; the status only says so for older agents.
+    cams = part(status, "cameras") if problems is None else {}
     out += [
         f"camera {cid} {c.get('state')}"
         for cid, c in sorted(cams.items())
@@ -100,6 +114,69 @@ def trouble(
     return out
 
 
+def health(row_trouble: list[str], problems: list[str] | None, status: object) -> str:
+    """`trouble`, `ok` (the device told us: a `reported.problems` or a status), or `unknown`."""
+    if row_trouble:
+        return "trouble"
+    return "ok" if problems is not None or status is not None else "unknown"
+
+
+def _problems(reported: dict[str, Any]) -> list[str] | None:
+    value = reported.get("problems")
+    return [str(p) for p in value] if isinstance(value, list) else None
+
+
+def _progress(reported: dict[str, Any]) -> dict[str, int] | None:
+    value = reported.get("progress")
+    if not isinstance(value, dict):
+        return None
+    return {k: v for k, v in value.items() if k in ("done", "missed", "total") and type(v) is int}
+
+
+def _row(
+    dev: str,
+    s: dict[str, Any],
+    r: dict[str, Any],
+    st: dict[str, Any] | None,
+    ack: dict[str, Any] | None,
+    live_ms: int | None,
+    now: int,
+) -> DeviceRow:
+    """One device from its retained state `s`, `reported` `r`, and what the window heard."""
+    # `reported` follows every apply; a birth only every connect. The newer one wins.
+    use_reported = bool(r) and (r.get("ts") or 0) >= (s.get("ts") or 0)
+    mode = r.get("mode") if use_reported else None
+    online = s.get("online")
+    online = online if isinstance(online, bool) else (True if live_ms else None)
+    zones = s.get("zones")
+    problems = _problems(r)
+    why = trouble(st, online, ack, now, problems)
+    stamps = [t for t in (s.get("ts"), r.get("ts")) if isinstance(t, int)]
+    heard = [t for t in [(st or {}).get("ts")] if isinstance(t, int)]
+    return DeviceRow(
+        dev=dev,
+        online=online,
+        reason=s.get("reason") if online is False else None,
+        bdseq=s.get("bdseq"),
+        agent=s.get("agent"),
+        role=s.get("role"),
+        config_ver=(r if use_reported else s).get("config_ver"),
+        tasks_ver=(r if use_reported else s).get("tasks_ver"),
+        mode=mode.get("name") if isinstance(mode, dict) else s.get("mode"),
+        mode_scope=mode.get("scope") if isinstance(mode, dict) else None,
+        last_seen_ms=live_ms,
+        zones=[z for z in zones if isinstance(z, str)] if isinstance(zones, list) else [],
+        state_ts=max([*stamps, *heard], default=None),
+        status=st,
+        last_ack=ack,
+        trouble=why,
+        problems=problems,
+        progress=_progress(r),
+        health=health(why, problems, st),
+        offline_since_ms=max(stamps, default=None) if online is False else None,
+    )
+
+
 def rows(
     messages: Iterable[Message | tuple[str, bytes]], now_ms: int | None = None
 ) -> list[DeviceRow]:
@@ -108,7 +185,6 @@ def rows(
     reported: dict[str, dict[str, Any]] = {}
     status: dict[str, dict[str, Any]] = {}
     acks: dict[str, dict[str, Any]] = {}
-    seen: dict[str, int] = {}
     live: dict[str, int] = {}
     for m in messages:
         topic, payload, retained, received = (
@@ -133,41 +209,19 @@ def rows(
             status[dev] = data
         elif what == "ack" and isinstance(data.get("body"), dict):
             acks[dev] = data["body"]
-        if what in ("state", "reported", "status"):
-            ts = data.get("ts")
-            if isinstance(ts, int) and ts > seen.get(dev, 0):
-                seen[dev] = ts
     now = int(time.time() * 1000) if now_ms is None else now_ms
-    out: list[DeviceRow] = []
-    for dev in sorted(set(state) | set(reported) | set(status)):
-        s, r, st = state.get(dev, {}), reported.get(dev, {}), status.get(dev)
-        # `reported` follows every apply; a birth only every connect. The newer one wins.
-        use_reported = bool(r) and (r.get("ts") or 0) >= (s.get("ts") or 0)
-        mode = r.get("mode") if use_reported else None
-        online = s.get("online")
-        online = online if isinstance(online, bool) else (True if dev in live else None)
-        zones = s.get("zones")
-        out.append(
-            DeviceRow(
-                dev=dev,
-                online=online,
-                reason=s.get("reason") if online is False else None,
-                bdseq=s.get("bdseq"),
-                agent=s.get("agent"),
-                role=s.get("role"),
-                config_ver=(r if use_reported else s).get("config_ver"),
-                tasks_ver=(r if use_reported else s).get("tasks_ver"),
-                mode=mode.get("name") if isinstance(mode, dict) else s.get("mode"),
-                mode_scope=mode.get("scope") if isinstance(mode, dict) else None,
-                last_seen_ms=live.get(dev),
-                zones=[z for z in zones if isinstance(z, str)] if isinstance(zones, list) else [],
-                state_ts=seen.get(dev),
-                status=st,
-                last_ack=acks.get(dev),
-                trouble=trouble(st, online, acks.get(dev), now),
-            )
+    return [
+        _row(
+            dev,
+            state.get(dev, {}),
+            reported.get(dev, {}),
+            status.get(dev),
+            acks.get(dev),
+            live.get(dev),
+            now,
         )
-    return out
+        for dev in sorted(set(state) | set(reported) | set(status))
+    ]
 
 
 def collect(
@@ -218,44 +272,88 @@ def _gps_cams(st: dict[str, Any] | None) -> str:
         up = sum(1 for c in cams.values() if isinstance(c, dict) and c.get("state") == "running")
         return f"cams {up}/{len(cams)}"
     gps = part(st, "gps")
+    if gps.get("fix") is None:
+        return "-"  # no GPS receiver
     return f"gps {gps.get('fix')}" + (f" ±{gps['acc_m']} m" if gps.get("acc_m") else "")
 
 
-def render(table_rows: list[DeviceRow], console: Console, now_ms: int, as_json: bool) -> None:
-    """Print the rows as a table (devices in trouble flagged), or as JSON for scripts."""
-    if as_json:
-        console.print(json.dumps([asdict(r) for r in table_rows]), soft_wrap=True, markup=False)
+def _clock_ago(ts: int | None, now_ms: int) -> str:
+    if ts is None:
+        return "?"
+    clock = datetime.fromtimestamp(ts / 1000).strftime("%m-%d %H:%M")
+    return f"{clock} ({_ago(ts, now_ms)})"
+
+
+def _state(r: DeviceRow, now_ms: int) -> str:
+    """`online`, `?`, or `offline (lost), last heard 12-07 07:01 (12 min ago)`."""
+    if r.online is None:
+        return "?"
+    if r.online:
+        return "online"
+    return f"offline ({r.reason}), last heard {_clock_ago(r.offline_since_ms, now_ms)}"
+
+
+def _progress_text(r: DeviceRow) -> str:
+    p = r.progress
+    if not p:
+        return "-"
+    return f"{p.get('done', 0)} done, {p.get('missed', 0)} missed, of {p.get('total', 0)}"
+
+
+def _health_text(r: DeviceRow) -> str:
+    return "; ".join(r.trouble) if r.trouble else r.health
+
+
+def _line(r: DeviceRow, now_ms: int) -> str:
+    """One whole line for a pipe or a log."""
+    return (
+        f"{r.dev} {_state(r, now_ms)} role={r.role or '-'} agent={r.agent or '-'} "
+        f"config={r.config_ver if r.config_ver is not None else 'local'} "
+        f"tasks={r.tasks_ver if r.tasks_ver is not None else '-'} "
+        f"progress={_progress_text(r)} mode={r.mode or '-'} "
+        f"outbox={_outbox(r.status, now_ms)} {_gps_cams(r.status)} "
+        f"seen={_ago(r.last_seen_ms, now_ms) if r.last_seen_ms else 'not-in-window'} "
+        f"health={r.health}" + (f": {'; '.join(r.trouble)}" if r.trouble else "")
+    )
+
+
+def summary(table_rows: list[DeviceRow]) -> str:
+    """`5 devices: 3 ok, 1 in trouble, 1 unknown (nothing heard)`."""
+    n = {h: sum(1 for r in table_rows if r.health == h) for h in ("ok", "trouble", "unknown")}
+    text = f"{len(table_rows)} devices: {n['ok']} ok, {n['trouble']} in trouble"
+    return text + (f", {n['unknown']} unknown (nothing heard)" if n["unknown"] else "")
+
+
+def render(table_rows: list[DeviceRow], o: Output, now_ms: int) -> None:
+    """A table in a terminal, a line a device in a pipe, a JSON line a device with --json."""
+    if o.json:
+        for r in table_rows:
+            o.record(asdict(r))
         return
     if not table_rows:
-        console.print("[yellow]no device seen (no retained state and no traffic in the window)[/]")
+        o.say("no device seen (no retained state and no traffic in the window)")
         return
-    if not console.is_terminal:
-        # A pipe or a log: one line a device, whole, instead of a squeezed table.
+    if not o.terminal:
         for r in table_rows:
-            state = "?" if r.online is None else "online" if r.online else f"offline ({r.reason})"
-            console.print(
-                f"{r.dev} {state} role={r.role or '-'} agent={r.agent or '-'} "
-                f"config={r.config_ver if r.config_ver is not None else 'local'} "
-                f"tasks={r.tasks_ver if r.tasks_ver is not None else '-'} mode={r.mode or '-'} "
-                f"outbox={_outbox(r.status, now_ms)} {_gps_cams(r.status)} "
-                f"seen={_ago(r.last_seen_ms, now_ms) if r.last_seen_ms else 'not-in-window'} "
-                f"trouble={'; '.join(r.trouble) or 'ok'}",
-                markup=False,
-                soft_wrap=True,
-            )
-        console.print(
-            f"{len(table_rows)} devices, {sum(1 for r in table_rows if r.trouble)} in trouble"
-        )
+            o.say(_line(r, now_ms))
+        o.say(summary(table_rows))
         return
+    o.show(_table(table_rows, now_ms))
+    o.say(summary(table_rows))
+
+
+_COLOUR = {"ok": "green", "trouble": "red", "unknown": "yellow"}
+
+
+def _table(table_rows: list[DeviceRow], now_ms: int) -> Table:
     t = Table(title="devices")
-    cols = ("device", "online", "role", "agent", "config", "tasks", "mode", "outbox", "gps/cams")
-    for col in (*cols, "last seen", "trouble"):
+    cols = ("device", "online", "role", "agent", "config", "tasks", "progress", "mode", "outbox")
+    for col in (*cols, "gps/cams", "last seen", "health"):
         t.add_column(col)
     for r in table_rows:
-        if r.online is None:
-            online = Text("?")
-        else:
-            online = Text("online", "green") if r.online else Text(f"offline ({r.reason})", "red")
+        online = Text(
+            _state(r, now_ms), "green" if r.online else "red" if r.online is False else ""
+        )
         mode = r.mode or "-"
         if r.mode_scope and r.mode_scope != "default":
             mode += f" ({r.mode_scope})"
@@ -266,12 +364,11 @@ def render(table_rows: list[DeviceRow], console: Console, now_ms: int, as_json: 
             Text(r.agent or "-"),
             str(r.config_ver) if r.config_ver is not None else "local",
             str(r.tasks_ver) if r.tasks_ver is not None else "-",
+            _progress_text(r),
             Text(mode),
             _outbox(r.status, now_ms),
             Text(_gps_cams(r.status)),
             _ago(r.last_seen_ms, now_ms) if r.last_seen_ms else "not in window",
-            Text("; ".join(r.trouble) or "ok", "red" if r.trouble else "green"),
+            Text(_health_text(r), _COLOUR[r.health]),
         )
-    console.print(t)
-    bad = sum(1 for r in table_rows if r.trouble)
-    console.print(f"{len(table_rows)} devices, {bad} in trouble")
+    return t

@@ -8,7 +8,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 from rich.text import Text
@@ -17,6 +16,7 @@ from agent.config.role_sections import foreign_sections
 from agent.ops import guards
 from agent.ops.devices import DeviceRow, collect, part, rows
 from agent.ops.mqtt import EXIT_NO_ACK, EXIT_REFUSED, Message, OpsClient, ack_of
+from agent.ops.output import Output
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,14 +154,14 @@ def follow(
     client: OpsClient,
     board: AckBoard,
     timeout: float,
-    console: Console,
+    o: Output,
     note_every_s: float = 10.0,
 ) -> None:
-    """Wait for the acks with a live table (a terminal) or a line per ack and a progress line
-    every `note_every_s` (a long health window must not look like a hang)."""
+    """Wait for the acks with a live table (a terminal), or a line per ack and a progress note
+    on stderr every `note_every_s` (a long health window must not look like a hang)."""
     start = time.monotonic()
-    if console.is_terminal:
-        with Live(board.table(0, timeout), console=console, refresh_per_second=4) as live:
+    if o.terminal:
+        with Live(board.table(0, timeout), console=o.out, refresh_per_second=4) as live:
             while not board.done and (left := timeout - (time.monotonic() - start)) > 0:
                 msg = client.get(min(0.25, left))
                 if msg is not None:
@@ -173,15 +173,32 @@ def follow(
         while not board.done and (left := timeout - (time.monotonic() - start)) > 0:
             msg = client.get(min(1.0, left))
             if msg is not None and (dev := board.offer(msg)) is not None:
-                body = board.got[dev]["body"]
-                detail = f" ({body['detail']})" if body.get("detail") else ""
-                console.print(f"{dev}: {body.get('status')} {body.get('reason') or ''}{detail}")
+                _say_ack(o, dev, board.got[dev])
             if time.monotonic() >= next_note and not board.done:
                 waited = time.monotonic() - start
-                console.print(
+                o.note(
                     f"waiting for acks: {len(board.got)}/{len(board.expect)} after {waited:.0f} s "
                     f"(timeout {timeout:g} s)"
                 )
                 next_note += note_every_s
-        console.print(board.table(time.monotonic() - start, timeout))
-    console.print(board.summary())
+        for dev in board.expect:
+            if dev not in board.got:
+                # Not waited for: offline when the push was sent, it applies on return.
+                status = "offline" if dev in board.away else "no ack"
+                o.say(f"{dev}: {status}", "ack", dev=dev, status=status)
+    counts = board.counts()
+    o.say(board.summary(), "summary", typ=board.typ, ver=board.ver, counts=counts)
+
+
+def _say_ack(o: Output, dev: str, env: Mapping[str, Any]) -> None:
+    body = env["body"]
+    detail = f" ({body['detail']})" if body.get("detail") else ""
+    o.say(
+        f"{dev}: {body.get('status')} {body.get('reason') or ''}{detail}".rstrip(),
+        "ack",
+        dev=dev,
+        status=body.get("status"),
+        reason=body.get("reason"),
+        detail=body.get("detail"),
+        seq=env.get("seq"),
+    )

@@ -10,12 +10,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from rich.console import Console
-from rich.markup import escape
-
 from agent.config.paths import expand
 from agent.errors import ConfigError
-from agent.ops import checkpoints, documents, importcheck, kml, mapsource
+from agent.ops import checkpoints, documents, importcheck, kml, mapsource, output
 from agent.ops.datum import DATUMS
 
 DAY_MS = 86_400_000
@@ -58,7 +55,7 @@ def read_points(
 
 def cmd_import(args: argparse.Namespace, read_data: Callable[[Path], Any]) -> int:
     """import-checkpoints: a source file -> a checked tasks body in WGS-84, with warnings."""
-    err = Console(stderr=True, highlight=False, soft_wrap=True)
+    o = output.make(args)
     path = expand(args.file)
     try:
         data = path.read_bytes()
@@ -68,14 +65,14 @@ def cmd_import(args: argparse.Namespace, read_data: Callable[[Path], Any]) -> in
     defaults = checkpoints.Defaults(args.radius, args.dwell, args.photo)
     points, hint_text = read_points(path, data, fmt, defaults)
     for text_ in mapsource.warnings(points, args.datum, hint_text):
-        err.print(f"[yellow]warning:[/] {escape(text_)}")
+        o.warn(text_)
     points = mapsource.convert(points, args.datum or "wgs84")
     now = int(time.time() * 1000)
     start = documents.parse_time_ms(args.start, now) if args.start else now
     end = documents.parse_time_ms(args.end, start) if args.end else start + DAY_MS
     spec = checkpoints.TaskSpec(args.task_id, args.task_name, args.staff, start, end, args.order)
     for text_ in importcheck.warnings(spec, points, now):
-        err.print(f"[yellow]warning:[/] {escape(text_)}")
+        o.warn(text_)
     existing = read_data(expand(args.into)) if args.into else None
     if existing is not None and not isinstance(existing, dict):
         raise ConfigError([(args.into, "must hold a tasks body object")])
@@ -83,7 +80,13 @@ def cmd_import(args: argparse.Namespace, read_data: Callable[[Path], Any]) -> in
     text_out = json.dumps(body, ensure_ascii=False, indent=2) + "\n"
     if args.out:
         expand(args.out).write_text(text_out, encoding="utf-8")
-        err.print(f"{len(points)} checkpoints -> task {args.task_id} in {args.out}")
+        text_ = f"{len(points)} checkpoints -> task {args.task_id} in {args.out}"
+        if o.json:
+            o.record({"event": "imported", "task_id": args.task_id, "checkpoints": len(points)})
+        else:
+            o.note(text_)  # stderr, as when the body itself goes to stdout
+    elif o.json:
+        o.record(body)
     else:
         sys.stdout.write(text_out)
     return 0

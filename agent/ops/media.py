@@ -10,9 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rich.console import Console
-
 from agent.ops.mqtt import Message, OpsClient
+from agent.ops.output import Output
 from sync.envelope import PREFIX
 
 _EXT = {"image/jpeg": ".jpg", "image/png": ".png", "video/mp4": ".mp4"}
@@ -125,7 +124,7 @@ def run_media(
     device: str | None,
     out_dir: Path,
     seconds: float | None,
-    console: Console,
+    out: Output,
 ) -> int:
     """Save every photo that completes (from an archive, or live for `seconds`); how many."""
     asm = Assembler(device)
@@ -139,7 +138,14 @@ def run_media(
             saved += 1
             by = photo.meta.get("named_by") or {}
             what = f"{by.get('kind')} seq {by.get('seq')}" if by else "naming event not seen"
-            console.print(f"saved {path} ({len(photo.data)} bytes; {what})", markup=False)
+            out.say(
+                f"saved {path} ({len(photo.data)} bytes; {what})",
+                "saved",
+                dev=photo.dev,
+                media_id=photo.media_id,
+                path=str(path),
+                bytes=len(photo.data),
+            )
 
     if messages is not None:
         for msg in messages:
@@ -152,6 +158,6 @@ def run_media(
             if live is not None:
                 take(live)
     for text in asm.problems + [f"incomplete: {t}" for t in asm.incomplete()]:
-        console.print(f"[yellow]{text}[/]")
-    console.print(f"{saved} media file(s) saved under {out_dir}")
+        out.warn(text)
+    out.say(f"{saved} media file(s) saved under {out_dir}", "summary", saved=saved)
     return saved

@@ -3,35 +3,44 @@
 from __future__ import annotations
 
 import argparse
-import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
-from rich.console import Console
-from rich.markup import escape
-
+from agent.config.model import SyncConfig
 from agent.config.paths import expand
 from agent.errors import ConfigError
-from agent.ops import documents, fleet, guards, keys
+from agent.ops import documents, fleet, guards, keys, output
+from agent.ops.devices import part
 from agent.ops.mqtt import OpsClient, ack_topic, settings
+from agent.ops.output import Output
 from sync.envelope import PREFIX, uuid7
 from sync.verify import sign
 
 Handler = Callable[[argparse.Namespace], int]
 
 
+# Seconds a device needs besides the health window: restart with the new config, reconnect,
+# send the ack. The window itself is the document's, else the agent's default.
+ACK_MARGIN_S = 30.0
+DEFAULT_TIMEOUT_S = 30.0
+
+
 def _now_ms() -> int:
     return int(time.time() * 1000)
 
 
-def _out() -> Console:
-    return Console(highlight=False)
-
-
-def _err() -> Console:
-    return Console(stderr=True, highlight=False, soft_wrap=True)
+def ack_timeout(given: float | None, typ: str, body: Mapping[str, Any]) -> float:
+    """`--timeout`, else one that outlasts a config's health window (acked at its end)."""
+    if given is not None:
+        return given
+    if typ != "config":
+        return DEFAULT_TIMEOUT_S
+    window = part(body, "sync").get("config_health_window_s")
+    if not isinstance(window, int | float) or isinstance(window, bool):
+        window = SyncConfig.model_fields["config_health_window_s"].default
+    return max(DEFAULT_TIMEOUT_S, float(window) + ACK_MARGIN_S)
 
 
 def _named(args: argparse.Namespace) -> list[str]:
@@ -88,34 +97,34 @@ def _findings(
     return found
 
 
-def _guard(args: argparse.Namespace, found: guards.Findings) -> None:
+def _guard(args: argparse.Namespace, found: guards.Findings, o: Output) -> None:
     """Print the warnings; stop on a finding that predicts a rejection, unless --force."""
-    err = _err()
     force = bool(getattr(args, "force", False))
     for text in found.warnings + (found.stops if force else []):
-        err.print(f"[yellow]warning:[/] {escape(text)}")
+        o.warn(text)
     if found.stops and not force:
         for text in found.stops:
-            err.print(f"[red]error:[/] {escape(text)}")
+            o.error(text)
         raise ValueError(
             f"nothing sent: {len(found.stops)} problem(s) above; fix them, or give --force "
             "to push anyway"
         )
 
 
-def _preview(typ: str, body: dict[str, Any], inv: fleet.Inventory, devs: list[str]) -> None:
-    """Before publishing: what a config changes per device class; who is offline."""
-    err = _err()
+def _preview(
+    o: Output, typ: str, body: dict[str, Any], inv: fleet.Inventory, devs: list[str]
+) -> None:
+    """Before publishing (stderr): what a config changes per device class; who is offline."""
     if typ == "config":
         groups: dict[str, list[str]] = {}
         for dev in devs:
             row = inv.devices.get(dev)
             groups.setdefault((row.role if row else None) or "unknown", []).append(dev)
         for text in guards.config_preview(body, groups):
-            err.print(text, markup=False)
+            o.note(text)
     offline = guards.offline_line(typ, inv.offline(devs))
     if offline is not None:
-        err.print(offline, markup=False)
+        o.note(offline)
 
 
 def _signer(args: argparse.Namespace) -> tuple[str, Any, int, int | None]:
@@ -159,12 +168,60 @@ def _sign_all(
     return signed
 
 
-def _dry(signed: list[tuple[documents.Prepared, bytes, list[str]]]) -> int:
-    out = _out()
+def _dry_run(o: Output, signed: list[tuple[documents.Prepared, bytes, list[str]]]) -> int:
+    """Print each signed document as one JSON line; nothing is sent."""
     for doc, raw, _ in signed:
         dry = {"topic": doc.topic, "retain": doc.retain, "payload": doc.payload}
-        out.print(json.dumps({**dry, "document": raw.decode()}), soft_wrap=True, markup=False)
+        o.record({**dry, "document": raw.decode()})
     return 0
+
+
+def _publish(
+    o: Output,
+    client: OpsClient,
+    typ: str,
+    signed: list[tuple[documents.Prepared, bytes, list[str]]],
+) -> dict[str, str]:
+    """Publish every signed document; which document id each device should ack."""
+    expect: dict[str, str] = {}
+    ver = int(signed[0][0].payload["ver"])
+    for doc, raw, acking in signed:
+        client.publish(doc.topic, raw, retain=doc.retain)
+        kept = "retained" if doc.retain else "not retained"
+        o.say(
+            f"published {typ} ver {ver} to {doc.topic} ({kept}), id {doc.doc_id}",
+            "published",
+            typ=typ,
+            ver=ver,
+            topic=doc.topic,
+            retain=doc.retain,
+            id=doc.doc_id,
+            devices=acking,
+        )
+        expect.update({d: doc.doc_id for d in acking})
+    if len(signed) > 1:
+        o.say(f"{len(signed)} documents published, {typ} ver {ver}", "published_all", n=len(signed))
+    return expect
+
+
+def _unacked(o: Output, board: fleet.AckBoard, inv: fleet.Inventory) -> None:
+    """Say why a device may not have acked: offline (applies on return) or online (look).
+
+    Devices offline when the push was sent (`board.away`) were named before publishing and
+    not waited for; they are not repeated here.
+    """
+    missing = [d for d in board.expect if d not in board.got and d not in board.away]
+    if board.typ == "cmd" or not missing:
+        return
+    offline = [d for d in missing if (row := inv.devices.get(d)) is None or row.online is not True]
+    online = [d for d in missing if d not in offline]
+    if offline:
+        o.note(f"offline, the retained document applies when they return: {', '.join(offline)}")
+    if online:
+        o.note(
+            f"online but no ack in time: {', '.join(online)}; the document stays retained "
+            "(a config acks after its health window: give --timeout more; see `ops devices`)"
+        )
 
 
 def _push(
@@ -175,43 +232,34 @@ def _push(
     A dry run runs every check a real push runs (so it needs the broker) and prints the
     signed documents instead of publishing them.
     """
-    out, err = _out(), _err()
+    o = output.make(args)
     _signer(args)  # refuse a bad key or expiry before connecting
     with OpsClient(settings(args).broker, args.client_id) as client:
         inv = fleet.load_inventory(client, args.inventory_wait)
         devs = _pick(args, inv, zone_doc)
-        _guard(args, _findings(args, typ, body, inv, devs, zone_doc))
+        _guard(args, _findings(args, typ, body, inv, devs, zone_doc), o)
         if not devs and zone_doc is None:
             raise ValueError("no device matches (name devices, or --zone/--role they announce)")
-        _preview(typ, body, inv, devs)
+        _preview(o, typ, body, inv, devs)
         signed = _sign_all(args, typ, body, devs, zone_doc)
         if args.dry_run:
-            return _dry(signed)
+            return _dry_run(o, signed)
         # A retained document reaches an offline device when it returns: not waited for now.
         away = frozenset(inv.offline(devs)) if typ != "cmd" else frozenset()
         wait = not args.no_wait and bool(devs)
         if wait:
             client.subscribe([ack_topic(d) for d in devs])  # before publishing: none missed
-        expect: dict[str, str] = {}
-        ver = int(signed[0][0].payload["ver"])
-        for doc, raw, acking in signed:
-            client.publish(doc.topic, raw, retain=doc.retain)
-            kept = "retained" if doc.retain else "not retained"
-            out.print(f"published {typ} ver {ver} to {doc.topic} ({kept}), id {doc.doc_id}")
-            expect.update({d: doc.doc_id for d in acking})
-        if len(signed) > 1:
-            out.print(f"{len(signed)} documents published, {typ} ver {ver}")
+        expect = _publish(o, client, typ, signed)
         if not wait:
             if zone_doc is not None and not devs:
-                err.print("no device announces this zone: not waiting for acks")
+                o.note("no device announces this zone: not waiting for acks")
             return 0
-        board = fleet.AckBoard(typ, ver, expect, away=away)
-        fleet.follow(client, board, args.timeout, out)
+        board = fleet.AckBoard(typ, int(signed[0][0].payload["ver"]), expect, away=away)
+        fleet.follow(client, board, ack_timeout(args.timeout, typ, body), o)
         if typ == "cmd":
             for line in not_run(board, signed[0][0].payload.get("exp")):
-                out.print(escape(line))
-        elif not board.done:
-            out.print("[yellow]the document stays retained: an offline device applies it later[/]")
+                o.say(line, "not_run")
+        _unacked(o, board, inv)
         return board.exit_code()
 
 
@@ -243,7 +291,7 @@ def cmd_push_config(args: argparse.Namespace, read: Callable[[Any], Any]) -> int
         raise ConfigError([(args.file, "must hold a table/object of config sections")])
     body, removed = documents.config_body(data, "config-check")
     if removed:
-        _err().print(f"left out (local-only, never sent): {', '.join(removed)}")
+        output.make(args).note(f"left out (local-only, never sent): {', '.join(removed)}")
     return _push(args, "config", body)
 
 
@@ -283,19 +331,19 @@ def cmd_retract(args: argparse.Namespace) -> int:
         typs = [args.typ] if args.typ else ["config", "tasks", "mode"]
         topics = [documents.topic_for(t, documents.DocTarget(dev=args.device)) for t in typs]
     cfg = settings(args)
-    out = _out()
+    o = output.make(args)
     with OpsClient(cfg.broker, args.client_id) as client:
         client.subscribe(topics)
         held = {m.topic for m in _drain(client) if m.retain and m.payload}
         for topic in topics:
             if topic not in held:
-                out.print(f"{topic}: nothing retained")
+                o.say(f"{topic}: nothing retained", "retract", topic=topic, removed=False)
                 continue
             client.publish(topic, b"", retain=True)  # an empty retained message deletes it
-            out.print(f"{topic}: retained document removed")
+            o.say(f"{topic}: retained document removed", "retract", topic=topic, removed=True)
     if not held:
         return 0
-    out.print(
+    o.note(
         "what a device already applied stays applied: send a newer document to change it "
         "(config: `edge-agent config reset` on the device goes back to its local file)"
     )

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import asdict
 from pathlib import Path
 
-from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
 from agent.ops.mqtt import Message, OpsClient
+from agent.ops.output import Output
 from agent.ops.streamcheck import Received, Report
 from agent.ops.watch import read_archive
 from sync.envelope import PREFIX
@@ -34,25 +33,37 @@ def capture(client: OpsClient, dev: str, seconds: float) -> list[Received]:
     return [Received(m.topic, m.payload) for m in got]
 
 
-def render(report: Report, console: Console, as_json: bool) -> None:
-    """Print the report: a summary, then every finding (problems in red)."""
-    if as_json:
-        data = asdict(report)
-        data["ok"] = report.ok
-        console.print(json.dumps(data), soft_wrap=True, markup=False)
-        return
-    head = Table(title=f"stream of {report.dev}", show_header=False)
-    head.add_row("messages received", str(report.received))
-    head.add_row("stored messages (unique ids)", str(report.unique))
-    head.add_row("harmless duplicates", str(report.duplicates))
-    head.add_row("check-ins (hash chain)", str(report.checkins))
-    head.add_row("photos named", str(report.media_refs))
+def _facts(report: Report) -> list[tuple[str, str]]:
+    facts = [
+        ("messages received", str(report.received)),
+        ("stored messages (unique ids)", str(report.unique)),
+        ("harmless duplicates", str(report.duplicates)),
+        ("check-ins (hash chain)", str(report.checkins)),
+        ("photos named", str(report.media_refs)),
+    ]
     for i, e in enumerate(report.epochs, 1):
         span = "none" if e.last is None else f"{e.start}..{e.last}"
         label = f"epoch {i}" + (" (after state_reset)" if e.reset else "")
-        head.add_row(label, f"seq {span}, {e.messages} messages")
-    console.print(head)
-    if report.findings:
+        facts.append((label, f"seq {span}, {e.messages} messages"))
+    return facts
+
+
+def render(report: Report, out: Output) -> None:
+    """Print the report: a summary, then every finding (problems in red); --json: one line."""
+    if out.json:
+        data = asdict(report)
+        data["ok"] = report.ok
+        out.record(data)
+        return
+    if out.terminal:
+        head = Table(title=f"stream of {report.dev}", show_header=False)
+        for label, value in _facts(report):
+            head.add_row(label, value)
+        out.show(head)
+    else:
+        for label, value in _facts(report):
+            out.say(f"{report.dev} {label}: {value}")
+    if report.findings and out.terminal:
         t = Table(title="findings")
         t.add_column("")
         t.add_column("code")
@@ -60,8 +71,11 @@ def render(report: Report, console: Console, as_json: bool) -> None:
         for f in report.findings:
             mark = "[red]PROBLEM[/]" if f.problem else "[dim]note[/]"
             t.add_row(mark, f.code, Text(f.message))
-        console.print(t)
-    if report.ok:
-        console.print("[green]clean:[/] nothing lost, altered or incomplete")
+        out.show(t)
     else:
-        console.print(f"[red]{len(report.problems)} problem(s)[/]")
+        for f in report.findings:
+            out.say(f"{'PROBLEM' if f.problem else 'note'} {f.code}: {f.message}")
+    if report.ok:
+        out.say("[green]clean:[/] nothing lost, altered or incomplete", markup=True)
+    else:
+        out.say(f"[red]{len(report.problems)} problem(s)[/]", markup=True)

@@ -9,21 +9,25 @@ import threading
 import time
 from collections import deque
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
-from rich.console import Console
+from rich.console import Group
 from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
 from agent.errors import ConfigError
+from agent.lang import Lang
+from agent.ops.alarms import Alarm, alarm_of, labels, line, position, title, when
 from agent.ops.mqtt import Message, OpsClient
+from agent.ops.output import Output
 from sync.envelope import PREFIX
 
 log = logging.getLogger(__name__)
+MAX_ALARMS = 10  # alarms kept in view above the scrolling rows
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +39,7 @@ class Row:
     what: str  # evt/checkin, ack, state, reported, status
     seq: int | None
     summary: str
+    alarm: Alarm | None = None  # SOS, man_down, lone_worker, a level 1-2 incident
 
 
 def _get(d: dict[str, Any], *keys: str) -> str:
@@ -87,7 +92,7 @@ def describe(msg: Message, show_status: bool = False) -> Row | None:
     if not isinstance(data, dict):
         return Row(msg.received_ms, dev, what, None, "[not a JSON object]")
     seq = data.get("seq") if isinstance(data.get("seq"), int) else None
-    return Row(msg.received_ms, dev, what, seq, _summary(what, data))
+    return Row(msg.received_ms, dev, what, seq, _summary(what, data), alarm_of(dev, what, data))
 
 
 class Archive:
@@ -147,6 +152,23 @@ def read_archive(directory: Path) -> Iterator[Message]:
                     raise ConfigError([(f"{path}:{n}", f"not an archive line: {exc}")]) from None
 
 
+def _alarm_table(alarms: deque[Alarm], lang: Lang) -> Table:
+    """The alarms of this watch, newest first, above the scrolling rows (they stay in view)."""
+    words = labels(lang)
+    t = Table(title=f"!!! {words['mark']} ({len(alarms)})", title_style="bold red", expand=True)
+    for col in (words["time"], "device", "", words["at"], words["note"]):
+        t.add_column(col, style="bold red")
+    for a in reversed(alarms):
+        t.add_row(
+            Text(when(a, lang)),
+            Text(a.dev),
+            Text(title(a, lang)),
+            Text(position(a, lang)),
+            Text(a.note or ""),
+        )
+    return t
+
+
 def _table(rows: deque[Row], caption: str) -> Table:
     t = Table(caption=caption, expand=True)
     t.add_column("time", no_wrap=True)
@@ -157,18 +179,51 @@ def _table(rows: deque[Row], caption: str) -> Table:
     for r in rows:
         seq = "" if r.seq is None else str(r.seq)
         # Text, not str: what a device sent must never be read as rich markup.
-        t.add_row(_clock(r.received_ms), Text(r.dev), Text(r.what), seq, Text(r.summary))
+        style = "bold red" if r.alarm is not None else ""
+        t.add_row(
+            _clock(r.received_ms), Text(r.dev), Text(r.what), seq, Text(r.summary), style=style
+        )
     return t
+
+
+def _emit(o: Output, row: Row, lang: Lang) -> None:
+    """A row for a pipe (alarms marked, in words) or a JSON line."""
+    if o.json:
+        alarm = asdict(row.alarm) if row.alarm is not None else None
+        o.record({**asdict(row), "alarm": alarm, "event": "message"})
+        return
+    if row.alarm is not None:
+        o.say(line(row.alarm, lang))
+        return
+    seq = "" if row.seq is None else f" seq={row.seq}"
+    o.say(f"{_clock(row.received_ms)} {row.dev} {row.what}{seq} {row.summary}")
 
 
 def _clock(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000).strftime("%H:%M:%S")
 
 
+@dataclass
+class _View:
+    """What the live view shows: rows scroll, alarms stay."""
+
+    rows: deque[Row]
+    alarms: deque[Alarm]
+    count: int = 0
+    chunks: int = 0
+
+    def render(self, archive: Archive | None, lang: Lang) -> Group | Table:
+        caption = f"{self.count} messages, {self.chunks} media chunks"
+        if archive is not None:
+            caption += f", archived in {archive.dir}"
+        table = _table(self.rows, caption)
+        return Group(_alarm_table(self.alarms, lang), table) if self.alarms else table
+
+
 def run_watch(
     client: OpsClient,
     *,
-    console: Console,
+    out: Output,
     device: str | None = None,
     archive: Archive | None = None,
     seconds: float | None = None,
@@ -176,6 +231,7 @@ def run_watch(
     show_status: bool = False,
     max_rows: int = 30,
     ready: threading.Event | None = None,
+    lang: Lang = "zh",
 ) -> int:
     """Watch until `seconds` pass or `stop` is set; return how many messages arrived."""
     client.subscribe([f"{PREFIX}/{device}/#" if device else f"{PREFIX}/#"])
@@ -183,9 +239,8 @@ def run_watch(
         ready.set()
     stop = stop or threading.Event()
     deadline = None if seconds is None else time.monotonic() + seconds
-    rows: deque[Row] = deque(maxlen=max_rows)
-    count = chunks = 0
-    live = Live(console=console, auto_refresh=False) if console.is_terminal else None
+    view = _View(deque(maxlen=max_rows), deque(maxlen=MAX_ALARMS))
+    live = Live(console=out.out, auto_refresh=False) if out.terminal else None
     try:
         if live is not None:
             live.start()
@@ -196,31 +251,25 @@ def run_watch(
             msg = client.get(left)
             if msg is None:
                 continue
-            count += 1
+            view.count += 1
             if archive is not None:
                 archive.append(msg)
             row = describe(msg, show_status)
             if row is None:
-                chunks += "/media/" in msg.topic
+                view.chunks += "/media/" in msg.topic
                 continue
-            rows.append(row)
+            view.rows.append(row)
+            if row.alarm is not None:
+                view.alarms.append(row.alarm)
             if live is None:
-                console.print(
-                    f"{_clock(row.received_ms)} {row.dev} {row.what}"
-                    f"{'' if row.seq is None else f' seq={row.seq}'} {row.summary}",
-                    markup=False,
-                    highlight=False,
-                )
+                _emit(out, row, lang)
             else:
-                caption = f"{count} messages, {chunks} media chunks"
-                if archive is not None:
-                    caption += f", archived in {archive.dir}"
-                live.update(_table(rows, caption), refresh=True)
+                live.update(view.render(archive, lang), refresh=True)
     finally:
         if live is not None:
             live.stop()
         # Whatever is already queued is archived too, so a stop loses nothing received.
         while archive is not None and (msg := client.get(0)) is not None:
             archive.append(msg)
-            count += 1
-    return count
+            view.count += 1
+    return view.count

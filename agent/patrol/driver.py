@@ -478,6 +478,17 @@ class PatrolDriver:
             }
         }
 
+    def progress(self) -> dict[str, int] | None:
+        """Checkpoints done, missed and in all, summed over the task set; None without one."""
+        if self._record is None:
+            return None
+        tasks = self._engine.status()
+        return {
+            "done": sum(t.done for t in tasks),
+            "missed": sum(t.missed for t in tasks),
+            "total": sum(t.total for t in tasks),
+        }
+
     def tasks_view(self) -> dict[str, Any]:
         """GET /tasks: the task set with each checkpoint's state (open, checked, missed)."""
         rec = self._record

@@ -41,12 +41,16 @@ class PatrolRole:
         return out
 
     def gps(self) -> Mapping[str, Any] | None:
-        """The §8 gps section from the newest fix."""
-        return self.driver.gps_status()
+        """The §8 gps section from the newest fix; None without a receiver (no fix to miss)."""
+        return self.driver.gps_status() if self._devices.fixes is not None else None
 
     def device_checks(self) -> dict[str, str | None]:
         """GPS, NFC and camera, each with its problem now."""
         return {name: check() for name, check in self._devices.checks.items()}
+
+    def progress(self) -> Mapping[str, int] | None:
+        """Checkpoints done/missed/total over the whole task set (None: no task set)."""
+        return self.driver.progress()
 
     async def tasks_applied(self, record: Mapping[str, Any]) -> None:
         """A new tasks document replaces the driver's task set (done when this returns)."""

@@ -39,6 +39,8 @@ from sync.publisher import Publisher
 from sync.verify import BodyValidator, PublicKeys, b64url_decode
 
 log = logging.getLogger(__name__)
+# How often `reported.problems` is judged again (republished only when it changed).
+HEALTH_EVERY_S = 5.0
 
 # Called with the name of each start-up step once it is done (see Agent._start); tests use it to
 # vary the order in which documents, the broker session and the role meet.
@@ -78,6 +80,7 @@ class Agent:
         extra_validators: Mapping[str, BodyValidator] | None = None,
         ota: OtaContext | None = None,
         startup_hook: StartupHook = _no_hook,
+        health_every_s: float = HEALTH_EVERY_S,
     ) -> None:
         self.cfg = cfg
         self._step = startup_hook
@@ -93,6 +96,9 @@ class Agent:
         self._central_online = False
         self._status_now = asyncio.Event()
         self._reported: tuple[object, ...] = ()
+        self._health_every_s = health_every_s
+        # A rollback happens across a restart, so it is read once here; a commit clears it.
+        self._rolled_back = self.ota.store.rolled_back()
         self._stopped = asyncio.Event()
         self.role: Role | None = None
         self.supervisor = Supervisor(on_fatal=self._fatal, rng=self._rng)
@@ -216,6 +222,7 @@ class Agent:
         self.role = await start_role(self.role_context(), st)
         # Shutdown is the start-up order reversed: nothing is applied to a role that is closing.
         st.push_async_callback(self.downlink.stop)
+        self.publish_reported()  # the role's parts and progress, if the session came first
         await self._step("role")
         if cfg.metrics.enabled:
             from agent.runtime.metrics import (  # prometheus-client if asked
@@ -227,6 +234,7 @@ class Agent:
             await st.enter_async_context(MetricsEndpoint(cfg.metrics, read))
         sup.spawn("status", self._status_loop)
         sup.spawn("good-time", self._good_time_loop)
+        sup.spawn("health", self._health_loop)
         staged = self.ota.staged
         if staged is not None:
             self._once("config-health", functools.partial(self._appliers.health_window, staged))
@@ -345,11 +353,24 @@ class Agent:
     def _committed(self) -> None:
         # The staged config passed its window: it is the last-known-good from now on.
         self.ota = replace(self.ota, staged=None, lkg=self.cfg)
+        self._rolled_back = None
 
     def device_problems(self) -> dict[str, str | None]:
         """Each configured part and each crashed loop with its problem now (None: fine)."""
         checks = self.role.device_checks() if self.role is not None else {}
         return {**checks, **self.supervisor.problems()}
+
+    def problems(self) -> list[str]:
+        """`reported.problems`: each failing part or loop, and a rolled-back config, for people."""
+        out = [
+            # "gps" + "GPS port ... is not open" reads as one; "camera cam-2" + "state failed" not
+            why if why.lower().startswith(name.split()[0].lower()) else f"{name}: {why}"
+            for name, why in sorted(self.device_problems().items())
+            if why
+        ]
+        if self._rolled_back is not None:
+            out.append(self._rolled_back)
+        return out
 
     def _rebirth(self) -> None:
         session = self.link.session
@@ -413,7 +434,9 @@ class Agent:
         session = self.link.session
         if session is None:
             return
-        what = (self.config_ver, self.tasks_ver, self.modes.current)
+        problems = self.problems()
+        progress = self.role.progress() if self.role is not None else None
+        what = (self.config_ver, self.tasks_ver, self.modes.current, problems, progress)
         if what == self._reported and not force:
             return
         self._reported = what
@@ -422,6 +445,8 @@ class Agent:
             tasks_ver=self.tasks_ver,
             mode=self.modes.current.reported(),
             ts=self.clock.stamp().ts,
+            problems=problems,
+            progress=progress,
         )
         try:
             session.publish(envelope.topic(self.cfg.device.id, "reported"), payload, 1, True)
@@ -474,8 +499,10 @@ class Agent:
     async def _status_loop(self) -> None:
         while True:
             interval = self.cfg.modes.profile(self.modes.current.name).status_interval_s
+            # asyncio.timeout, not wait_for: 3.11's wait_for can swallow a stop's cancellation.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._status_now.wait(), interval)
+                async with asyncio.timeout(interval):
+                    await self._status_now.wait()
             self._status_now.clear()
             session = self.link.session
             if session is None:
@@ -486,6 +513,13 @@ class Agent:
                 session.publish(topic, envelope.dumps(body), 0, False)
             except LinkError as exc:
                 log.info("status not sent (ephemeral, not kept): %s", exc)
+
+    async def _health_loop(self) -> None:
+        # The parts have no "broken" event to wait for (a serial port just stops reading), so
+        # their checks are read at a steady pace; `reported` goes out only when it changed.
+        while True:
+            await asyncio.sleep(self._health_every_s)
+            self.publish_reported()
 
     async def _good_time_loop(self) -> None:
         while True:

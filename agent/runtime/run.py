@@ -28,7 +28,7 @@ def _give_up(store: ConfigStore, local: Config, staged: Staged, why: str) -> dic
     DocState(local.device.state_dir).applied(
         "config", f"dev:{local.device.id}", staged.ver, staged.doc_id
     )
-    store.drop()
+    store.drop(f"apply_failed: {why}")
     return config_ack(staged.doc_id, staged.ver, "rolled_back", "apply_failed", why)
 
 

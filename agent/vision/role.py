@@ -73,6 +73,10 @@ class GatewayRole:
             checks[f"camera {cam.id}"] = None if state == "running" else f"state {state}"
         return checks
 
+    def progress(self) -> Mapping[str, int] | None:
+        """A gateway runs no patrol tasks."""
+        return None
+
     async def tasks_applied(self, record: Mapping[str, Any]) -> None:
         """Patrol tasks mean nothing to a gateway: kept by the agent, not used."""
 

@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from rich.console import Console
 
 from agent import __version__
 from agent.clock import SystemClock
@@ -23,7 +22,7 @@ from agent.config.model import Config
 from agent.demo.broker import Broker
 from agent.errors import ConfigError
 from agent.media import MediaStore
-from agent.ops import cli, watch
+from agent.ops import cli, output, watch
 from agent.ops.mqtt import Message, OpsClient, load_ops_config
 from agent.runtime.agent import Agent
 from agent.runtime.run import run
@@ -103,6 +102,11 @@ async def import_tasks(ops: Ops) -> Path:
     return dest
 
 
+def json_lines(out: str) -> list[dict[str, Any]]:
+    """The JSON objects of `--json` output, one a line (other lines, e.g. stderr, skipped)."""
+    return [json.loads(ln) for ln in out.splitlines() if ln.startswith("{")]
+
+
 def published_ver(out: str) -> int:
     m = re.search(r"published \w+ ver (\d+)", out)
     assert m is not None, out
@@ -130,7 +134,7 @@ async def test_push_tasks_from_imported_csv_is_applied(ops: Ops, watcher: Watche
         )
         code, out = await ops("devices", "--json", "--listen", "0")
         assert code == 0, out
-        [row] = [r for r in json.loads(out) if r["dev"] == DEV]
+        [row] = [r for r in json_lines(out) if r["dev"] == DEV]
         assert (row["online"], row["agent"], row["role"]) == (True, __version__, "patrol")
         assert (row["tasks_ver"], row["config_ver"], row["mode"]) == (ver, None, "normal")
         code, out = await ops("devices")
@@ -141,7 +145,7 @@ async def test_push_tasks_from_imported_csv_is_applied(ops: Ops, watcher: Watche
         )
         assert code == 1 and "duplicate" in out
     code, out = await ops("devices", "--json", "--listen", "0")
-    [row] = [r for r in json.loads(out) if r["dev"] == DEV]
+    [row] = [r for r in json_lines(out) if r["dev"] == DEV]
     assert (row["online"], row["reason"]) == (False, "shutdown")
 
 
@@ -154,7 +158,7 @@ async def test_zone_emergency_with_expiry(ops: Ops, watcher: Watcher) -> None:
         assert agent.modes.current.name == "emergency"
         assert agent.modes.current.scope == "zone:ruyihu"
         code, out = await ops("devices", "--json", "--listen", "0")
-        [row] = [r for r in json.loads(out) if r["dev"] == DEV]
+        [row] = [r for r in json_lines(out) if r["dev"] == DEV]
         assert (row["mode"], row["mode_scope"]) == ("emergency", "zone:ruyihu")
         await wait_until(lambda: agent.modes.current.name == "normal", what="emergency expired")
         # A device mode, then an older ver of it: refused as a rollback, exit code 1.
@@ -308,7 +312,7 @@ async def start_archiving(
         with client:
             return watch.run_watch(
                 client,
-                console=Console(file=io.StringIO()),
+                out=output.make(stdout=io.StringIO(), stderr=io.StringIO()),
                 archive=archive,
                 stop=stop,
                 ready=ready,

@@ -63,6 +63,9 @@ async def test_offline_devices_are_picked_and_bad_pushes_stop(ops: Ops, broker: 
         assert code == 3, out  # not every device runs it yet; nobody waited for pd-0043
         assert "grid/v1/pd-0043/desired/tasks" in out
         assert "1 offline (pd-0043)" in out and "2 devices: 1 applied, 1 offline" in out
+        # Not waited for, so not "no ack", and named once (before publishing), not again after.
+        assert "pd-0043: offline" in out and "pd-0043: no ack" not in out, out
+        assert "applies when they return: pd-0043" not in out, out
         assert here.tasks_ver is not None
 
         # Reported: `push-tasks --zone ruyihu` sent patrol tasks to a camera gateway.

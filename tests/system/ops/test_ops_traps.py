@@ -7,17 +7,16 @@ import json
 from pathlib import Path
 
 import pytest
-from rich.console import Console
 
 from agent.config.model import parse
 from agent.demo.broker import Broker
-from agent.ops import fleet
+from agent.ops import fleet, output
 from agent.ops.devices import DeviceRow
 from agent.ops.mqtt import OpsClient, load_ops_config
 from agent.runtime.agent import Agent
 from tests.kits.agents import DEV
 from tests.kits.mqtt import Watcher
-from tests.system.ops.test_ops_e2e import Ops, import_tasks, running, synced
+from tests.system.ops.test_ops_e2e import Ops, import_tasks, json_lines, running, synced
 
 
 def test_tilde_paths_are_expanded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -109,26 +108,27 @@ async def test_devices_shows_live_status_and_trouble(ops: Ops) -> None:
         await running(agent)
         code, out = await ops("devices", "--json", "--listen", "2")
         assert code == 0, out
-        [row] = [r for r in json.loads(out) if r["dev"] == DEV]
+        [row] = [r for r in json_lines(out) if r["dev"] == DEV]
         assert row["last_seen_ms"] is not None and row["status"]["outbox"]["depth"] >= 0
         assert row["zones"] == ["ruyihu", "ruyihu.cbd"]
-        assert "no GPS fix" in row["trouble"]
+        # No GPS receiver configured: no fix is nothing to miss (issue 18: it was blamed).
+        assert row["status"]["gps"]["fix"] is None and row["trouble"] == []
         code, out = await ops("devices")
-        assert code == 0 and "no GPS fix" in out and "1 devices, 1 in trouble" in out
+        assert code == 0 and "health=ok" in out and "1 devices: 1 ok, 0 in trouble" in out
     code, out = await ops("devices", "--json", "--listen", "0")
-    [row] = [r for r in json.loads(out) if r["dev"] == DEV]
+    [row] = [r for r in json_lines(out) if r["dev"] == DEV]
     assert row["last_seen_ms"] is None and "offline" in row["trouble"]
 
 
 def test_a_long_wait_shows_progress(broker: Broker) -> None:
     # Trap: push-config waited 60 s in silence (the ack comes after the health window).
     buf = io.StringIO()
-    console = Console(file=buf, width=120)
+    o = output.make(stdout=buf, stderr=buf)
     board = fleet.AckBoard("config", 7, {DEV: "doc-1"})
     cfg = load_ops_config(None).broker.model_copy(update={"port": broker.port})
     with OpsClient(cfg) as client:
         client.subscribe([f"grid/v1/{DEV}/ack"])
-        fleet.follow(client, board, 1.5, console, note_every_s=0.5)
+        fleet.follow(client, board, 1.5, o, note_every_s=0.5)
     text = buf.getvalue()
     assert "waiting for acks: 0/1 after" in text and "(timeout 1.5 s)" in text
     assert "1 devices: 1 no ack" in text and board.exit_code() == 3
