@@ -64,7 +64,7 @@ def shared_data() -> Path:
 @pytest.fixture
 async def ops(broker: Broker, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Any:
     """`edge-agent ops` against `broker`, with a fresh signing key the agents trust."""
-    from tests.system.ops.test_ops_e2e import Ops
+    from tests.kits.ops import Ops
 
     o = Ops(broker, tmp_path, capsys)
     await o.keygen()

@@ -9,7 +9,7 @@ from contextlib import AsyncExitStack
 from agent.runtime.agent import Agent
 from tests.kits.agents import make_config
 from tests.kits.aio import wait_until
-from tests.system.ops.test_ops_e2e import Ops, import_tasks, synced
+from tests.kits.ops import Ops, import_tasks, synced
 
 FLEET = [f"pd-{i:04d}" for i in range(20)]
 

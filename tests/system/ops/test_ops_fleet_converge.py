@@ -28,7 +28,7 @@ from agent.runtime.run import run
 from tests.kits.agents import make_config
 from tests.kits.aio import wait_until
 from tests.kits.mqtt import Watcher
-from tests.system.ops.test_ops_e2e import Ops, import_tasks, json_lines
+from tests.kits.ops import Ops, import_tasks, json_lines
 
 PATROL = [f"pd-f{i:02d}" for i in range(14)]
 GATEWAYS = [f"gw-f{i:02d}" for i in range(6)]

@@ -22,7 +22,7 @@ from firmware_bridge.sim.gps_sim import GpsSimulator
 from tests.kits.agents import DEV
 from tests.kits.aio import wait_until
 from tests.kits.mqtt import Watcher
-from tests.system.ops.test_ops_e2e import Ops, import_tasks, json_lines, running, synced
+from tests.kits.ops import Ops, import_tasks, json_lines, running, synced
 
 NOW = 1_800_000_000_000
 

@@ -10,7 +10,7 @@ from agent.ops.media import Assembler
 from agent.runtime.agent import Agent
 from tests.kits.agents import DEV
 from tests.kits.aio import wait_until
-from tests.system.ops.test_ops_e2e import (
+from tests.kits.ops import (
     Ops,
     archived,
     import_tasks,

@@ -20,7 +20,7 @@ from agent.runtime.agent import Agent
 from tests.kits.agents import make_config
 from tests.kits.aio import wait_until
 from tests.kits.mqtt import Watcher
-from tests.system.ops.test_ops_e2e import Ops, import_tasks, synced
+from tests.kits.ops import Ops, import_tasks, synced
 
 
 def device(ops: Ops, dev: str, role: str = "patrol", zones: Any = None) -> Config:

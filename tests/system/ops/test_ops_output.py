@@ -18,7 +18,7 @@ from agent.ops.mqtt import Message, OpsClient, load_ops_config
 from agent.runtime.agent import Agent
 from tests.kits.agents import DEV
 from tests.kits.aio import wait_until
-from tests.system.ops.test_ops_e2e import Ops, import_tasks, running, synced
+from tests.kits.ops import Ops, import_tasks, running, synced
 
 SOS = {"type": "sos", "lat": 34.77905, "lon": 113.7312, "acc_m": 5.0, "note": "help at the pier"}
 EVENTS: list[tuple[str, dict[str, Any]]] = [

@@ -16,7 +16,7 @@ from agent.ops.mqtt import OpsClient, load_ops_config
 from agent.runtime.agent import Agent
 from tests.kits.agents import DEV
 from tests.kits.mqtt import Watcher
-from tests.system.ops.test_ops_e2e import Ops, import_tasks, json_lines, running, synced
+from tests.kits.ops import Ops, import_tasks, json_lines, running, synced
 
 
 def test_tilde_paths_are_expanded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
