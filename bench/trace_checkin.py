@@ -32,7 +32,7 @@ from tests.kits.agents import DEV, OpsKey, make_config  # noqa: E402
 from tests.kits.mqtt import Watcher  # noqa: E402
 
 CP = (34.7631, 113.7735)  # Ruyi Lake, Zhengzhou
-PATH_LOOPS = ("gps-pump", "gps-link", "patrol-", "outbox-", "mqtt-")
+PATH_LOOPS = ("gps-pump", "gps-link", "patrol-fixes", "patrol-batch", "outbox-", "mqtt-")
 PACKAGES = ("agent", "sync", "firmware_bridge")
 
 
@@ -108,14 +108,15 @@ async def _walk_in(tmp: Path, broker: Broker, rec: PathRecorder) -> None:
     }
     central = Watcher(broker.host, broker.port)
     central.publish(f"grid/v1/{DEV}/desired/tasks", key.doc("tasks", tasks, ver=1), retain=True)
+    # Set before the agent starts: threads (the outbox's writer, paho's) inherit it at start.
+    sys.setprofile(rec)
+    threading.setprofile(rec)
     async with GpsSimulator(walk=[far, CP, CP], speed=15) as gps:
         cfg = make_config(tmp / "state", broker.port, key, gps={"port": gps.port})
         async with Agent(cfg, clock=SystemClock(synced=lambda: True)) as agent:
             while agent.tasks_ver != 1 or agent.link.session is None:
                 await asyncio.sleep(0.05)
             await asyncio.sleep(1.0)  # the tasks document's ack is out of the way
-            sys.setprofile(rec)
-            threading.setprofile(rec)
             rec.on = True
             try:
                 while not any(t.endswith("/evt/checkin") for t, *_ in central.messages):
