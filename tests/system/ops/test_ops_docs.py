@@ -16,7 +16,7 @@ import re
 import signal
 import subprocess
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -112,106 +112,141 @@ def device_toml(dev: str, home: Path, port: int, trust_line: str) -> str:
     )
 
 
-async def test_every_command_of_the_page_runs(
-    broker: Broker, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    commands, files = parse(DOC.read_text().replace("1883", str(broker.port)))
+@dataclass
+class Day:
+    """The operator's machine: a home, a work dir, the devices, background jobs, a watcher."""
+
+    broker: Broker
+    home: Path
+    files: dict[str, str]
+    env: dict[str, str]
+    w: Watcher
+    jobs: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    agents: list[asyncio.Task[int]] = field(default_factory=list)
+    trust_line: str = ""
+
+    @property
+    def work(self) -> Path:
+        return self.home / "work"
+
+    async def start_devices(self) -> None:
+        for dev in DEVICES:
+            path = self.work / f"{dev}.toml"
+            path.write_text(device_toml(dev, self.home, self.broker.port, self.trust_line))
+            self.agents.append(asyncio.create_task(run(load(path), str(path.name)), name=dev))
+        await wait_until(
+            lambda: all(self.w.on(f"grid/v1/{d}/state") for d in DEVICES), what="devices online"
+        )
+
+    async def background(self, line: str) -> None:
+        self.jobs.append(
+            subprocess.Popen(  # noqa: ASYNC220 - started, not waited for
+                ["bash", "-c", f"exec {line}"],
+                cwd=self.work,
+                env=self.env,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+        )
+        arch = self.home / "grid" / "archive"
+
+        # Ready once it archives: probe until a message reaches the archive.
+        def archived() -> bool:
+            self.w.publish("grid/v1/central/state", b'{"v":1,"online":true}')
+            return arch.is_dir() and any(arch.iterdir())
+
+        await wait_until(archived, what="archive running")
+
+    async def interrupt(self) -> None:
+        job = self.jobs.pop(0)
+        job.send_signal(signal.SIGINT)
+        assert await asyncio.to_thread(job.wait, 30) == 0
+
+    async def foreground(self, cmd: Command) -> str:
+        if cmd.line.startswith("edge-agent check-config") and not self.agents:
+            await self.start_devices()
+        proc = await asyncio.to_thread(
+            subprocess.run,
+            ["bash", "-c", cmd.line],
+            cwd=self.work,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        out = proc.stdout + proc.stderr
+        assert proc.returncode == cmd.exit, f"$ {cmd.line}\n{out}"
+        if "ops keygen" in cmd.line:
+            self.trust_line = next(ln for ln in out.splitlines() if ln.startswith("ops_keys = "))
+            for name, text in self.files.items():
+                text = re.sub(r"(?m)^ops_keys = .*$", self.trust_line, text)
+                (self.work / name).write_text(text)
+        return out
+
+    async def close(self) -> None:
+        for job in self.jobs:
+            job.kill()
+        for task in self.agents:
+            task.cancel()
+        await asyncio.gather(*self.agents, return_exceptions=True)
+        self.w.close()
+
+
+def check_output(line: str, out: str, work: Path) -> None:
+    """What the page promises each command prints (or writes)."""
+    if "push-config --role" in line:
+        assert "2 devices: 2 applied" in out, out
+        assert "what changes on patrol devices (2: pd-0042, pd-0043):" in out, out
+    if "config show --config pd-0043" in line:
+        assert "+ remote config ver" in out, out
+        # The fleet document is merged over the file: the device keeps its own camera.
+        assert re.search(r"camera\.source = .*\(file\)", out), out
+        assert re.search(r"config_health_window_s = 10\.0 .*\(remote ver \d+\)", out), out
+    if "west-shore.kml" in line:
+        assert "radius 9 m is below 12.5 m" in out, out
+    if "erqi-amap.csv" in line:
+        assert ("names Amap/Tencent (GCJ-02)" in out) == ("--datum" not in line), out
+    if "report patrol" in line and "--out patrol-day.csv" in line:
+        head = (work / "patrol-day.csv").read_bytes().splitlines()[0]
+        assert head.startswith("\ufeffgrid,task id".encode()), head
+    if "ops media" in line:
+        assert "1 media file(s) saved" in out, out
+    if "ops verify" in line:
+        assert "clean" in out, out
+
+
+def operator_home(tmp_path: Path, port: int) -> Path:
+    """A home with a work dir, a camera folder for the devices and the staff's ops.toml."""
     home = tmp_path / "home"
-    work = home / "work"
-    work.mkdir(parents=True)
+    (home / "work").mkdir(parents=True)
     (home / "camera").mkdir()
     Image.new("RGB", (320, 240), (90, 140, 60)).save(home / "camera" / "plaza.jpg")
     conf = home / ".config" / "edge-agent"
     conf.mkdir(parents=True)
     (conf / "ops.toml").write_text(
-        f'[broker]\nhost = "127.0.0.1"\nport = {broker.port}\n'
+        f'[broker]\nhost = "127.0.0.1"\nport = {port}\n'
         '[signing]\nkey_file = "~/.grid/ops-2026a.pem"\nkid = "ops-2026a"\n'
     )
+    return home
+
+
+async def test_every_command_of_the_page_runs(
+    broker: Broker, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    commands, files = parse(DOC.read_text().replace("1883", str(broker.port)))
+    home = operator_home(tmp_path, broker.port)
     env = {k: v for k, v in os.environ.items() if not k.startswith("XDG_")}
     env.update(HOME=str(home), PATH=f"{Path(sys.executable).parent}:{env['PATH']}", COLUMNS="200")
     monkeypatch.setenv("HOME", str(home))
-    monkeypatch.chdir(work)
-    jobs: list[subprocess.Popen[bytes]] = []
-    arch = home / "grid" / "archive"
-    trust_line = ""
-    agents: list[asyncio.Task[int]] = []
-    w = Watcher(broker.host, broker.port)
-
-    async def start_devices(trust_line: str) -> None:
-        for dev in DEVICES:
-            path = work / f"{dev}.toml"
-            path.write_text(device_toml(dev, home, broker.port, trust_line))
-            agents.append(asyncio.create_task(run(load(path), str(path.name)), name=dev))
-        await wait_until(
-            lambda: all(w.on(f"grid/v1/{d}/state") for d in DEVICES), what="devices online"
-        )
-
+    monkeypatch.chdir(home / "work")
+    day = Day(broker, home, files, env, Watcher(broker.host, broker.port))
     try:
         for cmd in commands:
             if cmd.line == "kill -INT %1":
-                job = jobs.pop(0)
-                job.send_signal(signal.SIGINT)
-                assert await asyncio.to_thread(job.wait, 30) == 0
-                continue
-            if cmd.background:
-                jobs.append(
-                    subprocess.Popen(  # noqa: ASYNC220 - started, not waited for
-                        ["bash", "-c", f"exec {cmd.line}"],
-                        cwd=work,
-                        env=env,
-                        stdout=subprocess.DEVNULL,
-                        stderr=subprocess.DEVNULL,
-                    )
-                )
-
-                # Ready once it archives: probe until a message reaches the archive.
-                def archived() -> bool:
-                    w.publish("grid/v1/central/state", b'{"v":1,"online":true}')
-                    return arch.is_dir() and any(arch.iterdir())
-
-                await wait_until(archived, what="archive running")
-                continue
-            if cmd.line.startswith("edge-agent check-config") and not agents:
-                await start_devices(trust_line)
-            proc = await asyncio.to_thread(
-                subprocess.run,
-                ["bash", "-c", cmd.line],
-                cwd=work,
-                env=env,
-                capture_output=True,
-                text=True,
-                timeout=300,
-            )
-            out = proc.stdout + proc.stderr
-            assert proc.returncode == cmd.exit, f"$ {cmd.line}\n{out}"
-            if "ops keygen" in cmd.line:
-                trust_line = next(ln for ln in out.splitlines() if ln.startswith("ops_keys = "))
-                for name, text in files.items():
-                    text = re.sub(r"(?m)^ops_keys = .*$", trust_line, text)
-                    (work / name).write_text(text)
-            if "push-config --role" in cmd.line:
-                assert "2 devices: 2 applied" in out, out
-                assert "what changes on patrol devices (2: pd-0042, pd-0043):" in out, out
-            if "config show --config pd-0043" in cmd.line:
-                assert "+ remote config ver" in out, out
-                # The fleet document is merged over the file: the device keeps its own camera.
-                assert re.search(r"camera\.source = .*\(file\)", out), out
-                assert re.search(r"config_health_window_s = 10\.0 .*\(remote ver \d+\)", out), out
-            if "west-shore.kml" in cmd.line:
-                assert "radius 9 m is below 12.5 m" in out, out
-            if "erqi-amap.csv" in cmd.line:
-                assert ("names Amap/Tencent (GCJ-02)" in out) == ("--datum" not in cmd.line), out
-            if "report patrol" in cmd.line and "--out patrol-day.csv" in cmd.line:
-                head = (work / "patrol-day.csv").read_bytes().splitlines()[0]
-                assert head.startswith("\ufeffgrid,task id".encode()), head
-            if "ops media" in cmd.line:
-                assert "1 media file(s) saved" in out, out
-            if "ops verify" in cmd.line:
-                assert "clean" in out, out
+                await day.interrupt()
+            elif cmd.background:
+                await day.background(cmd.line)
+            else:
+                check_output(cmd.line, await day.foreground(cmd), day.work)
     finally:
-        for job in jobs:
-            job.kill()
-        for task in agents:
-            task.cancel()
-        await asyncio.gather(*agents, return_exceptions=True)
-        w.close()
+        await day.close()
