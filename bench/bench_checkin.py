@@ -207,7 +207,7 @@ def _params(overrides: list[str]) -> CheckinParams:
     return dataclasses.replace(CheckinParams(), **kw)  # type: ignore[arg-type]
 
 
-def main() -> int:
+def _parse_args() -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--visits", type=int, default=10_000, help="genuine visits")
     ap.add_argument("--pass-bys", type=int, default=5_000)
@@ -221,85 +221,213 @@ def main() -> int:
     ap.add_argument("--edge", action="store_true", help="also stops at 0.5-0.8 x radius")
     ap.add_argument("--set", action="append", default=[], metavar="NAME=VALUE")
     ap.add_argument("--quiet", action="store_true", help="no per-miss diagnosis")
-    args = ap.parse_args()
-    params = _params(args.set)
-    tasks = _taskset(args.radius, args.dwell, args.decoys)
-    noise = Noise()
-    r, dw = args.radius, args.dwell
-    times: list[int] = []
-    t_start = time.monotonic()
+    return ap.parse_args()
 
-    missed, premature, coverage_short, unobservable, unobs_missed = 0, 0, 0, 0, 0
+
+@dataclasses.dataclass(frozen=True)
+class Bench:
+    """What every scenario shares: the task set, the rule's parameters, the GPS noise, the
+    checkpoint's radius and dwell, the base seed, and the per-fix decision times (appended to)."""
+
+    tasks: object
+    params: CheckinParams
+    noise: Noise
+    radius: float
+    dwell: float
+    seed: int
+    times: list[int]
+
+    def checks_in(self, walk: Walk) -> bool:
+        """Whether the engine checks this walk in at the target (timing each fix)."""
+        return _run(walk, self.tasks, self.params, self.times) is not None
+
+
+@dataclasses.dataclass(frozen=True)
+class Visits:
+    """Genuine visits: how many, missed, decided too early, and the unobservable ones."""
+
+    n: int
+    missed: int
+    premature: int
+    coverage_short: int
+    unobservable: int
+    unobs_missed: int
+    diagnoses: list[str]
+
+
+@dataclasses.dataclass(frozen=True)
+class Grazing:
+    """Grazing walk-throughs by time inside (never, short, long): walks and check-ins."""
+
+    walks: Counter[str]
+    hits: Counter[str]
+
+
+def _genuine_visits(b: Bench, n: int) -> Visits:
+    missed = premature = coverage_short = unobservable = unobs_missed = 0
     diagnoses: list[str] = []
-    for i in range(args.visits):
-        seed = args.seed * 1_000_003 + i
-        w = visit(seed, CENTRE, r, dw, noise=noise)
-        hit = _run(w, tasks, params, times)
+    r, dw = b.radius, b.dwell
+    for i in range(n):
+        seed = b.seed * 1_000_003 + i
+        w = visit(seed, CENTRE, r, dw, noise=b.noise)
+        hit = _run(w, b.tasks, b.params, b.times)
         unobs = _evidence_s(w, r) < dw
         unobservable += unobs
         if hit is None:
             missed += 1
             unobs_missed += unobs
             coverage_short += _seen_inside_s(w, r) < 2 * dw
-            diagnoses.append(f"  seed {seed} {_diagnose(w, params, r, dw)}")
+            diagnoses.append(f"  seed {seed} {_diagnose(w, b.params, r, dw)}")
         elif _inside_at(w, _decided_ms(hit), r) < dw:
             premature += 1
+    return Visits(n, missed, premature, coverage_short, unobservable, unobs_missed, diagnoses)
 
-    false_pass = 0
-    for i in range(args.pass_bys):
-        w = pass_by(args.seed * 2_000_003 + i, CENTRE, r, noise=noise)
-        false_pass += _run(w, tasks, params, times) is not None
-    false_linger = 0
-    for i in range(args.lingering):
-        w = pass_by(
-            args.seed * 6_000_001 + i,
-            CENTRE,
-            r,
-            noise=noise,
-            closest_m=(28.0, 40.0),
-            linger_s=(30.0, 180.0),
-            linger_p=1.0,
+
+def _false_pass_bys(b: Bench, n: int) -> int:
+    """Check-ins among pass-bys at 40-80 m (half of them lingering up to 120 s)."""
+    return sum(
+        b.checks_in(pass_by(b.seed * 2_000_003 + i, CENTRE, b.radius, noise=b.noise))
+        for i in range(n)
+    )
+
+
+def _false_lingering(b: Bench, n: int) -> int:
+    """Check-ins among pass-bys at 28-40 m that all linger 30-180 s."""
+    return sum(
+        b.checks_in(
+            pass_by(
+                b.seed * 6_000_001 + i,
+                CENTRE,
+                b.radius,
+                noise=b.noise,
+                closest_m=(28.0, 40.0),
+                linger_s=(30.0, 180.0),
+                linger_p=1.0,
+            )
         )
-        false_linger += _run(w, tasks, params, times) is not None
+        for i in range(n)
+    )
 
+
+def _inside_label(t_in: float, dw: float) -> str:
+    return (
+        "never inside"
+        if t_in == 0
+        else f"< {dw:g} s"
+        if t_in < dw
+        else f"{dw:g}-{2 * dw:g} s"
+        if t_in < 2 * dw
+        else f"{2 * dw:g}-{3 * dw:g} s"
+        if t_in < 3 * dw
+        else f">= {3 * dw:g} s"
+    )
+
+
+def _walk_throughs(b: Bench, n: int) -> Counter[tuple[str, bool]]:
+    """Walk-throughs at 0-1.4 r without stopping: (time-inside label, checked in) -> walks."""
     bins: Counter[tuple[str, bool]] = Counter()
-    for i in range(args.throughs):
-        w = through(args.seed * 3_000_017 + i, CENTRE, r, noise=noise, closest_m=(0.0, 1.4 * r))
-        through_hit = _run(w, tasks, params, times) is not None
-        t_in = w.inside_s
-        label = (
-            "never inside"
-            if t_in == 0
-            else f"< {dw:g} s"
-            if t_in < dw
-            else f"{dw:g}-{2 * dw:g} s"
-            if t_in < 2 * dw
-            else f"{2 * dw:g}-{3 * dw:g} s"
-            if t_in < 3 * dw
-            else f">= {3 * dw:g} s"
+    for i in range(n):
+        w = through(
+            b.seed * 3_000_017 + i, CENTRE, b.radius, noise=b.noise, closest_m=(0.0, 1.4 * b.radius)
         )
-        bins[(label, through_hit)] += 1
+        bins[(_inside_label(w.inside_s, b.dwell), b.checks_in(w))] += 1
+    return bins
 
-    print(
-        f"radius {r:g} m, dwell {dw:g} s, horizontal RMS error {noise.sigma_m} m, "
-        f"multipath p={noise.outlier_p}/fix {noise.outlier_m} m, loss p={noise.loss_p}/fix "
-        f"{noise.loss_s} s; params {params}"
+
+def _grazing(b: Bench, n: int) -> Grazing:
+    r, dw = b.radius, b.dwell
+    walks, hits = Counter[str](), Counter[str]()
+    for i in range(n):
+        w = through(b.seed * 5_000_011 + i, CENTRE, r, noise=b.noise, closest_m=(0.8 * r, 1.3 * r))
+        label = "never" if w.inside_s == 0 else "short" if w.inside_s < dw else "long"
+        walks[label] += 1
+        hits[label] += b.checks_in(w)
+    return Grazing(walks, hits)
+
+
+def _edge_missed(b: Bench, n: int) -> int:
+    """Misses among visits stopping anywhere within 0.8 r."""
+    return sum(
+        not b.checks_in(
+            visit(b.seed * 4_000_037 + i, CENTRE, b.radius, b.dwell, noise=b.noise, stop_within=0.8)
+        )
+        for i in range(n)
     )
-    print(f"genuine visits (stop within {0.5 * r:g} m for dwell + 3..20 s): {args.visits}")
+
+
+def _print_visits(b: Bench, v: Visits, quiet: bool) -> None:
+    r, dw = b.radius, b.dwell
     print(
-        f"  missed: {missed} = {1000 * missed / max(1, args.visits):.2f} per 1,000 "
-        f"({coverage_short} of them: fix loss left < {2 * dw:g} s of valid fixes inside)"
+        f"radius {r:g} m, dwell {dw:g} s, horizontal RMS error {b.noise.sigma_m} m, "
+        f"multipath p={b.noise.outlier_p}/fix {b.noise.outlier_m} m, loss p={b.noise.loss_p}/fix "
+        f"{b.noise.loss_s} s; params {b.params}"
     )
-    observable = args.visits - unobservable
+    print(f"genuine visits (stop within {0.5 * r:g} m for dwell + 3..20 s): {v.n}")
     print(
-        f"  unobservable (< {dw:g} s of valid fixes while truly inside): {unobservable} visits, "
-        f"{unobs_missed} of them missed; excluding them: missed {missed - unobs_missed} of "
-        f"{observable} = {1000 * (missed - unobs_missed) / max(1, observable):.2f} per 1,000"
+        f"  missed: {v.missed} = {1000 * v.missed / max(1, v.n):.2f} per 1,000 "
+        f"({v.coverage_short} of them: fix loss left < {2 * dw:g} s of valid fixes inside)"
     )
-    print(f"  decided before {dw:g} s of true continuous time inside: {premature}")
-    if diagnoses and not args.quiet:
+    observable = v.n - v.unobservable
+    print(
+        f"  unobservable (< {dw:g} s of valid fixes while truly inside): {v.unobservable} visits, "
+        f"{v.unobs_missed} of them missed; excluding them: missed {v.missed - v.unobs_missed} of "
+        f"{observable} = {1000 * (v.missed - v.unobs_missed) / max(1, observable):.2f} per 1,000"
+    )
+    print(f"  decided before {dw:g} s of true continuous time inside: {v.premature}")
+    if v.diagnoses and not quiet:
         print("  each miss (I inside, L likely, h hold, u unknown, o outside, x rejected, - loss):")
-        print("\n".join(diagnoses))
+        print("\n".join(v.diagnoses))
+
+
+def _print_throughs(bins: Counter[tuple[str, bool]]) -> None:
+    print("walk-throughs without stopping, by true continuous time inside the radius:")
+    for label in sorted({lb for lb, _ in bins}, key=lambda s: (s != "never inside", s)):
+        n_hit, n_all = bins[(label, True)], bins[(label, True)] + bins[(label, False)]
+        print(
+            f"  {label:>14}: {n_all:6d} walks, checked in {n_hit:6d} ({100 * n_hit / n_all:.1f} %)"
+        )
+
+
+def _print_grazing(b: Bench, g: Grazing) -> None:
+    r, dw = b.radius, b.dwell
+    print(
+        f"grazing walk-throughs (closest {0.8 * r:g}-{1.3 * r:g} m): "
+        f"never inside {g.walks['never']}, checked in {g.hits['never']}; "
+        f"inside < {dw:g} s {g.walks['short']}, checked in {g.hits['short']}; "
+        f"inside >= {dw:g} s {g.walks['long']}, checked in {g.hits['long']}"
+    )
+
+
+def _print_times(times: list[int], checkpoints: int) -> None:
+    us = sorted(t / 1000 for t in times)
+    print(
+        f"per-fix decision time of the pure engine ({checkpoints} checkpoints, "
+        f"{len(us)} fixes): mean {statistics.fmean(us):.1f} us, "
+        f"p99 {us[int(0.99 * (len(us) - 1))]:.1f} us, max {us[-1]:.1f} us"
+    )
+
+
+def main() -> int:
+    args = _parse_args()
+    b = Bench(
+        tasks=_taskset(args.radius, args.dwell, args.decoys),
+        params=_params(args.set),
+        noise=Noise(),
+        radius=args.radius,
+        dwell=args.dwell,
+        seed=args.seed,
+        times=[],
+    )
+    t_start = time.monotonic()
+    visits = _genuine_visits(b, args.visits)
+    false_pass = _false_pass_bys(b, args.pass_bys)
+    false_linger = _false_lingering(b, args.lingering)
+    bins = _walk_throughs(b, args.throughs)
+    grazing = _grazing(b, args.grazing)
+    n_edge = max(1, args.visits // 5)
+    edge_missed = _edge_missed(b, n_edge) if args.edge else 0
+
+    _print_visits(b, visits, args.quiet)
     print(
         f"pass-bys at 40-80 m (half lingering up to 120 s): {args.pass_bys}, "
         f"false check-ins: {false_pass}"
@@ -307,40 +435,14 @@ def main() -> int:
     print(
         f"pass-bys at 28-40 m lingering 30-180 s: {args.lingering}, false check-ins: {false_linger}"
     )
-    print("walk-throughs without stopping, by true continuous time inside the radius:")
-    for label in sorted({lb for lb, _ in bins}, key=lambda s: (s != "never inside", s)):
-        n_hit, n_all = bins[(label, True)], bins[(label, True)] + bins[(label, False)]
-        print(
-            f"  {label:>14}: {n_all:6d} walks, checked in {n_hit:6d} ({100 * n_hit / n_all:.1f} %)"
-        )
-    graze = Counter[str]()
-    for i in range(args.grazing):
-        w = through(args.seed * 5_000_011 + i, CENTRE, r, noise=noise, closest_m=(0.8 * r, 1.3 * r))
-        label = "never" if w.inside_s == 0 else "short" if w.inside_s < dw else "long"
-        graze[label] += 1
-        graze[label + "_hit"] += _run(w, tasks, params, times) is not None
-    print(
-        f"grazing walk-throughs (closest {0.8 * r:g}-{1.3 * r:g} m): "
-        f"never inside {graze['never']}, checked in {graze['never_hit']}; "
-        f"inside < {dw:g} s {graze['short']}, checked in {graze['short_hit']}; "
-        f"inside >= {dw:g} s {graze['long']}, checked in {graze['long_hit']}"
-    )
+    _print_throughs(bins)
+    _print_grazing(b, grazing)
     if args.edge:
-        edge_missed = 0
-        n_edge = max(1, args.visits // 5)
-        for i in range(n_edge):
-            w = visit(args.seed * 4_000_037 + i, CENTRE, r, dw, noise=noise, stop_within=0.8)
-            edge_missed += _run(w, tasks, params, times) is None
         print(
-            f"visits stopping anywhere within {0.8 * r:g} m: {n_edge}, missed {edge_missed} "
+            f"visits stopping anywhere within {0.8 * b.radius:g} m: {n_edge}, missed {edge_missed} "
             f"({1000 * edge_missed / n_edge:.1f} per 1,000)"
         )
-    us = sorted(t / 1000 for t in times)
-    print(
-        f"per-fix decision time of the pure engine ({1 + args.decoys} checkpoints, "
-        f"{len(us)} fixes): mean {statistics.fmean(us):.1f} us, "
-        f"p99 {us[int(0.99 * (len(us) - 1))]:.1f} us, max {us[-1]:.1f} us"
-    )
+    _print_times(b.times, 1 + args.decoys)
     print(f"wall time {time.monotonic() - t_start:.0f} s")
     return 0
 

@@ -68,10 +68,11 @@ def entry(root: Path, name: str, field: int, file: str = "passwd") -> str:
     raise AssertionError(f"{name} not in {file}")
 
 
-@pytest.mark.slow
-def test_install_then_provision(target: Path, wheel: Path, tmp_path: Path) -> None:
-    out = install(target, wheel)
-    assert out.returncode == 0, out.stdout + out.stderr
+OPS_KEY = "ops-2027=vpigkJU_oVveaPChpTXFzIVert8rn37vHPJChThi10w"
+
+
+def check_installed(target: Path) -> Path:
+    """The install's result: user and groups, venv, owners and modes, enabled unit; the config."""
     # The service user, its own group, and the device groups.
     uid, gid = int(entry(target, "edge-agent", 2)), int(entry(target, "edge-agent", 3))
     assert entry(target, "edge-agent", 6) == "/usr/sbin/nologin"
@@ -90,8 +91,40 @@ def test_install_then_provision(target: Path, wheel: Path, tmp_path: Path) -> No
     # The unit is installed and enabled.
     wants = target / "etc/systemd/system/multi-user.target.wants/edge-agent.service"
     assert wants.is_symlink()
+    return conf
 
-    # Provision: id, broker, TLS files and an ops key, against a real TLS Mosquitto.
+
+def check_provisioned(target: Path, conf: Path) -> Path:
+    """The config, credential store and drop-in after provisioning; returns the store."""
+    text = conf.read_text()
+    assert 'key_file = "credential:tls.key"' in text and "ops-2027" in text
+    # The example key of configs/patrol.toml is replaced, not kept beside the real one.
+    assert "ops-2026a" not in text and "o7zB1YpXvG8bK0cRj7oV1m3yOqk9Xx6iW2c5r1sTnEw" not in text
+    assert "# Grid Edge — patrol device" in text  # the comments survive
+    store = target / "etc/edge-agent/credstore"
+    assert stat.S_IMODE((store / "tls.key").stat().st_mode) == 0o600
+    drop_in = target / "etc/systemd/system/edge-agent.service.d/credentials.conf"
+    assert "LoadCredential=tls.key:/etc/edge-agent/credstore/tls.key" in drop_in.read_text()
+    return store
+
+
+def check_config_and_broker_checks_pass(conf: Path, store: Path) -> None:
+    """check-config and the doctor's broker checks pass, credentials from the store."""
+    env = {"EDGE_AGENT_CREDSTORE": str(store)}
+    out = edge_agent("check-config", str(conf), **env)
+    assert out.returncode == 0, out.stderr
+    out = edge_agent("doctor", "--config", str(conf), "--lang", "en", **env)
+    for check in ("broker.tls", "broker.mqtt", "broker.acl", "broker.key_file"):
+        assert any(
+            line.split("│")[1].strip() == check and "PASS" in line
+            for line in out.stdout.splitlines()
+            if line.count("│") > 2
+        ), out.stdout
+
+
+def provision_against_tls_broker(target: Path, conf: Path, tmp_path: Path) -> Path:
+    """Provision id, broker, TLS files and an ops key against a real TLS Mosquitto; returns
+    the PKI folder."""
     broker, pki = start_tls_broker(tmp_path)
     try:
         out = provision(
@@ -105,33 +138,18 @@ def test_install_then_provision(target: Path, wheel: Path, tmp_path: Path) -> No
             "--key",
             str(pki / "device.key"),
             "--ops-key",
-            "ops-2027=vpigkJU_oVveaPChpTXFzIVert8rn37vHPJChThi10w",
+            OPS_KEY,
         )
         assert out.returncode == 0, out.stderr
-        text = conf.read_text()
-        assert 'key_file = "credential:tls.key"' in text and "ops-2027" in text
-        # The example key of configs/patrol.toml is replaced, not kept beside the real one.
-        assert "ops-2026a" not in text and "o7zB1YpXvG8bK0cRj7oV1m3yOqk9Xx6iW2c5r1sTnEw" not in text
-        assert "# Grid Edge — patrol device" in text  # the comments survive
-        store = target / "etc/edge-agent/credstore"
-        assert stat.S_IMODE((store / "tls.key").stat().st_mode) == 0o600
-        drop_in = target / "etc/systemd/system/edge-agent.service.d/credentials.conf"
-        assert "LoadCredential=tls.key:/etc/edge-agent/credstore/tls.key" in drop_in.read_text()
-
-        env = {"EDGE_AGENT_CREDSTORE": str(store)}
-        out = edge_agent("check-config", str(conf), **env)
-        assert out.returncode == 0, out.stderr
-        out = edge_agent("doctor", "--config", str(conf), "--lang", "en", **env)
-        for check in ("broker.tls", "broker.mqtt", "broker.acl", "broker.key_file"):
-            assert any(
-                line.split("│")[1].strip() == check and "PASS" in line
-                for line in out.stdout.splitlines()
-                if line.count("│") > 2
-            ), out.stdout
+        store = check_provisioned(target, conf)
+        check_config_and_broker_checks_pass(conf, store)
     finally:
         broker.stop()
+    return pki
 
-    # A key that is not the certificate's: refused, nothing written.
+
+def check_foreign_key_refused(target: Path, conf: Path, pki: Path) -> str:
+    """A key that is not the certificate's: refused, nothing written; returns the config."""
     before = conf.read_text()
     out = provision(
         target,
@@ -142,14 +160,21 @@ def test_install_then_provision(target: Path, wheel: Path, tmp_path: Path) -> No
     )
     assert out.returncode == 1 and "does not belong" in out.stderr
     assert conf.read_text() == before
+    return before
 
-    # Installing again keeps the provisioned config and the user.
+
+def check_reinstall_keeps_config_and_user(
+    target: Path, wheel: Path, conf: Path, before: str
+) -> None:
     out = install(target, wheel)
     assert out.returncode == 0, out.stderr
     assert conf.read_text() == before
     users = [line.split(":")[0] for line in (target / "etc/passwd").read_text().splitlines()]
     assert users.count("edge-agent") == 1
 
+
+def verify_unit(target: Path) -> None:
+    """systemd-analyze verify on the installed unit (skips when it is not installed)."""
     analyze = shutil.which("systemd-analyze")
     if analyze is None:
         pytest.skip("systemd-analyze is not installed: unit not verified")
@@ -162,6 +187,18 @@ def test_install_then_provision(target: Path, wheel: Path, tmp_path: Path) -> No
         timeout=60,
     )
     assert out.returncode == 0, out.stderr
+
+
+@pytest.mark.slow
+def test_install_then_provision(target: Path, wheel: Path, tmp_path: Path) -> None:
+    out = install(target, wheel)
+    assert out.returncode == 0, out.stdout + out.stderr
+    conf = check_installed(target)
+    pki = provision_against_tls_broker(target, conf, tmp_path)
+    before = check_foreign_key_refused(target, conf, pki)
+    # Installing again keeps the provisioned config and the user.
+    check_reinstall_keeps_config_and_user(target, wheel, conf, before)
+    verify_unit(target)
 
 
 def test_docs_unit_and_script_agree_on_user_and_groups() -> None:

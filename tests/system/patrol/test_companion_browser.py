@@ -12,6 +12,7 @@ With GRID_EDGE_SCREENSHOTS=1 the screenshots (390x844, both languages) go to doc
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import re
 import shutil
@@ -91,6 +92,146 @@ async def browser() -> AsyncIterator[Any]:
             await b.close()
 
 
+@dataclasses.dataclass(frozen=True)
+class Phone:
+    """One worker's phone against the running agent: the page and its screenshots, the
+    device's state dir, the agent, its simulated GPS and NFC reader, and the broker."""
+
+    page: Any
+    shots: Shots
+    state: Path
+    agent: Agent
+    gps: GpsSimulator
+    nfc: Pn532Simulator
+    broker: Broker
+
+
+async def pair(phone: Phone, port: int) -> None:
+    """A wrong code refused with its message, then the device's own code pairs."""
+    page = phone.page
+    await page.goto(f"http://127.0.0.1:{port}/")
+    await page.wait_for_selector("#s-pair:not(.hidden)")
+    assert await page.text_content("#pair") == "配对"
+    await page.fill("#code", "000000" if device_code(phone.state, 6) != "000000" else "1")
+    await page.click("#pair")
+    await page.wait_for_selector("#pair-msg:text('配对码不对')")
+    await phone.shots.take("1-pair")
+    await page.fill("#code", device_code(phone.state, 6))
+    await page.click("#pair")
+    await page.wait_for_selector("#s-tasks:not(.hidden)")
+
+
+async def see_tasks(phone: Phone) -> None:
+    """Today's tasks with the next checkpoint, distance and bearing (once GPS moves)."""
+    page = phone.page
+    phone.gps.resume()
+    await page.wait_for_selector("#next:has-text('°')", timeout=30_000)
+    assert "东门岗亭" in (await page.text_content("#next") or "")
+    assert "0/2" in (await page.text_content("#tasks") or "")
+    await phone.shots.take("2-tasks")
+
+
+async def manual_checkin_refused(phone: Phone) -> None:
+    """Manual check-in far from the gate: refused, with the reason."""
+    page = phone.page
+    await page.click("nav button[data-go=checkin]")
+    await page.click("#manual")
+    await page.wait_for_selector("#manual-msg:text('不在检查点范围内')")
+    await phone.shots.take("3-checkin-refused")
+
+
+async def checked_in_walking_in(phone: Phone) -> None:
+    """Walking in: the confirmation arrives by SSE, with the photo taken at the gate."""
+    page = phone.page
+    await page.wait_for_selector("#confirm:not(.hidden)", timeout=60_000)
+    await page.wait_for_selector("#confirm-img:not(.hidden)")
+    await page.wait_for_function("document.getElementById('confirm-img').naturalWidth > 0")
+    # The confirmation names the checkpoint as the worker knows it, not by its id.
+    confirm = await page.text_content("#confirm-text") or ""
+    assert "东门岗亭" in confirm and "east-gate" not in confirm
+    await phone.shots.take("4-checked-in")
+    phone.gps.pause()
+
+
+async def checked_in_by_nfc(phone: Phone) -> None:
+    """A tap on the kiosk's NFC tag: confirmed the same way, without a photo."""
+    page = phone.page
+    phone.nfc.present(KIOSK_TAG)
+    await page.wait_for_selector("#confirm-text:has-text('湖边报亭')", timeout=20_000)
+    assert "NFC" in (await page.text_content("#confirm-text") or "")
+    assert await page.is_hidden("#confirm-img")
+    phone.nfc.remove()
+
+
+async def incident_filed_offline(phone: Phone, central: Watcher, photo: Path) -> None:
+    """Incident with a phone photo while central is unreachable: stored, the page offline."""
+    page = phone.page
+    phone.broker.stop()
+    await wait_until(lambda: phone.agent.link.session is None, what="link down")
+    await page.click("nav button[data-go=incident]")
+    await page.click("#cats button[data-cat=vending]")
+    await page.click("#levels button[data-level='3']")
+    await page.fill("#note", "东门占道经营")
+    await page.set_input_files("#photo", str(photo))
+    await page.wait_for_selector("#photo-count:text('1 张照片')")
+    await phone.shots.take("5-incident-form")
+    await page.click("#send")
+    await page.wait_for_selector("#incident-msg.good")
+    # Central is unreachable: saved on the device, to be sent (not "sent").
+    saved = await page.text_content("#incident-msg") or ""
+    assert re.fullmatch(r"已保存在设备上，联网后发送 \(#\d+\)", saved), saved
+    await phone.shots.take("5b-incident-stored", scroll="#incident-msg")
+    await page.click("nav button[data-go=tasks]")
+    await page.wait_for_selector("#health:has-text('离线')", timeout=10_000)
+    await page.wait_for_function(
+        "!/全部已发送/.test(document.getElementById('waiting').textContent)"
+    )
+    await phone.shots.take("6-offline-waiting")
+    assert not any(e["kind"] == "incident" for e in central.events())
+
+
+async def incident_arrives_once_back(phone: Phone, central: Watcher) -> None:
+    """With the broker back: the incident and its media reach central, and the page says it
+    was sent."""
+    page = phone.page
+
+    def arrived() -> bool:
+        inc = [e for e in central.events("/evt/incident")]
+        if not inc:
+            return False
+        ids = {p["media_id"] for p in inc[0]["body"]["photos"]}
+        got = {e["body"]["media_id"] for e in central.events("/evt/media")}
+        return bool(ids) and ids <= got
+
+    await wait_until(arrived, timeout=60, what="incident and its media at central")
+    # Once the broker has it, the page says so (the outbox's delivery news).
+    await page.click("nav button[data-go=incident]")
+    sent = "#incident-msg:has-text('已发送到指挥中心')"
+    await page.wait_for_selector(sent, timeout=20_000)
+    await page.click("nav button[data-go=tasks]")
+    [incident] = central.events("/evt/incident")
+    body = incident["body"]
+    assert (body["category"], body["level"], body["note"]) == ("vending", 3, "东门占道经营")
+    media_id = body["photos"][0]["media_id"]
+    assert central.wait_for(
+        lambda m: any(t.split("/")[-2] == media_id for t, _, _ in m if "/media/" in t)
+    )
+
+
+async def raise_sos(phone: Phone, central: Watcher) -> None:
+    """SOS with its confirmation step; the alarm reaches central."""
+    page = phone.page
+    await page.click("nav button[data-go=sos]")
+    await page.click("#sos")
+    await page.wait_for_selector("#sos-confirm:not(.hidden)")
+    await phone.shots.take("7-sos-confirm")
+    await page.click("#sos-yes")
+    sos_sent = "#sos-msg:has-text('求助已发送到指挥中心')"
+    await page.wait_for_selector(sos_sent, timeout=20_000)
+    await phone.shots.take("8-sos-sent")
+    assert central.wait_for(lambda m: any(t.endswith("/evt/alarm") for t, _, _ in m), timeout=20)
+
+
 async def test_worker_pairs_checks_in_reports_and_raises_sos(
     own_broker: Broker, tmp_path: Path, browser: Any
 ) -> None:
@@ -123,108 +264,18 @@ async def test_worker_pairs_checks_in_reports_and_raises_sos(
             await wait_until(lambda: agent.link.session is not None, what="connected")
             ctx = await browser.new_context(viewport={"width": 390, "height": 844})
             page = await ctx.new_page()
-            shots = Shots(page, folder)
-            await page.goto(f"http://127.0.0.1:{port}/")
-            await page.wait_for_selector("#s-pair:not(.hidden)")
-            assert await page.text_content("#pair") == "配对"
-            await page.fill("#code", "000000" if device_code(state, 6) != "000000" else "1")
-            await page.click("#pair")
-            await page.wait_for_selector("#pair-msg:text('配对码不对')")
-            await shots.take("1-pair")
-
-            # Pair; today's tasks with the next checkpoint, distance and bearing.
-            await page.fill("#code", device_code(state, 6))
-            await page.click("#pair")
-            await page.wait_for_selector("#s-tasks:not(.hidden)")
-            gps.resume()
-            await page.wait_for_selector("#next:has-text('°')", timeout=30_000)
-            assert "东门岗亭" in (await page.text_content("#next") or "")
-            assert "0/2" in (await page.text_content("#tasks") or "")
-            await shots.take("2-tasks")
-
-            # Manual check-in far from the gate: refused, with the reason.
-            await page.click("nav button[data-go=checkin]")
-            await page.click("#manual")
-            await page.wait_for_selector("#manual-msg:text('不在检查点范围内')")
-            await shots.take("3-checkin-refused")
-
-            # Walking in: the confirmation arrives by SSE, with the photo taken at the gate.
-            await page.wait_for_selector("#confirm:not(.hidden)", timeout=60_000)
-            await page.wait_for_selector("#confirm-img:not(.hidden)")
-            await page.wait_for_function("document.getElementById('confirm-img').naturalWidth > 0")
-            # The confirmation names the checkpoint as the worker knows it, not by its id.
-            confirm = await page.text_content("#confirm-text") or ""
-            assert "东门岗亭" in confirm and "east-gate" not in confirm
-            await shots.take("4-checked-in")
-            gps.pause()
-            # A tap on the kiosk's NFC tag: confirmed the same way, without a photo.
-            nfc.present(KIOSK_TAG)
-            await page.wait_for_selector("#confirm-text:has-text('湖边报亭')", timeout=20_000)
-            assert "NFC" in (await page.text_content("#confirm-text") or "")
-            assert await page.is_hidden("#confirm-img")
-            nfc.remove()
-
-            # Incident with a phone photo while central is unreachable.
-            broker.stop()
-            await wait_until(lambda: agent.link.session is None, what="link down")
-            await page.click("nav button[data-go=incident]")
-            await page.click("#cats button[data-cat=vending]")
-            await page.click("#levels button[data-level='3']")
-            await page.fill("#note", "东门占道经营")
-            await page.set_input_files("#photo", str(phone_photo))
-            await page.wait_for_selector("#photo-count:text('1 张照片')")
-            await shots.take("5-incident-form")
-            await page.click("#send")
-            await page.wait_for_selector("#incident-msg.good")
-            # Central is unreachable: saved on the device, to be sent (not "sent").
-            saved = await page.text_content("#incident-msg") or ""
-            assert re.fullmatch(r"已保存在设备上，联网后发送 \(#\d+\)", saved), saved
-            await shots.take("5b-incident-stored", scroll="#incident-msg")
-            await page.click("nav button[data-go=tasks]")
-            await page.wait_for_selector("#health:has-text('离线')", timeout=10_000)
-            await page.wait_for_function(
-                "!/全部已发送/.test(document.getElementById('waiting').textContent)"
-            )
-            await shots.take("6-offline-waiting")
-            assert not any(e["kind"] == "incident" for e in central.events())
+            phone = Phone(page, Shots(page, folder), state, agent, gps, nfc, broker)
+            await pair(phone, port)
+            await see_tasks(phone)
+            await manual_checkin_refused(phone)
+            await checked_in_walking_in(phone)
+            await checked_in_by_nfc(phone)
+            await incident_filed_offline(phone, central, phone_photo)
             central.close()
             broker.start()
             central = Watcher(broker.host, broker.port)
-
-            def arrived() -> bool:
-                inc = [e for e in central.events("/evt/incident")]
-                if not inc:
-                    return False
-                ids = {p["media_id"] for p in inc[0]["body"]["photos"]}
-                got = {e["body"]["media_id"] for e in central.events("/evt/media")}
-                return bool(ids) and ids <= got
-
-            await wait_until(arrived, timeout=60, what="incident and its media at central")
-            # Once the broker has it, the page says so (the outbox's delivery news).
-            await page.click("nav button[data-go=incident]")
-            sent = "#incident-msg:has-text('已发送到指挥中心')"
-            await page.wait_for_selector(sent, timeout=20_000)
-            await page.click("nav button[data-go=tasks]")
-            [incident] = central.events("/evt/incident")
-            body = incident["body"]
-            assert (body["category"], body["level"], body["note"]) == ("vending", 3, "东门占道经营")
-            media_id = body["photos"][0]["media_id"]
-            assert central.wait_for(
-                lambda m: any(t.split("/")[-2] == media_id for t, _, _ in m if "/media/" in t)
-            )
-
-            # SOS with its confirmation step.
-            await page.click("nav button[data-go=sos]")
-            await page.click("#sos")
-            await page.wait_for_selector("#sos-confirm:not(.hidden)")
-            await shots.take("7-sos-confirm")
-            await page.click("#sos-yes")
-            sos_sent = "#sos-msg:has-text('求助已发送到指挥中心')"
-            await page.wait_for_selector(sos_sent, timeout=20_000)
-            await shots.take("8-sos-sent")
-            assert central.wait_for(
-                lambda m: any(t.endswith("/evt/alarm") for t, _, _ in m), timeout=20
-            )
+            await incident_arrives_once_back(phone, central)
+            await raise_sos(phone, central)
             await ctx.close()
         central.close()
     assert (folder / "4-checked-in-en.png").stat().st_size > 0
