@@ -10,11 +10,11 @@ not asserted.
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import json
 import re
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +39,6 @@ OFFLINE = ["pd-f01", "pd-f02", "gw-f01"]  # stopped before each push, back while
 RESTARTED = ["pd-f03", "pd-f04", "gw-f02"]  # restarted as the push reaches them
 # The JSON Merge Patch config (issue 18 point 2) is helper h18b's part; without it a fleet
 # document replaces each device's wiring, and the wiring check below cannot hold.
-MERGE_PATCH = importlib.util.find_spec("agent.config.mergepatch") is not None
 
 
 def zone_of(dev: str) -> str:
@@ -160,6 +159,100 @@ def expected_problem(fleet: Fleet, dev: str) -> bool:
     return cfg.nfc is not None if dev in PATROL else bool(cfg.cameras)
 
 
+@dataclass(frozen=True)
+class Pushed:
+    """The versions the pushes made."""
+
+    tasks: int
+    patrol_cfg: int
+    gw_cfg: int
+
+    def config_for(self, dev: str) -> int:
+        return self.patrol_cfg if dev in PATROL else self.gw_cfg
+
+
+def ver_of(out: str, typ: str) -> int:
+    return int(out.split(f"{typ} ver ")[1].split()[0])
+
+
+async def push_everything(ops: Ops, fleet: Fleet, w: Watcher, tasks: Path) -> Pushed:
+    """Tasks to the patrol devices, emergency to all, a fleet config per role, while churning."""
+    patrol_list = device_list(ops, "patrol.txt", PATROL)
+    everyone = device_list(ops, "all.txt", FLEET)
+    gw_list = device_list(ops, "gateways.txt", GATEWAYS)
+    code, out = await push_while_churning(
+        ops, fleet, w, "tasks", PATROL, "push-tasks", "--devices-file", patrol_list,
+        "--file", str(tasks),
+    )  # fmt: skip
+    assert code in OK and refused(out) == [] and "14 devices: " in out, out
+    tasks_ver = ver_of(out, "tasks")
+    code, out = await push_while_churning(
+        ops, fleet, w, "mode", FLEET, "set-mode", "emergency", "--reason", "flood",
+        "--devices-file", everyone,
+    )  # fmt: skip
+    assert code in OK and refused(out) == [] and "20 devices: " in out, out
+    code, out = await push_while_churning(
+        ops, fleet, w, "config", PATROL, "push-config", "--devices-file", patrol_list,
+        "--file", config_file(ops, "patrol.json", "patrol"),
+    )  # fmt: skip
+    assert code in OK and refused(out) == [] and "14 devices: " in out, out
+    patrol_cfg = ver_of(out, "config")
+    code, out = await push_while_churning(
+        ops, fleet, w, "config", GATEWAYS, "push-config", "--devices-file", gw_list,
+        "--file", config_file(ops, "gateway.json", "camera_gateway"),
+    )  # fmt: skip
+    assert code in OK and refused(out) == [] and "6 devices: " in out, out
+    return Pushed(tasks_ver, patrol_cfg, ver_of(out, "config"))
+
+
+def lagging(w: Watcher, fleet: Fleet, pushed: Pushed) -> dict[str, Any]:
+    """Devices not yet where the pushes put them, with what they say."""
+    out = {}
+    for d in FLEET:
+        state, rep = last(w, d, "state"), last(w, d, "reported")
+        if (
+            state.get("online") is not True
+            or rep.get("config_ver") != pushed.config_for(d)
+            or rep.get("mode", {}).get("name") != "emergency"
+            or bool(rep.get("problems")) != expected_problem(fleet, d)
+        ):
+            out[d] = {"online": state.get("online"), **rep}
+    return out
+
+
+async def check_devices_view(ops: Ops, fleet: Fleet, pushed: Pushed) -> None:
+    """`ops devices`, from retained state alone, tells the truth about every device."""
+    code, out = await ops("devices", "--listen", "0", "--json")
+    assert code == 0, out
+    rows = {r["dev"]: r for r in json_lines(out) if r.get("dev") in FLEET}
+    assert sorted(rows) == sorted(FLEET)
+    for dev, row in rows.items():
+        assert row["online"] is True, row
+        assert row["config_ver"] == pushed.config_for(dev), row
+        assert row["mode"] == "emergency", row
+        if dev in PATROL:
+            assert row["tasks_ver"] == pushed.tasks and row["progress"]["total"] == 2, row
+        if expected_problem(fleet, dev):
+            assert row["health"] == "trouble", row
+            assert any(BROKEN[dev] in p for p in row["problems"]), row
+        else:
+            assert (row["problems"], row["trouble"]) == ([], []), (dev, row["status"])
+            assert row["health"] == "ok", row
+
+
+def wiring_lost(fleet: Fleet) -> list[str]:
+    """Devices whose own staff id, zones, camera(s) or serial ports the fleet push removed."""
+    return [
+        dev
+        for dev in FLEET
+        if (cfg := fleet.running(dev)).device.staff_id != f"s-{dev}"
+        or cfg.device.zones != ["ruyihu", zone_of(dev)]
+        or (dev in PATROL and cfg.camera is None)
+        or (dev in GATEWAYS and [c.id for c in cfg.cameras] != [f"cam-{dev}"])
+        or (dev == "pd-f13" and cfg.nfc is None)
+    ]
+
+
 @pytest.mark.slow
 async def test_fleet_converges_to_what_was_pushed_and_says_so(
     ops: Ops, broker: Broker, tmp_path: Path
@@ -180,88 +273,16 @@ async def test_fleet_converges_to_what_was_pushed_and_says_so(
             what="20 agents online",
         )
         began = time.monotonic()
-        patrol_list = device_list(ops, "patrol.txt", PATROL)
-        everyone = device_list(ops, "all.txt", FLEET)
-        gw_list = device_list(ops, "gateways.txt", GATEWAYS)
-
-        code, out = await push_while_churning(
-            ops, fleet, w, "tasks", PATROL, "push-tasks", "--devices-file", patrol_list,
-            "--file", str(tasks),
-        )  # fmt: skip
-        assert code in OK and refused(out) == [] and "14 devices: " in out, out
-        tasks_ver = int(out.split("tasks ver ")[1].split()[0])
-        code, out = await push_while_churning(
-            ops, fleet, w, "mode", FLEET, "set-mode", "emergency", "--reason", "flood",
-            "--devices-file", everyone,
-        )  # fmt: skip
-        assert code in OK and refused(out) == [] and "20 devices: " in out, out
-        code, out = await push_while_churning(
-            ops, fleet, w, "config", PATROL, "push-config", "--devices-file", patrol_list,
-            "--file", config_file(ops, "patrol.json", "patrol"),
-        )  # fmt: skip
-        assert code in OK and refused(out) == [] and "14 devices: " in out, out
-        patrol_cfg = int(out.split("config ver ")[1].split()[0])
-        code, out = await push_while_churning(
-            ops, fleet, w, "config", GATEWAYS, "push-config", "--devices-file", gw_list,
-            "--file", config_file(ops, "gateway.json", "camera_gateway"),
-        )  # fmt: skip
-        assert code in OK and refused(out) == [] and "6 devices: " in out, out
-        gw_cfg = int(out.split("config ver ")[1].split()[0])
-
-        def lagging() -> dict[str, Any]:
-            """Devices not yet where the pushes put them, with what they say."""
-            out = {}
-            for d in FLEET:
-                state, rep = last(w, d, "state"), last(w, d, "reported")
-                want_cfg = patrol_cfg if d in PATROL else gw_cfg
-                if (
-                    state.get("online") is not True
-                    or rep.get("config_ver") != want_cfg
-                    or rep.get("mode", {}).get("name") != "emergency"
-                    or bool(rep.get("problems")) != expected_problem(fleet, d)
-                ):
-                    out[d] = {"online": state.get("online"), **rep}
-            return out
-
+        pushed = await push_everything(ops, fleet, w, tasks)
         try:
-            await wait_until(lambda: not lagging(), timeout=60, what="fleet converged")
+            await wait_until(lambda: not lagging(w, fleet, pushed), timeout=60, what="converged")
         except AssertionError:
-            raise AssertionError(f"not converged: {lagging()}") from None
+            raise AssertionError(f"not converged: {lagging(w, fleet, pushed)}") from None
         with ops.capsys.disabled():  # a figure for the report, not an assert
             print(f"\nfleet of {len(FLEET)} converged in {time.monotonic() - began:.1f} s")
-
-        # `ops devices`, from retained state alone, tells the truth about every device.
-        code, out = await ops("devices", "--listen", "0", "--json")
-        assert code == 0, out
-        rows = {r["dev"]: r for r in json_lines(out) if r.get("dev") in FLEET}
-        assert sorted(rows) == sorted(FLEET)
-        for dev, row in rows.items():
-            assert row["online"] is True, row
-            assert row["config_ver"] == (patrol_cfg if dev in PATROL else gw_cfg), row
-            assert row["mode"] == "emergency", row
-            if dev in PATROL:
-                assert row["tasks_ver"] == tasks_ver and row["progress"]["total"] == 2, row
-            if expected_problem(fleet, dev):
-                assert row["health"] == "trouble", row
-                assert any(BROKEN[dev] in p for p in row["problems"]), row
-            else:
-                assert (row["problems"], row["trouble"]) == ([], []), (dev, row["status"])
-                assert row["health"] == "ok", row
-
-        # WIRING CHECK (needs h18b's JSON Merge Patch config, issue 18 point 2): each device
-        # still runs its own staff id, zones, camera(s) and serial ports after the fleet push.
-        lost = [
-            dev
-            for dev in FLEET
-            if (cfg := fleet.running(dev)).device.staff_id != f"s-{dev}"
-            or cfg.device.zones != ["ruyihu", zone_of(dev)]
-            or (dev in PATROL and cfg.camera is None)
-            or (dev in GATEWAYS and [c.id for c in cfg.cameras] != [f"cam-{dev}"])
-            or (dev == "pd-f13" and cfg.nfc is None)
-        ]
-        if lost and not MERGE_PATCH:
-            pytest.xfail(f"wiring replaced on {len(lost)} devices: config merge (h18b) missing")
-        assert lost == []
+        await check_devices_view(ops, fleet, pushed)
+        # Config is merged over each device's file (issue 18 point 2): its own wiring stays.
+        assert wiring_lost(fleet) == []
     finally:
         await fleet.stop_all()
         w.close()
