@@ -180,7 +180,7 @@ async def direct(
                 ),
             )
             async with driver:
-                while driver.stats["checkins"] < n:
+                while driver.reporter.counts.checkins < n:
                     await asyncio.sleep(0.05)
                 await driver.drain()
     # Each check-in's deciding fix is the last one handed over before its commit.
@@ -239,11 +239,11 @@ async def pty(n: int, workdir: Path) -> list[float]:
             sim.resume()
             seen = 0
             deadline = time.monotonic() + 120
-            while driver.stats["checkins"] < n and time.monotonic() < deadline:
+            while driver.reporter.counts.checkins < n and time.monotonic() < deadline:
                 await asyncio.sleep(0.001)
-                if driver.stats["checkins"] > seen:
-                    seen = driver.stats["checkins"]
-                    samples.append(float(driver.stats["fix_to_outbox_ms"]))
+                if driver.reporter.counts.checkins > seen:
+                    seen = driver.reporter.counts.checkins
+                    samples.append(float(driver.reporter.counts.fix_to_outbox_ms))
     return samples
 
 

@@ -110,8 +110,7 @@ class PatrolDriver:
         )
         self._spawn_loop = spawn
         self._engine = PatrolEngine(params=self._params)
-        self.stats: dict[str, Any] = {"checkins": 0, "fix_to_outbox_ms": None}
-        self._out = Outlet(outbox, self.reporter, self.stats, retry_s=self._cfg.tick_s)
+        self._out = Outlet(outbox, self.reporter, retry_s=self._cfg.tick_s)
         self.notices = Notices()  # check-ins as they are stored (the companion page listens)
         self._lock = asyncio.Lock()
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -375,7 +374,7 @@ class PatrolDriver:
             return None
         deciding = d.deciding or d.fix
         if d.method == "gps" and deciding is not None and deciding.mono_ms is not None:
-            self.stats["fix_to_outbox_ms"] = self._clock.mono_ms() - deciding.mono_ms
+            self.reporter.counts.fix_to_outbox_ms = self._clock.mono_ms() - deciding.mono_ms
         log.info(
             "checked in at %s/%s by %s (seq %d)", d.task_id, d.checkpoint_id, d.method, stored.seq
         )
@@ -439,11 +438,11 @@ class PatrolDriver:
         if args.get("camera_id"):
             raise DeviceError("a patrol device has one camera: leave out camera_id")
         fix, acc = self.current_fix()
-        errors = self.reporter.stats["errors"]
+        errors = self.reporter.counts.errors
         stored = await self.reporter.snapshot(fix, acc)
-        if stored is None or self.reporter.stats["errors"] > errors:
+        if stored is None or self.reporter.counts.errors > errors:
             # The notice says so too; the ack must not say `applied` for a photo never taken.
-            raise DeviceError(f"snapshot failed: {self.reporter.stats['last_error']}")
+            raise DeviceError(f"snapshot failed: {self.reporter.counts.last_error}")
 
     def current_fix(self) -> tuple[Fix | None, float | None]:
         """The newest usable fix if younger than fix_max_age_s, with its accuracy; else None."""
@@ -470,9 +469,8 @@ class PatrolDriver:
                 "unsent": len(self._out.unsent),
                 "early_photos": dict(self._early.stats),
                 "safety": dict(self.safety.stats),
-                **self.stats,
-                **self.reporter.stats,
-                "engine": dict(self._engine.counters),
+                **asdict(self.reporter.counts),
+                "engine": asdict(self._engine.counters),
                 "gps": self.gps_status(),
                 "camera": cam.status() if cam is not None else None,
             }

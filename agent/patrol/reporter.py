@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from agent.config.model import ModeProfile
@@ -39,8 +40,20 @@ def position(fix: Fix | None, acc: float | None) -> dict[str, Any]:
     }
 
 
+@dataclass
+class ReportCounts:
+    """What the patrol reporting path stored since start (status `patrol` section)."""
+
+    events: int = 0
+    photos: int = 0
+    errors: int = 0
+    last_error: str | None = None
+    checkins: int = 0
+    fix_to_outbox_ms: int | None = None  # the last check-in: deciding fix to stored
+
+
 class Reporter:
-    """Stores patrol events with their photos; counts what it did in `stats`."""
+    """Stores patrol events with their photos; counts what it did in `counts`."""
 
     def __init__(
         self,
@@ -60,7 +73,7 @@ class Reporter:
         self.profile = profile
         self.camera = camera
         self._feedback = feedback
-        self.stats: dict[str, Any] = {"events": 0, "photos": 0, "errors": 0, "last_error": None}
+        self.counts = ReportCounts()
 
     async def store(
         self,
@@ -72,7 +85,7 @@ class Reporter:
     ) -> Stored:
         """Commit one event to the outbox; StoreError when it could not be stored."""
         stored = await self.events.emit(kind, body, priority=priority, journal=journal)
-        self.stats["events"] += 1
+        self.counts.events += 1
         return stored
 
     async def photos(self, fix: Fix | None, acc: float | None) -> list[dict[str, Any]]:
@@ -89,7 +102,7 @@ class Reporter:
         except (StoreError, OSError) as exc:
             self.error(f"photo not stored: {exc}")
             return []
-        self.stats["photos"] += 1
+        self.counts.photos += 1
         return [ref]
 
     async def send_media(self, photos: list[dict[str, Any]], naming: Stored) -> None:
@@ -149,7 +162,7 @@ class Reporter:
         photos = await self.photos(fix, acc)
         body: dict[str, Any] = {"type": "snapshot", **position(fix, acc), "photos": photos}
         if not photos:
-            body["error"] = self.stats["last_error"]
+            body["error"] = self.counts.last_error
         try:
             stored = await self.store("notice", body)
         except StoreError as exc:
@@ -171,5 +184,5 @@ class Reporter:
     def error(self, text: str) -> None:
         """Log a failure and keep it for the status message."""
         log.error("%s", text)
-        self.stats["errors"] += 1
-        self.stats["last_error"] = text
+        self.counts.errors += 1
+        self.counts.last_error = text

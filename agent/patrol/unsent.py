@@ -184,9 +184,7 @@ class Outlet:
     """Stores the driver's events in decision order, journalled, check-ins chained; what the
     outbox refuses is queued. `chain`, `unsent` and `last_seq` go into patrol.json."""
 
-    def __init__(
-        self, outbox: Outbox, reporter: Reporter, stats: dict[str, Any], *, retry_s: float
-    ) -> None:
+    def __init__(self, outbox: Outbox, reporter: Reporter, *, retry_s: float) -> None:
         self._outbox = outbox
         self.reporter = reporter  # feedback, errors and the photos' chunks
         self.chain = ChainHead()
@@ -194,7 +192,6 @@ class Outlet:
         self.last_seq: int | None = None  # of the last event stored: patrol.json journal_seq
         self._unreleased = False  # journal rows the next successful save covers
         self._retry_s = retry_s
-        self._stats = stats  # the driver's: "checkins" counted here
 
     async def restore(self, outbox: Outbox, saved: Mapping[str, Any], engine: PatrolEngine) -> bool:
         """Chain, queue and journal seq from patrol.json, repaired from the journal; applies the
@@ -230,12 +227,12 @@ class Outlet:
         stored = await self.reporter.events.emit(
             item.kind, body, priority=item.priority, journal=True
         )
-        self.reporter.stats["events"] += 1
+        self.reporter.counts.events += 1
         self.last_seq, self._unreleased = stored.seq, True
         if item.kind == "checkin":
             # In memory at once (the next check-in may be in this batch); on disk at batch end.
             self.chain = ChainHead.of(stored.payload, stored.seq)
-            self._stats["checkins"] += 1
+            self.reporter.counts.checkins += 1
         return stored
 
     async def deliver(self, item: Unsent) -> Stored | None:

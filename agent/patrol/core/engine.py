@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from agent.patrol.core.decisions import (
@@ -42,6 +43,17 @@ def _unresolved(task: Task, pr: TaskProgress) -> list[Checkpoint]:
     return [cp for cp in task.checkpoints if not pr.resolved(cp.id)]
 
 
+@dataclass
+class EngineCounters:
+    """What the engine saw since start (the status message's `engine` section)."""
+
+    fixes: int = 0
+    not_evidence: int = 0  # no position, or no accuracy to judge it by
+    late: int = 0  # arrived after a newer fix
+    outliers: int = 0  # turned away by the gate (multipath jumps)
+    time_resets: int = 0  # the fix time went backwards: runs restarted
+
+
 class PatrolEngine:
     """Decides check-ins and progress events; no I/O, no clock: time is always passed in."""
 
@@ -51,9 +63,7 @@ class PatrolEngine:
         self._progress: dict[str, TaskProgress] = {}
         self._gate = Gate()
         self._order = FixOrder()
-        self.counters: dict[str, int] = dict.fromkeys(
-            ("fixes", "not_evidence", "late", "outliers", "time_resets"), 0
-        )
+        self.counters = EngineCounters()
         if tasks is not None:
             self.replace_tasks(tasks, 0, False)
 
@@ -73,15 +83,15 @@ class PatrolEngine:
     def on_fix(self, fix: Fix, now_ms: int, time_ok: bool) -> list[Decision]:
         """Judge one GPS fix (any order, any validity); returns check-ins and progress events."""
         out = self._settle(now_ms, time_ok)
-        self.counters["fixes"] += 1
+        self.counters.fixes += 1
         if not is_evidence(fix) or accuracy_m(fix, self.params) is None:
-            self.counters["not_evidence"] += 1
+            self.counters.not_evidence += 1
             return out
         self._order, ready_fixes, outcome = step_order(self._order, fix, self.params)
         if outcome == "late":
-            self.counters["late"] += 1
+            self.counters.late += 1
         elif outcome == "reset":
-            self.counters["time_resets"] += 1
+            self.counters.time_resets += 1
             self._gate = Gate()
             for pr in self._progress.values():
                 pr.runs.clear()
@@ -90,7 +100,7 @@ class PatrolEngine:
         for ready in ready_fixes:
             self._gate, accepted = step_gate(self._gate, ready, self.params)
             if not accepted:
-                self.counters["outliers"] += 1
+                self.counters.outliers += 1
             for good in accepted:
                 out += self._judge(good, now_ms, time_ok)
         return out

@@ -67,7 +67,7 @@ async def test_buttons_raise_sos_manual_checkin_and_incident(
         ),
     ):
         press(factory, SOS)
-        await wait_until(lambda: driver.reporter.stats["events"] >= 1, what="SOS stored")
+        await wait_until(lambda: driver.reporter.counts.events >= 1, what="SOS stored")
         rows = [r for r in await outbox.fetch((-1, -1), 100) if r.topic.endswith("/evt/alarm")]
         assert [r.priority for r in rows] == [0]
         assert json.loads(rows[0].payload)["body"]["type"] == "sos"
@@ -76,10 +76,10 @@ async def test_buttons_raise_sos_manual_checkin_and_incident(
         await fed.fix(fix_at(at(0, 6), acc=3.0))
         await wait_until(lambda: driver.current_fix()[0] is not None)
         press(factory, CHECKIN)
-        await wait_until(lambda: driver.stats["checkins"] == 1, what="manual check-in")
+        await wait_until(lambda: driver.reporter.counts.checkins == 1, what="manual check-in")
         press(factory, INCIDENT)
         # Events so far: alarm, patrol started, checkin; the incident is the fourth.
-        await wait_until(lambda: driver.reporter.stats["events"] >= 4, what="incident")
+        await wait_until(lambda: driver.reporter.counts.events >= 4, what="incident")
         await driver.drain()
         # The photos' `media` events follow their chunks from the press's own task.
         media: list = []

@@ -45,7 +45,7 @@ async def test_photo_is_taken_during_the_dwell_and_used_by_the_checkin(tmp_path:
         assert await outbox_events(outbox, "checkin") == []
         for i in range(1, 12):
             await fed.fix(fix_at(at(1, 1), utc_ms=T0 + i * 1000))
-        await wait_until(lambda: driver.stats["checkins"] == 1, what="check-in")
+        await wait_until(lambda: driver.reporter.counts.checkins == 1, what="check-in")
         await driver.drain()
         [checkin] = await outbox_events(outbox, "checkin")
         [ref] = checkin["body"]["photos"]
@@ -83,7 +83,7 @@ async def test_without_early_photos_the_checkin_takes_its_own(tmp_path: Path) ->
     ):
         for i in range(12):
             await fed.fix(fix_at(at(1, 1), utc_ms=T0 + i * 1000))
-        await wait_until(lambda: driver.stats["checkins"] == 1, what="check-in")
+        await wait_until(lambda: driver.reporter.counts.checkins == 1, what="check-in")
         await driver.drain()
         [checkin] = await outbox_events(outbox, "checkin")
         [ref] = checkin["body"]["photos"]
@@ -108,7 +108,9 @@ async def test_reach_speed_from_the_config_reaches_the_rule(tmp_path: Path) -> N
             await driver.drain()
             assert await outbox_events(outbox, "checkin") == []
             await fed.fix(fix_at(at(1, 1), utc_ms=T0 + (fixes_needed - 1) * 1000))
-            await wait_until(lambda: driver.stats["checkins"] == 1, what=f"check-in at {speed}")
+            await wait_until(
+                lambda: driver.reporter.counts.checkins == 1, what=f"check-in at {speed}"
+            )
 
 
 async def test_a_failing_camera_is_tried_once_per_run_not_once_per_fix(tmp_path: Path) -> None:
@@ -123,7 +125,7 @@ async def test_a_failing_camera_is_tried_once_per_run_not_once_per_fix(tmp_path:
         await wait_until(lambda: early(driver)["failed"] == 1, what="failed early photo")
         for i in range(4, 12):
             await fed.fix(fix_at(at(1, 1), utc_ms=T0 + i * 1000))
-        await wait_until(lambda: driver.stats["checkins"] == 1, what="check-in")
+        await wait_until(lambda: driver.reporter.counts.checkins == 1, what="check-in")
         await driver.drain()
         # Opening, one early attempt for the whole run, one more at the check-in; no photo.
         assert early(driver)["failed"] == 1 and early(driver)["taken"] == 0

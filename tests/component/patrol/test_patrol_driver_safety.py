@@ -58,7 +58,7 @@ async def test_the_checkin_button_answers_a_prompt_instead_of_checking_in(
         await wait_until(lambda: not driver.safety.asking, what="answered")
         await wait_until(lambda: driver.safety.stats["answered"] == 1)
         notices = await outbox_events(outbox, "notice")
-        assert driver.stats["checkins"] == 0  # the press answered; it did not check in
+        assert driver.reporter.counts.checkins == 0  # the press answered; it did not check in
         assert fed.feedback[-1] == "ok"
     [n] = [e["body"] for e in notices if e["body"]["type"] == "safety_check"]
     assert n["check"] == "man_down" and n["answer"] == "button" and n["waited_s"] < 30

@@ -76,7 +76,7 @@ async def test_refused_checkin_waits_then_is_stored_once_with_its_progress(
         # Decided (the engine counts B as checked in) but not stored: queued, check-in first.
         assert [json.loads(p)["body"]["checkpoint_id"] for p in before] == ["A"]
         assert patrol["unsent"] == 2 and fed.feedback == ["ok", "error", "error"]
-        assert driver.stats["checkins"] == 1  # the refused one is not counted as done
+        assert driver.reporter.counts.checkins == 1  # the refused one is not counted as done
         assert (
             "queued" in patrol["last_error"]
             and patrol["chain"]["seq"] == json.loads(before[0])["seq"]
@@ -94,7 +94,7 @@ async def test_refused_checkin_waits_then_is_stored_once_with_its_progress(
         fault.refusing = False
         await wait_until(lambda: driver.status()["patrol"]["unsent"] == 0, what="queue drained")
         await driver.drain()
-        assert driver.stats["checkins"] == 2  # counted once it is stored
+        assert driver.reporter.counts.checkins == 2  # counted once it is stored
         payloads = await checkin_payloads(outbox)
         events = await outbox_events(outbox)
         saved = json.loads((state / "patrol.json").read_text())

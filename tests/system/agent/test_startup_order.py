@@ -157,9 +157,9 @@ async def check_start(
     status, _, body = await http(cfg.device.state_dir / "api.sock", "GET", "/tasks")
     assert status == 200 and [t["id"] for t in body["tasks"]] == [f"t-{ver}"], start
     # A tag of this set's checkpoint checks in (it is a checkpoint of a task).
-    before = driver.stats["checkins"]
+    before = driver.reporter.counts.checkins
     sim.present(tag_of(ver))
-    await wait_until(lambda: driver.stats["checkins"] > before, what=f"tag {ver} ({start})")
+    await wait_until(lambda: driver.reporter.counts.checkins > before, what=f"tag {ver} ({start})")
     sim.remove()
     await driver.drain()
     await wait_until(

@@ -180,7 +180,7 @@ async def test_checkin_acknowledged_before_a_crash_keeps_chain_and_progress(
                 assert driver.status()["patrol"]["chain"]["head"] == sha(acked[1])
                 await present(sim, TAGS[1])  # checked in before the crash: not again
                 await driver.drain()
-                assert driver.stats["checkins"] == 0
+                assert driver.reporter.counts.checkins == 0
                 await tap(sim, driver, TAGS[2], 1)
                 await wait_until(lambda: app.outbox.depth == 0, what="sent")
                 await wait_until(lambda: len(central.events("/evt/checkin")) >= 3)

@@ -42,7 +42,7 @@ async def patrol_of(agent: Agent, pics: Path) -> PatrolDriver:
 
 async def tap(sim: Pn532Simulator, driver: PatrolDriver, uid: str, checkins: int) -> None:
     sim.present(uid)
-    await wait_until(lambda: driver.stats["checkins"] == checkins, what=f"check-in {uid}")
+    await wait_until(lambda: driver.reporter.counts.checkins == checkins, what=f"check-in {uid}")
     sim.remove()
     await sim.wait_commands(0x4A, sim.commands.count(0x4A) + 3)
     await driver.drain()

@@ -202,7 +202,7 @@ def test_invalid_and_unpositioned_fixes_are_ignored() -> None:
         e.on_fix(fix(0.0, t, valid=False), T0, True)
         e.on_fix(Fix(valid=True, utc_ms=T0 + t * 1000, lat=None, lon=None, fix="3d"), T0, True)
         e.on_fix(fix(0.0, t + 0.5, acc=None, hdop=None), T0, True)  # accuracy unknown
-    assert e.counters["not_evidence"] == 90
+    assert e.counters.not_evidence == 90
     assert checkins(stand(e, 0.0, 100, 110)) == [("t", "a", "gps")]
 
 
@@ -282,7 +282,7 @@ def test_multipath_jump_right_after_a_fix_loss_does_not_break_a_dwell() -> None:
     # 20 s of fix loss, then a jump of 150 m: reachable at max_speed over 21 s, but the gate
     # credits at most gate_gap_s of it, so the jump is rejected instead of breaking the run.
     assert e.on_fix(fix(150.0, 26), T0, True) == []
-    assert e.counters["outliers"] == 1
+    assert e.counters.outliers == 1
     ds = e.on_fix(fix(0.0, 27), T0, True)  # bridged: 27 s since the run started
     assert checkins(ds) == [("t", "a", "gps")]
 
@@ -315,7 +315,7 @@ def test_multipath_jump_does_not_break_a_dwell() -> None:
     out += e.on_fix(fix(150.0, 6), T0, True)  # a jump of 150 m in 1 s
     out += stand(e, 0.0, 7, 10)
     assert checkins(out) == [("t", "a", "gps")]
-    assert e.counters["outliers"] == 1
+    assert e.counters.outliers == 1
 
 
 def test_gate_follows_a_real_move_after_reanchor_n_fixes() -> None:
@@ -327,7 +327,7 @@ def test_gate_follows_a_real_move_after_reanchor_n_fixes() -> None:
     ci = next(d for d in ds if isinstance(d, CheckIn))
     # The chain 6, 7, 8 re-anchors; the dwell counts from its first fix.
     assert ci.fix is not None and ci.fix.utc_ms == T0 + 16_000
-    assert e.counters["outliers"] == 2
+    assert e.counters.outliers == 2
 
 
 def test_late_and_replayed_fixes_are_dropped() -> None:
@@ -335,7 +335,7 @@ def test_late_and_replayed_fixes_are_dropped() -> None:
     stand(e, 0.0, 0, 5)
     assert e.on_fix(fix(0.0, 3), T0, True) == []
     assert e.on_fix(fix(0.0, 5), T0, True) == []
-    assert e.counters["late"] == 2
+    assert e.counters.late == 2
 
 
 def test_reorder_window_judges_late_fixes_in_fix_time_order() -> None:
@@ -346,7 +346,7 @@ def test_reorder_window_judges_late_fixes_in_fix_time_order() -> None:
     assert checkins(out) == [("t", "a", "gps")]
     ci = next(d for d in out if isinstance(d, CheckIn))
     assert ci.fix is not None and ci.fix.utc_ms == T0 + 10_000  # released when 13 arrived
-    assert e.counters["late"] == 0
+    assert e.counters.late == 0
 
 
 def test_receiver_time_reset_starts_judging_afresh() -> None:
@@ -355,7 +355,7 @@ def test_receiver_time_reset_starts_judging_afresh() -> None:
     far = fix(0.0, 10_000)  # a bogus time far ahead
     e.on_fix(far, T0, True)
     assert checkins(stand(e, 0.0, 6, 16)) == [("t", "a", "gps")]
-    assert e.counters["time_resets"] == 1
+    assert e.counters.time_resets == 1
 
 
 def test_no_gps_check_in_outside_the_window_but_dwell_counts_once_it_opens() -> None:

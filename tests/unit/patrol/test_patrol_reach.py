@@ -71,7 +71,7 @@ def test_a_departure_seen_outside_ends_the_run() -> None:
     out: list[Decision] = []
     for t, north in [(4, 15.0), (5, 30.0), (6, 45.0), (7, 30.0), (8, 15.0)]:
         out += e.on_fix(fix(north, t, acc=3.0), T0, True)
-    assert out == [] and e.counters["outliers"] == 0
+    assert out == [] and e.counters.outliers == 0
     assert stand(e, 0.0, 9, 15, acc=2.0) == []
     assert checkins(stand(e, 0.0, 16, 16, acc=2.0)) == [("t", "a", "gps")]
 
