@@ -107,8 +107,8 @@ def test_keygen_prints_the_provision_form(
 
 def test_ops_toml_typos_get_did_you_mean(tmp_path: Path) -> None:
     conf = tmp_path / "ops.toml"
-    conf.write_text('[broker]\nhots = "x"\n[signing]\nkeyfile = "k.pem"\n')
+    conf.write_text('[broker]\nhst = "x"\n[signing]\nkeyfile = "k.pem"\n')
     with pytest.raises(ConfigError) as err:
         load_ops_config(conf)
-    assert ("broker.hots", "unknown key (did you mean 'host'?)") in err.value.problems
+    assert ("broker.hst", "unknown key (did you mean 'host'?)") in err.value.problems
     assert ("signing.keyfile", "unknown key (did you mean 'key_file'?)") in err.value.problems

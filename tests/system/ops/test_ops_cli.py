@@ -213,10 +213,10 @@ def test_ops_config_file_and_flags(tmp_path: Path) -> None:
     cfg = settings(parser.parse_args(["--ops-config", str(conf), "--port", "9883"]))
     assert (cfg.broker.host, cfg.broker.port, cfg.broker.tls) == ("mqtt.example", 9883, True)
     assert (cfg.signing.kid, str(cfg.signing.key_file)) == ("ops-1", "/etc/grid-ops/ops.pem")
-    conf.write_text('[broker]\nhots = "x"\n')
+    conf.write_text('[broker]\nhst = "x"\n')
     with pytest.raises(ConfigError) as err:
         settings(parser.parse_args(["--ops-config", str(conf)]))
-    assert err.value.problems == [("broker.hots", "unknown key (did you mean 'host'?)")]
+    assert err.value.problems == [("broker.hst", "unknown key (did you mean 'host'?)")]
 
 
 def test_archive_round_trip_and_verify(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
