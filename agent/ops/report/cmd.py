@@ -9,6 +9,7 @@ import re
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import asdict
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -84,6 +85,10 @@ def cmd_patrol(args: argparse.Namespace) -> int:
         events = reader.events(("checkin", "patrol"), day.start_ms, day.end_ms + _SLACK_MS)
         zones = reader.zones()
     report = patrol_report(tasks, events, zones, day, now, args.zone)
+    if args.json:  # one JSON object per row on stdout, for scripts (times in ms, as in §3)
+        for row in report.rows:
+            sys.stdout.write(json.dumps(asdict(row), ensure_ascii=False) + "\n")
+        return 0
     which = lang.pick(args.lang, os.environ)
     fmt = _format(args)
     data = render.WRITERS[fmt](report, which, args.tz)
@@ -117,6 +122,7 @@ def register(sub: Any, guard: Callable[[Handler], Handler]) -> None:
     p.add_argument("--format", choices=tuple(render.WRITERS), help="default: from --out, else csv")
     p.add_argument("--out", help="file to write (default stdout; XLSX needs a file)")
     p.add_argument("--lang", choices=("zh", "en"), help="headers: zh (default) or en")
+    p.add_argument("--json", action="store_true", help="JSON lines on stdout, one per row")
     p.add_argument(
         "--tz",
         type=_offset,

@@ -214,6 +214,9 @@ def test_cli_reads_the_archive(tmp_path: Path, capsys: pytest.CaptureFixture[str
     assert cli.main([*base, "--zone", "ruyihu.cbd", "--lang", "en"]) == 0
     out = capsys.readouterr().out.lstrip("\ufeff")
     assert out.splitlines()[0].startswith("grid,task id") and "pd-0043" not in out
+    assert cli.main([*base, "--json"]) == 0  # for scripts: one JSON object per row
+    lines = capsys.readouterr().out.splitlines()
+    assert [json.loads(line)["dev"] for line in lines] == ["", "pd-0042", "pd-0043"]
     assert cli.main([*base[:-1], str(tmp_path / "missing.db")]) == 2
     assert "no archive database" in capsys.readouterr().err
 
