@@ -139,10 +139,14 @@ class LocalApi:
 
     async def __aenter__(self) -> LocalApi:
         if self._path is not None:
-            sock = await asyncio.to_thread(_unix_socket, self._path)
-            self._server = await asyncio.start_unix_server(
-                self._serve, sock=sock, limit=MAX_HEADER_BYTES
-            )
+            sock = await _bound(self._path)
+            try:
+                self._server = await asyncio.start_unix_server(
+                    self._serve, sock=sock, limit=MAX_HEADER_BYTES
+                )
+            except BaseException:
+                sock.close()  # the server never owned it (a failure, or a stop while starting)
+                raise
             log.info("local API on unix socket %s", self._path)
         else:
             self._server = await asyncio.start_server(
@@ -327,6 +331,21 @@ async def _write(writer: asyncio.StreamWriter, status: int, body: Any) -> None:
         head.append(f"Allow: {body['allow']}")
     writer.write(("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + payload)
     await writer.drain()
+
+
+async def _bound(path: Path) -> socket.socket:
+    """`_unix_socket` off the loop; a stop that comes meanwhile still closes the socket."""
+    job = asyncio.ensure_future(asyncio.to_thread(_unix_socket, path))
+    try:
+        return await asyncio.shield(job)
+    except asyncio.CancelledError:
+        job.add_done_callback(_close_result)
+        raise
+
+
+def _close_result(job: asyncio.Future[socket.socket]) -> None:
+    if not job.cancelled() and job.exception() is None:
+        job.result().close()
 
 
 def _unix_socket(path: Path) -> socket.socket:

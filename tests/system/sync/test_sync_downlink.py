@@ -89,7 +89,9 @@ async def test_every_rejection_is_acked_and_changes_nothing(
     async with Agent(cfg, clock=SystemClock(synced=lambda: True)) as agent:
         await wait_until(lambda: agent.link.session is not None)
         good = key.doc("tasks", TASKS, ver=5)
-        ack = await send_and_ack(agent, w, TASKS_TOPIC, good)
+        # Retained, as central sends it: the session can be up a moment before its SUBSCRIBE is
+        # (seen with amqtt under load), and a live-only message would then reach nobody.
+        ack = await send_and_ack(agent, w, TASKS_TOPIC, good, retain=True)
         assert ack["status"] == "applied" and ack["ver"] == 5 and ack["reason"] is None
         assert agent.tasks_ver == 5
         snapshot = (tmp_path / "state" / "tasks.json").read_bytes()
