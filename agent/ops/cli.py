@@ -264,12 +264,10 @@ def add_ops_parser(subparsers: Any) -> None:
         define(ps)
     report_cmd.register(sub, guarded)
     alerts_service.register(sub, guarded, ps.broker)
-    p = ps.add(
-        "archive",
-        archive_cli.run,
-        "service: write every fleet message once into SQLite or PostgreSQL (docs/central.md)",
-        ps.broker,
-    )
+    # A service: it writes to its database and logs to stderr, so it takes no --json.
+    what = "service: write every fleet message once into SQLite or PostgreSQL (docs/central.md)"
+    p = sub.add_parser("archive", help=what, description=what, parents=[ps.broker])
+    p.set_defaults(func=guarded(archive_cli.run))
     archive_cli.add_arguments(p)
 
 

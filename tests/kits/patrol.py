@@ -12,7 +12,6 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
 from PIL import Image
 
@@ -117,10 +116,14 @@ async def stand(fed: Fed, where: tuple[float, float], seconds: int, utc_ms: int)
 def jpeg_folder(path: Path, n: int = 2) -> Path:
     """A folder of `n` small JPEG pictures (gradients) for a file: camera."""
     path.mkdir(parents=True, exist_ok=True)
+    # Pillow alone: a patrol test needs no numpy (a patrol device has none either).
+    across = Image.linear_gradient("L").rotate(90).resize((320, 240))
+    down = Image.linear_gradient("L").resize((320, 240))
     for i in range(n):
-        y, x = np.mgrid[0:240, 0:320]
-        rgb = np.stack([(x + 40 * i) % 256, y % 256, (x + y) % 256], axis=-1).astype(np.uint8)
-        Image.fromarray(rgb).save(path / f"img{i}.jpg", quality=90)
+        shifted = across.point(lambda v, i=i: (v + 40 * i) % 256)
+        Image.merge("RGB", (shifted, down, Image.blend(across, down, 0.5))).save(
+            path / f"img{i}.jpg", quality=90
+        )
     return path
 
 
