@@ -352,6 +352,11 @@ class MqttLink:
             graceful = True
             raise
         finally:
+            # A CONNACK that failed after we stopped waiting (a timeout) is told by the session;
+            # mark it read, and let no later disconnect set an exception nobody reads.
+            if connack.done() and not connack.cancelled():
+                connack.exception()
+            connack.cancel()
             misc.cancel()
             loop.remove_reader(sock)
             session.stop_writing()
