@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -14,6 +13,7 @@ from agent.patrol.camera import Camera
 from agent.patrol.config import ButtonsConfig
 from firmware_bridge.buttons import Buttons
 from tests.kits.aio import wait_until
+from tests.kits.buttons import press
 from tests.kits.fb import scaled_sleep
 from tests.kits.patrol import (
     at,
@@ -29,18 +29,6 @@ from tests.kits.patrol import (
 
 SOS, CHECKIN, INCIDENT, LED, BUZZER = 17, 27, 5, 22, 23
 TASKS = record([task("t", [cp("gate", at(0, 0)), cp("kiosk", at(200, 0))])])
-
-
-@pytest.fixture
-def factory() -> Iterator[MockFactory]:
-    f = MockFactory()
-    yield f
-    f.reset()
-
-
-def press(factory: MockFactory, pin: int) -> None:
-    factory.pin(pin).drive_low()
-    factory.pin(pin).drive_high()
 
 
 async def test_buttons_raise_sos_manual_checkin_and_incident(

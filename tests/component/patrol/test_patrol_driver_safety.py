@@ -5,7 +5,6 @@ restart. Times are configured in seconds so the tests stay fast."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -15,24 +14,13 @@ from agent.config.model import ModeProfile
 from agent.patrol.config import ButtonsConfig, PatrolConfig
 from firmware_bridge.buttons import Buttons
 from tests.kits.aio import wait_until
+from tests.kits.buttons import press
 from tests.kits.fb import scaled_sleep
 from tests.kits.patrol import at, cp, fix_at, outbox_events, record, rig, task
 
 SOS, CHECKIN, LED, BUZZER = 17, 27, 22, 23
 TASKS = record([task("t", [cp("gate", at(0, 0)), cp("kiosk", at(200, 0))])])
 FAST = PatrolConfig(tick_s=0.05, reap_interval_s=0.2, trail_every_s=0)
-
-
-@pytest.fixture
-def factory() -> Iterator[MockFactory]:
-    f = MockFactory()
-    yield f
-    f.reset()
-
-
-def press(factory: MockFactory, pin: int) -> None:
-    factory.pin(pin).drive_low()
-    factory.pin(pin).drive_high()
 
 
 async def test_the_checkin_button_answers_a_prompt_instead_of_checking_in(
