@@ -299,22 +299,6 @@ class Agent:
             online=self.online,
         )
 
-    def _late_tasks(self, given: Mapping[str, Any] | None) -> None:
-        """Hand the role a tasks document applied while it was starting.
-
-        The link is up before the role (its retained documents arrive at the first connect),
-        so a document can be applied after the role's context was read and before the role
-        exists: it was stored, and the role gets it here rather than at the next start.
-        """
-        latest = self.state.tasks
-        if self.role is None or latest is None:
-            return
-        if given is None or (given.get("id"), given.get("ver")) != (
-            latest.get("id"),
-            latest.get("ver"),
-        ):
-            self.role.tasks_applied(latest)
-
     def _clock_jump(self, delta_ms: int) -> None:
         log.warning("OS clock and GPS time differ by %d ms", delta_ms)
         body = {"type": "clock_jump", "delta_ms": delta_ms}
