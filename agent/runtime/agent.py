@@ -13,21 +13,19 @@ from contextlib import AsyncExitStack
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from agent import __version__
 from agent.clock import SystemClock
 from agent.config.model import Config
 from agent.documents.appliers import Appliers, ConfigSwitch, SessionOps, validate_cmd_body
 from agent.documents.mode_control import ModeControl
 from agent.documents.remote_config import ConfigStore, Staged, validate_body
 from agent.documents.state import DocState
-from agent.errors import EXPECTED_ERRORS, LinkError, StoreError
+from agent.errors import EXPECTED_ERRORS, StoreError
 from agent.events import Events
 from agent.modes import EffectiveMode, validate_mode_body
 from agent.patrol.core.schema import parse_tasks_body
 from agent.roles import Role, RoleContext
-from agent.runtime.status import status_body
+from agent.runtime.reporting import Reporting
 from agent.runtime.supervisor import Factory, Supervisor
-from firmware_bridge import board
 from firmware_bridge.aio import Backoff
 from sync import envelope
 from sync.downlink import Downlink, Trust
@@ -94,8 +92,6 @@ class Agent:
         # During a health window the old keys stay in force (§6 key rotation: after applied).
         self._keys = trusted_keys(self.ota.lkg if self.ota.staged else cfg)
         self._central_online = False
-        self._status_now = asyncio.Event()
-        self._reported: tuple[object, ...] = ()
         self._health_every_s = health_every_s
         # A rollback happens across a restart, so it is read once here; a commit clears it.
         self._rolled_back = self.ota.store.rolled_back()
@@ -116,7 +112,7 @@ class Agent:
             store_ack=self._store_ack,
             session=SessionOps(
                 rebirth=self._rebirth,
-                status_now=self._status_now.set,
+                status_now=lambda: self.reporting.status_now.set(),
                 publish_reported=self.publish_reported,
                 connected_once=lambda: self.link.connects > 0,
             ),
@@ -177,6 +173,21 @@ class Agent:
             spawn=self._once,
         )
         self.link = self._mqtt_link(cfg)
+        self.reporting = Reporting(
+            cfg=cfg,
+            clock=self.clock,
+            link=self.link,
+            modes=self.modes,
+            outbox=self.outbox,
+            publisher=self.publisher,
+            events=self.events,
+            supervisor=self.supervisor,
+            role=lambda: self.role,
+            config_ver=lambda: self.config_ver,
+            tasks_ver=lambda: self.tasks_ver,
+            rolled_back=lambda: self._rolled_back,
+            health_every_s=self._health_every_s,
+        )
 
     async def _store_ack(self, body: Mapping[str, Any]) -> Stored:
         return await self.events.emit("ack", body)
@@ -232,9 +243,9 @@ class Agent:
 
             read = functools.partial(read_agent, self)
             await st.enter_async_context(MetricsEndpoint(cfg.metrics, read))
-        sup.spawn("status", self._status_loop)
+        sup.spawn("status", self.reporting.status_loop)
         sup.spawn("good-time", self._good_time_loop)
-        sup.spawn("health", self._health_loop)
+        sup.spawn("health", self.reporting.health_loop)
         staged = self.ota.staged
         if staged is not None:
             self._once("config-health", functools.partial(self._appliers.health_window, staged))
@@ -339,22 +350,26 @@ class Agent:
         self.ota = replace(self.ota, staged=None, lkg=self.cfg)
         self._rolled_back = None
 
+    # ----- what the agent tells central (agent/runtime/reporting.py) -------------------------
+    def birth(self, bdseq: int) -> bytes:
+        """The §5 birth payload for `bdseq`."""
+        return self.reporting.birth(bdseq)
+
     def device_problems(self) -> dict[str, str | None]:
         """Each configured part and each crashed loop with its problem now (None: fine)."""
-        checks = self.role.device_checks() if self.role is not None else {}
-        return {**checks, **self.supervisor.problems()}
+        return self.reporting.device_problems()
 
     def problems(self) -> list[str]:
-        """`reported.problems`: each failing part or loop, and a rolled-back config, for people."""
-        out = [
-            # "gps" + "GPS port ... is not open" reads as one; "camera cam-2" + "state failed" not
-            why if why.lower().startswith(name.split()[0].lower()) else f"{name}: {why}"
-            for name, why in sorted(self.device_problems().items())
-            if why
-        ]
-        if self._rolled_back is not None:
-            out.append(self._rolled_back)
-        return out
+        """`reported.problems` now."""
+        return self.reporting.problems()
+
+    def publish_reported(self, force: bool = False) -> None:
+        """Publish `reported` (retained) when connected and changed; `force` on (re)birth."""
+        self.reporting.publish_reported(force)
+
+    async def status_body(self) -> dict[str, Any]:
+        """The §8 status body now."""
+        return await self.reporting.status_body()
 
     def _rebirth(self) -> None:
         session = self.link.session
@@ -378,20 +393,6 @@ class Agent:
     def _mode_targets(self) -> set[str]:
         return {f"dev:{self.cfg.device.id}", *(f"zone:{z}" for z in self.cfg.device.zones)}
 
-    def birth(self, bdseq: int) -> bytes:
-        """The §5 birth payload for `bdseq`."""
-        return envelope.birth(
-            bdseq=bdseq,
-            boot=self.clock.boot,
-            ts=self.clock.stamp().ts,
-            agent=__version__,
-            role=self.cfg.device.role,
-            config_ver=self.config_ver,
-            tasks_ver=self.tasks_ver,
-            mode=self.modes.current.name,
-            zones=list(self.cfg.device.zones),
-        )
-
     @property
     def config_ver(self) -> int | None:
         """Ver of the config document running now (last-known-good), None: the local file.
@@ -413,97 +414,15 @@ class Agent:
         self.publish_reported(force=True)
         await self.publisher.run(session)
 
-    def publish_reported(self, force: bool = False) -> None:
-        """Publish `reported` (retained) when connected and changed; `force` on (re)birth."""
-        session = self.link.session
-        if session is None:
-            return
-        problems = self.problems()
-        progress = self.role.progress() if self.role is not None else None
-        what = (self.config_ver, self.tasks_ver, self.modes.current, problems, progress)
-        if what == self._reported and not force:
-            return
-        self._reported = what
-        payload = envelope.reported(
-            config_ver=self.config_ver,
-            tasks_ver=self.tasks_ver,
-            mode=self.modes.current.reported(),
-            ts=self.clock.stamp().ts,
-            problems=problems,
-            progress=progress,
-        )
-        try:
-            session.publish(envelope.topic(self.cfg.device.id, "reported"), payload, 1, True)
-        except LinkError as exc:
-            # The session just closed; `reported` goes out again on the next connect.
-            log.info("reported not sent: %s", exc)
-            self._reported = ()
-
     def _mode_changed(self, mode: EffectiveMode) -> None:
         self.publish_reported()
-        self._status_now.set()  # the interval may have changed, and central wants to see it
+        self.reporting.status_now.set()  # the interval may have changed: central wants to see it
 
     def _central(self, online: bool) -> None:
         if online != self._central_online:
             log.info("central ingest %s", "online" if online else "offline")
             self._central_online = online
             self.publisher.gate_changed()
-
-    # ----- periodic --------------------------------------------------------------------------
-    async def status_body(self) -> dict[str, Any]:
-        """The §8 status body now."""
-        role = self.role
-        extra: dict[str, Any] = dict(role.status()) if role is not None else {}
-        extra["loops"] = self.supervisor.status()
-        extra["stored"] = dict(self.events.counts.by_kind)  # events stored since start, by kind
-        # Broker limits, backoff, set-aside and stuck messages, for central to see.
-        extra["link"] = {**self.link.status(), **self.publisher.status()}
-        try:
-            oldest = await self.outbox.oldest_ms()
-        except StoreError:
-            oldest = None
-        return status_body(
-            ts=self.clock.stamp().ts,
-            mode=self.modes.current.name,
-            config_ver=self.config_ver,
-            uptime_s=int(time.monotonic() - self._started),
-            outbox={
-                "depth": self.outbox.depth,
-                "bytes": self.outbox.bytes,
-                "oldest_ms": oldest,
-                "media_refused": self.outbox.media_refused,
-            },
-            gps=role.gps() if role is not None else None,
-            disk_free=board.disk_free_mb(self.cfg.device.state_dir),
-            cpu_temp=board.cpu_temp_c(),
-            batt=board.batt_pct(),
-            extra=extra,
-        )
-
-    async def _status_loop(self) -> None:
-        while True:
-            interval = self.cfg.modes.profile(self.modes.current.name).status_interval_s
-            # asyncio.timeout, not wait_for: 3.11's wait_for can swallow a stop's cancellation.
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(interval):
-                    await self._status_now.wait()
-            self._status_now.clear()
-            session = self.link.session
-            if session is None:
-                continue  # status is ephemeral: never stored while offline (§2, §8)
-            body = await self.status_body()
-            try:
-                topic = envelope.topic(self.cfg.device.id, "status")
-                session.publish(topic, envelope.dumps(body), 0, False)
-            except LinkError as exc:
-                log.info("status not sent (ephemeral, not kept): %s", exc)
-
-    async def _health_loop(self) -> None:
-        # The parts have no "broken" event to wait for (a serial port just stops reading), so
-        # their checks are read at a steady pace; `reported` goes out only when it changed.
-        while True:
-            await asyncio.sleep(self._health_every_s)
-            self.publish_reported()
 
     async def _good_time_loop(self) -> None:
         while True:

@@ -161,7 +161,7 @@ RESTARTED = [
     ("patrol-tick", "agent.patrol.core.engine:PatrolEngine", "tick"),
     ("patrol-fixes", "agent.patrol.core.engine:PatrolEngine", "on_fix"),
     ("media-reaper", "agent.media:MediaStore", "reap"),
-    ("status", "agent.runtime.agent:", "status_body"),
+    ("status", "agent.runtime.reporting:", "status_body"),
     ("good-time", "agent.documents.state:DocState", "note_good_time"),
 ]
 FATAL = [
