@@ -1,4 +1,4 @@
-"""`edge-agent ops` as the staff run it, for tests: the CLI in a worker thread, the key it made."""
+"""`edge-agent ops` as the staff run it, for tests: in a worker thread, or called directly."""
 
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ from agent.media import MediaStore
 from agent.ops import cli, output, watch
 from agent.ops.mqtt import Message, OpsClient, load_ops_config
 from agent.runtime.agent import Agent
+from sync.verify import b64url_decode
 from tests.kits.agents import DEV, make_config
 from tests.kits.aio import wait_until
 
@@ -92,6 +93,24 @@ async def import_tasks(ops: Ops) -> Path:
 def json_lines(out: str) -> list[dict[str, Any]]:
     """The JSON objects of `--json` output, one a line (other lines, e.g. stderr, skipped)."""
     return [json.loads(ln) for ln in out.splitlines() if ln.startswith("{")]
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    """`edge-agent ops ARGV` called directly: (exit code, stdout, stderr)."""
+    code = cli.main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def dry(capsys: pytest.CaptureFixture[str], *argv: str) -> dict[str, Any]:
+    """`edge-agent ops ARGV --dry-run`: its JSON result, the signed document checked to carry
+    the payload shown."""
+    code, out, err = run(capsys, *argv, "--dry-run")
+    assert code == 0, err
+    result: dict[str, Any] = json.loads(out)
+    env = json.loads(result["document"])
+    assert json.loads(b64url_decode(env["payload"])) == result["payload"]
+    return result
 
 
 async def produce(agent: Agent) -> dict[str, Any]:

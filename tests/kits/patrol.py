@@ -1,5 +1,6 @@
 """Shared pieces of the patrol driver tests (test_patrol_driver_*.py): a rig with a real outbox,
-media store and driver in tmp_path, task documents, fixes and a JPEG folder. No tests here."""
+media store and driver in tmp_path, task documents, fixes, a JPEG folder, a client of the local
+API, and the driver of a full agent with NFC taps on its PN532 simulator. No tests here."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import json
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from PIL import Image
@@ -22,6 +23,7 @@ from agent.media import MediaStore
 from agent.patrol.camera import Camera
 from agent.patrol.config import ButtonsConfig, PatrolCameraConfig, PatrolConfig
 from agent.patrol.driver import PatrolDriver
+from agent.patrol.role import PatrolRole
 from firmware_bridge.aio import boottime_ms
 from firmware_bridge.geo import offset_deg
 from firmware_bridge.gps import GpsSource
@@ -29,6 +31,10 @@ from firmware_bridge.types import ButtonPress, Fix, TagScan
 from sync.messages import Stored
 from sync.outbox import Outbox
 from tests.kits.aio import wait_until
+
+if TYPE_CHECKING:
+    from agent.runtime.agent import Agent
+    from firmware_bridge.sim.pn532_sim import Pn532Simulator
 
 DEV = "pd-0042"
 ORIGIN = (34.7790, 113.7312)  # Ruyi Lake, Zhengzhou
@@ -283,3 +289,44 @@ class RefusingAppend:
             return await real(kind, body, **kw)
 
         monkeypatch.setattr(outbox, "append", append)
+
+
+Reply = tuple[int, dict[str, str], Any]
+
+
+async def http(
+    where: Path | int, method: str, path: str, body: bytes | None = None, **headers: str
+) -> Reply:
+    """One HTTP/1.1 request on a unix socket path or a 127.0.0.1 port."""
+    if isinstance(where, Path):
+        reader, writer = await asyncio.open_unix_connection(str(where))
+    else:
+        reader, writer = await asyncio.open_connection("127.0.0.1", where)
+    head = [f"{method} {path} HTTP/1.1", "Host: localhost"]
+    if body is not None:
+        head.append(f"Content-Length: {headers.pop('length', len(body))}")
+    head += [f"{k.replace('_', '-')}: {v}" for k, v in headers.items()]
+    writer.write(("\r\n".join(head) + "\r\n\r\n").encode() + (body or b""))
+    await writer.drain()
+    raw = await reader.read()
+    writer.close()
+    status_line, _, rest = raw.partition(b"\r\n")
+    head_raw, _, payload = rest.partition(b"\r\n\r\n")
+    hdrs = dict(line.split(": ", 1) for line in head_raw.decode().split("\r\n") if line)
+    return int(status_line.split()[1]), hdrs, json.loads(payload)
+
+
+async def patrol_of(agent: Agent, pics: Path) -> PatrolDriver:
+    """The agent's patrol driver (the patrol role wires it from the config)."""
+    role = agent.role
+    assert isinstance(role, PatrolRole), "the agent runs no patrol role"
+    return role.driver
+
+
+async def tap(sim: Pn532Simulator, driver: PatrolDriver, uid: str, checkins: int) -> None:
+    """Hold tag `uid` to the reader until the driver has `checkins` check-ins, then take it away."""
+    sim.present(uid)
+    await wait_until(lambda: driver.reporter.counts.checkins == checkins, what=f"check-in {uid}")
+    sim.remove()
+    await sim.wait_commands(0x4A, sim.commands.count(0x4A) + 3)
+    await driver.drain()

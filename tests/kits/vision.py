@@ -1,4 +1,4 @@
-"""Shared helpers for the vision tests: in-memory sinks, synthetic scenes and videos (no tests)."""
+"""Helpers for the vision tests: memory sinks, drawn scenes, videos, a gateway agent (no tests)."""
 
 from __future__ import annotations
 
@@ -15,15 +15,20 @@ import numpy as np
 import pytest
 
 from agent.camera.sources import FrameSource, open_source
+from agent.config.model import Config
+from agent.demo.broker import Broker
 from agent.errors import DeviceError
 from agent.vision.config import CameraConfig
 from sync.messages import DEFAULT_PRIORITY, Stored
+from tests.kits.agents import DEV, OpsKey, make_config
+from tests.kits.mqtt import Watcher
 
 DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 IMAGES = DATA / "images"
 PEOPLE_IMAGES = ("yolov5_bus.jpg", "darknet_person.jpg")
 EMPTY_IMAGES = ("pytorchyolov3_street.jpg", "pytorchyolov3_room.jpg", "darknet_horses.jpg")
 MAX_PAYLOAD = 131072
+LOWER_HALF = [[0, 240], [640, 240], [640, 480], [0, 480]]
 
 
 def image_path(name: str) -> Path:
@@ -178,3 +183,31 @@ async def run_to_end(gateway: Any, camera_id: str, timeout_s: float = 60.0) -> d
 def camera(**fields: Any) -> CameraConfig:
     """A CameraConfig from keyword fields, as a TOML table would give them."""
     return CameraConfig.model_validate(fields)
+
+
+def gateway_config(tmp_path: Path, broker: Broker, key: OpsKey, video: Path) -> Config:
+    """A camera gateway with one file camera on `video` watching its lower half for motion."""
+    camera = {
+        "id": "cam-plaza-1",
+        "source": f"file:{video}",
+        "fps": 5,
+        "zones": [{"name": "plaza", "polygon": LOWER_HALF, "rules": ["motion"]}],
+        "thresholds": {"motion": {"min_fraction": 0.01, "min_s": 1}, "events": {"end_after_s": 1}},
+    }
+    return make_config(
+        tmp_path / "state", broker.port, key, device={"role": "camera_gateway"}, cameras=[camera]
+    )
+
+
+def media_complete(w: Watcher, ref: dict[str, Any]) -> bool:
+    """Whether the watcher holds every chunk of photo `ref`, matching its size and sha256."""
+    chunks: list[bytes] = []
+    n = 0
+    while True:
+        got = w.on(f"grid/v1/{DEV}/media/{ref['media_id']}/{n}")
+        if not got:
+            break
+        chunks.append(got[0])
+        n += 1
+    data = b"".join(chunks)
+    return len(data) == ref["bytes"] and hashlib.sha256(data).hexdigest() == ref["sha256"]

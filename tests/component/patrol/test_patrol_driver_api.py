@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import stat
@@ -24,6 +23,7 @@ from tests.kits.patrol import (
     camera_cfg,
     cp,
     fix_at,
+    http,
     jpeg_folder,
     outbox_events,
     record,
@@ -32,29 +32,6 @@ from tests.kits.patrol import (
 )
 
 TASKS = record([task("t", [cp("gate", at(0, 0)), cp("kiosk", at(200, 0))])])
-Reply = tuple[int, dict[str, str], Any]
-
-
-async def http(
-    where: Path | int, method: str, path: str, body: bytes | None = None, **headers: str
-) -> Reply:
-    """One HTTP/1.1 request on a unix socket path or a 127.0.0.1 port."""
-    if isinstance(where, Path):
-        reader, writer = await asyncio.open_unix_connection(str(where))
-    else:
-        reader, writer = await asyncio.open_connection("127.0.0.1", where)
-    head = [f"{method} {path} HTTP/1.1", "Host: localhost"]
-    if body is not None:
-        head.append(f"Content-Length: {headers.pop('length', len(body))}")
-    head += [f"{k.replace('_', '-')}: {v}" for k, v in headers.items()]
-    writer.write(("\r\n".join(head) + "\r\n\r\n").encode() + (body or b""))
-    await writer.drain()
-    raw = await reader.read()
-    writer.close()
-    status_line, _, rest = raw.partition(b"\r\n")
-    head_raw, _, payload = rest.partition(b"\r\n\r\n")
-    hdrs = dict(line.split(": ", 1) for line in head_raw.decode().split("\r\n") if line)
-    return int(status_line.split()[1]), hdrs, json.loads(payload)
 
 
 def jpost(where: Path | int, path: str, data: Any) -> Any:

@@ -15,7 +15,6 @@ from agent.patrol.camera import Camera
 from agent.patrol.localapi import LocalApi
 from agent.patrol.unsent import Unsent, UnsentQueue
 from sync.outbox import Outbox
-from tests.component.patrol.test_patrol_driver_api import http
 from tests.kits.aio import wait_until
 from tests.kits.patrol import (
     RefusingAppend,
@@ -24,6 +23,7 @@ from tests.kits.patrol import (
     checkin_payloads,
     cp,
     fix_at,
+    http,
     jpeg_folder,
     outbox_events,
     outbox_topics,

@@ -14,7 +14,7 @@ from agent.errors import ConfigError
 from agent.logs import RefusalLog
 from agent.vision.config import AlarmHttpConfig
 from agent.vision.gateway import Gateway
-from tests.component.vision.test_vision_alarm_http import TOKEN, http, js, send
+from tests.kits.alarm_http import TOKEN, http, js, send
 from tests.kits.pki import make_pki
 from tests.kits.vision import MemoryMedia, MemorySink, no_sleep
 

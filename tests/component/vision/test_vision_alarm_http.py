@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import json
 
 import pytest
 
@@ -15,30 +14,9 @@ from agent.vision.alarms import AlarmForwarder
 from agent.vision.config import AlarmHttpConfig
 from agent.vision.gateway import Gateway
 from agent.vision.publish import DetectionWriter
+from tests.kits.alarm_http import TOKEN, http, js, send
 from tests.kits.camera_bodies import alert_xml
 from tests.kits.vision import MemoryMedia, MemorySink, background, no_sleep
-
-TOKEN = "s3cret-token-0123456789"
-
-
-def http(method="POST", path="/alarm/cam-gate-1", body=b"", headers=None, auth=True):
-    hdrs = {"Host": "gw", "Content-Type": "application/json", "Content-Length": str(len(body))}
-    if auth:
-        hdrs["Authorization"] = f"Bearer {TOKEN}"
-    hdrs.update(headers or {})
-    head = "".join(f"{k}: {v}\r\n" for k, v in hdrs.items() if v is not None)
-    return f"{method} {path} HTTP/1.1\r\n{head}\r\n".encode() + body
-
-
-async def send(port, raw):
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    writer.write(raw)
-    await writer.drain()
-    data = await reader.read()
-    writer.close()
-    status = int(data.split(b" ", 2)[1])
-    payload = json.loads(data.split(b"\r\n\r\n", 1)[1]) if b"\r\n\r\n" in data else None
-    return status, payload, data
 
 
 @pytest.fixture
@@ -55,10 +33,6 @@ async def gateway():
     async with Gateway([], sink, media, alarm_http=cfg, sleep=no_sleep) as gw:
         gw.sink = sink
         yield gw
-
-
-def js(obj):
-    return json.dumps(obj).encode()
 
 
 async def test_json_push_active_then_inactive_is_one_camera_event(gateway):

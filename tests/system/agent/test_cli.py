@@ -2,28 +2,14 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 from agent.commands.check_config import EXAMPLE_KEY_WHY
+from tests.kits.cli import edge_agent
 from tests.kits.paths import REPO
 
 ROOT = REPO
 EXAMPLE = "o7zB1YpXvG8bK0cRj7oV1m3yOqk9Xx6iW2c5r1sTnEw"  # the shipped configs' example ops key
-
-
-def edge_agent(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    """`edge-agent ARGS` from this checkout, with `env` added to the environment."""
-    return subprocess.run(
-        [sys.executable, "-m", "agent", *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={**os.environ, **env},
-    )
 
 
 def test_help_lists_the_commands() -> None:

@@ -22,9 +22,9 @@ from agent.doctor.run import diagnose, report
 from firmware_bridge.sim.gps_sim import GpsSimulator
 from firmware_bridge.sim.pn532_sim import Pn532Simulator
 from tests.kits.agents import make_config
+from tests.kits.cli import edge_agent
 from tests.kits.paths import REPO
 from tests.kits.pki import start_tls_broker
-from tests.system.agent.test_cli import edge_agent
 
 ROOT = REPO
 WALK = [(31.2304, 121.4737), (31.2314, 121.4737)]

@@ -22,7 +22,7 @@ from firmware_bridge.sim.pn532_sim import Pn532Simulator
 from tests.kits.agents import DEV, OpsKey, make_config
 from tests.kits.aio import wait_until
 from tests.kits.mqtt import Watcher
-from tests.system.agent.test_ota_config import (
+from tests.kits.ota import (
     CONFIG_TOPIC,
     acks,
     body_of,

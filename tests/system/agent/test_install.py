@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.kits.cli import edge_agent
 from tests.kits.paths import REPO
 from tests.kits.pki import start_tls_broker
-from tests.system.agent.test_cli import edge_agent
 
 ROOT = REPO
 PIP = f"{sys.executable} -m pip"

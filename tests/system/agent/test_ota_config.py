@@ -2,39 +2,18 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from agent.config.model import Config
 from agent.demo.broker import Broker
 from agent.documents.remote_config import remote_config
 from agent.errors import ConfigError
-from agent.runtime.run import run
 from tests.kits.agents import DEV, OpsKey, make_config
 from tests.kits.aio import wait_until
 from tests.kits.mqtt import Watcher
-
-CONFIG_TOPIC = f"grid/v1/{DEV}/desired/config"
-
-
-def body_of(cfg: Config, **changes: Any) -> dict[str, Any]:
-    """The remote part of `cfg` as a document body, with section changes applied."""
-    data = cfg.model_dump(mode="json")
-    data["device"].pop("id")
-    data["device"].pop("state_dir")
-    for key in ("username", "password_file", "ca_file", "cert_file", "key_file"):
-        data["broker"].pop(key)
-    for section, values in changes.items():
-        data[section] = {**(data.get(section) or {}), **values}
-    return data
-
-
-def acks(w: Watcher) -> list[dict[str, Any]]:
-    return [e["body"] for e in w.events("/ack") if e["body"]["typ"] == "config"]
+from tests.kits.ota import CONFIG_TOPIC, acks, body_of, local_config, start_run, stop_run
 
 
 def test_local_only_keys_are_refused_and_kept() -> None:
@@ -47,27 +26,6 @@ def test_local_only_keys_are_refused_and_kept() -> None:
     assert new.device.zones == ["a"] and str(new.device.state_dir) == "/tmp/state-x"
     # Keys the body leaves out take their defaults.
     assert new.sync.inflight_window == 100
-
-
-async def start_run(cfg: Config, w: Watcher | None = None) -> asyncio.Task[int]:
-    """Start the supervisor; with a watcher, return once the device is online (subscribed)."""
-    seen = len(w.on(f"grid/v1/{DEV}/state")) if w else 0
-    task = asyncio.create_task(run(cfg), name="agent-run")
-    if w is not None:
-        await wait_until(lambda: len(w.on(f"grid/v1/{DEV}/state")) > seen, what="birth")
-        await asyncio.sleep(0.2)  # birth precedes SUBSCRIBE on the wire
-    return task
-
-
-async def stop_run(task: asyncio.Task[int]) -> None:
-    task.cancel()
-    await asyncio.gather(task, return_exceptions=True)
-
-
-def local_config(tmp_path: Path, broker: Broker, key: OpsKey, **extra: Any) -> Config:
-    return make_config(
-        tmp_path / "state", broker.port, key, sync={"config_health_window_s": 1.0}, **extra
-    )
 
 
 async def test_config_applied_after_health_window_and_survives_restart(

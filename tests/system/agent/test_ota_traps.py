@@ -18,7 +18,7 @@ from agent.errors import ConfigError
 from tests.kits.agents import DEV, OpsKey, make_config
 from tests.kits.aio import wait_until
 from tests.kits.mqtt import Watcher
-from tests.system.agent.test_ota_config import CONFIG_TOPIC, acks, body_of, start_run, stop_run
+from tests.kits.ota import CONFIG_TOPIC, acks, body_of, start_run, stop_run
 
 
 def births(w: Watcher, since: int = 0) -> list[dict[str, Any]]:

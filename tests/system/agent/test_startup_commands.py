@@ -23,9 +23,8 @@ from agent.vision.role import GatewayRole
 from tests.kits.agents import DEV, OpsKey
 from tests.kits.aio import wait_until
 from tests.kits.mqtt import Watcher
-from tests.kits.vision import background, write_video
-from tests.system.ops.test_ops_cli import dry, run
-from tests.system.vision.test_gateway_agent import gateway_config
+from tests.kits.ops import dry, run
+from tests.kits.vision import background, gateway_config, write_video
 
 CMD_TOPIC = f"grid/v1/{DEV}/cmd"
 SNAPSHOT = {"action": "snapshot", "args": {"camera_id": "cam-plaza-1"}}

@@ -21,11 +21,10 @@ from agent.demo.broker import Broker
 from agent.patrol.role import PatrolRole
 from agent.runtime.agent import STARTUP_STEPS, Agent
 from firmware_bridge.sim.pn532_sim import Pn532Simulator
-from tests.component.patrol.test_patrol_driver_api import http
 from tests.kits.agents import DEV, OpsKey, make_config
 from tests.kits.aio import wait_until
 from tests.kits.mqtt import Watcher
-from tests.kits.patrol import at, cp, task
+from tests.kits.patrol import at, cp, http, task
 
 TASKS_TOPIC = f"grid/v1/{DEV}/desired/tasks"
 MODE_TOPIC = f"grid/v1/{DEV}/desired/mode"

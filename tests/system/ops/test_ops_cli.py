@@ -6,24 +6,17 @@ import argparse
 import json
 import time
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from agent.demo.broker import Broker, free_port
 from agent.errors import ConfigError
-from agent.ops import cli, devices, watch
+from agent.ops import devices, watch
 from agent.ops.mqtt import Message, broker_flags, settings, signing_flags
-from sync.verify import b64url_decode
-from tests.unit.ops.test_ops_streamcheck import DEV, Stream, full_stream
+from tests.kits.ops import dry, run
+from tests.kits.streams import DEV, Stream, full_stream
 
 CSV = "id,name,lat,lon,radius_m,dwell_s,tags,photo\ncp-1,Pier,34.78,113.73,25,10,04A1B2C3,false\n"
-
-
-def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    code = cli.main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 @pytest.fixture
@@ -37,15 +30,6 @@ def key(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> list[str]:
 def empty(broker: Broker) -> list[str]:
     """A dry run checks the devices on the broker; on an empty one every name needs --force."""
     return ["--port", str(broker.port), "--force"]
-
-
-def dry(capsys: pytest.CaptureFixture[str], *argv: str) -> dict[str, Any]:
-    code, out, err = run(capsys, *argv, "--dry-run")
-    assert code == 0, err
-    result: dict[str, Any] = json.loads(out)
-    env = json.loads(result["document"])
-    assert json.loads(b64url_decode(env["payload"])) == result["payload"]
-    return result
 
 
 def test_keygen_twice_is_an_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -23,12 +23,13 @@ from tests.kits.patrol import (
     cp,
     journalled,
     outbox_events,
+    patrol_of,
     record,
     rig,
     sha,
+    tap,
     task,
 )
-from tests.system.patrol.test_patrol_driver_sync import patrol_of, tap
 
 TAGS = ["04000001", "04000002", "04000003", "04000004"]
 TASKS = record(

@@ -12,14 +12,12 @@ from typing import Any
 from agent.clock import SystemClock
 from agent.demo.broker import Broker
 from agent.documents.state import DocState
-from agent.patrol.driver import PatrolDriver
-from agent.patrol.role import PatrolRole
 from agent.runtime.agent import Agent
 from firmware_bridge.sim.pn532_sim import Pn532Simulator
 from tests.kits.agents import DEV, make_config
 from tests.kits.aio import wait_until
 from tests.kits.mqtt import Watcher
-from tests.kits.patrol import at, cp, jpeg_folder, record, task
+from tests.kits.patrol import at, cp, http, jpeg_folder, patrol_of, record, tap, task
 
 TAGS = ["04000001", "04000002", "04000003"]
 TASKS = record(
@@ -31,21 +29,6 @@ TASKS = record(
     ],
     ver=7,
 )
-
-
-async def patrol_of(agent: Agent, pics: Path) -> PatrolDriver:
-    """The agent's patrol driver (the patrol role wires it from the config)."""
-    role = agent.role
-    assert isinstance(role, PatrolRole), "the agent runs no patrol role"
-    return role.driver
-
-
-async def tap(sim: Pn532Simulator, driver: PatrolDriver, uid: str, checkins: int) -> None:
-    sim.present(uid)
-    await wait_until(lambda: driver.reporter.counts.checkins == checkins, what=f"check-in {uid}")
-    sim.remove()
-    await sim.wait_commands(0x4A, sim.commands.count(0x4A) + 3)
-    await driver.drain()
 
 
 def sha(data: bytes) -> str:
@@ -127,7 +110,6 @@ async def test_offline_checkins_with_photo_reach_central_intact(
 async def test_tasks_document_from_central_reaches_the_driver_and_the_api(
     broker: Broker, tmp_path: Path
 ) -> None:
-    from tests.component.patrol.test_patrol_driver_api import http
     from tests.kits.agents import OpsKey
 
     key = OpsKey("ops-2026a")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import time
 from pathlib import Path
@@ -10,38 +9,10 @@ from pathlib import Path
 from agent.clock import SystemClock
 from agent.demo.broker import Broker
 from agent.runtime.agent import Agent
-from tests.kits.agents import DEV, OpsKey, make_config
+from tests.kits.agents import DEV, OpsKey
 from tests.kits.aio import wait_until
 from tests.kits.mqtt import Watcher
-from tests.kits.vision import background, with_boxes, write_video
-
-LOWER_HALF = [[0, 240], [640, 240], [640, 480], [0, 480]]
-
-
-def gateway_config(tmp_path: Path, broker: Broker, key: OpsKey, video: Path):
-    camera = {
-        "id": "cam-plaza-1",
-        "source": f"file:{video}",
-        "fps": 5,
-        "zones": [{"name": "plaza", "polygon": LOWER_HALF, "rules": ["motion"]}],
-        "thresholds": {"motion": {"min_fraction": 0.01, "min_s": 1}, "events": {"end_after_s": 1}},
-    }
-    return make_config(
-        tmp_path / "state", broker.port, key, device={"role": "camera_gateway"}, cameras=[camera]
-    )
-
-
-def media_complete(w: Watcher, ref: dict) -> bool:
-    chunks = []
-    n = 0
-    while True:
-        got = w.on(f"grid/v1/{DEV}/media/{ref['media_id']}/{n}")
-        if not got:
-            break
-        chunks.append(got[0])
-        n += 1
-    data = b"".join(chunks)
-    return len(data) == ref["bytes"] and hashlib.sha256(data).hexdigest() == ref["sha256"]
+from tests.kits.vision import background, gateway_config, media_complete, with_boxes, write_video
 
 
 async def test_gateway_reports_motion_with_snapshot_and_answers_snapshot_cmd(

@@ -15,8 +15,7 @@ from tests.kits.aio import wait_until
 from tests.kits.camera_bodies import alert_block, alert_xml, camera_jpeg, stream_block, xml_push
 from tests.kits.camera_server import HANG, CameraStreamServer
 from tests.kits.mqtt import Watcher
-from tests.kits.vision import background, write_video
-from tests.system.vision.test_gateway_agent import media_complete
+from tests.kits.vision import background, media_complete, write_video
 
 TOKEN = "alarm-token-0123456789abcdef"
 PASSWORD = "cam-pass-e2e-7731"

@@ -11,11 +11,12 @@ import pytest
 from agent.clock import SystemClock
 from agent.demo.broker import Broker
 from agent.runtime.agent import Agent
-from tests.component.vision.test_vision_shipped_scenes import FPS, ROOT, walk_to_the_water
 from tests.kits import people as people_scenes
 from tests.kits.agents import OpsKey, make_config
 from tests.kits.aio import wait_until
 from tests.kits.mqtt import Watcher
+from tests.kits.paths import REPO as ROOT
+from tests.kits.shipped_scenes import FPS, walk_to_the_water
 from tests.kits.vision import write_video
 
 pytestmark = [

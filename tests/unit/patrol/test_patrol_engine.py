@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import Any
 
 import pytest
 
@@ -20,102 +19,11 @@ from agent.patrol.core import (
     UnknownTag,
     parse_tasks_body,
 )
-from firmware_bridge.geo import offset_deg
 from firmware_bridge.types import Fix
-
-C = (30.2741, 120.1551)  # checkpoint "a"; "b" is 200 m north, "c" 400 m north, "d" 600 m north
-T0 = 1_764_000_000_000
-HOUR = 3_600_000
-
-
-def at(north: float, east: float = 0.0) -> tuple[float, float]:
-    return offset_deg(C[0], C[1], north, east)
-
-
-def cp(
-    cp_id: str,
-    north: float,
-    *,
-    tags: list[str] | None = None,
-    photo: bool = False,
-    radius: float = 25.0,
-    dwell: float = 10.0,
-) -> dict[str, Any]:
-    lat, lon = at(north)
-    return {
-        "id": cp_id,
-        "name": cp_id.upper(),
-        "lat": lat,
-        "lon": lon,
-        "radius_m": radius,
-        "dwell_s": dwell,
-        "tags": tags or [],
-        "photo": photo,
-    }
-
-
-def task(
-    task_id: str,
-    cps: list[dict[str, Any]],
-    *,
-    order: str = "any",
-    start: int = T0,
-    end: int = T0 + HOUR,
-    staff: str | None = "s1",
-) -> dict[str, Any]:
-    return {
-        "id": task_id,
-        "name": task_id,
-        "staff_id": staff,
-        "start_ms": start,
-        "end_ms": end,
-        "order": order,
-        "checkpoints": cps,
-    }
-
-
-# Most rule tests pin exact dwell timing, so they run without reach; reach has its own tests.
-NO_REACH = CheckinParams(reach_speed_mps=0.0)
-
-
-def engine(*tasks: dict[str, Any], params: CheckinParams | None = None) -> PatrolEngine:
-    return PatrolEngine(parse_tasks_body({"tasks": list(tasks)}), params or NO_REACH)
-
-
-def fix(
-    north: float,
-    t_s: float,
-    *,
-    east: float = 0.0,
-    acc: float | None = 3.0,
-    valid: bool = True,
-    hdop: float | None = 0.9,
-) -> Fix:
-    lat, lon = at(north, east)
-    return Fix(
-        valid=valid,
-        utc_ms=T0 + int(t_s * 1000),
-        lat=lat,
-        lon=lon,
-        fix="3d",
-        sats=9,
-        hdop=hdop,
-        acc_m=acc,
-        mono_ms=int(t_s * 1000),
-    )
-
-
-def stand(e: PatrolEngine, north: float, t_from: float, t_to: float, **kw: Any) -> list[Decision]:
-    out: list[Decision] = []
-    t = t_from
-    while t <= t_to:
-        out += e.on_fix(fix(north, t, **kw), T0 + int(t * 1000), True)
-        t += 1.0
-    return out
-
-
-def checkins(ds: list[Decision]) -> list[tuple[str, str, str]]:
-    return [(d.task_id, d.checkpoint_id, d.method) for d in ds if isinstance(d, CheckIn)]
+from tests.kits.engine import HOUR, T0, checkins, engine, fix
+from tests.kits.engine import cp_north as cp
+from tests.kits.engine import feed_fixes as stand
+from tests.kits.engine import hour_task as task
 
 
 def events(ds: list[Decision]) -> list[tuple[str, str, str | None, int, int]]:

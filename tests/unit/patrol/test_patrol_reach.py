@@ -9,7 +9,10 @@ from hypothesis import strategies as st
 
 from agent.patrol.core import CheckIn, CheckinParams, Decision, PatrolEngine
 from agent.patrol.core.geofence import DwellRun, reach_ms, step_run
-from tests.unit.patrol.test_patrol_engine import T0, checkins, cp, engine, fix, stand, task
+from tests.kits.engine import T0, checkins, engine, fix
+from tests.kits.engine import cp_north as cp
+from tests.kits.engine import feed_fixes as stand
+from tests.kits.engine import hour_task as task
 
 REACH = CheckinParams()  # the defaults: reach on at 2 m/s
 

@@ -18,7 +18,7 @@ from agent.vision.config import AlarmHttpConfig
 from agent.vision.gateway import Gateway
 from agent.vision.multipart import Limits, MultipartReader, PartLimitError, boundary_of
 from agent.vision.publish import DetectionWriter
-from tests.component.vision.test_vision_alarm_http import TOKEN, http, send
+from tests.kits.alarm_http import TOKEN, http, send
 from tests.kits.camera_bodies import (
     alert_xml,
     camera_jpeg,
