@@ -12,6 +12,7 @@ from agent.vision.gateway import Gateway
 from agent.vision.tracker import Detection
 from tests.kits.vision import (
     EMPTY_IMAGES,
+    LOWER_HALF,
     PEOPLE_IMAGES,
     MemoryMedia,
     MemorySink,
@@ -27,7 +28,6 @@ from tests.kits.vision import (
 
 W0 = 1_764_000_000_000  # wall clock of the fake now_ms
 FPS = 5
-LOWER_HALF = [[0, 240], [640, 240], [640, 480], [0, 480]]
 WHOLE = [[0, 0], [640, 0], [640, 480], [0, 480]]
 
 

@@ -14,7 +14,6 @@ from typing import Any
 import pytest
 
 import agent.vision.gateway
-from agent.clock import SystemClock
 from agent.demo.broker import Broker
 from agent.ops.fleet import AckBoard
 from agent.ops.pushcmd import not_run
@@ -23,15 +22,11 @@ from agent.vision.role import GatewayRole
 from tests.kits.agents import DEV, OpsKey
 from tests.kits.aio import wait_until
 from tests.kits.mqtt import Watcher
-from tests.kits.ops import dry, run
+from tests.kits.ops import dry, run, synced
 from tests.kits.vision import background, gateway_config, write_video
 
 CMD_TOPIC = f"grid/v1/{DEV}/cmd"
 SNAPSHOT = {"action": "snapshot", "args": {"camera_id": "cam-plaza-1"}}
-
-
-def synced() -> SystemClock:
-    return SystemClock(synced=lambda: True)  # expiry is judged only with a trusted clock
 
 
 def cmd_acks(w: Watcher) -> list[dict[str, Any]]:
