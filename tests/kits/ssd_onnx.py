@@ -107,7 +107,7 @@ class _Builder:
             out = name
             self.nodes.append(helper.make_node("Add", [x, bias], [out]))
         else:
-            raise NotImplementedError(node.op)
+            raise ValueError(f"op {node.op} of the person graph has no ONNX counterpart here")
         self.done[name] = out
         return out
 

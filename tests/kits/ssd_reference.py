@@ -101,7 +101,7 @@ class Reference:
             return np.clip(args[0], 0.0, 6.0)
         if op in ("Add", "AddV2", "BiasAdd"):
             return args[0] + args[1]
-        raise NotImplementedError(op)
+        raise ValueError(f"op {op} of the person graph is not in this reference")
 
     def heads(self, nhwc: np.ndarray) -> dict[str, np.ndarray]:
         """The twelve head outputs (NHWC) for a preprocessed input in [-1, 1]."""

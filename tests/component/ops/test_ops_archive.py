@@ -7,10 +7,8 @@ import hashlib
 import json
 import os
 import queue
-import shutil
 import socket
 import sqlite3
-import subprocess
 import threading
 from pathlib import Path
 from unittest import mock
@@ -34,6 +32,7 @@ from tests.kits.archive import (
     wait_until,
 )
 from tests.kits.paths import REPO
+from tests.kits.units import verify_unit
 
 SHARE = [f"$share/archive/{t}" for t in ("grid/v1/+/evt/+", "grid/v1/+/ack",
          "grid/v1/+/state", "grid/v1/+/reported", "grid/v1/+/media/+/+")]  # fmt: skip
@@ -173,18 +172,9 @@ ARCHIVE_UNIT = REPO / "systemd" / "edge-archive.service"
 
 
 def test_archive_unit_passes_systemd_analyze_verify(tmp_path: Path) -> None:
-    exe = shutil.which("systemd-analyze")
-    if exe is None:
-        pytest.skip("systemd-analyze is not installed (Debian package systemd)")
     text = ARCHIVE_UNIT.read_text()
     assert "Type=notify" in text and "ops archive --check" in text and "Restart=always" in text
-    unit = tmp_path / "edge-archive.service"
-    unit.write_text(
-        text.replace("/opt/edge-agent/.venv/bin/edge-agent", shutil.which("true") or "")
-    )
-    out = subprocess.run([exe, "verify", str(unit)], capture_output=True, text=True, timeout=60)
-    assert out.returncode == 0, out.stderr
-    assert "edge-archive.service" not in out.stderr, out.stderr
+    verify_unit(ARCHIVE_UNIT, "/opt/edge-agent/.venv/bin/edge-agent", tmp_path)
 
 
 def test_service_notifies_ready_and_stops_cleanly_on_sigterm(

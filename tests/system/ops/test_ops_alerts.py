@@ -8,9 +8,7 @@ import hashlib
 import hmac
 import random
 import shlex
-import shutil
 import signal
-import subprocess
 import sys
 from asyncio.subprocess import PIPE, STDOUT
 from collections.abc import AsyncIterator, Callable
@@ -36,6 +34,7 @@ from sync import envelope
 from tests.kits.aio import wait_until
 from tests.kits.mqtt import Watcher
 from tests.kits.paths import REPO
+from tests.kits.units import verify_unit
 
 RULES = Rules(offline_after_ms=10 * 60_000, backlog_over=100)
 T0 = 1_765_000_000_000
@@ -401,10 +400,4 @@ def test_the_unit_runs_this_command(tmp_path: Path) -> None:
         ["@/etc/w.url"],
         "/var/lib/edge-archive/alerts.db",
     )
-    exe = shutil.which("systemd-analyze")
-    if exe is None:
-        pytest.skip("systemd-analyze is not installed (Debian package systemd)")
-    copy = tmp_path / "edge-alerts.service"  # verify wants ExecStart= to exist
-    copy.write_text(text_.replace(argv[0], shutil.which("true") or ""))
-    out = subprocess.run([exe, "verify", str(copy)], capture_output=True, text=True, timeout=60)
-    assert out.returncode == 0 and "edge-alerts.service" not in out.stderr, out.stderr
+    verify_unit(unit, argv[0], tmp_path)
