@@ -87,6 +87,11 @@ class BdSeq:
         return self.value
 
 
+def _mark_read(fut: asyncio.Future[int]) -> None:
+    if not fut.cancelled():
+        fut.exception()
+
+
 class Session:
     """One connected MQTT session; gone for good once `closed` is done."""
 
@@ -99,6 +104,8 @@ class Session:
         self.on_puback: Callable[[int, bool], None] = lambda mid, ok: None
         self._waiters: dict[int, asyncio.Future[bool]] = {}
         self._writing = False
+        # Set by the SUBACK: until then a document published live reaches nobody.
+        self.subscribed = asyncio.Event()
 
     # paho callbacks (always on the loop thread once connected)
     def puback(self, mid: int, ok: bool) -> None:
@@ -321,6 +328,9 @@ class MqttLink:
         client = self._client(bdseq)
         session = Session(client, loop, bdseq)
         connack: asyncio.Future[int] = loop.create_future()
+        # A CONNACK that fails after we stopped waiting (a timeout, a failed connect) is told by
+        # the session or the raised error: mark it read so asyncio does not print it at exit.
+        connack.add_done_callback(_mark_read)
         self._wire(client, session, connack)
         kwargs: dict[str, Any] = {"keepalive": self._s.keepalive_s}
         host, port = self.failover.current
@@ -352,11 +362,7 @@ class MqttLink:
             graceful = True
             raise
         finally:
-            # A CONNACK that failed after we stopped waiting (a timeout) is told by the session;
-            # mark it read, and let no later disconnect set an exception nobody reads.
-            if connack.done() and not connack.cancelled():
-                connack.exception()
-            connack.cancel()
+            connack.cancel()  # no later disconnect sets an exception on it
             misc.cancel()
             loop.remove_reader(sock)
             session.stop_writing()
@@ -400,6 +406,14 @@ class MqttLink:
         def on_publish(_c: Any, _u: Any, mid: int, rc: Any, _p: Any) -> None:
             session.puback(mid, not getattr(rc, "is_failure", False))
 
+        def on_subscribe(_c: Any, _u: Any, _mid: int, codes: list[Any], _p: Any) -> None:
+            refused = [str(c) for c in codes if getattr(c, "is_failure", False)]
+            if refused:
+                log.warning(
+                    "broker refused %d of %d subscriptions: %s", len(refused), len(codes), refused
+                )
+            session.subscribed.set()
+
         def on_message(_c: Any, _u: Any, msg: paho.MQTTMessage) -> None:
             self._on_message(
                 session, Inbound(msg.topic, bytes(msg.payload), bool(msg.retain), msg.mid, msg.qos)
@@ -409,6 +423,7 @@ class MqttLink:
         client.on_disconnect = on_disconnect
         client.on_publish = on_publish
         client.on_message = on_message
+        client.on_subscribe = on_subscribe
 
     def _on_readable(self, client: paho.Client, session: Session) -> None:
         rc = client.loop_read(256)
@@ -422,6 +437,11 @@ class MqttLink:
             if client.loop_misc() != MQTTErrorCode.MQTT_ERR_SUCCESS:
                 session.lost("keepalive failed")
             session.want_write()
+
+    @property
+    def ready(self) -> bool:
+        """Connected and the broker has answered the SUBSCRIBE (SUBACK): live documents arrive."""
+        return self.session is not None and self.session.subscribed.is_set()
 
     def status(self) -> dict[str, Any]:
         """The link's part of `status`: connects, backoff, broker limits and their problems."""

@@ -411,6 +411,7 @@ class Agent:
         return self.state.last_ver("tasks", f"dev:{self.cfg.device.id}")
 
     async def _session(self, session: Session) -> None:
+        await session.subscribed.wait()  # no SUBACK: the keep-alive ends the session
         self.publish_reported(force=True)
         await self.publisher.run(session)
 

@@ -84,9 +84,13 @@ class Reporting:
         return out
 
     def publish_reported(self, force: bool = False) -> None:
-        """Publish `reported` (retained) when connected and changed; `force` on (re)birth."""
+        """Publish `reported` (retained) when subscribed and changed; `force` on (re)birth.
+
+        Never before the SUBACK: a `reported` that follows a birth tells central the device now
+        hears its documents and commands (docs/protocol.md).
+        """
         session = self.link.session
-        if session is None:
+        if session is None or not self.link.ready:
             return
         problems = self.problems()
         role = self.role()

@@ -67,7 +67,7 @@ def synced() -> SystemClock:
 
 
 async def running(agent: Agent) -> None:
-    await wait_until(lambda: agent.link.session is not None, what="agent connected")
+    await wait_until(lambda: agent.link.ready, what="agent connected")
 
 
 async def import_tasks(ops: Ops) -> Path:

@@ -35,11 +35,11 @@ def acks(w: Watcher) -> list[dict[str, Any]]:
 
 async def start_run(cfg: Config, w: Watcher | None = None) -> asyncio.Task[int]:
     """Start the supervisor; with a watcher, return once the device is online (subscribed)."""
-    seen = len(w.on(f"grid/v1/{DEV}/state")) if w else 0
+    seen = len(w.on(f"grid/v1/{DEV}/reported")) if w else 0
     task = asyncio.create_task(run(cfg), name="agent-run")
     if w is not None:
-        await wait_until(lambda: len(w.on(f"grid/v1/{DEV}/state")) > seen, what="birth")
-        await asyncio.sleep(0.2)  # birth precedes SUBSCRIBE on the wire
+        # `reported` goes out only after the SUBACK (docs/protocol.md): the device now listens.
+        await wait_until(lambda: len(w.on(f"grid/v1/{DEV}/reported")) > seen, what="reported")
     return task
 
 

@@ -96,7 +96,7 @@ async def test_deletes_after_pubacks_ride_with_the_appends(
 
     cfg = make_config(tmp_path / "state", broker)
     async with Agent(cfg) as agent:
-        await wait_until(lambda: agent.link.session is not None)
+        await wait_until(lambda: agent.link.ready)
         await wait_until(lambda: agent.outbox.depth == 0)
         monkeypatch.setattr(outbox_writer.Writer, "commit", spy)
         for i in range(60):

@@ -49,7 +49,7 @@ async def online(
     w = Watcher(b.host, b.port)
     try:
         async with Agent(make_config(tmp_path / "state", b.port, **sections)) as agent:
-            await wait_until(lambda: agent.link.session is not None)
+            await wait_until(lambda: agent.link.ready)
             yield agent, w
     finally:
         w.close()

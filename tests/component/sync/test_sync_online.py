@@ -24,7 +24,7 @@ async def test_events_reach_broker_with_contract_envelope(broker: Broker, tmp_pa
     watcher = Watcher.of(broker)
     cfg = make_config(tmp_path / "state", broker)
     async with Agent(cfg) as agent:
-        await wait_until(lambda: agent.link.session is not None)
+        await wait_until(lambda: agent.link.ready)
         stored = [await agent.outbox.append("incident", {"n": i}) for i in range(20)]
         await wait_until(lambda: len(watcher.events("/evt/incident")) == 20)
         await wait_until(lambda: agent.outbox.depth == 0)
@@ -80,7 +80,7 @@ async def test_presence_birth_will_on_a_lost_link_and_rebirth(
 
     cfg = make_config(tmp_path / "state", broker)
     async with Agent(cfg) as agent:
-        await wait_until(lambda: agent.link.session is not None)
+        await wait_until(lambda: agent.link.ready)
         await wait_until(lambda: len(states()) == 1, what="birth")
         first = states()[0]
         session = agent.link.session

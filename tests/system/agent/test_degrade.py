@@ -33,7 +33,7 @@ async def test_missing_gpio_library_degrades_instead_of_crashing(
     cfg = make_config(tmp_path / "state", broker.port, buttons={"sos": 17, "led": 22})
     with caplog.at_level(logging.ERROR):
         async with Agent(cfg) as agent:
-            await wait_until(lambda: agent.link.session is not None)
+            await wait_until(lambda: agent.link.ready)
             body = await agent.status_body()
             assert "buttons" in body["degraded"]
             assert "gpiozero" in body["degraded"]["buttons"]

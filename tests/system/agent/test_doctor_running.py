@@ -45,7 +45,7 @@ async def test_doctor_while_the_service_holds_the_ports(tmp_path: Path, broker: 
             nfc={"port": nfc.port},
         )
         async with Agent(cfg) as agent:
-            await wait_until(lambda: agent.link.session is not None, what="agent connected")
+            await wait_until(lambda: agent.link.ready, what="agent connected")
             await wait_until(
                 lambda: not any(agent.device_problems().values()), what="ports open in the agent"
             )

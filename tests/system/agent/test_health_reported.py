@@ -93,7 +93,7 @@ async def test_failed_sos_button_is_reported_while_offline_too(
     monkeypatch.setitem(sys.modules, "gpiozero", None)  # the board's GPIO library is missing
     cfg = make_config(tmp_path / "state", broker.port, buttons={"sos": 17, "led": 22})
     async with Agent(cfg, health_every_s=0.2) as agent:
-        await wait_until(lambda: agent.link.session is not None)
+        await wait_until(lambda: agent.link.ready)
     # Stopped: the retained `reported` still says what is broken.
     body = retained_reported(broker)
     assert [p for p in body["problems"] if p.startswith("buttons did not start")]

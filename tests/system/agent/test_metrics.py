@@ -37,7 +37,7 @@ async def test_metrics_endpoint_reports_outbox_link_and_delivery(
     port = free_port()
     cfg = make_config(tmp_path / "state", broker.port, metrics={"enabled": True, "port": port})
     async with Agent(cfg) as agent:
-        await wait_until(lambda: agent.link.session is not None)
+        await wait_until(lambda: agent.link.ready)
         for i in range(3):
             await agent.outbox.append("incident", {"n": i})
         await wait_until(lambda: agent.outbox.depth == 0)

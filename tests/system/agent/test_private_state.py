@@ -78,7 +78,7 @@ async def test_no_secret_reaches_a_log_or_the_status(
         await wait_until(lambda: agent.link.connects == 0 and len(caplog.records) > 3)
         await asyncio.to_thread(broker.start)
         try:
-            await wait_until(lambda: agent.link.session is not None, what="connected")
+            await wait_until(lambda: agent.link.ready, what="connected")
             body = json.dumps(await agent.status_body())
         finally:
             await asyncio.to_thread(broker.stop)

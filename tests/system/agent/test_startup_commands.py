@@ -36,7 +36,7 @@ def cmd_acks(w: Watcher) -> list[dict[str, Any]]:
 async def connect_once(cfg: Any) -> None:
     """One start, so that the broker keeps the device's session and queues what comes for it."""
     async with Agent(cfg, clock=synced()) as a:
-        await wait_until(lambda: a.link.session is not None, what="first session")
+        await wait_until(lambda: a.link.ready, what="first session")
 
 
 @pytest.fixture
@@ -91,7 +91,7 @@ async def test_snapshot_of_a_camera_that_gives_no_frame_fails_within_its_bound(
         async with Agent(cfg, clock=synced()) as a:
             assert isinstance(a.role, GatewayRole)
             a.role.snapshot_wait_s = 0.5
-            await wait_until(lambda: a.link.session is not None, what="session")
+            await wait_until(lambda: a.link.ready, what="session")
             w.publish(CMD_TOPIC, key.doc("cmd", SNAPSHOT, ver=int(time.time() * 1000)))
             await wait_until(lambda: bool(cmd_acks(w)), what="cmd ack")
         [ack] = cmd_acks(w)

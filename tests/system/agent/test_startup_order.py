@@ -93,7 +93,7 @@ def slow_devices(monkeypatch: pytest.MonkeyPatch) -> list[float]:
 def hook(start: Start, publish: Callable[[], None], agent: Callable[[], Agent]) -> Any:
     async def step(name: str) -> None:
         if name == "link" and start.session_first:
-            await wait_until(lambda: agent().link.session is not None, what="session up")
+            await wait_until(lambda: agent().link.ready, what="session up")
             await asyncio.sleep(start.delay_s)  # documents may reach the held downlink
         if name == start.publish_at:
             await asyncio.to_thread(publish)

@@ -236,7 +236,7 @@ async def test_a_crashed_sync_loop_stops_the_agent_with_an_error(
     watcher = Watcher("127.0.0.1", broker.port)
     try:
         async with Agent(cfg) as agent:
-            await wait_until(lambda: agent.link.session is not None, what="connected")
+            await wait_until(lambda: agent.link.ready, what="connected")
             patch_once(monkeypatch, resolve(owner), attr)  # armed once the agent runs
             appended = asyncio.create_task(agent.outbox.append("incident", {"n": 1}))
             if loop == "downlink":

@@ -31,7 +31,7 @@ async def test_fleet_push_to_twenty_agents(ops: Ops) -> None:
             )
             agents[dev] = await stack.enter_async_context(Agent(cfg, clock=synced()))
         await wait_until(
-            lambda: all(a.link.session is not None for a in agents.values()),
+            lambda: all(a.link.ready for a in agents.values()),
             what="20 agents connected",
         )
         # One device already runs a newer task set: the fleet push is a rollback for it.

@@ -47,13 +47,13 @@ async def test_offline_devices_are_picked_and_bad_pushes_stop(ops: Ops, broker: 
     tasks = await import_tasks(ops)
     # pd-0043 ran once and stopped: only its retained shutdown state speaks for it.
     async with Agent(device(ops, "pd-0043"), clock=synced()) as away:
-        await wait_until(lambda: away.link.session is not None, what="pd-0043 online")
+        await wait_until(lambda: away.link.ready, what="pd-0043 online")
     async with AsyncExitStack() as stack:
         here = await stack.enter_async_context(Agent(device(ops, "pd-0042"), clock=synced()))
         gw_cfg = device(ops, "gw-0007", "camera_gateway", ["ruyihu"])
         gw = await stack.enter_async_context(Agent(gw_cfg, clock=synced()))
         await wait_until(
-            lambda: here.link.session is not None and gw.link.session is not None,
+            lambda: here.link.ready and gw.link.ready,
             what="online",
         )
         # Reported: `--role` skipped offline devices (their will named no role).

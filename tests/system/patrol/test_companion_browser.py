@@ -261,7 +261,7 @@ async def test_worker_pairs_checks_in_reports_and_raises_sos(
         )
         central = Watcher(broker.host, broker.port)
         async with Agent(cfg, clock=SystemClock(synced=lambda: True)) as agent:
-            await wait_until(lambda: agent.link.session is not None, what="connected")
+            await wait_until(lambda: agent.link.ready, what="connected")
             ctx = await browser.new_context(viewport={"width": 390, "height": 844})
             page = await ctx.new_page()
             phone = Phone(page, Shots(page, folder), state, agent, gps, nfc, broker)

@@ -164,7 +164,7 @@ async def test_checkin_acknowledged_before_a_crash_keeps_chain_and_progress(
             clock = SystemClock(synced=lambda: True)
             async with Agent(cfg, clock=clock) as app:
                 driver = await patrol_of(app, tmp_path)
-                await wait_until(lambda: app.link.session is not None, what="connected")
+                await wait_until(lambda: app.link.ready, what="connected")
                 await tap(sim, driver, TAGS[0], 1)
                 monkeypatch.setattr(agent.patrol.driver, "write_json", no_disk)
                 await tap(sim, driver, TAGS[1], 2)

@@ -67,7 +67,7 @@ async def test_offline_checkins_with_photo_reach_central_intact(
             async with Agent(cfg, clock=clock) as agent:
                 driver = await patrol_of(agent, pics)
                 assert driver.status()["patrol"]["chain"] == offline
-                await wait_until(lambda: agent.link.session is not None, what="connected")
+                await wait_until(lambda: agent.link.ready, what="connected")
                 await tap(sim, driver, TAGS[2], 1)
                 await wait_until(lambda: agent.outbox.depth == 0, what="outbox drained")
                 await wait_until(lambda: not photo.exists(), what="photo reaped after acks")
@@ -119,7 +119,7 @@ async def test_tasks_document_from_central_reaches_the_driver_and_the_api(
     try:
         async with Agent(cfg) as agent:
             driver = await patrol_of(agent, jpeg_folder(tmp_path / "pics"))
-            await wait_until(lambda: agent.link.session is not None, what="connected")
+            await wait_until(lambda: agent.link.ready, what="connected")
             central.publish(f"grid/v1/{DEV}/desired/tasks", key.doc("tasks", TASKS["body"], ver=9))
             await wait_until(lambda: driver.tasks_view()["ver"] == 9, what="tasks applied")
             status, _, body = await http(state / "api.sock", "GET", "/tasks")

@@ -107,7 +107,7 @@ async def walking(
                 async with page.post(f"{base}/api/pair", json={"code": device_code(state, 6)}) as r:
                     assert r.status == 200
                     csrf = (await r.json())["csrf"]
-                await wait_until(lambda: agent.link.session is not None, what="connected")
+                await wait_until(lambda: agent.link.ready, what="connected")
                 gps.resume()
                 yield Rig(agent, gps, central, page, base, csrf)
         finally:

@@ -37,7 +37,7 @@ async def test_tasks_applied_while_the_role_starts_reach_the_driver(
 
     async def slow_start(ctx: Any, stack: Any) -> Any:
         # The fault: the role starts only after the session is up and the document arrived.
-        await wait_until(lambda: agent.link.session is not None, what="session up")
+        await wait_until(lambda: agent.link.ready, what="session up")
         await asyncio.sleep(0.5)  # the retained document arrives meanwhile: the downlink holds it
         return await real(ctx, stack)
 

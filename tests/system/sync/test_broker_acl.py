@@ -190,7 +190,7 @@ async def test_the_agent_works_under_the_locked_down_broker(
     )
     try:
         async with Agent(cfg, clock=SystemClock()) as agent:
-            await wait_until(lambda: agent.link.session is not None, what="connected")
+            await wait_until(lambda: agent.link.ready, what="connected")
             stored = await agent.outbox.append("incident", {"n": 1})
             await wait_until(
                 lambda: any(stored.id.encode() in p for _, p in central.got), what="delivered"

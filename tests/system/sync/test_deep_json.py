@@ -32,7 +32,7 @@ async def test_a_retained_deep_central_state_does_not_stop_the_agent(
     try:
         w.publish("grid/v1/central/state", DEEP, retain=True)
         async with Agent(make_config(tmp_path / "state", broker.port, key)) as agent:
-            await wait_until(lambda: agent.link.session is not None, what="connected")
+            await wait_until(lambda: agent.link.ready, what="connected")
             # The downlink worker is still alive: a document after it is applied and acked.
             w.publish(f"grid/v1/{DEV}/desired/mode", key.doc("mode", {"mode": "emergency"}, ver=1))
             await wait_until(

@@ -57,7 +57,7 @@ async def test_device_and_archive_survive_kill_9_of_their_node(
         archiver.start()
         archiver.wait_ready(60)
         async with Agent(cfg) as agent:
-            await wait_until(lambda: agent.link.session is not None, timeout=60)
+            await wait_until(lambda: agent.link.ready, timeout=60)
             assert agent.link.failover.protocol_now == 3
             first = agent.link.failover.current
             node = next(n for n in cluster.nodes if n.mqtt_port == first[1])
@@ -66,7 +66,7 @@ async def test_device_and_archive_survive_kill_9_of_their_node(
             cluster.kill(node)  # kill -9 the node the device (and the archiver) is on
             ids += [(await agent.outbox.append("incident", {"n": i})).id for i in range(20, 60)]
             await wait_until(lambda: agent.link.failover.current != first, timeout=60)
-            await wait_until(lambda: agent.link.session is not None, timeout=60)
+            await wait_until(lambda: agent.link.ready, timeout=60)
             await wait_until(lambda: agent.outbox.depth == 0, timeout=60)
             await wait_until(lambda: _events(db) >= set(ids), timeout=60)
     finally:

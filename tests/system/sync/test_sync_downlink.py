@@ -87,7 +87,7 @@ async def test_every_rejection_is_acked_and_changes_nothing(
     unknown = OpsKey("ops-rogue")
     now = int(time.time() * 1000)
     async with Agent(cfg, clock=SystemClock(synced=lambda: True)) as agent:
-        await wait_until(lambda: agent.link.session is not None)
+        await wait_until(lambda: agent.link.ready)
         good = key.doc("tasks", TASKS, ver=5)
         # Retained, as central sends it: the session can be up a moment before its SUBSCRIBE is
         # (seen with amqtt under load), and a live-only message would then reach nobody.
@@ -137,7 +137,7 @@ async def test_tasks_survive_restart_and_reported_follows(
     w = Watcher.of(broker)
     cfg = make_config(tmp_path / "state", broker, key)
     async with Agent(cfg) as agent:
-        await wait_until(lambda: agent.link.session is not None)
+        await wait_until(lambda: agent.link.ready)
         await send_and_ack(agent, w, TASKS_TOPIC, key.doc("tasks", TASKS, ver=3), retain=True)
         await wait_until(
             lambda: any(json.loads(p)["tasks_ver"] == 3 for p in w.on(f"grid/v1/{DEV}/reported"))
@@ -145,7 +145,7 @@ async def test_tasks_survive_restart_and_reported_follows(
     async with Agent(cfg) as agent:
         assert agent.tasks_ver == 3
         assert agent.state.tasks is not None and agent.state.tasks["body"] == TASKS
-        await wait_until(lambda: agent.link.session is not None)
+        await wait_until(lambda: agent.link.ready)
         births = [json.loads(p) for p in w.on(f"grid/v1/{DEV}/state")]
         await wait_until(
             lambda: (
@@ -168,7 +168,7 @@ async def test_zone_emergency_overrides_device_holiday_and_expires(
     w = Watcher.of(broker)
     cfg = make_config(tmp_path / "state", broker, key)
     async with Agent(cfg) as agent:
-        await wait_until(lambda: agent.link.session is not None)
+        await wait_until(lambda: agent.link.ready)
         await send_and_ack(agent, w, MODE_TOPIC, key.doc("mode", {"mode": "holiday"}, ver=1))
         assert agent.modes.current.name == "holiday" and agent.modes.current.scope == "dev"
         exp = int(time.time() * 1000) + 4000
@@ -211,7 +211,7 @@ async def test_cmd_rebirth_and_status_now(broker: Broker, tmp_path: Path, key: O
         modes={"profiles": {"normal": {"status_interval_s": 3600}}},
     )
     async with Agent(cfg) as agent:
-        await wait_until(lambda: agent.link.session is not None)
+        await wait_until(lambda: agent.link.ready)
         await wait_until(lambda: len(w.on(f"grid/v1/{DEV}/state")) >= 1)
         births = len(w.on(f"grid/v1/{DEV}/state"))
         ver = int(time.time() * 1000)
@@ -254,7 +254,7 @@ async def test_expiry_uses_last_good_time_while_clock_unsynced(
     now = int(time.time() * 1000)
     async with Agent(cfg, clock=SystemClock(synced=lambda: False, has_rtc=False)) as agent:
         agent.state.note_good_time(now)  # an earlier moment when the time was known right
-        await wait_until(lambda: agent.link.session is not None)
+        await wait_until(lambda: agent.link.ready)
         ack = await send_and_ack(
             agent, w, TASKS_TOPIC, key.doc("tasks", TASKS, ver=1, exp=now - 60_000)
         )

@@ -66,7 +66,7 @@ async def test_agent_falls_back_to_mqtt_311_when_mqtt5_is_turned_away(
     cfg = make_config(tmp_path / "state", amqtt.port)  # protocol 5, the default
     assert cfg.broker.protocol == 5
     async with Agent(cfg) as agent:
-        await wait_until(lambda: agent.link.session is not None, timeout=30)
+        await wait_until(lambda: agent.link.ready, timeout=30)
         assert agent.link.failover.protocol_now == 3
         stored = [await agent.outbox.append("incident", {"n": i}) for i in range(5)]
         await wait_until(lambda: len(watcher.events("/evt/incident")) == 5)
@@ -84,7 +84,7 @@ async def test_agent_moves_to_the_next_node_when_its_node_is_killed(tmp_path: Pa
     wb = Watcher(b.host, b.port)
     try:
         async with Agent(cfg) as agent:
-            await wait_until(lambda: agent.link.session is not None, timeout=30)
+            await wait_until(lambda: agent.link.ready, timeout=30)
             assert agent.link.failover.current == ("127.0.0.1", a.port)
             assert a.proc is not None
             a.proc.send_signal(signal.SIGKILL)  # the node the device is connected to

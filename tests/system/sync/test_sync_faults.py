@@ -29,7 +29,7 @@ def seqs(watcher: Watcher) -> list[int]:
 async def test_broker_outage_loses_nothing_and_marks_hist(broker: Broker, tmp_path: Path) -> None:
     cfg = make_config(tmp_path / "state", broker)
     async with Agent(cfg) as agent:
-        await wait_until(lambda: agent.link.session is not None)
+        await wait_until(lambda: agent.link.ready)
         live = [await agent.outbox.append("checkin", {"n": i}) for i in range(10)]
         await wait_until(lambda: agent.outbox.depth == 0, what="live drained")
         broker.stop()
@@ -79,7 +79,7 @@ async def test_agent_restart_mid_backlog_keeps_seq(broker: Broker, tmp_path: Pat
 async def test_frozen_broker_without_pubacks_is_reconnected(broker: Broker, tmp_path: Path) -> None:
     cfg = make_config(tmp_path / "state", broker, sync={"puback_timeout_s": 1.0})
     async with Agent(cfg) as agent:
-        await wait_until(lambda: agent.link.session is not None)
+        await wait_until(lambda: agent.link.ready)
         connects = agent.link.connects
         assert broker.proc is not None
         os.kill(broker.proc.pid, signal.SIGSTOP)  # TCP stays up, nothing is acknowledged
@@ -99,7 +99,7 @@ async def test_mqtt311_delivery(broker: Broker, tmp_path: Path) -> None:
     watcher = Watcher.of(broker)
     cfg = make_config(tmp_path / "state", broker, broker={"protocol": 3})
     async with Agent(cfg) as agent:
-        await wait_until(lambda: agent.link.session is not None)
+        await wait_until(lambda: agent.link.ready)
         s = await agent.outbox.append("checkin", {"n": 1})
         await wait_until(lambda: s.id in {e["id"] for e in watcher.events()})
     watcher.close()

@@ -24,7 +24,7 @@ async def test_tls_with_client_certificate(tmp_path: Path) -> None:
             },
         )
         async with Agent(cfg) as agent:
-            await wait_until(lambda: agent.link.session is not None, what="TLS session")
+            await wait_until(lambda: agent.link.ready, what="TLS session")
             await agent.outbox.append("incident", {"n": 1})
             await wait_until(lambda: agent.outbox.depth == 0, what="delivered over TLS")
         # Without the client certificate the broker refuses the handshake.

@@ -51,7 +51,7 @@ async def test_gateway_reports_motion_with_snapshot_and_answers_snapshot_cmd(
         assert media_event()[0]["ref"]["kind"] == "detection"
         status = await agent.status_body()
         assert status["cameras"]["cam-plaza-1"]["state"] in {"running", "reopening"}
-        await wait_until(lambda: agent.link.session is not None)
+        await wait_until(lambda: agent.link.ready)
         w.publish(
             f"grid/v1/{DEV}/cmd",
             key.doc(
