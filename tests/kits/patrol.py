@@ -185,17 +185,6 @@ async def outbox_events(outbox: Outbox, kind: str | None = None) -> list[dict[st
     return sorted(out, key=lambda e: e["seq"])
 
 
-async def stored_rows(outbox: Outbox, suffix: str, timeout: float = 30.0) -> list[Any]:
-    """The outbox rows whose topic ends with `suffix`, once there is one (fails after `timeout`)."""
-    loop = asyncio.get_running_loop()
-    end = loop.time() + timeout
-    while not (rows := [r for r in await outbox.fetch((-1, -1), 1000) if r.topic.endswith(suffix)]):
-        if loop.time() > end:
-            raise AssertionError(f"no {suffix} row stored")
-        await asyncio.sleep(0.02)
-    return rows
-
-
 async def checkin_payloads(outbox: Outbox) -> list[bytes]:
     """The exact stored bytes of every check-in still in the outbox, in seq order."""
     rows = await outbox.fetch((-1, -1), 100_000)
