@@ -35,6 +35,7 @@ class MediaStore:
     ) -> None:
         self._dir = state_dir / "media"
         self._dir.mkdir(parents=True, exist_ok=True)
+        _remove_partial_writes(self._dir)
         self._index_path = self._dir / "index.json"
         self._dev = dev
         self._outbox = outbox  # chunks (not events) and the reaper's questions
@@ -150,6 +151,16 @@ class MediaStore:
                 continue
             if removed:
                 log.info("deleted %d uploaded photo(s)", removed)
+
+
+def _remove_partial_writes(folder: Path) -> None:
+    """Drop `*.tmp` files a power cut left mid-write (sync.statefile writes there, then renames):
+    they are not photos anybody refers to, and the quota would not see their bytes."""
+    partial = list(folder.glob("*.tmp"))
+    for path in partial:
+        path.unlink(missing_ok=True)
+    if partial:
+        log.warning("removed %d photo file(s) left half-written by a power cut", len(partial))
 
 
 def _kind(topic: str) -> str:

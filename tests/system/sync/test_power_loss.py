@@ -110,6 +110,7 @@ async def test_cut_during_photo_write_loses_no_acknowledged_photo(
     assert len(photos) == 1 + 2  # cut_at - 1 acknowledged before each cut
     assert list((state / "media").glob("*.tmp")), "the cut left its half-written file"
     w = await drain_to_broker(state, broker, set(photos))
+    assert not list((state / "media").glob("*.tmp")), "the agent's start removes half-writes"
     for media_id, sha in photos.values():
         chunks = sorted(
             (int(t.rsplit("/", 1)[1]), p)
