@@ -140,16 +140,16 @@ class HogDetector:
 def input_side(dims: Sequence[int | str | None], input_size: int | None) -> int:
     """The square input side: the model's own when its input [1, 3, S, S] is fixed (a
     different input_size is refused), else input_size, which a dynamic input needs."""
-    fixed = len(dims) == 4 and isinstance(dims[2], int) and dims[2] == dims[3]
-    if fixed and input_size not in (None, dims[2]):
-        problem = f"the model's input is fixed at {dims[2]} x {dims[3]}, not {input_size}"
+    side = dims[2] if len(dims) == 4 and isinstance(dims[2], int) and dims[2] == dims[3] else None
+    if side is not None and input_size not in (None, side):
+        problem = f"the model's input is fixed at {side} x {side}, not {input_size}"
         raise ConfigError([("detector.input_size", problem)])
     if input_size is not None:
         return input_size
-    if not fixed:
+    if side is None:
         problem = f"model input {list(dims)} is not fixed; set input_size"
         raise ConfigError([("detector.input_size", problem)])
-    return int(dims[2])
+    return side
 
 
 def onnx_errors() -> tuple[type[BaseException], ...]:
@@ -225,8 +225,9 @@ class OnnxDetector:
         for (x1, y1, x2, y2), score, k in zip(c.boxes, c.scores, c.classes, strict=True):
             label = cfg.classes.get(int(k))
             if label is not None:  # a class the operator did not map is not reported
-                box = ((x1 - px) / r, (y1 - py) / r, (x2 - x1) / r, (y2 - y1) / r)
-                found.append(Detection(tuple(float(v) for v in box), float(score), label))
+                x, y = float(x1 - px) / r, float(y1 - py) / r
+                box = (x, y, float(x2 - x1) / r, float(y2 - y1) / r)
+                found.append(Detection(box, float(score), label))
         # Suppression on the boxes as the model gave them, as the exporters' own decoders do:
         # clipped first, boxes crossing the frame's edge overlap more and fewer survive.
         # An end2end model has chosen its boxes itself.

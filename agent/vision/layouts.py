@@ -95,7 +95,7 @@ def shape_problem(layout: Layout, shapes: Sequence[Shape], classes: Collection[i
         )
     count = class_count(layout, shapes)
     beyond = sorted(k for k in classes if count is not None and k >= count)
-    if beyond:
+    if count is not None and beyond:
         return (
             f"outputs {_text(shapes)} read as layout {layout} have {count} classes "
             f"(0-{count - 1}); classes maps {beyond}"
