@@ -1,7 +1,7 @@
 """The ONNX plug-in on files written by the real YOLO exporters (tests/data/onnx/).
 
 Each model was made by its project's own exporter (Ultralytics 8.4 for YOLOv8, YOLO11 and
-YOLO26; the yolov5 package, Ultralytics' YOLOv5 v7.0, for the classic layout) from the
+YOLO26, raw, NMS-free and with NMS inside; the yolov5 package, Ultralytics' YOLOv5 v7.0, for the classic layout) from the
 project's model definition with random weights; scripts/export-onnx-fixtures made them and
 recorded what the exporter's OWN decoding (letterbox, decode, NMS, boxes back in the photo)
 finds on three real photos. The plug-in must find the same boxes in the photo's pixels.
@@ -63,6 +63,7 @@ def test_the_fixtures_are_what_the_exporters_wrote():
         "yolo11t_160",
         "yolo26t_160",
         "yolo26t_160_e2e",
+        "yolov8t_160_nms",
     }
     for stem in MODELS:
         path = FIXTURES / f"{stem}.onnx"
@@ -100,6 +101,7 @@ def test_plugin_finds_the_exporters_own_boxes(stem):
         ("yolo11t_160", "end2end"),
         ("yolo26t_160_e2e", "yolov8"),
         ("yolo26t_160_e2e", "yolov5"),
+        ("yolov8t_160_nms", "yolov8"),
         ("yolov8t_160", "ssd"),
     ],
 )
@@ -117,6 +119,7 @@ OUTPUT_SHAPES = {
     "yolov8t_160": (1, 7, 525),
     "yolo11t_160": (1, 7, 525),
     "yolo26t_160_e2e": (1, 300, 6),
+    "yolov8t_160_nms": (1, 300, 6),
 }
 
 
