@@ -137,6 +137,13 @@ class HogDetector:
         return nms(found, 0.5) if len(found) > 1 else found
 
 
+# The input element types the plug-in can fill, by onnxruntime's name for them.
+INPUT_TYPES: dict[str, type[np.floating[Any]]] = {
+    "tensor(float)": np.float32,
+    "tensor(float16)": np.float16,
+}
+
+
 def input_side(dims: Sequence[int | str | None], input_size: int | None) -> int:
     """The square input side: the model's own when its input [1, 3, S, S] is fixed (a
     different input_size is refused), else input_size, which a dynamic input needs."""
@@ -199,10 +206,16 @@ class OnnxDetector:
         inp = self._session.get_inputs()[0]
         self._input = inp.name
         self._size = input_side(inp.shape, cfg.input_size)
+        # A half-precision export traced on a GPU (YOLOv5 `--half`) takes float16 frames.
+        dtype = INPUT_TYPES.get(inp.type)
+        if dtype is None:
+            wrong = f"model input type {inp.type}; the plug-in sends float (0-1 RGB)"
+            raise ConfigError([("detector.model", wrong)])
+        self._dtype = dtype
         shapes = [o.shape for o in self._session.get_outputs()]
-        problem = shape_problem(cfg.layout, shapes, cfg.classes)
-        if problem:
-            raise ConfigError([("detector.layout", problem)])
+        misfit = shape_problem(cfg.layout, shapes, cfg.classes)
+        if misfit:
+            raise ConfigError([("detector.layout", misfit)])
         self._cfg = cfg
 
     def _letterbox(self, image: np.ndarray) -> tuple[np.ndarray, float, float, float]:
@@ -213,6 +226,7 @@ class OnnxDetector:
         canvas = np.full((self._size, self._size, 3), 114, dtype=np.uint8)
         canvas[py : py + nh, px : px + nw] = cv2.resize(image, (nw, nh))
         blob = canvas[:, :, ::-1].transpose(2, 0, 1)[None].astype(np.float32) / 255.0
+        blob = blob.astype(self._dtype, copy=False)
         return np.ascontiguousarray(blob), r, float(px), float(py)
 
     def decode(

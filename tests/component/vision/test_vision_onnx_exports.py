@@ -1,10 +1,11 @@
 """The ONNX plug-in on files written by the real YOLO exporters (tests/data/onnx/).
 
 Each model was made by its project's own exporter (Ultralytics 8.4 for YOLOv8, YOLO11 and
-YOLO26, raw, NMS-free and with NMS inside; the yolov5 package, Ultralytics' YOLOv5 v7.0, for the classic layout) from the
-project's model definition with random weights; scripts/export-onnx-fixtures made them and
-recorded what the exporter's OWN decoding (letterbox, decode, NMS, boxes back in the photo)
-finds on three real photos. The plug-in must find the same boxes in the photo's pixels.
+YOLO26: raw head, NMS-free head, NMS inside, float16 weights; the yolov5 package, Ultralytics'
+YOLOv5 v7.0, for the classic layout, static and dynamic) from the project's model definition
+with random weights; scripts/export-onnx-fixtures made them and recorded what the exporter's
+OWN decoding (letterbox, decode, NMS, boxes back in the photo) finds on three real photos. The
+plug-in must find the same boxes in the photo's pixels.
 """
 
 from __future__ import annotations
@@ -64,6 +65,7 @@ def test_the_fixtures_are_what_the_exporters_wrote():
         "yolo26t_160",
         "yolo26t_160_e2e",
         "yolov8t_160_nms",
+        "yolo26t_160_fp16",
     }
     for stem in MODELS:
         path = FIXTURES / f"{stem}.onnx"
@@ -142,6 +144,46 @@ def test_a_dynamic_axes_export_needs_input_size():
     # and the anchors named instead of fixed. Without input_size the camera cannot start.
     with pytest.raises(ConfigError, match="input_size"):
         detector("yolov5t_dynamic", input_size=None)
+
+
+def test_a_float16_input_export_is_fed_float16(tmp_path):
+    # What a half-precision export traced on a GPU takes (yolov5 `export.py --half`,
+    # Ultralytics `quantize=16` on CUDA): float16 frames. Made here from the float16 CPU export
+    # by onnxruntime's float16 converter (the one Ultralytics uses) with the input and output
+    # turned to float16 too. Before, every frame failed in onnxruntime (a float32 frame).
+    from onnxruntime.transformers import float16
+
+    src = onnx.load(str(FIXTURES / "yolo26t_160_fp16.onnx"))
+    path = tmp_path / "yolo26t_half_io.onnx"
+    onnx.save(float16.convert_float_to_float16(src, keep_io_types=False), str(path))
+    assert (
+        onnx.load(str(path)).graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT16
+    )
+    det = detector("yolo26t_160_fp16", model=path)
+    for name, want in reference("yolo26t_160_fp16")["reference"].items():
+        got = as_rows(det.detect(cv2.imread(str(PHOTOS / name)), None))
+        want = np.array(sorted(want, key=lambda r: (r[5], -r[4])), np.float64).reshape(-1, 6)
+        assert len(got) == len(want), name
+        # A float16 output rounds a box corner to 1/8 of an input pixel (~0.5 photo pixels).
+        assert np.allclose(got[:, :4], want[:, :4], atol=2.0), name
+        assert np.allclose(got[:, 4], want[:, 4], atol=3e-3), name
+
+
+def test_an_input_the_plugin_cannot_fill_is_a_config_error(tmp_path):
+    # e.g. a uint8 image input (some TensorFlow exports): named at start, not a failing frame.
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph(
+        [helper.make_node("Cast", ["images"], ["output0"], to=TensorProto.FLOAT)],
+        "uint8_input",
+        [helper.make_tensor_value_info("images", TensorProto.UINT8, [1, 3, 64, 64])],
+        [helper.make_tensor_value_info("output0", TensorProto.FLOAT, [1, 3, 64, 64])],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    onnx.save(model, str(tmp_path / "u8.onnx"))
+    with pytest.raises(ConfigError, match=r"input type tensor\(uint8\)"):
+        detector("yolov5t_160", model=tmp_path / "u8.onnx")
 
 
 def test_open_output_shapes_are_judged_on_each_frame():
