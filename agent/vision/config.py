@@ -260,9 +260,10 @@ class OnnxDetectorConfig(_Model):
     kind: Literal["onnx"] = "onnx"
     model: Path
     classes: dict[int, str] = Field(min_length=1)
-    # yolov5 [1, N, 5 + C]; yolov8 / yolo11 [1, 4 + C, N]; ssd: boxes [1, N, 4] (x1, y1, x2, y2,
-    # fractions of the input) and scores [1, N, C] as two outputs.
-    layout: Literal["yolov5", "yolov8", "ssd"] = "yolov5"
+    # yolov5 [1, N, 5 + C]; yolov8 / yolo11 / yolo26 [1, 4 + C, N]; end2end [1, K, 6] (x1, y1,
+    # x2, y2, score, class: NMS inside); ssd: boxes [1, N, 4] (x1, y1, x2, y2, fractions of the
+    # input) and scores [1, N, C] as two outputs. See agent/vision/layouts.py.
+    layout: Literal["yolov5", "yolov8", "end2end", "ssd"] = "yolov5"
     input_size: int | None = Field(default=None, ge=32, le=4096)
     score_threshold: float = Field(default=0.4, gt=0, le=1)
     nms_iou: float = Field(default=0.45, gt=0, le=1)

@@ -17,6 +17,7 @@ from agent.vision.config import (
     PeopleDetectorConfig,
 )
 from agent.vision.geometry import Box, area, clip, expand, merge_overlapping, scale_box
+from agent.vision.layouts import candidates, shape_problem
 from agent.vision.tracker import Detection
 
 log = logging.getLogger(__name__)
@@ -136,35 +137,58 @@ class HogDetector:
         return nms(found, 0.5) if len(found) > 1 else found
 
 
+# The input element types the plug-in can fill, by onnxruntime's name for them.
+INPUT_TYPES: dict[str, type[np.floating[Any]]] = {
+    "tensor(float)": np.float32,
+    "tensor(float16)": np.float16,
+}
+
+
+def input_side(dims: Sequence[int | str | None], input_size: int | None) -> int:
+    """The square input side: the model's own when its input [1, 3, S, S] is fixed (a
+    different input_size is refused), else input_size, which a dynamic input needs."""
+    side = dims[2] if len(dims) == 4 and isinstance(dims[2], int) and dims[2] == dims[3] else None
+    if side is not None and input_size not in (None, side):
+        problem = f"the model's input is fixed at {side} x {side}, not {input_size}"
+        raise ConfigError([("detector.input_size", problem)])
+    if input_size is not None:
+        return input_size
+    if side is None:
+        problem = f"model input {list(dims)} is not fixed; set input_size"
+        raise ConfigError([("detector.input_size", problem)])
+    return side
+
+
+def onnx_errors() -> tuple[type[BaseException], ...]:
+    """What loading or running a model may raise: onnxruntime's own error types derive from
+    Exception only, so they are named here."""
+    from onnxruntime.capi import onnxruntime_pybind11_state as ort_state
+
+    names = (
+        "Fail",
+        "InvalidArgument",
+        "InvalidGraph",
+        "InvalidProtobuf",
+        "NoSuchFile",
+        "NotImplemented",
+        "RuntimeException",
+        "EPFail",
+    )
+    found = (getattr(ort_state, n, None) for n in names)
+    return (RuntimeError, ValueError, OSError, *(e for e in found if isinstance(e, type)))
+
+
 class OnnxDetector:
-    """A YOLO-style ONNX model (yolov5 [1,N,5+C] or yolov8 [1,4+C,N]) on the whole frame."""
+    """A detector export (layouts: agent/vision/layouts.py) on the whole, letterboxed frame."""
 
     name = "onnx"
 
     def __init__(self, cfg: OnnxDetectorConfig, base_dir: Path | None = None) -> None:
+        """Loads the model and checks its input and output shapes against the config
+        (ConfigError naming the shapes when they do not fit)."""
         import onnxruntime as ort  # only operators who configure a model pay for the import
-        from onnxruntime.capi import onnxruntime_pybind11_state as ort_state
 
-        # onnxruntime's own error types derive from Exception only, so they are named here.
-        names = (
-            "Fail",
-            "InvalidArgument",
-            "InvalidGraph",
-            "InvalidProtobuf",
-            "NoSuchFile",
-            "NotImplemented",
-            "RuntimeException",
-            "EPFail",
-        )
-        found = (getattr(ort_state, n, None) for n in names)
-        ort_errors = [e for e in found if isinstance(e, type)]
-        self._errors: tuple[type[BaseException], ...] = (
-            RuntimeError,
-            ValueError,
-            OSError,
-            *ort_errors,
-        )
-
+        self._errors = onnx_errors()
         path = cfg.model if cfg.model.is_absolute() or base_dir is None else base_dir / cfg.model
         if not path.is_file():
             raise ConfigError([("detector.model", f"no model file at {path}")])
@@ -181,16 +205,17 @@ class OnnxDetector:
             ) from exc
         inp = self._session.get_inputs()[0]
         self._input = inp.name
-        size = cfg.input_size
-        if size is None:
-            dims = inp.shape
-            if len(dims) == 4 and isinstance(dims[2], int) and dims[2] == dims[3]:
-                size = int(dims[2])
-            else:
-                raise ConfigError(
-                    [("detector.input_size", f"model input {dims} is not fixed; set input_size")]
-                )
-        self._size = size
+        self._size = input_side(inp.shape, cfg.input_size)
+        # A half-precision export traced on a GPU (YOLOv5 `--half`) takes float16 frames.
+        dtype = INPUT_TYPES.get(inp.type)
+        if dtype is None:
+            wrong = f"model input type {inp.type}; the plug-in sends float (0-1 RGB)"
+            raise ConfigError([("detector.model", wrong)])
+        self._dtype = dtype
+        shapes = [o.shape for o in self._session.get_outputs()]
+        misfit = shape_problem(cfg.layout, shapes, cfg.classes)
+        if misfit:
+            raise ConfigError([("detector.layout", misfit)])
         self._cfg = cfg
 
     def _letterbox(self, image: np.ndarray) -> tuple[np.ndarray, float, float, float]:
@@ -201,63 +226,36 @@ class OnnxDetector:
         canvas = np.full((self._size, self._size, 3), 114, dtype=np.uint8)
         canvas[py : py + nh, px : px + nw] = cv2.resize(image, (nw, nh))
         blob = canvas[:, :, ::-1].transpose(2, 0, 1)[None].astype(np.float32) / 255.0
+        blob = blob.astype(self._dtype, copy=False)
         return np.ascontiguousarray(blob), r, float(px), float(py)
 
-    def ssd_rows(self, boxes: Any, scores: Any) -> np.ndarray:
-        """SSD-style outputs (boxes [1, N, 4] x1, y1, x2, y2 as fractions of the input, scores
-        [1, N, C]) as yolov8-style rows [1, N, 4 + C]: centre and size in input pixels, then
-        the scores with unmapped classes (the background) zeroed."""
-        b = np.asarray(boxes, dtype=np.float32)
-        if scores is None or b.ndim != 3 or b.shape[2] != 4:
-            raise ValueError(
-                f"ssd layout wants boxes [1, N, 4] and scores [1, N, C], got {b.shape}"
-            )
-        sc = np.array(scores, dtype=np.float32)
-        if sc.ndim != 3 or sc.shape[:2] != b.shape[:2]:
-            raise ValueError(f"ssd scores {sc.shape} do not match boxes {b.shape}")
-        mapped = np.zeros(sc.shape[2], bool)
-        mapped[[k for k in self._cfg.classes if 0 <= k < sc.shape[2]]] = True
-        sc[:, :, ~mapped] = 0.0
-        x1, y1, x2, y2 = (b[0, :, i] * self._size for i in range(4))
-        centre = np.stack([(x1 + x2) / 2, (y1 + y2) / 2, x2 - x1, y2 - y1], axis=1)
-        return np.concatenate([centre, sc[0]], axis=1)[None]
-
     def decode(
-        self, output: Any, r: float, px: float, py: float, w: int, h: int
+        self, outputs: Sequence[Any], r: float, px: float, py: float, w: int, h: int
     ) -> list[Detection]:
-        """Detections from the raw output tensor, in frame pixels after NMS."""
+        """Detections from one frame's raw outputs, in frame pixels: suppressed, then clipped."""
         cfg = self._cfg
-        out = np.asarray(output, dtype=np.float32)
-        if out.ndim != 3 or out.shape[0] != 1:
-            raise ValueError(f"unexpected output shape {out.shape}")
-        rows = out[0].T if cfg.layout == "yolov8" else out[0]
-        # yolov5 scores are objectness x class; yolov8 and ssd rows have no objectness column.
-        cls = rows[:, 5:] * rows[:, 4:5] if cfg.layout == "yolov5" else rows[:, 4:]
-        if cls.shape[1] == 0:
-            raise ValueError(f"output has no class columns: {out.shape}")
-        best = np.argmax(cls, axis=1)
-        scores = cls[np.arange(len(rows)), best]
-        keep = scores >= cfg.score_threshold
-        found: list[Detection] = []
-        for row, k, score in zip(rows[keep], best[keep], scores[keep], strict=True):
+        found = []
+        c = candidates(cfg.layout, outputs, self._size, cfg.classes, cfg.score_threshold)
+        for (x1, y1, x2, y2), score, k in zip(c.boxes, c.scores, c.classes, strict=True):
             label = cfg.classes.get(int(k))
-            if label is None:
-                continue  # a class the operator did not map is not reported
-            cx, cy, bw, bh = (float(v) for v in row[:4])
-            box = ((cx - bw / 2 - px) / r, (cy - bh / 2 - py) / r, bw / r, bh / r)
-            box = clip(box, w, h)
-            if area(box) > 0:
+            if label is not None:  # a class the operator did not map is not reported
+                x, y = float(x1 - px) / r, float(y1 - py) / r
+                box = (x, y, float(x2 - x1) / r, float(y2 - y1) / r)
                 found.append(Detection(box, float(score), label))
-        return nms(found, cfg.nms_iou)
+        # Suppression on the boxes as the model gave them, as the exporters' own decoders do:
+        # clipped first, boxes crossing the frame's edge overlap more and fewer survive.
+        # An end2end model has chosen its boxes itself.
+        if cfg.layout != "end2end":
+            found = nms(found, cfg.nms_iou)
+        clipped = (Detection(clip(d.box, w, h), d.score, d.label) for d in found)
+        return [d for d in clipped if area(d.box) > 0]
 
     def detect(self, image: np.ndarray, rois: Sequence[Box] | None) -> list[Detection]:
         """Detections on the whole frame; rois only decide that it runs (YOLO sees it all)."""
         h, w = image.shape[:2]
         blob, r, px, py = self._letterbox(image)
         try:
-            (output, *rest) = self._session.run(None, {self._input: blob})
-            if self._cfg.layout == "ssd":
-                output = self.ssd_rows(output, rest[0] if rest else None)
-            return self.decode(output, r, px, py, w, h)
+            outputs = self._session.run(None, {self._input: blob})
+            return self.decode(outputs, r, px, py, w, h)
         except self._errors as exc:
             raise DeviceError(f"ONNX detector failed: {exc}") from exc

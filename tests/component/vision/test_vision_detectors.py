@@ -94,7 +94,12 @@ def _rows_v5():
 
 
 def build_model(path: Path, rows: np.ndarray, layout: str = "yolov5", size: int | str = 64) -> Path:
-    """A graph whose output is a fixed YOLO tensor (plus 0 x mean of the input)."""
+    """A graph whose output is a fixed YOLO tensor (plus 0 x mean of the input).
+
+    Padded with empty candidates to 16: as in every real export, candidates outnumber columns
+    (how the plug-in tells [1, N, 5 + C] from [1, 4 + C, N]).
+    """
+    rows = np.concatenate([rows, np.zeros((max(0, 16 - len(rows)), rows.shape[1]), rows.dtype)])
     out = rows[None] if layout == "yolov5" else rows.T[None]
     const = helper.make_tensor("fixed", TensorProto.FLOAT, out.shape, out.flatten().tolist())
     zero = helper.make_tensor("zero", TensorProto.FLOAT, [1], [0.0])
