@@ -8,7 +8,8 @@ has the section is validated by exactly those models, imported and built at that
 
 Errors keep their key paths and wording: a `ValidationError` raised inside a validator becomes
 the same line errors in pydantic-core, under the field's location. The default (`[]`, None) is
-never validated, so a file without the section never imports the models.
+never validated, so a file without the section never imports the models. Options of the outer
+call (`strict=`, `context=`) do not reach the deferred models; the agent's config uses none.
 """
 
 from __future__ import annotations
