@@ -3,7 +3,9 @@
 Run: .venv/bin/python bench/bench_footprint.py [--seconds 5] [--role patrol|camera_gateway]
 First the figure the issue sets a ceiling for: an idle patrol device measured from outside
 (`python -m agent run`, GPS fix at 1 Hz on a pty, companion page off), VmRSS after `--seconds`
-of idling and the time from spawn to its retained birth. Then, for each role in fresh
+of idling (and its RssAnon/RssFile) and the time from spawn to its retained birth, with the
+agent's bytecode compiled first as an install does; RSS after each import of the run path, the
+libraries first, so their own share shows. Then, for each role in fresh
 subprocesses: RSS after each start-up stage, the slowest imports (`python -X importtime`,
 cumulative), the heaviest Python allocations (tracemalloc, by file), and which optional
 libraries got loaded. Prints figures beside their ceilings; asserts nothing.
@@ -118,18 +120,22 @@ def import_summary(stderr: str, n: int = 12) -> list[tuple[str, int]]:
     return sorted(rows, key=lambda r: -r[1])[:n]
 
 
-# What `edge-agent run` of an idle patrol device imports (issue 22); libraries before the agent's
-# modules that first import them, so each line is that module's own cost.
+# What `edge-agent run` of an idle patrol device imports (issue 22): the libraries first, then the
+# agent's modules, so the figure before `agent.cli` is what the libraries cost by themselves.
+FIRST_MODEL = "pydantic:first-model"  # building one model imports the schema machinery
 RUN_PATH = (
     "asyncio",
     "sqlite3",
     "paho.mqtt.client",
-    "pydantic",
-    "agent.cli",
-    "agent.config.telemetry",
-    "agent.vision.config",
-    "agent.config.model",
     "aiosqlite",
+    "serial",
+    "pynmea2",
+    "argparse",
+    "tomllib",
+    "pydantic",
+    FIRST_MODEL,
+    "agent.cli",
+    "agent.config.model",
     "sync.outbox",
     "agent.runtime.run",
     "agent.patrol.role",
@@ -141,10 +147,15 @@ def rss():
     for line in open("/proc/self/status"):
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
+def first_model():
+    from pydantic import BaseModel
+    class One(BaseModel):
+        x: int = 0
+    One(x=1)
 prev = rss()
 print(f"    {'interpreter':<28} {prev:6.1f} MB")
 for name in sys.argv[1:]:
-    importlib.import_module(name)
+    first_model() if name.endswith(":first-model") else importlib.import_module(name)
     now = rss()
     print(f"    {name:<28} {now:6.1f} MB  +{now - prev:4.1f}")
     prev = now
@@ -158,6 +169,10 @@ def report_import_costs() -> None:
     )
     print("  RSS after each import of `edge-agent run` (fresh interpreter):")
     print(out.stdout.rstrip())
+    rows = {ln.split()[0]: float(ln.split()[1]) for ln in out.stdout.splitlines() if " MB" in ln}
+    if FIRST_MODEL in rows and RUN_PATH[-1] in rows:
+        libs, total = rows[FIRST_MODEL], rows[RUN_PATH[-1]]
+        print(f"  the libraries alone {libs:.1f} MB, the agent's modules +{total - libs:.1f} MB")
 
 
 def report(role: str, seconds: float) -> None:
@@ -177,8 +192,15 @@ def report(role: str, seconds: float) -> None:
         print(f"    {name[-60:]:<60} {size / 1024:8.0f}")
 
 
-async def idle_patrol(seconds: float) -> tuple[float, float, float]:
-    """An idle patrol process with a 1 Hz GPS fix: (VmRSS MB, VmHWM MB, spawn-to-birth s)."""
+def rss_split(pid: int) -> dict[str, float]:
+    """RssAnon (heap, Python objects) and RssFile (mapped libraries) of `pid`, MB."""
+    status = Path(f"/proc/{pid}/status").read_text().splitlines()
+    keys = ("RssAnon", "RssFile")
+    return {ln.split(":")[0]: int(ln.split()[1]) / 1024 for ln in status if ln.startswith(keys)}
+
+
+async def idle_patrol(seconds: float) -> tuple[float, float, float, dict[str, float]]:
+    """An idle patrol process with a 1 Hz GPS fix: VmRSS, VmHWM (MB), spawn-to-birth (s), split."""
     from agent.demo.broker import Broker
     from bench.outside import Watch, agent_process, measure, wait_birth, write_config
     from firmware_bridge.sim.gps_sim import GpsSimulator
@@ -198,17 +220,31 @@ async def idle_patrol(seconds: float) -> tuple[float, float, float]:
                 with agent_process(cfg, base / "agent.log") as pid:
                     birth = await wait_birth(watch, data["device"]["id"], t0)
                     window = await measure(pid, seconds)
-            return window.b.rss_mb, window.b.hwm_mb, birth
+                    split = rss_split(pid)
+            return window.b.rss_mb, window.b.hwm_mb, birth, split
         finally:
             watch.close()
             broker.stop()
 
 
+def installed_bytecode() -> None:
+    """Compile the agent's bytecode as `pip install` does on a device.
+
+    A dev tree run with PYTHONDONTWRITEBYTECODE=1 has none, so every start would compile ~90
+    modules from source: +0.3 MB RSS and tenths of a second to the birth a device never pays.
+    """
+    import compileall
+
+    for package in ("agent", "sync", "firmware_bridge"):
+        compileall.compile_dir(ROOT / package, quiet=1)
+
+
 def report_idle(seconds: float) -> None:
     """The idle patrol figures beside their ceilings."""
-    rss, hwm, birth = asyncio.run(idle_patrol(seconds))
-    print("== idle patrol device, measured from outside (GPS fix 1 Hz, page off)")
+    rss, hwm, birth, split = asyncio.run(idle_patrol(seconds))
+    print("== idle patrol device, measured from outside (GPS 1 Hz, page off, bytecode compiled)")
     print(f"  VmRSS after {seconds:g} s  {rss:7.1f} MB   (ceiling {IDLE_RSS_CEILING_MB:g} MB)")
+    print("  of which            " + ", ".join(f"{k} {v:.1f} MB" for k, v in split.items()))
     print(f"  VmHWM (peak)       {hwm:7.1f} MB")
     print(f"  spawn to birth     {birth:7.2f} s    (ceiling {BIRTH_CEILING_S:g} s)")
 
@@ -226,6 +262,7 @@ def main() -> None:
         trace = trace or "tracemalloc" in str(sys._xoptions)
         print(json.dumps(asyncio.run(child(args.child, args.seconds, trace))))
         return
+    installed_bytecode()
     if args.role in (None, "patrol"):
         report_idle(max(args.seconds, 10.0))
         report_import_costs()

@@ -12,6 +12,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from agent.config.deferred import Deferred
 from agent.config.model import Config, example_keys, parse
 from agent.config.role_sections import ROLE_SECTIONS, foreign_sections
 from agent.errors import ConfigError
@@ -21,6 +22,8 @@ def _models(annotation: Any) -> list[type[BaseModel]]:
     """The pydantic models inside an annotation (Optional, list[...], Annotated, unions)."""
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
         return [annotation]
+    if isinstance(annotation, Deferred):  # a section whose models load on first use
+        return _models(annotation.annotation())
     out: list[type[BaseModel]] = []
     for arg in typing.get_args(annotation):
         out += _models(arg)
@@ -40,7 +43,8 @@ def known_keys(path: Sequence[str], root: type[BaseModel] = Config) -> list[str]
         for m in models:
             f = m.model_fields.get(part)
             if f is not None:
-                nxt += _models(f.annotation)
+                # Annotated[...] metadata (a Deferred section's real type) sits beside it.
+                nxt += _models(f.annotation) + [x for meta in f.metadata for x in _models(meta)]
         if not nxt:
             return []
         models = nxt

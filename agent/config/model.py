@@ -5,11 +5,12 @@ from __future__ import annotations
 import os
 import tomllib
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from agent.config import credentials
+from agent.config.deferred import deferred
 from agent.config.paths import UserPath
 from agent.config.telemetry import LoggingConfig, MetricsConfig
 from agent.errors import ConfigError
@@ -20,8 +21,28 @@ from agent.patrol.config import (
     PatrolCameraConfig,
     PatrolConfig,
 )
-from agent.vision.config import AlarmHttpConfig, CameraList
 from sync.failover import parse_hosts
+
+
+def _camera_list() -> Any:
+    from agent.vision.config import CameraList
+
+    return CameraList
+
+
+def _alarm_http() -> Any:
+    from agent.vision.config import AlarmHttpConfig
+
+    return AlarmHttpConfig
+
+
+if TYPE_CHECKING:
+    from agent.vision.config import AlarmHttpConfig, CameraList
+else:
+    # The camera gateway's models are imported when a file has these sections, not by every
+    # device (issue 22): a patrol device never builds them. Validation is theirs, unchanged.
+    CameraList = deferred(_camera_list)
+    AlarmHttpConfig = deferred(_alarm_http)
 
 DEVICE_ID = r"^[a-z0-9][a-z0-9-]{0,62}$"
 ZONE_ID = r"^[a-z0-9][a-z0-9_-]*(\.[a-z0-9][a-z0-9_-]*)*$"

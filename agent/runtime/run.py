@@ -18,6 +18,7 @@ from agent.documents.remote_config import (
 )
 from agent.documents.state import DocState
 from agent.runtime.agent import Agent, OtaContext
+from agent.runtime.memory import trim_heap
 from agent.runtime.systemd import agent_watchdog
 
 log = logging.getLogger(__name__)
@@ -60,6 +61,7 @@ async def run(local: Config, source: str = "(given)") -> int:
                     cfg.device.role,
                     describe(source, agent.config_ver, staged),
                 )
+                trim_heap()  # what start-up freed goes back to the system (issue 22)
                 await agent.wait()
                 log.info("shutting down (%s)", agent.outcome)
         except Exception as exc:

@@ -31,6 +31,10 @@ async def main() -> None:
     # Lazily imported since issue 22: signature checks load cryptography with the first
     # document; the operations tool (rich, the KML reader) is never part of a running agent.
     lazy = ("cryptography", "rich", "defusedxml", "agent.ops", "agent.doctor")
+    # The gateway's config models load only for a file with [[cameras]] / [alarm_http].
+    lazy += ("agent.vision", "agent.vision.config", "agent.camera.sources")
+    # The metrics endpoint and the companion page are off by default: not imported either.
+    lazy += ("prometheus_client", "aiohttp", "agent.patrol.companion", "agent.runtime.metrics")
     print(" ".join(m for m in heavy + lazy if m in sys.modules))
 
 asyncio.run(main())
