@@ -15,6 +15,8 @@ import secrets
 from collections.abc import Sequence
 from typing import Any
 
+from tests.kits.loopback import LoopbackServer
+
 HANG = object()
 REALM = "IP Camera(C1234)"
 _PARAM = re.compile(r'(\w+)=(?:"([^"]*)"|([^,\s]*))')
@@ -24,7 +26,7 @@ def _md5(text: str) -> str:
     return hashlib.md5(text.encode()).hexdigest()
 
 
-class CameraStreamServer:
+class CameraStreamServer(LoopbackServer):
     """Async context manager: serves GET on any path with the scripted multipart bodies."""
 
     def __init__(
@@ -36,38 +38,20 @@ class CameraStreamServer:
         username: str = "admin",
         password: str = "",
     ) -> None:
+        super().__init__()
         self.content_type = content_type
         self._scripts = list(scripts)
         self._auth = auth
         self._user = username
         self._password = password
         self._nonce = secrets.token_hex(16)
-        self._server: asyncio.Server | None = None
-        self._tasks: set[asyncio.Task[Any]] = set()
         self.requests: list[str] = []
         self.refused = 0
         self.served = 0
         self.played = asyncio.Event()
 
-    @property
-    def port(self) -> int:
-        assert self._server is not None
-        return int(self._server.sockets[0].getsockname()[1])
-
     def url(self, path: str = "/ISAPI/Event/notification/alertStream") -> str:
         return f"http://127.0.0.1:{self.port}{path}"
-
-    async def __aenter__(self) -> CameraStreamServer:
-        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        assert self._server is not None
-        self._server.close()
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        await self._server.wait_closed()
 
     def _authorised(self, method: str, target: str, header: str) -> bool:
         scheme, _, cred = header.partition(" ")
@@ -87,10 +71,10 @@ class CameraStreamServer:
         want = _md5(f"{ha1}:{self._nonce}:{p.get('nc')}:{p.get('cnonce')}:{p.get('qop')}:{ha2}")
         return p.get("uri") == target and p.get("response") == want
 
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
         assert task is not None
-        self._tasks.add(task)
+        self.tasks.add(task)
         try:
             while True:  # keep-alive: digest retries on the same connection
                 head = (await reader.readuntil(b"\r\n\r\n")).decode("latin-1")
@@ -137,7 +121,7 @@ class CameraStreamServer:
         except (asyncio.IncompleteReadError, ConnectionError):
             pass
         finally:
-            self._tasks.discard(task)
+            self.tasks.discard(task)
             writer.close()
 
 

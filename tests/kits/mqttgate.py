@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 
+from tests.kits.loopback import LoopbackServer
+
 SUBSCRIBE = 8
 
 
@@ -27,39 +29,24 @@ async def read_packet(reader: asyncio.StreamReader) -> bytes:
     return bytes(header) + await reader.readexactly(length)
 
 
-class SubscribeGate:
+class SubscribeGate(LoopbackServer):
     """Forwards 127.0.0.1:`port` to the broker; `held` is set once a SUBSCRIBE waits, `release()`
     lets it (and everything after it) through. One client connection at a time."""
 
     def __init__(self, upstream: int) -> None:
+        super().__init__()
         self.upstream = upstream
-        self.port = 0
         self.held = asyncio.Event()
         self._open = asyncio.Event()
-        self._server: asyncio.Server | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
-
-    async def __aenter__(self) -> SubscribeGate:
-        self._server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
-        self.port = int(self._server.sockets[0].getsockname()[1])
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        assert self._server is not None
-        self._server.close()
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        await self._server.wait_closed()
 
     def release(self) -> None:
         """Let the held SUBSCRIBE and everything behind it go to the broker."""
         self._open.set()
 
-    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
         assert task is not None
-        self._tasks.add(task)
+        self.tasks.add(task)
         up_w: asyncio.StreamWriter | None = None
         try:
             up_r, up_w = await asyncio.open_connection("127.0.0.1", self.upstream)
@@ -72,7 +59,7 @@ class SubscribeGate:
                     pipe.cancel()
                 await asyncio.gather(up, down, return_exceptions=True)
         finally:
-            self._tasks.discard(task)
+            self.tasks.discard(task)
             for w in (writer, up_w):
                 if w is not None:
                     w.close()

@@ -7,7 +7,9 @@ nobody. A gate holds the SUBSCRIBE, so the broker takes it before or after a doc
 
 from __future__ import annotations
 
+import contextlib
 import json
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -22,6 +24,20 @@ from tests.kits.mqttgate import SubscribeGate
 MODE_TOPIC = f"grid/v1/{DEV}/desired/mode"
 
 
+KEY = OpsKey("ops-2026a")
+
+
+@contextlib.asynccontextmanager
+async def held_agent(broker: Broker, state: Path) -> AsyncIterator[tuple[Agent, SubscribeGate]]:
+    """A patrol agent behind a gate that holds its SUBSCRIBE; yields once it is held."""
+    async with (
+        SubscribeGate(broker.port) as gate,
+        Agent(make_config(state, gate.port, KEY)) as agent,
+    ):
+        await gate.held.wait()
+        yield agent, gate
+
+
 def mode_acks(w: Watcher) -> list[tuple[int, str]]:
     return [(e["body"]["ver"], e["body"]["status"]) for e in w.events("/ack")]
 
@@ -30,23 +46,19 @@ def mode_acks(w: Watcher) -> list[tuple[int, str]]:
 async def test_document_published_before_the_subscribe_is_in(
     broker: Broker, tmp_path: Path, retained: bool
 ) -> None:
-    key = OpsKey("ops-2026a")
     w = Watcher.of(broker)
-    async with SubscribeGate(broker.port) as gate:
-        cfg = make_config(tmp_path / "state", gate.port, key)
-        async with Agent(cfg) as agent:
-            await gate.held.wait()
-            await wait_until(lambda: w.on(f"grid/v1/{DEV}/state") != [], what="birth")
-            # Connected, birth out, SUBSCRIBE not taken: not ready.
-            assert agent.link.session is not None and not agent.link.ready
-            w.publish(MODE_TOPIC, key.doc("mode", {"mode": "holiday"}, ver=1), retain=retained)
-            await wait_until(lambda: bool(w.on(MODE_TOPIC)), what="document at the broker")
-            gate.release()
-            await wait_until(lambda: agent.link.ready, what="SUBACK")
-            await wait_until(lambda: w.on(f"grid/v1/{DEV}/reported") != [], what="reported")
-            # From here a live document reaches the device.
-            w.publish(MODE_TOPIC, key.doc("mode", {"mode": "major_event"}, ver=2))
-            await wait_until(lambda: (2, "applied") in mode_acks(w), what="ack of ver 2")
+    async with held_agent(broker, tmp_path / "state") as (agent, gate):
+        await wait_until(lambda: w.on(f"grid/v1/{DEV}/state") != [], what="birth")
+        # Connected, birth out, SUBSCRIBE not taken: not ready.
+        assert agent.link.session is not None and not agent.link.ready
+        w.publish(MODE_TOPIC, KEY.doc("mode", {"mode": "holiday"}, ver=1), retain=retained)
+        await wait_until(lambda: bool(w.on(MODE_TOPIC)), what="document at the broker")
+        gate.release()
+        await wait_until(lambda: agent.link.ready, what="SUBACK")
+        await wait_until(lambda: w.on(f"grid/v1/{DEV}/reported") != [], what="reported")
+        # From here a live document reaches the device.
+        w.publish(MODE_TOPIC, KEY.doc("mode", {"mode": "major_event"}, ver=2))
+        await wait_until(lambda: (2, "applied") in mode_acks(w), what="ack of ver 2")
     # A retained document is delivered on the new subscription; a live one reached nobody.
     assert mode_acks(w) == ([(1, "applied"), (2, "applied")] if retained else [(2, "applied")])
     reported = json.loads(w.on(f"grid/v1/{DEV}/reported")[-1])
@@ -62,19 +74,15 @@ async def test_reported_waits_for_the_suback_after_the_role_is_up(
     The gate holds every packet behind the SUBSCRIBE, so the order is read from the count: one
     `reported` (after the SUBACK) before the one for the mode switch, whatever ran meanwhile.
     """
-    key = OpsKey("ops-2026a")
     w = Watcher.of(broker)
-    async with SubscribeGate(broker.port) as gate:
-        cfg = make_config(tmp_path / "state", gate.port, key)
-        async with Agent(cfg) as agent:
-            await gate.held.wait()
-            await wait_until(lambda: agent.role is not None, what="role up")
-            agent.publish_reported(force=True)
-            assert not agent.link.ready
-            gate.release()
-            await wait_until(lambda: w.on(f"grid/v1/{DEV}/reported") != [], what="reported")
-            w.publish(MODE_TOPIC, key.doc("mode", {"mode": "holiday"}, ver=1))
-            await wait_until(lambda: modes(w)[-1:] == ["holiday"], what="reported holiday")
+    async with held_agent(broker, tmp_path / "state") as (agent, gate):
+        await wait_until(lambda: agent.role is not None, what="role up")
+        agent.publish_reported(force=True)
+        assert not agent.link.ready
+        gate.release()
+        await wait_until(lambda: w.on(f"grid/v1/{DEV}/reported") != [], what="reported")
+        w.publish(MODE_TOPIC, KEY.doc("mode", {"mode": "holiday"}, ver=1))
+        await wait_until(lambda: modes(w)[-1:] == ["holiday"], what="reported holiday")
     assert modes(w) == ["normal", "holiday"]
     w.close()
 
