@@ -65,6 +65,7 @@ class Outbox:
         self._budget = budget_bytes
         self._online = online
         self._queue_size = queue_size
+        self._topics: dict[str, str] = {}  # kind -> its topic
         self._delete_delay = delete_delay_s
         self._handoff: Handoff | None = None  # to the writer thread, once open
         self._serving: concurrent.futures.Future[None] | None = None  # Handoff.serve's job
@@ -153,10 +154,10 @@ class Outbox:
         """The writer thread: commit batches until closed; `_serving` gets how it ended."""
         assert self._handoff is not None and self._serving is not None
         try:
-            self._handoff.serve(self._commit)
-        except BaseException as exc:
-            self._serving.set_exception(exc)  # the writer task raises it (supervisor)
-            raise
+            self._handoff.serve(lambda batch: self._commit(batch))  # looked up per batch
+        except BaseException as exc:  # noqa: BLE001 - handed on: the writer task raises it
+            self._serving.set_exception(exc)  # (the supervisor's broad catch sees it there)
+            return
         self._serving.set_result(None)
 
     async def _watch(self) -> None:
@@ -231,7 +232,11 @@ class Outbox:
         `journal_release` (see journal_after).
         """
         prio = DEFAULT_PRIORITY.get(kind, Priority.NOTICE) if priority is None else priority
-        topic = envelope.event_topic(self._dev, kind)
+        topic = self._topics.get(kind)
+        if topic is None:
+            topic = envelope.event_topic(self._dev, kind)
+            if len(self._topics) < 64:  # the kinds are the code's own few
+                self._topics[kind] = topic
         return await self._submit(kind, prio, body, topic, None, group, journal)
 
     def stamp(self) -> TimeStamp:
@@ -266,11 +271,20 @@ class Outbox:
     def _commit(self, batch: Batch) -> Answer:
         """Writer thread: commit the batch in one transaction; returns what answers its callers
         on the loop (nothing is answered before the commit returned)."""
-        # A deletion goes even if its caller stopped waiting (the PUBACKs were received).
-        live = [i for i in batch if isinstance(i, Deletion) or not cancelled(i)]
-        appends = [i for i in live if isinstance(i, Pending)]
-        acked = [r for i in live if isinstance(i, Deletion) for r in i.rowids]
-        marks = [i.release for i in live if isinstance(i, Deletion) and i.release is not None]
+        live: Batch = []
+        appends: list[Pending] = []
+        acked: list[int] = []
+        marks: list[tuple[int, int | None]] = []
+        for i in batch:  # one pass: this runs per message, holding the GIL
+            if isinstance(i, Pending):
+                if cancelled(i):
+                    continue  # its caller stopped waiting: not stored
+                appends.append(i)
+            else:  # a deletion goes even if its caller stopped waiting (PUBACKs received)
+                acked += i.rowids
+                if i.release is not None:
+                    marks.append(i.release)
+            live.append(i)
         if not (appends or acked or marks):
             return functools.partial(answer_deletions, live)  # a wake-up only: no transaction
         w = self._writing()
