@@ -8,11 +8,9 @@ committed batch (`sync.outbox_thread.Handoff`).
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import functools
 import logging
 import sqlite3
-import threading
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -68,7 +66,6 @@ class Outbox:
         self._topics: dict[str, str] = {}  # kind -> its topic
         self._delete_delay = delete_delay_s
         self._handoff: Handoff | None = None  # to the writer thread, once open
-        self._serving: concurrent.futures.Future[None] | None = None  # Handoff.serve's job
         # One thread each: SQLite work never runs on the event loop, and each connection is
         # only ever used by its own thread.
         self._wx = ThreadPoolExecutor(1, thread_name_prefix="outbox-write")
@@ -112,10 +109,8 @@ class Outbox:
         loop = asyncio.get_running_loop()
         self._handoff = Handoff(loop, self._queue_size, self._delete_delay)
         # The writer thread serves the hand-off from now on; the task reports how it ended.
-        # A daemon thread: an outbox never closed must not hold the interpreter's exit.
-        self._serving = concurrent.futures.Future()
-        threading.Thread(target=self._serve, name="outbox-writer", daemon=True).start()
-        self._writer = self._spawn("outbox-writer", self._watch)
+        self._handoff.start(lambda batch: self._commit(batch))  # looked up per batch
+        self._writer = self._spawn("outbox-writer", self._handoff.ended)
         for body in self.startup_notices:
             log.warning("outbox start: %s", body)
             await self.append("notice", body)
@@ -135,10 +130,9 @@ class Outbox:
         return conn
 
     async def __aexit__(self, *exc: object) -> None:
-        if self._handoff is not None and self._serving is not None:
+        if self._handoff is not None:
             # Appends already queued commit first (their callers wait), deletions at once.
-            self._handoff.stop()
-            await asyncio.gather(asyncio.wrap_future(self._serving), return_exceptions=True)
+            await self._handoff.stop()
         if self._writer is not None:
             self._writer.cancel()
             await asyncio.gather(self._writer, return_exceptions=True)
@@ -149,21 +143,6 @@ class Outbox:
         self._w = self._rdb = None
         self._wx.shutdown(wait=True)
         self._rx.shutdown(wait=True)
-
-    def _serve(self) -> None:
-        """The writer thread: commit batches until closed; `_serving` gets how it ended."""
-        assert self._handoff is not None and self._serving is not None
-        try:
-            self._handoff.serve(lambda batch: self._commit(batch))  # looked up per batch
-        except BaseException as exc:  # noqa: BLE001 - handed on: the writer task raises it
-            self._serving.set_exception(exc)  # (the supervisor's broad catch sees it there)
-            return
-        self._serving.set_result(None)
-
-    async def _watch(self) -> None:
-        """The writer task: ends when the writer thread does, raising what ended it."""
-        assert self._serving is not None
-        await asyncio.shield(asyncio.wrap_future(self._serving))
 
     async def _in_writer(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         """Run blocking `fn` on the writer thread (the only one that writes the file), after

@@ -10,8 +10,10 @@ The queue is bounded on the loop's side (`put` waits for room).
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import queue
 import sqlite3
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -59,6 +61,28 @@ class Handoff:
         self._held: Item | None = None  # taken while batching, goes next (writer thread only)
         self.closing = False  # deletions no longer wait for an append to carry them
         self.stopped = False  # the writer thread is gone: nothing put is ever answered
+        self._done: concurrent.futures.Future[None] = concurrent.futures.Future()
+        self._started = False
+
+    def start(self, commit: Callable[[Batch], Answer]) -> None:
+        """Start the writer thread serving `commit` (see `serve`). A daemon thread: an outbox
+        never closed must not hold up the interpreter's exit."""
+        thread = threading.Thread(target=self._run, args=(commit,), name="outbox-writer")
+        thread.daemon = True
+        thread.start()
+        self._started = True
+
+    def _run(self, commit: Callable[[Batch], Answer]) -> None:
+        try:
+            self.serve(commit)
+        except BaseException as exc:  # noqa: BLE001 - handed on: `ended` raises it
+            self._done.set_exception(exc)  # (the supervisor's broad catch sees it there)
+            return
+        self._done.set_result(None)
+
+    async def ended(self) -> None:
+        """Return when the writer thread has stopped; raise what stopped it (the writer task)."""
+        await asyncio.shield(asyncio.wrap_future(self._done))
 
     # ----- the loop's side -------------------------------------------------------------------
     def offer(self, item: Pending | Deletion) -> bool:
@@ -86,10 +110,12 @@ class Handoff:
         self._q.put(Call(fn, fut))  # unbounded: callers of `call` are few and await it
         return await fut
 
-    def stop(self) -> None:
-        """Let `serve` return once everything queued so far is committed."""
+    async def stop(self) -> None:
+        """Let the writer thread end once everything queued so far is committed; wait for it."""
         self.closing = True
         self._q.put(_STOP)
+        if self._started:
+            await asyncio.gather(asyncio.wrap_future(self._done), return_exceptions=True)
 
     def _answered(self, count: int, answer: Answer) -> None:
         """On the loop: a batch of `count` items is answered; room for producers."""
