@@ -267,8 +267,9 @@ class Outbox:
         if not (appends or acked or marks):
             return functools.partial(answer_deletions, live)  # a wake-up only: no transaction
         w = self._writing()
-        # An eviction notice is `hist` as the newest append was (read on the loop).
-        hist = appends[-1].hist if appends else not self._online()
+        # An eviction notice is `hist` as the newest append was (read on the loop; evictions
+        # only make room for appends, so without one there is no notice).
+        hist = appends[-1].hist if appends else False
         release = marks[-1] if marks else None
         try:
             done = w.commit(appends, hist, acked, release)
