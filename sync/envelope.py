@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 from collections.abc import Mapping, Sequence
@@ -24,17 +25,18 @@ class TimeStamp:
     mono_ms: int
 
 
+_RAND_BITS = 0x0FFF << 64 | 0x3FFF_FFFF_FFFF_FFFF  # rand_a, rand_b
+_VERSION_VARIANT = 0x7 << 76 | 0b10 << 62
+
+
 def uuid7(unix_ms: int, rand: bytes | None = None) -> str:
     """Return a UUIDv7 string for `unix_ms` (RFC 9562), 74 random bits from `rand` or os.urandom."""
     r = rand if rand is not None else os.urandom(10)
     if len(r) < 10:
         raise ValueError("uuid7 needs 10 random bytes")
-    value = (unix_ms & 0xFFFF_FFFF_FFFF) << 80
-    value |= 0x7 << 76  # version
-    value |= (int.from_bytes(r[0:2], "big") & 0x0FFF) << 64  # rand_a
-    value |= 0b10 << 62  # variant
-    value |= int.from_bytes(r[2:10], "big") & 0x3FFF_FFFF_FFFF_FFFF  # rand_b
-    h = f"{value:032x}"
+    # The 80 random bits keep 12 (rand_a) + 62 (rand_b); version and variant take the rest.
+    bits = int.from_bytes(r[:10], "big") & _RAND_BITS
+    h = f"{(unix_ms & 0xFFFF_FFFF_FFFF) << 80 | _VERSION_VARIANT | bits:032x}"
     return f"{h[0:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:32]}"
 
 
@@ -108,6 +110,12 @@ def _head(s: TimeStamp) -> str | None:
         return None
     if not (type(s.boot) is str and type(s.ts_src) is str):
         return None
+    return _head_text(s)
+
+
+# Keyed by equality, so only for stamps whose types `_head` checked (1 == True, 1 == 1.0).
+@functools.lru_cache(maxsize=4)  # one stamp serves a whole group commit
+def _head_text(s: TimeStamp) -> str:
     ok = "true" if s.time_ok else "false"
     return (
         f',"boot":{_STR(s.boot)},"mono_ms":{s.mono_ms},"ts":{s.ts},'

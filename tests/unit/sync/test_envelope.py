@@ -53,6 +53,15 @@ def test_envelope_is_the_dict_encoding(
     assert got == reference(kind, msg_id, dev, seq, stamp, hist, body)
 
 
+def test_equal_stamps_of_other_types_are_not_mixed_up() -> None:
+    plain = TimeStamp(1, "gps", True, "b", 1)
+    odd = TimeStamp(True, "gps", 1, "b", 1.0)  # type: ignore[arg-type]
+    assert plain == odd  # equal as values, not as JSON
+    for s in (plain, odd, plain, odd):
+        got = envelope.envelope(kind="k", msg_id="i", dev="d", seq=1, stamp=s, hist=False, body={})
+        assert got == reference("k", "i", "d", 1, s, False, {})
+
+
 @given(st.sampled_from([True, 1.0, 7]), st.sampled_from([True, 1, 0.0]), STAMPS)
 def test_other_field_types_take_the_dict_way(seq: Any, hist: Any, stamp: TimeStamp) -> None:
     odd = TimeStamp(stamp.ts, stamp.ts_src, 1, stamp.boot, True)  # type: ignore[arg-type]
@@ -70,3 +79,19 @@ def test_a_body_that_is_not_json_is_refused(bad: Any) -> None:
         envelope.envelope(
             kind="k", msg_id="i", dev="d", seq=1, stamp=stamp, hist=False, body={"x": bad}
         )
+
+
+def reference_uuid7(unix_ms: int, r: bytes) -> str:
+    """RFC 9562's layout spelled out field by field."""
+    value = (unix_ms & 0xFFFF_FFFF_FFFF) << 80
+    value |= 0x7 << 76  # version
+    value |= (int.from_bytes(r[0:2], "big") & 0x0FFF) << 64  # rand_a
+    value |= 0b10 << 62  # variant
+    value |= int.from_bytes(r[2:10], "big") & 0x3FFF_FFFF_FFFF_FFFF  # rand_b
+    h = f"{value:032x}"
+    return f"{h[0:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:32]}"
+
+
+@given(st.integers(0, 2**48 - 1), st.binary(min_size=10, max_size=10))
+def test_uuid7_is_the_rfc_layout(unix_ms: int, rand: bytes) -> None:
+    assert envelope.uuid7(unix_ms, rand) == reference_uuid7(unix_ms, rand)
