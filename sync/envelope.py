@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 from collections.abc import Mapping, Sequence
@@ -24,17 +25,18 @@ class TimeStamp:
     mono_ms: int
 
 
+_RAND_BITS = 0x0FFF << 64 | 0x3FFF_FFFF_FFFF_FFFF  # rand_a, rand_b
+_VERSION_VARIANT = 0x7 << 76 | 0b10 << 62
+
+
 def uuid7(unix_ms: int, rand: bytes | None = None) -> str:
     """Return a UUIDv7 string for `unix_ms` (RFC 9562), 74 random bits from `rand` or os.urandom."""
     r = rand if rand is not None else os.urandom(10)
     if len(r) < 10:
         raise ValueError("uuid7 needs 10 random bytes")
-    value = (unix_ms & 0xFFFF_FFFF_FFFF) << 80
-    value |= 0x7 << 76  # version
-    value |= (int.from_bytes(r[0:2], "big") & 0x0FFF) << 64  # rand_a
-    value |= 0b10 << 62  # variant
-    value |= int.from_bytes(r[2:10], "big") & 0x3FFF_FFFF_FFFF_FFFF  # rand_b
-    h = f"{value:032x}"
+    # The 80 random bits keep 12 (rand_a) + 62 (rand_b); version and variant take the rest.
+    bits = int.from_bytes(r[:10], "big") & _RAND_BITS
+    h = f"{(unix_ms & 0xFFFF_FFFF_FFFF) << 80 | _VERSION_VARIANT | bits:032x}"
     return f"{h[0:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:32]}"
 
 
@@ -67,7 +69,20 @@ def envelope(
     hist: bool,
     body: Mapping[str, Any],
 ) -> bytes:
-    """Serialise one §3 envelope; these bytes are stored and republished unchanged."""
+    """Serialise one §3 envelope; these bytes are stored and republished unchanged.
+
+    The same bytes as `dumps` of the envelope dict (tests/unit/sync/test_envelope.py), built
+    around the body's encoding: the outbox writes one per message, and the fields around the
+    body are a fixed shape (field types other than the declared ones take the dict way).
+    """
+    if type(seq) is int and type(hist) is bool and type(kind) is str and type(dev) is str:
+        head = _head(stamp)
+        if head is not None and type(msg_id) is str:
+            return (
+                f'{{"v":1,"kind":{_STR(kind)},"id":{_STR(msg_id)},"dev":{_STR(dev)},"seq":{seq}'
+                f'{head},"hist":{"true" if hist else "false"},"body":'
+                f"{_ENCODER.encode(body if type(body) is dict else dict(body))}}}"
+            ).encode()
     return dumps(
         {
             "v": 1,
@@ -83,6 +98,28 @@ def envelope(
             "hist": hist,
             "body": dict(body),
         }
+    )
+
+
+_STR = json.encoder.encode_basestring  # what _ENCODER does with a str (ensure_ascii=False)
+
+
+def _head(s: TimeStamp) -> str | None:
+    """The time fields as `envelope` writes them; None when a field is not of its type."""
+    if not (type(s.mono_ms) is int and type(s.ts) is int and type(s.time_ok) is bool):
+        return None
+    if not (type(s.boot) is str and type(s.ts_src) is str):
+        return None
+    return _head_text(s)
+
+
+# Keyed by equality, so only for stamps whose types `_head` checked (1 == True, 1 == 1.0).
+@functools.lru_cache(maxsize=4)  # one stamp serves a whole group commit
+def _head_text(s: TimeStamp) -> str:
+    ok = "true" if s.time_ok else "false"
+    return (
+        f',"boot":{_STR(s.boot)},"mono_ms":{s.mono_ms},"ts":{s.ts},'
+        f'"ts_src":{_STR(s.ts_src)},"time_ok":{ok}'
     )
 
 

@@ -1,13 +1,14 @@
 """Durable SQLite outbox (contract §3, §7): append assigns id and seq; delete only after PUBACK.
 
 The file is written by one connection on one thread (`sync.outbox_writer.Writer`) and read by
-another (WAL: reads never block the writer); the event loop only queues, batches and wakes.
+another (WAL: reads never block the writer); the event loop only queues and is woken once per
+committed batch (`sync.outbox_thread.Handoff`).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import functools
 import logging
 import sqlite3
 from collections.abc import Callable, Mapping, Sequence
@@ -21,6 +22,7 @@ from sync.errors import MediaRefused, StoreError, StoreFull
 from sync.messages import DEFAULT_PRIORITY, Priority, Stored
 from sync.outbox_db import Journalled
 from sync.outbox_rows import Deletion, Pending, Row, answer_deletions, cancelled, fail
+from sync.outbox_thread import Answer, Batch, Handoff
 from sync.outbox_writer import SEQ_RESERVE, Commit, Seqs, Writer
 from sync.spawn import Spawn, spawn_task
 from sync.statefile import read_json
@@ -29,13 +31,12 @@ log = logging.getLogger(__name__)
 
 __all__ = ["SEQ_RESERVE", "Outbox"]
 
-MAX_BATCH = 2048
-DELETE_BATCH = 900  # PUBACKed rows that commit at once, without waiting for an append
 # PUBACKed rows wait this long for an append to carry their delete (flash wear: the append
 # writes their page anyway). Not deleting yet only risks a duplicate after a crash.
 DELETE_DELAY_S = 0.5
 P = ParamSpec("P")
 T = TypeVar("T")
+Counters = tuple[int, int, bool, int, int]  # depth, bytes, media_refused, stored_bytes, seq
 
 
 class Outbox:
@@ -61,9 +62,10 @@ class Outbox:
         self._stamp = stamp
         self._budget = budget_bytes
         self._online = online
-        self._queue: asyncio.Queue[Pending | Deletion] = asyncio.Queue(queue_size)
+        self._queue_size = queue_size
+        self._topics: dict[str, str] = {}  # kind -> its topic
         self._delete_delay = delete_delay_s
-        self._closing = False  # closing: deletions no longer wait for an append
+        self._handoff: Handoff | None = None  # to the writer thread, once open
         # One thread each: SQLite work never runs on the event loop, and each connection is
         # only ever used by its own thread.
         self._wx = ThreadPoolExecutor(1, thread_name_prefix="outbox-write")
@@ -102,9 +104,13 @@ class Outbox:
         self._w = await self._in_writer(
             lambda: Writer(conn, seqs, dev=self._dev, stamp=self._stamp, budget=self._budget)
         )
-        self._counted()
+        self._counted(_counters(self._w))
         self._rdb = await self._in_reader(outbox_db.connect, self._path)
-        self._writer = self._spawn("outbox-writer", self._write_loop)
+        loop = asyncio.get_running_loop()
+        self._handoff = Handoff(loop, self._queue_size, self._delete_delay)
+        # The writer thread serves the hand-off from now on; the task reports how it ended.
+        self._handoff.start(lambda batch: self._commit(batch))  # looked up per batch
+        self._writer = self._spawn("outbox-writer", self._handoff.ended)
         for body in self.startup_notices:
             log.warning("outbox start: %s", body)
             await self.append("notice", body)
@@ -124,13 +130,10 @@ class Outbox:
         return conn
 
     async def __aexit__(self, *exc: object) -> None:
-        self._closing = True
+        if self._handoff is not None:
+            # Appends already queued commit first (their callers wait), deletions at once.
+            await self._handoff.stop()
         if self._writer is not None:
-            if not self._writer.done():
-                # Wake a writer waiting to give deletions company: nothing more will come.
-                await self._queue.put(Deletion((), None, at_once=True))
-                # Appends already queued commit first: their callers are waiting on them.
-                await self._queue.join()
             self._writer.cancel()
             await asyncio.gather(self._writer, return_exceptions=True)
         if self._rdb is not None:
@@ -142,7 +145,12 @@ class Outbox:
         self._rx.shutdown(wait=True)
 
     async def _in_writer(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
-        """Run blocking `fn` on the writer thread (the only one that writes the file)."""
+        """Run blocking `fn` on the writer thread (the only one that writes the file), after
+        everything queued before it."""
+        h = self._handoff
+        if h is not None and not h.stopped:
+            result: T = await h.call(lambda: fn(*args, **kwargs))
+            return result
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._wx, lambda: fn(*args, **kwargs))
 
@@ -161,12 +169,14 @@ class Outbox:
             raise StoreError("outbox is not open")
         return self._rdb
 
-    def _counted(self) -> None:
-        """Copy the writer thread's counters; on the loop, after each of its operations."""
-        if self._w is not None:
-            w = self._w
-            self.depth, self.bytes, self.media_refused = w.depth, w.bytes, w.media_refused
-            self.stored_bytes, self.seq = w.stored_bytes, w.seqs.last
+    def _counted(self, counters: Counters) -> None:
+        """The writer's counters as of its last operation (taken on its thread), on the loop."""
+        self.depth, self.bytes, self.media_refused, self.stored_bytes, self.seq = counters
+
+    def _handing(self) -> Handoff:
+        if self._handoff is None:
+            raise StoreError("outbox is not open")
+        return self._handoff
 
     # ----- producers -------------------------------------------------------------------------
     def on_acked(self, listener: Callable[[list[int]], None]) -> None:
@@ -201,7 +211,11 @@ class Outbox:
         `journal_release` (see journal_after).
         """
         prio = DEFAULT_PRIORITY.get(kind, Priority.NOTICE) if priority is None else priority
-        topic = envelope.event_topic(self._dev, kind)
+        topic = self._topics.get(kind)
+        if topic is None:
+            topic = envelope.event_topic(self._dev, kind)
+            if len(self._topics) < 64:  # the kinds are the code's own few
+                self._topics[kind] = topic
         return await self._submit(kind, prio, body, topic, None, group, journal)
 
     def stamp(self) -> TimeStamp:
@@ -224,79 +238,58 @@ class Outbox:
         group: str | None,
         journal: bool = False,
     ) -> Stored:
-        if self._writer is None or self._writer.done():
-            raise StoreError("outbox is not open")
+        h = self._handing()
         fut: asyncio.Future[Stored] = asyncio.get_running_loop().create_future()
         hist = not self._online()
         item = Pending(kind, priority, hist, body, topic, payload, group, fut, journal)
-        await self._queue.put(item)
+        if not h.offer(item):
+            await h.put(item)
         return await fut
 
-    # ----- the writer: one transaction per batch (group commit) ------------------------------
-    async def _write_loop(self) -> None:
-        batch: list[Pending | Deletion] = []
-        try:
-            while True:
-                batch = await self._next_batch()
-                try:
-                    await self._commit(batch)
-                finally:
-                    for _ in batch:
-                        self._queue.task_done()
-        finally:
-            # The writer is gone (a bug, or shutdown): no caller may wait for it for ever.
-            while not self._queue.empty():
-                batch.append(self._queue.get_nowait())
-                self._queue.task_done()
-            for item in batch:
-                fail(item, StoreError("the outbox writer stopped"))
-
-    async def _next_batch(self) -> list[Pending | Deletion]:
-        """Everything queued, at least one item; deletions alone wait a little for company."""
-        batch = [await self._queue.get()]
-        self._take_queued(batch)
-        acked = sum(len(i.rowids) for i in batch if isinstance(i, Deletion))
-        alone = all(isinstance(i, Deletion) and not i.at_once for i in batch)
-        if alone and acked < DELETE_BATCH and not self._closing:
-            # Nothing durable waits: let the next append carry these deletes.
-            with contextlib.suppress(TimeoutError):
-                batch.append(await asyncio.wait_for(self._queue.get(), self._delete_delay))
-                self._take_queued(batch)
-        return batch
-
-    def _take_queued(self, batch: list[Pending | Deletion]) -> None:
-        while len(batch) < MAX_BATCH and not self._queue.empty():
-            batch.append(self._queue.get_nowait())
-
-    async def _commit(self, batch: list[Pending | Deletion]) -> None:
-        """Commit the batch on the writer thread (one hop), then answer its callers."""
-        # A deletion goes even if its caller stopped waiting (the PUBACKs were received).
-        live = [i for i in batch if isinstance(i, Deletion) or not cancelled(i)]
-        appends = [i for i in live if isinstance(i, Pending)]
-        acked = [r for i in live if isinstance(i, Deletion) for r in i.rowids]
-        marks = [i.release for i in live if isinstance(i, Deletion) and i.release is not None]
+    # ----- the writer thread: one transaction per batch (group commit) -------------------------
+    def _commit(self, batch: Batch) -> Answer:
+        """Writer thread: commit the batch in one transaction; returns what answers its callers
+        on the loop (nothing is answered before the commit returned)."""
+        live: Batch = []
+        appends: list[Pending] = []
+        acked: list[int] = []
+        marks: list[tuple[int, int | None]] = []
+        for i in batch:  # one pass: this runs per message, holding the GIL
+            if isinstance(i, Pending):
+                if cancelled(i):
+                    continue  # its caller stopped waiting: not stored
+                appends.append(i)
+            else:  # a deletion goes even if its caller stopped waiting (PUBACKs received)
+                acked += i.rowids
+                if i.release is not None:
+                    marks.append(i.release)
+            live.append(i)
         if not (appends or acked or marks):
-            answer_deletions(live)  # a wake-up only: no transaction
-            return
+            return functools.partial(answer_deletions, live)  # a wake-up only: no transaction
+        w = self._writing()
+        # An eviction notice is `hist` as the newest append was (read on the loop; evictions
+        # only make room for appends, so without one there is no notice).
+        hist = appends[-1].hist if appends else False
+        release = marks[-1] if marks else None
         try:
-            w = self._writing()
-            hist = not self._online()
-            release = marks[-1] if marks else None
-            done = await self._in_writer(w.commit, appends, hist, acked, release)
+            done = w.commit(appends, hist, acked, release)
         except (sqlite3.Error, OSError) as exc:
             full = isinstance(exc, sqlite3.OperationalError) and "full" in str(exc)
             err: StoreError = StoreFull(str(exc)) if full else StoreError(str(exc))
             log.error("outbox commit of %d messages failed: %s", len(batch), exc)
-            for item in live:
-                fail(item, err)
-            return
-        finally:
-            self._counted()
-        answer_deletions(live)
-        self._answer(done)
+            return functools.partial(self._failed, live, err, _counters(w))
+        return functools.partial(self._answer, live, done, _counters(w))
 
-    def _answer(self, done: Commit) -> None:
-        """Resolve the callers of a durable commit and wake the listeners."""
+    def _failed(self, live: Batch, err: StoreError, counters: Counters) -> None:
+        """On the loop: the batch's transaction failed; every caller in it hears why."""
+        self._counted(counters)
+        for item in live:
+            fail(item, err)
+
+    def _answer(self, live: Batch, done: Commit, counters: Counters) -> None:
+        """On the loop: resolve the callers of a durable commit and wake the listeners."""
+        self._counted(counters)
+        answer_deletions(live)
         for item, why in done.rejected:
             fail(item, why)
         for item in done.refused:
@@ -316,19 +309,23 @@ class Outbox:
         self, body: Mapping[str, Any], rowids: Sequence[int], group: str | None = None
     ) -> Stored:
         """Store the `notice` and delete these rows (and `group`'s) in one commit."""
-        if self._writer is None or self._writer.done():
-            raise StoreError("outbox is not open")
+        h = self._handing()
         fut: asyncio.Future[Stored] = asyncio.get_running_loop().create_future()
         topic = envelope.event_topic(self._dev, "notice")
         item = Pending("notice", Priority.NOTICE, not self._online(), body, topic, None, None, fut)
         item.drop, item.drop_group = tuple(rowids), group
-        await self._queue.put(item)
+        await h.put(item)
         return await fut
 
     async def rechunk(self, group: str, size: int) -> str:
         """Re-split a whole photo's chunks to `size` bytes: `done`, or why not (outbox_fix)."""
-        result = await self._in_writer(self._writing().rechunk, group, size)
-        self._counted()
+        w = self._writing()
+
+        def rechunk() -> tuple[str, Counters]:
+            return w.rechunk(group, size), _counters(w)
+
+        result, counters = await self._in_writer(rechunk)
+        self._counted(counters)
         if result == "done":
             for listener in self._listeners:
                 listener(Priority.MEDIA)
@@ -346,14 +343,13 @@ class Outbox:
         also acknowledged). `wait`: commit now and raise StoreError if that failed; else
         the next write transaction carries it (a failure is logged, and the next release
         covers these rows again)."""
-        if self._writer is None or self._writer.done():
-            raise StoreError("outbox is not open")
+        h = self._handing()
         mark = (up_to_seq, keep_seq)
         if not wait:
-            await self._queue.put(Deletion((), None, release=mark))
+            await h.put(Deletion((), None, release=mark))
             return
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        await self._queue.put(Deletion((), fut, at_once=True, release=mark))
+        await h.put(Deletion((), fut, at_once=True, release=mark))
         await asyncio.shield(fut)
 
     # ----- the publisher's side --------------------------------------------------------------
@@ -379,10 +375,9 @@ class Outbox:
         """
         if not rowids:
             return
-        if self._writer is None or self._writer.done():
-            raise StoreError("outbox is not open")
+        h = self._handing()
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        await self._queue.put(Deletion(tuple(rowids), fut, at_once))
+        await h.put(Deletion(tuple(rowids), fut, at_once))
         try:
             await asyncio.shield(fut)
         except StoreError as exc:
@@ -401,3 +396,8 @@ class Outbox:
     def task(self) -> asyncio.Task[None] | None:
         """The writer task, for the supervisor to watch."""
         return self._writer
+
+
+def _counters(w: Writer) -> Counters:
+    """The writer's counters, taken on its thread between operations."""
+    return w.depth, w.bytes, w.media_refused, w.stored_bytes, w.seqs.last

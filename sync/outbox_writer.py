@@ -19,7 +19,7 @@ from sync.errors import StoreError
 from sync.messages import Priority, Stored
 from sync.ordering import RowInfo, eviction_notice
 from sync.outbox_rows import Pending, build
-from sync.outbox_schema import INSERT
+from sync.outbox_schema import INSERT, SHIFT
 from sync.statefile import write_json
 
 log = logging.getLogger(__name__)
@@ -195,6 +195,8 @@ class Writer:
 
     def _fits(self, size: int, done: Commit) -> bool:
         """Whether `size` more bytes fit the budget, evicting (§7) what may go to make room."""
+        if self.bytes + done.added + size <= self._budget:
+            return True  # fits even before counting what this transaction freed
         over = self.bytes - done.freed() + done.added + size - self._budget
         if over <= 0:
             return True
@@ -232,11 +234,14 @@ class Writer:
 
     def _insert(self, rows: list[tuple[Pending, Stored, int]]) -> None:
         now = self._now().ts
+        first = self._number + 1
+        self._number += len(rows)
+        # Priorities were checked by `build`: rowid_of's own check is not needed per row.
         self.conn.executemany(
             INSERT,
             [
                 (
-                    self.next_rowid(s.priority),
+                    s.priority << SHIFT | n,
                     s.priority,
                     s.seq or None,
                     i.kind,
@@ -248,7 +253,7 @@ class Writer:
                     s.topic,
                     s.payload,
                 )
-                for i, s, size in rows
+                for n, (i, s, size) in enumerate(rows, first)
             ],
         )
 

@@ -203,7 +203,25 @@ class Publisher:
         scan.buffer.popleft()
         win.add(session.publish(head.topic, head.payload, 1), head, self._now())
         self.sent += 1
+        if not suspects:
+            self._burst(scan, win, session)
         self.inflight = len(win)
+
+    def _burst(self, scan: Scan, win: Window, session: Session) -> None:
+        """Publish the rows after the head that can go at once, in order, without a turn of
+        `run` each (a backlog drains a window at a time); stop at the first that cannot."""
+        buffer, limits, now = scan.buffer, session.limits, self._now()
+        while buffer and len(win) < win.size:
+            row = buffer[0]
+            if (
+                self._skipped(row, ())
+                or win.full_for(row)
+                or not limits.fits(row.topic, len(row.payload))
+            ):
+                return  # `_next` deals with it on the next turn
+            buffer.popleft()
+            win.add(session.publish(row.topic, row.payload, 1), row, now)
+            self.sent += 1
 
     def _skipped(self, row: Row, skip: Collection[int]) -> bool:
         if row.rowid in skip or self.strikes.held(row.rowid) or row.rowid in self._aside:

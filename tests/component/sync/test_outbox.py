@@ -46,7 +46,7 @@ async def test_eviction_drops_oldest_lowest_priority_and_says_so(tmp_path: Path)
         checkins = [await ob.append("checkin", {"i": i}) for i in range(30)]
         detections = [await ob.append("detection", {"i": i, "pad": "x" * 2000}) for i in range(40)]
         await ob.append("alarm", {"type": "sos", "pad": "y" * 3000})
-        await ob._queue.join()
+        await ob._in_writer(lambda: None)  # after every write queued so far
         rows = await all_rows(ob)
         kept = {r["id"] for r in rows}
         assert {c.id for c in checkins} <= kept  # priority 1 is never evicted

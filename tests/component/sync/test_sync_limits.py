@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hashlib
 import json
@@ -211,3 +212,26 @@ async def test_broker_without_qos1_keeps_everything_stored_and_says_so(
     assert alarm.id not in {e["id"] for e in w.events()}
     assert depth >= 2  # the state_reset notice and the alarm: kept, not published at QoS 0
     assert connects == 1
+
+
+async def test_a_backlog_goes_out_a_window_at_a_time_within_receive_maximum(
+    no_retain: Broker, tmp_path: Path
+) -> None:
+    # Receive Maximum 4: the window is 2 however many rows the publisher sends in one turn.
+    b = no_retain
+    seen: list[int] = []
+
+    async def sample(agent: Agent) -> None:
+        while True:
+            seen.append(agent.publisher.inflight)
+            await asyncio.sleep(0)
+
+    async with online(b, tmp_path, broker={"keepalive_s": 30}) as (agent, w):
+        sampler = asyncio.create_task(sample(agent))
+        appends = (agent.outbox.append("incident", {"n": i}) for i in range(60))
+        stored = await asyncio.gather(*appends)
+        await wait_until(lambda: {s.id for s in stored} <= {e["id"] for e in w.events()})
+        sampler.cancel()
+    seqs = [e["seq"] for e in w.events() if e["id"] in {s.id for s in stored}]
+    assert seqs == sorted(seqs)  # in order
+    assert max(seen) == 2  # the window was filled, never overfilled
