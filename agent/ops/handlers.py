@@ -7,12 +7,15 @@ cause into a message on stderr and an exit code. The parser is in agent/ops/cli.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import json
 import os
+import signal
+import threading
 import time
 import tomllib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -124,6 +127,28 @@ def cmd_import(args: argparse.Namespace) -> int:
     return importcmd.cmd_import(args, read_data)
 
 
+@contextlib.contextmanager
+def stop_on_signals(stop: threading.Event) -> Iterator[None]:
+    """While inside, SIGINT (Ctrl-C) and SIGTERM set `stop` instead of raising.
+
+    A watch ends that way between messages: a KeyboardInterrupt could land inside the message
+    queue's lock, leave it held, and hang the last drain of the archive (a test saw a watch
+    ignore SIGINT). Only the main thread can set handlers; elsewhere nothing changes.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    before = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for sig, handler in before.items():
+            signal.signal(sig, handler)
+
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
 # ----- central views -------------------------------------------------------------------------
 def cmd_devices(args: argparse.Namespace) -> int:
     cfg = settings(args)
@@ -137,20 +162,20 @@ def cmd_devices(args: argparse.Namespace) -> int:
 def cmd_watch(args: argparse.Namespace) -> int:
     cfg = settings(args)
     archive = watch.Archive(expand(args.archive)) if args.archive else None
+    stop = threading.Event()
     try:
-        with OpsClient(cfg.broker, args.client_id) as client:
+        with stop_on_signals(stop), OpsClient(cfg.broker, args.client_id) as client:
             watch.run_watch(
                 client,
                 out=output.make(args),
                 device=args.device,
                 archive=archive,
                 seconds=args.seconds,
+                stop=stop,
                 show_status=args.status,
                 max_rows=args.rows,
                 lang=pick(args.lang, os.environ),
             )
-    except KeyboardInterrupt:
-        pass  # Ctrl-C is how a watch normally ends
     finally:
         if archive is not None:
             archive.close()

@@ -139,15 +139,17 @@ class Day:
         )
 
     async def background(self, line: str) -> None:
-        self.jobs.append(
-            subprocess.Popen(  # noqa: ASYNC220 - started, not waited for
-                ["bash", "-c", f"exec {line}"],
-                cwd=self.work,
-                env=self.env,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
+        # stderr kept in a file: a job that does not end shows its threads' stacks there.
+        with (self.home / f"job-{len(self.jobs)}.err").open("wb") as err:
+            self.jobs.append(
+                subprocess.Popen(  # noqa: ASYNC220 - started, not waited for
+                    ["bash", "-c", f"exec {line}"],
+                    cwd=self.work,
+                    env={**self.env, "PYTHONFAULTHANDLER": "1"},
+                    stdout=subprocess.DEVNULL,
+                    stderr=err,
+                )
             )
-        )
         arch = self.home / "grid" / "archive"
 
         # Ready once it archives: probe until a message reaches the archive.
@@ -158,9 +160,17 @@ class Day:
         await wait_until(archived, what="archive running")
 
     async def interrupt(self) -> None:
-        job = self.jobs.pop(0)
+        job = self.jobs[0]
         job.send_signal(signal.SIGINT)
-        assert await asyncio.to_thread(job.wait, 30) == 0
+        try:
+            code = await asyncio.to_thread(job.wait, 30)
+        except subprocess.TimeoutExpired:
+            job.send_signal(signal.SIGABRT)  # faulthandler prints every thread's stack
+            await asyncio.to_thread(job.wait, 30)
+            err = (self.home / "job-0.err").read_text(errors="replace")
+            raise AssertionError(f"the job did not end on SIGINT:\n{err[-6000:]}") from None
+        self.jobs.pop(0)
+        assert code == 0
 
     async def foreground(self, cmd: Command) -> str:
         if cmd.line.startswith("edge-agent check-config") and not self.agents:
@@ -186,6 +196,7 @@ class Day:
     async def close(self) -> None:
         for job in self.jobs:
             job.kill()
+            job.wait()
         for task in self.agents:
             task.cancel()
         await asyncio.gather(*self.agents, return_exceptions=True)
