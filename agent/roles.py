@@ -32,6 +32,7 @@ class RoleContext:
     tasks: Mapping[str, Any] | None  # the tasks document applied before this start
     spawn: Spawn  # run a loop under the agent's supervisor (named, restarted when it crashes)
     spawn_once: Spawn  # a loop that must not be restarted: its crash stops the agent
+    spawn_part: Spawn  # one part's loop (a camera's): restarted, then given up, agent runs on
     stop: Callable[[], None]  # a failure the role cannot live with: stop the agent (exit 1)
     online: Callable[[], bool] = lambda: False  # a broker session is up now (the page shows it)
 

@@ -306,6 +306,7 @@ class Agent:
             tasks=self.state.tasks,
             spawn=self.supervisor.spawn,
             spawn_once=functools.partial(self.supervisor.spawn, restart=False),
+            spawn_part=functools.partial(self.supervisor.spawn, essential=False),
             stop=self._crash,
             online=self.online,
         )

@@ -5,7 +5,9 @@ lower layers take it as a plain callable). A loop that raises is logged with its
 counted, shown in `status()` and restarted after a jittered, capped backoff. A loop that keeps
 failing within `stable_s` of each start `max_restarts` times, or one spawned with
 `restart=False`, is fatal: `on_fatal` stops the agent with a non-zero exit so systemd restarts
-the whole process.
+the whole process. A loop spawned with `essential=False` (one camera's) is given up instead:
+its task ends with the last exception for its owner, it stays `failed` in `problems()`, and the
+agent and its health run on.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ class _Loop:
     # Mutable on purpose: the supervisor's own bookkeeping, read through status().
     name: str
     restart: bool
+    essential: bool = True
     task: asyncio.Task[None] | None = None
     state: str = "running"  # running | restarting | failed | ended | stopped
     restarts: int = 0
@@ -76,13 +79,15 @@ class Supervisor:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
 
-    def spawn(self, name: str, factory: Factory, *, restart: bool = True) -> asyncio.Task[None]:
+    def spawn(
+        self, name: str, factory: Factory, *, restart: bool = True, essential: bool = True
+    ) -> asyncio.Task[None]:
         """Run `factory()` as loop `name` (unique: a second one gets a numbered name)."""
         unique, n = name, 1
         while unique in self._loops and self._loops[unique].state in ("running", "restarting"):
             n += 1
             unique = f"{name}#{n}"
-        loop = _Loop(unique, restart)
+        loop = _Loop(unique, restart, essential)
         self._loops[unique] = loop
         loop.task = asyncio.create_task(self._run(loop, factory), name=unique)
         return loop.task
@@ -104,6 +109,9 @@ class Supervisor:
                 quick_failures += 1
                 if not loop.restart or quick_failures > self._max_restarts:
                     loop.state = "failed"
+                    if not loop.essential:
+                        log.error("loop %s given up; the agent runs on without it", loop.name)
+                        raise  # for the loop's owner (a camera marks itself failed)
                     if not self._closing:
                         log.critical("loop %s cannot be restarted; stopping the agent", loop.name)
                         self._on_fatal(loop.name, exc)
@@ -119,7 +127,7 @@ class Supervisor:
 
     def healthy(self) -> bool:
         """True while no loop has failed for good (the systemd watchdog feeds on this)."""
-        return all(lp.state != "failed" for lp in self._loops.values())
+        return all(lp.state != "failed" or not lp.essential for lp in self._loops.values())
 
     def problems(self) -> dict[str, str]:
         """Loops that crashed and have not run cleanly since (`loop NAME` -> why), for health."""

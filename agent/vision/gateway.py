@@ -56,8 +56,11 @@ class Gateway:
         detector_factory: Callable[[CameraConfig], Detector] | None = None,
         run_id: str | None = None,
         spawn: Spawn = spawn_task,
+        spawn_camera: Spawn | None = None,
     ) -> None:
         self._spawn = spawn
+        # A camera's own loops: given up alone after repeated crashes (RoleContext.spawn_part).
+        self._spawn_camera = spawn_camera or spawn
         ids = [c.id for c in cameras]
         if len(set(ids)) != len(ids):
             raise ConfigError([("cameras", "camera ids must be unique")])
@@ -127,7 +130,7 @@ class Gateway:
                     sleep=self._sleep,
                     rng=self._rng,
                     track_prefix=f"{cam.id}.{self._run_id}",
-                    spawn=self._spawn,
+                    spawn=self._spawn_camera,
                 )
                 self._pipelines[cam.id] = await stack.enter_async_context(pipeline)
             if token is not None or secrets:

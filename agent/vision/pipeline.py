@@ -113,9 +113,13 @@ class CameraPipeline:
             return
         exc = task.exception()
         if exc is not None:
+            # Its supervisor gave the loop up (repeated crashes): this camera fails alone.
             self._state = "failed"
             self._last_error = f"{type(exc).__name__}: {exc}"
             log.error("camera %s task %s crashed", self.cam.id, task.get_name(), exc_info=exc)
+            for other in self._tasks:
+                if other is not task:
+                    other.cancel()
 
     def status(self) -> dict[str, Any]:
         """state (starting/running/reopening/failed/stopped), fps, counters, last_error."""

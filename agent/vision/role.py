@@ -124,6 +124,8 @@ async def start_gateway(ctx: RoleContext, stack: AsyncExitStack) -> GatewayRole:
             mode_profile=ctx.mode,
             now_ms=lambda: ctx.clock.stamp().ts,
             spawn=ctx.spawn,
+            # A camera whose loops keep crashing fails alone; the other cameras run on.
+            spawn_camera=ctx.spawn_part,
         )
     )
     ctx.spawn("media-reaper", media.run_reaper)

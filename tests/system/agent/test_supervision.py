@@ -74,6 +74,20 @@ async def test_loop_that_keeps_crashing_is_fatal() -> None:
         assert sup.problems() == {"loop broken": "failed: ValueError: always"}
 
 
+async def test_a_part_that_keeps_crashing_is_given_up_and_the_agent_runs_on() -> None:
+    fatal: list[str] = []
+
+    async def broken() -> None:
+        raise ValueError("always")
+
+    async with Supervisor(on_fatal=lambda n, e: fatal.append(n), sleep=no_sleep) as sup:
+        task = sup.spawn("camera", broken, essential=False)
+        with pytest.raises(ValueError, match="always"):  # handed to the part's owner
+            await asyncio.wait_for(task, 10)
+        assert fatal == [] and sup.healthy()
+        assert sup.problems() == {"loop camera": "failed: ValueError: always"}
+
+
 async def test_a_loop_that_runs_a_while_between_crashes_keeps_being_restarted() -> None:
     now = [0.0]
     fatal: list[str] = []
