@@ -152,7 +152,8 @@ class SerialLink:
 
         loop.add_writer(fd, ready)
         try:
-            await asyncio.wait_for(fut, 1.0)
+            async with asyncio.timeout(1.0):  # not wait_for: 3.11's can drop a cancellation
+                await fut
         except TimeoutError as exc:
             raise DeviceError(f"{self.port}: write stalled") from exc
         finally:

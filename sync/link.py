@@ -153,7 +153,10 @@ class Session:
             return True  # went at QoS 0 (Maximum QoS): there is no PUBACK to wait for
         self._waiters[mid] = fut
         try:
-            return await asyncio.wait_for(fut, timeout)
+            # asyncio.timeout, not wait_for: on 3.11 wait_for returns the result and drops a
+            # cancellation that arrives with it (an agent stopped as its PUBACK came ran on).
+            async with asyncio.timeout(timeout):
+                return await fut
         except TimeoutError:
             self._waiters.pop(mid, None)
             return False
@@ -340,10 +343,8 @@ class MqttLink:
             props.SessionExpiryInterval = SESSION_EXPIRY_S
             kwargs.update(clean_start=False, properties=props)
         # TCP connect, DNS and the TLS handshake block: they leave the loop.
-        await asyncio.wait_for(
-            asyncio.to_thread(client.connect, host, port, **kwargs),
-            self._s.connect_timeout_s,
-        )
+        async with asyncio.timeout(self._s.connect_timeout_s):  # not wait_for: see publish_wait
+            await asyncio.to_thread(client.connect, host, port, **kwargs)
         sock = client.socket()
         if sock is None:
             raise LinkError("no socket after connect")
@@ -380,7 +381,8 @@ class MqttLink:
         """The CONNACK code; ProtocolRefused when a node turns MQTT 5 away (closes the
         connection before any CONNACK, or answers "unacceptable protocol version")."""
         try:
-            rc = await asyncio.wait_for(asyncio.shield(connack), self._s.connect_timeout_s)
+            async with asyncio.timeout(self._s.connect_timeout_s):  # not wait_for: publish_wait
+                rc = await asyncio.shield(connack)
         except LinkError as exc:
             if v5:
                 raise ProtocolRefused(f"{exc} (at an MQTT 5 CONNECT)") from None

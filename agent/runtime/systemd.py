@@ -7,7 +7,6 @@ dependency. Without $NOTIFY_SOCKET (not under systemd, tests, the demo) everythi
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import socket
@@ -15,6 +14,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from agent.lang import Lang, pick
+from firmware_bridge.aio import cancel_task
 
 log = logging.getLogger(__name__)
 
@@ -109,9 +109,8 @@ class Watchdog:
 
     async def __aexit__(self, *exc: object) -> None:
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            # cancel_task: our own cancellation (a stop meanwhile) still propagates.
+            await cancel_task(self._task)
             self._task = None
         self._notifier.close()
 

@@ -123,7 +123,8 @@ async def _serve(args: argparse.Namespace, client: OpsClient, journal: Journal) 
         )
         # Whatever is still pending stays in the journal and is delivered at the next start.
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(deliverer.drain(), _DRAIN_S)
+            async with asyncio.timeout(_DRAIN_S):  # not wait_for: 3.11's can drop a cancel
+                await deliverer.drain()
     return raised
 
 

@@ -356,7 +356,8 @@ class CompanionServer:
                 await resp.write(b"retry: 3000\n\n")
                 while not self._closing.is_set():
                     try:
-                        notice = await asyncio.wait_for(q.get(), PING_S)
+                        async with asyncio.timeout(PING_S):  # 3.11's wait_for drops cancels
+                            notice = await q.get()
                     except TimeoutError:
                         await resp.write(b": ping\n\n")
                         continue
