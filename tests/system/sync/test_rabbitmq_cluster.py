@@ -18,14 +18,16 @@ from tests.kits.aio import wait_until
 from tests.kits.archive import ArchiverProc
 from tests.kits.rabbitmq import RabbitCluster
 
-pytestmark = pytest.mark.slow
+# Three Erlang nodes on a loaded 2-core machine can take minutes to settle their client-id
+# tracker: a generous start bound, and a per-test bound above it (setup counts).
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
 
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[RabbitCluster]:
     c = RabbitCluster()
     try:
-        c.start()
+        c.start(timeout=300.0)
         yield c
     finally:
         c.stop()
