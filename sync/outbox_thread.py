@@ -115,7 +115,10 @@ class Handoff:
         self.closing = True
         self._q.put(_STOP)
         if self._started:
-            await asyncio.gather(asyncio.wrap_future(self._done), return_exceptions=True)
+            # Shielded: a stop cancelled meanwhile must not cancel `_done` itself, which the
+            # thread still completes (a cancelled one made it raise InvalidStateError).
+            waiting = asyncio.shield(asyncio.wrap_future(self._done))
+            await asyncio.gather(waiting, return_exceptions=True)
 
     def _answered(self, count: int, answer: Answer) -> None:
         """On the loop: a batch of `count` items is answered; room for producers."""

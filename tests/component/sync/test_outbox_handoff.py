@@ -130,3 +130,29 @@ async def test_a_full_queue_makes_producers_wait(tmp_path: Path) -> None:
         await held
         stored = await asyncio.gather(*tasks)
         assert sorted(s.seq for s in stored) == list(range(2, 8))
+
+
+async def test_a_close_cancelled_while_it_waits_leaves_the_writer_to_finish(
+    tmp_path: Path,
+) -> None:
+    """A stop (cancellation) during `__aexit__` while the thread still commits: the thread ends
+    cleanly (no exception in it) and what was queued is stored."""
+    ob = outbox(tmp_path / "s")
+    await ob.__aenter__()
+    release, busy = await hold_writer(ob)
+    pending = asyncio.create_task(ob.append("checkin", {"n": 1}))
+    await asyncio.sleep(0)
+    closing = asyncio.create_task(ob.__aexit__(None, None, None))
+    await asyncio.sleep(0.05)  # it waits for the writer thread now
+    closing.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await closing
+    release.set()
+    await busy
+    await pending  # committed by the thread before it stopped
+    assert ob._handoff is not None
+    await ob._handoff.ended()  # the thread ended without an exception
+    reopened = outbox(tmp_path / "s")
+    async with reopened:
+        bodies = [json.loads(r.payload)["body"] for r in await reopened.fetch((-1, -1), 10)]
+    assert {"n": 1} in bodies
