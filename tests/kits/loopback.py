@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+from abc import ABC, abstractmethod
 from typing import Any, Self
 
 
-class LoopbackServer:
+class LoopbackServer(ABC):
     """Async context manager: serves `handle` per connection on `port`; on exit closes the
     listener and cancels every handler that registered itself in `tasks`."""
 
@@ -20,9 +21,9 @@ class LoopbackServer:
         assert self._server is not None
         return int(self._server.sockets[0].getsockname()[1])
 
+    @abstractmethod
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        """One connection (subclasses)."""
-        raise NotImplementedError
+        """One connection: each subclass serves its own protocol."""
 
     async def __aenter__(self) -> Self:
         self._server = await asyncio.start_server(self.handle, "127.0.0.1", 0)
