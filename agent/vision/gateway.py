@@ -59,7 +59,8 @@ class Gateway:
         spawn_camera: Spawn | None = None,
     ) -> None:
         self._spawn = spawn
-        # A camera's own loops: given up alone after repeated crashes (RoleContext.spawn_part).
+        # A camera's own loops (analysis, its event stream): given up alone after repeated
+        # crashes (RoleContext.spawn_part).
         self._spawn_camera = spawn_camera or spawn
         ids = [c.id for c in cameras]
         if len(set(ids)) != len(ids):
@@ -167,7 +168,7 @@ class Gateway:
                             self._forwarder.handle,
                             clock=self._clock,
                             sleep=self._sleep,
-                            spawn=self._spawn,
+                            spawn=self._spawn_camera,  # one camera's stream fails alone too
                         )
                     )
         except BaseException:
