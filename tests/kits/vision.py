@@ -18,7 +18,9 @@ from agent.camera.sources import FrameSource, open_source
 from agent.config.model import Config
 from agent.demo.broker import Broker
 from agent.errors import DeviceError
+from agent.runtime.supervisor import Supervisor
 from agent.vision.config import CameraConfig
+from firmware_bridge.aio import Backoff
 from sync.messages import DEFAULT_PRIORITY, Stored
 from tests.kits.agents import DEV, OpsKey, make_config
 from tests.kits.mqtt import Watcher
@@ -90,6 +92,17 @@ class MemoryMedia:
 async def no_sleep(seconds: float) -> None:
     """Injected sleep: frame pacing does not wait; a reopen backoff waits a token 20 ms."""
     await asyncio.sleep(0.02 if seconds >= 0.5 else 0)
+
+
+def quick_supervisor(fatal: list[str]) -> Supervisor:
+    """The agent's supervisor with short backoffs and two restarts; a fatal loop's name goes to
+    `fatal` (the agent would stop there)."""
+    return Supervisor(
+        on_fatal=lambda name, exc: fatal.append(name),
+        backoff=Backoff(0.01, 0.02),
+        max_restarts=2,
+        sleep=no_sleep,
+    )
 
 
 def background(width: int = 640, height: int = 480, seed: int = 1) -> np.ndarray:

@@ -13,14 +13,12 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from agent.runtime.supervisor import Supervisor
 from agent.vision.config import CameraConfig
 from agent.vision.detector_choice import build_detector
 from agent.vision.detectors import Detector
 from agent.vision.gateway import Gateway
 from agent.vision.geometry import Box
 from agent.vision.tracker import Detection
-from firmware_bridge.aio import Backoff
 from tests.kits.aio import wait_until
 from tests.kits.vision import (
     LOWER_HALF,
@@ -30,6 +28,7 @@ from tests.kits.vision import (
     background,
     camera,
     no_sleep,
+    quick_supervisor,
     with_boxes,
 )
 
@@ -64,12 +63,7 @@ async def test_a_camera_that_keeps_crashing_fails_alone() -> None:
     bg = background()
     frames = [with_boxes(bg, [(40 + 12 * i, 300, 40, 80)], 220) for i in range(20)]
     fatal: list[str] = []
-    sup = Supervisor(
-        on_fatal=lambda name, exc: fatal.append(name),
-        backoff=Backoff(0.01, 0.02),
-        max_restarts=2,
-        sleep=no_sleep,
-    )
+    sup = quick_supervisor(fatal)
     async with (
         sup,
         Gateway(

@@ -14,15 +14,21 @@ from pathlib import Path
 
 import pytest
 
-from agent.runtime.supervisor import Supervisor
 from agent.vision.config import CameraConfig
 from agent.vision.event_stream import EventStream
 from agent.vision.gateway import Gateway
-from firmware_bridge.aio import Backoff
 from tests.kits.aio import wait_until
 from tests.kits.camera_bodies import alert_block, alert_xml
 from tests.kits.camera_server import HANG, CameraStreamServer
-from tests.kits.vision import ListSource, MemoryMedia, MemorySink, background, camera, no_sleep
+from tests.kits.vision import (
+    ListSource,
+    MemoryMedia,
+    MemorySink,
+    background,
+    camera,
+    no_sleep,
+    quick_supervisor,
+)
 
 PASSWORD = "cam-pass-3391"
 CONTENT = "multipart/mixed; boundary=boundary"
@@ -58,12 +64,7 @@ async def test_an_event_stream_that_keeps_crashing_fails_alone(
 
     monkeypatch.setattr(EventStream, "_consume", consume)
     fatal: list[str] = []
-    sup = Supervisor(
-        on_fatal=lambda name, exc: fatal.append(name),
-        backoff=Backoff(0.01, 0.02),
-        max_restarts=2,
-        sleep=no_sleep,
-    )
+    sup = quick_supervisor(fatal)
     script = [alert_block(alert_xml("fielddetection")), HANG]
     async with (
         CameraStreamServer(CONTENT, [script] * 10, password=PASSWORD) as good_srv,
