@@ -29,7 +29,7 @@ import cv2
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from agent.vision.config import HogDetectorConfig, PeopleDetectorConfig  # noqa: E402
+from agent.vision.detector_config import HogDetectorConfig, PeopleDetectorConfig  # noqa: E402
 from agent.vision.detectors import Detector, HogDetector  # noqa: E402
 from agent.vision.people import PeopleDetector  # noqa: E402
 from tests.kits import people_eval  # noqa: E402
@@ -41,7 +41,7 @@ TARGET = {"recall": 0.65, "precision": 0.9, "ms": 60.0}
 def eval_detectors() -> dict[str, Detector]:
     """The SSD as configured by default, without the far-people pass, with it unbounded."""
     from agent.vision import models
-    from agent.vision.config import SsdDetectorConfig
+    from agent.vision.detector_config import SsdDetectorConfig
     from agent.vision.ssd import SsdDetector
 
     out: dict[str, Detector] = {}

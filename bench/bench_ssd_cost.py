@@ -26,16 +26,18 @@ CASES = {
     "OpenCV + numpy imported": "",
     "HOG + faces fallback, one frame": (
         "from agent.vision.people import PeopleDetector;"
-        "from agent.vision.config import PeopleDetectorConfig;"
+        "from agent.vision.detector_config import PeopleDetectorConfig;"
         "PeopleDetector(PeopleDetectorConfig()).detect(img, None);"
     ),
     "SSD person model, one frame": (
-        "from agent.vision.ssd import build_ssd; from agent.vision.config import SsdDetectorConfig;"
+        "from agent.vision.ssd import build_ssd;"
+        "from agent.vision.detector_config import SsdDetectorConfig;"
         "build_ssd(SsdDetectorConfig(), None, 0.4).detect(img, None);"
     ),
 }
 FPS = (
-    "from agent.vision.ssd import build_ssd; from agent.vision.config import SsdDetectorConfig;"
+    "from agent.vision.ssd import build_ssd;"
+    "from agent.vision.detector_config import SsdDetectorConfig;"
     "d = build_ssd(SsdDetectorConfig(small_budget_ms=BUDGET), None, 0.4); d.detect(img, None);"
     "n = 0; t = time.perf_counter()\n"
     "while time.perf_counter() - t < 5: d.detect(img, None); n += 1\n"

@@ -33,8 +33,9 @@ sys.path.insert(0, str(ROOT))
 
 from agent.vision import lifecycle, rules  # noqa: E402
 from agent.vision.analysis import Frame, FrameProcessor, zones_of  # noqa: E402
-from agent.vision.config import CameraConfig, HogDetectorConfig  # noqa: E402
+from agent.vision.config import CameraConfig  # noqa: E402
 from agent.vision.detector_choice import build_detector  # noqa: E402
+from agent.vision.detector_config import HogDetectorConfig  # noqa: E402
 from agent.vision.detectors import HogDetector  # noqa: E402
 from agent.vision.motion import MotionDetector  # noqa: E402
 from agent.vision.snapshot import render  # noqa: E402

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from agent.vision.config import (
+from agent.vision.detector_config import (
     HogDetectorConfig,
     OnnxDetectorConfig,
     PeopleDetectorConfig,

@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 
 from agent.errors import ConfigError, DeviceError
-from agent.vision.config import (
+from agent.vision.detector_config import (
     HogDetectorConfig,
     OnnxDetectorConfig,
     PeopleDetectorConfig,

@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 
 from agent.errors import ConfigError
-from agent.vision.config import PeopleDetectorConfig
+from agent.vision.detector_config import PeopleDetectorConfig
 from agent.vision.detectors import HOG_WIN, fit_side, nms, search_regions
 from agent.vision.geometry import Box, area, centre, clip, expand
 from agent.vision.tracker import Detection

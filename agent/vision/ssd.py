@@ -19,7 +19,7 @@ import numpy as np
 
 from agent.errors import ConfigError, DeviceError
 from agent.vision import models
-from agent.vision.config import SsdDetectorConfig
+from agent.vision.detector_config import SsdDetectorConfig
 from agent.vision.detectors import Detector, nms
 from agent.vision.geometry import Box
 from agent.vision.ssd_graph import OUTPUT, SsdSpec

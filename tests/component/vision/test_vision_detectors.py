@@ -11,8 +11,8 @@ import pytest
 from onnx import TensorProto, helper
 
 from agent.errors import ConfigError
-from agent.vision.config import HogDetectorConfig, OnnxDetectorConfig
 from agent.vision.detector_choice import build_detector
+from agent.vision.detector_config import HogDetectorConfig, OnnxDetectorConfig
 from agent.vision.detectors import HogDetector, OnnxDetector, nms
 from agent.vision.gateway import Gateway
 from agent.vision.geometry import iou

@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 
 from agent.vision import models
-from agent.vision.config import SsdDetectorConfig
+from agent.vision.detector_config import SsdDetectorConfig
 from agent.vision.ssd import SsdDetector
 from tests.kits import people_eval
 from tests.kits.paths import REPO

@@ -20,7 +20,7 @@ import onnx
 import pytest
 
 from agent.errors import ConfigError, DeviceError
-from agent.vision.config import OnnxDetectorConfig
+from agent.vision.detector_config import OnnxDetectorConfig
 from agent.vision.detectors import OnnxDetector
 from agent.vision.tracker import Detection
 from tests.kits.paths import TEST_DATA

@@ -11,7 +11,7 @@ import pytest
 
 from agent.errors import ConfigError
 from agent.vision import models
-from agent.vision.config import OnnxDetectorConfig, SsdDetectorConfig
+from agent.vision.detector_config import OnnxDetectorConfig, SsdDetectorConfig
 from agent.vision.detectors import OnnxDetector
 from agent.vision.ssd import SsdDetector
 from tests.kits import people_eval

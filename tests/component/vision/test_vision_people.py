@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from agent.vision.config import CameraConfig, HogDetectorConfig, PeopleDetectorConfig
+from agent.vision.config import CameraConfig
 from agent.vision.detector_choice import build_detector
+from agent.vision.detector_config import HogDetectorConfig, PeopleDetectorConfig
 from agent.vision.detectors import HogDetector
 from agent.vision.people import PeopleDetector, body_box, person_from_face
 from tests.kits import people as people_scenes

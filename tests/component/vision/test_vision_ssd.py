@@ -16,8 +16,9 @@ import pytest
 from agent.cli import main
 from agent.errors import ConfigError
 from agent.vision import models
-from agent.vision.config import CameraConfig, SsdDetectorConfig
+from agent.vision.config import CameraConfig
 from agent.vision.detector_choice import build_detector
+from agent.vision.detector_config import SsdDetectorConfig
 from agent.vision.ssd import Fallback, SsdDetector, blob_of, crops_around, tiles
 from agent.vision.ssd_graph import SsdSpec, anchor_sizes, feature_sizes, text_graph
 from agent.vision.tfgraph import parse_graph

@@ -12,11 +12,9 @@ from agent.vision.config import (
     AlarmHttpConfig,
     CameraConfig,
     CameraList,
-    OnnxDetectorConfig,
-    PeopleDetectorConfig,
-    SsdDetectorConfig,
     load_cameras,
 )
+from agent.vision.detector_config import OnnxDetectorConfig, PeopleDetectorConfig, SsdDetectorConfig
 
 DOCUMENTED = """
 [[cameras]]
