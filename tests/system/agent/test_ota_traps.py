@@ -169,6 +169,8 @@ async def test_local_edit_after_a_push_wins_and_says_so(
     task = await start_run(local, w)
     try:
         await wait_until(lambda: any(b.get("config_ver") == 7 for b in births(w, seen)))
+        # The start-up line comes once the agent is ready, after its birth (sent at connect).
+        await wait_until(lambda: "running as" in caplog.text, what="start-up line")
         assert "remote config ver 7" in caplog.text
     finally:
         await stop_run(task)
@@ -186,6 +188,7 @@ async def test_local_edit_after_a_push_wins_and_says_so(
         birth = births(w, seen)[-1]
         assert (birth["config_ver"], birth["mode"]) == (None, "major_event")
         assert "the local file wins" in caplog.text
+        await wait_until(lambda: "running as" in caplog.text, what="start-up line")
         assert "(no remote config)" in caplog.text
     finally:
         await stop_run(task)
