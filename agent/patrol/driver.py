@@ -37,7 +37,7 @@ from agent.patrol.core import (
 from agent.patrol.core.geofence import accuracy_m, is_evidence
 from agent.patrol.early import EarlyPhotos
 from agent.patrol.notices import Notices
-from agent.patrol.persistence import engine_from, state_doc
+from agent.patrol.persistence import engine_from, state_doc, without_position
 from agent.patrol.reporter import Reporter, StillCamera
 from agent.patrol.safety import SafetyGuard, work_context
 from agent.patrol.unsent import Outlet, Unsent
@@ -120,6 +120,7 @@ class PatrolDriver:
         self._dirty = False  # engine state changed since the last save
         self._settled = True  # False while a batch is between its engine call and its save
         self._saved_at = 0
+        self._saved_text: str | None = None  # what patrol.json holds, less the position
         self._closed = False
         self._early = EarlyPhotos(
             take=self._early_photo,
@@ -142,6 +143,7 @@ class PatrolDriver:
     async def __aenter__(self) -> PatrolDriver:
         saved = await asyncio.to_thread(read_json, self._path, None)
         saved = saved if isinstance(saved, dict) else {}
+        self._saved_text = without_position(saved) if saved else None
         self._engine = engine_from(saved, self._record, self._params)
         if await self._out.restore(self._outbox, saved, self._engine):
             self._dirty = True
@@ -281,9 +283,9 @@ class PatrolDriver:
             await self._run(self._engine.tick, dirty=False, retry=retry)
             due = self._clock.mono_ms() - self._saved_at >= self._cfg.save_interval_s * 1000
             if self._dirty and due:
-                # Dwell runs and the outlier gate, so a restart resumes a run within gap_s.
+                # Dwell runs, so a restart resumes a run within gap_s; not the gate alone.
                 async with self._lock:
-                    await self._save()
+                    await self._save(periodic=True)
 
     def _reap_loop(self) -> Coroutine[Any, Any, None]:
         # Photos named by events still waiting (unsent, early) are spared.
@@ -383,18 +385,26 @@ class PatrolDriver:
         await rep.send_media(photos, stored)
         return stored
 
-    async def _save(self) -> None:
+    async def _save(self, *, periodic: bool = False) -> None:
+        """Write patrol.json. A periodic save is skipped when only the last fix's position
+        moved (`without_position`): an idle device would rewrite it every save interval.
+        The state stays dirty, so the next event's save or the one at exit writes it."""
         rec = self._record
         tasks = None if rec is None else {"id": rec.get("id"), "ver": rec.get("ver")}
         out = self._out
         snap = self._engine.snapshot()
         doc = state_doc(snap, out.chain, tasks, out.unsent.to_json(), out.last_seq)
+        text = without_position(doc)
+        if periodic and text == self._saved_text:
+            self._saved_at = self._clock.mono_ms()
+            return
         try:
             await asyncio.to_thread(write_json, self._path, doc)
         except OSError as exc:
             # The journal keeps the check-ins; a restart repairs the head from it.
             self.reporter.error(f"patrol state not saved: {exc}")
             return
+        self._saved_text = text
         self._dirty = False
         self._saved_at = self._clock.mono_ms()
         await out.release(self._outbox)

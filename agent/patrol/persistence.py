@@ -110,6 +110,24 @@ def state_doc(
     }
 
 
+# The engine's record of where the last fixes were: the outlier gate and the fix-time order.
+_POSITION = ("gate", "order")
+
+
+def without_position(doc: Mapping[str, Any]) -> str:
+    """patrol.json document `doc` as canonical JSON, less the gate and the fix-time order.
+
+    Two documents with the same text differ only in where the last fixes were. Such a change
+    alone is not worth a write to flash (a standing device would rewrite the file every save
+    interval): an agent restarted from an older gate re-anchors it after `reanchor_n` mutually
+    consistent fixes and accepts them, so nothing is lost by waiting for the next real change.
+    """
+    engine = doc.get("engine")
+    if isinstance(engine, Mapping):
+        doc = {**doc, "engine": {k: v for k, v in engine.items() if k not in _POSITION}}
+    return json.dumps(doc, sort_keys=True, separators=(",", ":"))
+
+
 def journal_seq(saved: Mapping[str, Any], chain: ChainHead) -> int | None:
     """The saved `journal_seq`; the chain's seq for a file without one (or a damaged one)."""
     seq = saved.get("journal_seq", chain.seq)

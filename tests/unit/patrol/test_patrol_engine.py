@@ -19,6 +19,7 @@ from agent.patrol.core import (
     UnknownTag,
     parse_tasks_body,
 )
+from agent.patrol.persistence import ChainHead, state_doc, without_position
 from firmware_bridge.types import Fix
 from tests.kits.engine import HOUR, T0, checkins, engine, fix
 from tests.kits.engine import cp_north as cp
@@ -512,3 +513,15 @@ def test_restore_rejects_garbage_and_changes_nothing() -> None:
         with pytest.raises(ConfigError):
             e.restore(bad)
     assert e.snapshot() == before
+
+
+def test_without_position_sees_progress_but_not_the_moving_gate() -> None:
+    # patrol.json is not rewritten for a gate that moved alone (agent/patrol/persistence.py).
+    e = engine(task("t", [cp("a", 200)]))
+    stand(e, 0.0, 0, 3)  # standing 200 m from "a": only the gate and the fix order move
+    first = without_position(state_doc(e.snapshot(), ChainHead(None), None))
+    stand(e, 0.0, 4, 6)
+    assert e.snapshot()["gate"] != json.loads(first)["engine"].get("gate")
+    assert without_position(state_doc(e.snapshot(), ChainHead(None), None)) == first
+    stand(e, 200.0, 7, 9)  # a dwell run at "a" starts: progress changed
+    assert without_position(state_doc(e.snapshot(), ChainHead(None), None)) != first
