@@ -99,8 +99,9 @@ class Central:
 
     def _event(self, dev: str, rest: str, data: dict[str, Any]) -> None:
         kind = rest.removeprefix("evt/")
-        dup = data.get("id") in self.seen[dev]
-        self.seen[dev].add(str(data.get("id")))
+        ident = str(data.get("id"))  # a forged id may be any JSON value (a list is unhashable)
+        dup = ident in self.seen[dev]
+        self.seen[dev].add(ident)
         if not dup:
             self.kinds[dev][kind] += 1
             if kind == "detection" and isinstance(data.get("body"), dict):

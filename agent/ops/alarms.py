@@ -67,6 +67,15 @@ def _num(value: object) -> float | None:
     return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
 
 
+def incident_level(body: dict[str, Any]) -> int | None:
+    """An incident body's `level` when it is an integer (§4); None for anything else.
+
+    Checked before any membership test: a forged `[]` is unhashable and `true` equals 1.
+    """
+    level = body.get("level")
+    return level if type(level) is int else None
+
+
 def alarm_of(dev: str, what: str, data: dict[str, Any]) -> Alarm | None:
     """The alarm in an `evt/alarm` or `evt/incident` envelope, None when it is not one."""
     body = data.get("body")
@@ -74,8 +83,8 @@ def alarm_of(dev: str, what: str, data: dict[str, Any]) -> Alarm | None:
         return None
     if what == "evt/alarm" and body.get("type") in ALARM_TYPES:
         kind, level = str(body["type"]), None
-    elif what == "evt/incident" and body.get("level") in SEVERE_LEVELS:
-        kind, level = "incident", int(body["level"])
+    elif what == "evt/incident" and incident_level(body) in SEVERE_LEVELS:
+        kind, level = "incident", incident_level(body)
     else:
         return None
     note = body.get("note")

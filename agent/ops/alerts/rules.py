@@ -13,9 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from agent.ops.alarms import ALARM_TYPES, incident_level
 from agent.ops.alerts import texts
-
-ALARM_TYPES = ("sos", "man_down", "lone_worker")
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,8 +66,9 @@ def _event_alert(rules: Rules, dev: str, kind: str, env: Mapping[str, Any]) -> A
         return None
     if kind == "alarm" and body.get("type") in ALARM_TYPES:
         return Alert(f"alarm:{dev}:{ident}", str(body["type"]), dev, ts, 1, body)
-    if kind == "incident" and body.get("level") in rules.incident_levels:
-        return Alert(f"incident:{dev}:{ident}", "incident", dev, ts, int(body["level"]), body)
+    level = incident_level(body)
+    if kind == "incident" and level is not None and level in rules.incident_levels:
+        return Alert(f"incident:{dev}:{ident}", "incident", dev, ts, level, body)
     if kind == "detection" and body.get("rule") == "camera_offline":
         if body.get("state") != "start":
             return None  # one alert per spell: the start; `end` says it is back

@@ -18,11 +18,12 @@ from typing import Any
 
 import pytest
 from aiohttp import web
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from agent.cli import build_parser
 from agent.demo.broker import Broker
+from agent.ops.alarms import alarm_of
 from agent.ops.alerts import formats
 from agent.ops.alerts.delivery import Deliverer
 from agent.ops.alerts.formats import Sink
@@ -381,12 +382,24 @@ bodies = st.fixed_dictionaries(
     bodies,
     json_values,
 )
+# Found by this test in a run: an unhashable level raised TypeError out of the rules.
+@example("evt/incident", {"type": "sos", "level": []}, "")
+@example("evt/incident", {"level": {"a": 1}}, "x")
 def test_odd_messages_never_break_the_rules(what: str, body: dict[str, Any], ident: Any) -> None:
     doc = body if what in ("state", "status") else {"id": ident, "ts": T0, "body": body}
     state, alerts = step(RULES, State(), Incoming("pd-1", what, doc), T0)
     for alert in alerts:
         assert text(alert, "zh") and formats.body("wecom", alert, "zh")["msgtype"] == "markdown"
     tick(RULES, state, T0 + 3_600_000)
+
+
+def test_an_incident_level_must_be_an_integer() -> None:
+    # `true` equals 1 and a list is unhashable: neither is a level-1 incident (contract §4).
+    for level, alerted in ((1, True), (True, False), ([1], False), ("1", False), (1.0, False)):
+        doc = {"id": f"i-{level!r}", "ts": T0, "body": {"level": level, "category": "fire"}}
+        _, alerts = step(RULES, State(), Incoming("pd-1", "evt/incident", doc), T0)
+        assert bool(alerts) is alerted, level
+        assert (alarm_of("pd-1", "evt/incident", doc) is not None) is alerted, level
 
 
 def test_the_unit_runs_this_command(tmp_path: Path) -> None:
