@@ -8,12 +8,25 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import settings
 
 from agent.demo.broker import Broker
 from tests.kits.brokers import KINDS, run_mosquitto
 from tests.kits.paths import SHARED_DATA
 
 BROKER_FIXTURES = {"broker", "own_broker", "any_broker", "ops"}
+
+# Hypothesis's per-example deadline is a timing assert: on a loaded CI machine one slow example
+# fails a correct test. Properties are judged on what they compute, never on how fast. The
+# "thorough" profile (`scripts/test --hypothesis-profile=thorough`) runs 20x the examples of
+# each property that does not set its own count, to look for what a normal run may miss.
+settings.register_profile("grid", deadline=None)
+settings.register_profile("thorough", deadline=None, max_examples=2000)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Hypothesis profile: the one named on the command line, else "grid"."""
+    settings.load_profile(config.getoption("hypothesis_profile", None) or "grid")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
