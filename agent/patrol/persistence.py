@@ -110,12 +110,15 @@ def state_doc(
     }
 
 
-# The engine's record of where the last fixes were: the outlier gate and the fix-time order.
+# The engine's record of where the last fixes were: the outlier gate and the fix-time order,
+# and in each task's progress the time each checkpoint was last seen from outside.
 _POSITION = ("gate", "order")
+_PROGRESS_POSITION = ("out_at",)
 
 
 def without_position(doc: Mapping[str, Any]) -> str:
-    """patrol.json document `doc` as canonical JSON, less the gate and the fix-time order.
+    """patrol.json document `doc` as canonical JSON, less the gate, the fix-time order and
+    the checkpoints' outside times.
 
     Two documents with the same text differ only in where the last fixes were. Such a change
     alone is not worth a write to flash (a standing device would rewrite the file every save
@@ -124,8 +127,19 @@ def without_position(doc: Mapping[str, Any]) -> str:
     """
     engine = doc.get("engine")
     if isinstance(engine, Mapping):
-        doc = {**doc, "engine": {k: v for k, v in engine.items() if k not in _POSITION}}
+        kept = {k: v for k, v in engine.items() if k not in _POSITION}
+        if isinstance(kept.get("progress"), Mapping):
+            kept["progress"] = {
+                task: _without(pr, _PROGRESS_POSITION) for task, pr in kept["progress"].items()
+            }
+        doc = {**doc, "engine": kept}
     return json.dumps(doc, sort_keys=True, separators=(",", ":"))
+
+
+def _without(value: Any, keys: tuple[str, ...]) -> Any:
+    if not isinstance(value, Mapping):
+        return value
+    return {k: v for k, v in value.items() if k not in keys}
 
 
 def journal_seq(saved: Mapping[str, Any], chain: ChainHead) -> int | None:

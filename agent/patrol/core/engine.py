@@ -189,10 +189,8 @@ class PatrolEngine:
                     if cp.id in prev.missed:
                         pr.missed[cp.id] = prev.missed[cp.id]
                     # A dwell run only carries over when the place and rule are unchanged.
-                    if cp.id in prev.runs and old.checkpoint(cp.id) == cp:
-                        pr.runs[cp.id] = prev.runs[cp.id]
-                        if cp.id in prev.seen_in:
-                            pr.seen_in[cp.id] = prev.seen_in[cp.id]
+                    if old.checkpoint(cp.id) == cp:
+                        pr.carry_live(prev, cp.id)
             progress[task.id] = pr
         self._tasks, self._progress = tasks, progress
         return self._settle(now_ms, time_ok)
@@ -304,8 +302,7 @@ class PatrolEngine:
             dist = distance_m(used.lat, used.lon, cp.lat, cp.lon)
             acc = accuracy_m(used, self.params)
         pr.checked[cp.id] = (method, now_ms)
-        pr.runs.pop(cp.id, None)
-        pr.seen_in.pop(cp.id, None)
+        pr.forget_live(cp.id)
         out.append(
             CheckIn(
                 task.id,
@@ -329,7 +326,7 @@ class PatrolEngine:
 
     def _miss(self, task: Task, pr: TaskProgress, cp: Checkpoint, now_ms: int) -> Progress:
         pr.missed[cp.id] = now_ms
-        pr.runs.pop(cp.id, None)
+        pr.forget_live(cp.id)
         return Progress(task.id, "checkpoint_missed", cp.id, len(pr.checked), task.total, now_ms)
 
     def _finish(self, task: Task, pr: TaskProgress, now_ms: int) -> list[Decision]:

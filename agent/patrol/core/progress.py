@@ -8,7 +8,15 @@ from typing import Any
 
 from agent.errors import ConfigError
 from agent.patrol.core.decisions import Ended, Method
-from agent.patrol.core.geofence import DwellRun, FixOrder, Gate, gate_from_json, gate_to_json
+from agent.patrol.core.geofence import (
+    DwellRun,
+    FixOrder,
+    Gate,
+    fix_from_json,
+    fix_to_json,
+    gate_from_json,
+    gate_to_json,
+)
 from agent.patrol.core.schema import parse_tasks_body
 from agent.patrol.core.tasks import TaskSet
 from firmware_bridge.types import Fix
@@ -23,23 +31,36 @@ class TaskProgress:
     checked: dict[str, tuple[Method, int]] = field(default_factory=dict)  # cp -> (method, at_ms)
     missed: dict[str, int] = field(default_factory=dict)  # cp -> at_ms
     runs: dict[str, DwellRun] = field(default_factory=dict)  # cp -> live dwell run
-    # cp -> the run's latest inside/likely fix: the position a check-in reports. Not in the
-    # snapshot: after a restart the deciding fix stands in for it.
+    # cp -> the run's latest inside/likely fix: the position a check-in reports.
     seen_in: dict[str, Fix] = field(default_factory=dict)
     # cp -> fix time last seen confidently outside: reach never credits time before it.
-    # Not in the snapshot either (after a restart a run's lead is not capped by it).
     out_at: dict[str, int] = field(default_factory=dict)
 
     def resolved(self, cp_id: str) -> bool:
         """Checked in or missed: nothing more happens at this checkpoint."""
         return cp_id in self.checked or cp_id in self.missed
 
+    def forget_live(self, cp_id: str) -> None:
+        """A checkpoint now resolved: its dwell run, seen-in fix and outside time are moot."""
+        self.runs.pop(cp_id, None)
+        self.seen_in.pop(cp_id, None)
+        self.out_at.pop(cp_id, None)
+
+    def carry_live(self, prev: TaskProgress, cp_id: str) -> None:
+        """Take `prev`'s live state of an unchanged checkpoint (a new task set, same place)."""
+        if cp_id in prev.runs:
+            self.runs[cp_id] = prev.runs[cp_id]
+            if cp_id in prev.seen_in:
+                self.seen_in[cp_id] = prev.seen_in[cp_id]
+        if cp_id in prev.out_at:
+            self.out_at[cp_id] = prev.out_at[cp_id]
+
     def apply_checkin(self, cp_id: str, method: Method, at_ms: int) -> None:
         """A check-in stored before a crash that the last snapshot did not see."""
         self.started = True
         self.checked[cp_id] = (method, at_ms)
         self.missed.pop(cp_id, None)
-        self.runs.pop(cp_id, None)
+        self.forget_live(cp_id)
 
     def apply_event(self, event: str, cp_id: str | None, at_ms: int) -> bool:
         """A stored progress event the last snapshot did not see; False when it changes nothing."""
@@ -47,7 +68,7 @@ class TaskProgress:
             self.started = True
         elif event == "checkpoint_missed" and cp_id is not None and cp_id not in self.checked:
             self.missed[cp_id] = at_ms
-            self.runs.pop(cp_id, None)
+            self.forget_live(cp_id)
         elif event in _ENDED and event is not None:
             self.ended = _ENDED[event]
         else:
@@ -66,6 +87,8 @@ class TaskProgress:
             "checked": {c: {"method": m, "at_ms": t} for c, (m, t) in self.checked.items()},
             "missed": dict(self.missed),
             "runs": {c: _run_to_json(r) for c, r in self.runs.items()},
+            "seen_in": {c: fix_to_json(f) for c, f in self.seen_in.items()},
+            "out_at": dict(self.out_at),
         }
 
     @staticmethod
@@ -83,6 +106,13 @@ class TaskProgress:
             },
             missed={c: int(t) for c, t in raw.get("missed", {}).items() if c in ids},
             runs={c: _run_from_json(r) for c, r in raw.get("runs", {}).items() if c in ids},
+            # Absent from snapshots written before they were kept: empty, as after a restart then.
+            seen_in={
+                c: f
+                for c, f in ((c, fix_from_json(v)) for c, v in raw.get("seen_in", {}).items())
+                if c in ids and f is not None
+            },
+            out_at={c: int(t) for c, t in raw.get("out_at", {}).items() if c in ids},
         )
 
 

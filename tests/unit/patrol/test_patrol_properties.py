@@ -8,7 +8,7 @@ import random
 from collections import Counter
 from typing import Any
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from agent.patrol.core import (
@@ -139,8 +139,18 @@ def test_judgement_is_invariant_to_arrival_order_within_the_reorder_window(
     assert checkin_keys(shuffled) == checkin_keys(ordered)
 
 
+# Found in a full run: a restore mid-run lost the run's seen-in fix (what a check-in reports)
+# and the checkpoints' outside times; both are in the snapshot now (docs/checkin.md §9).
+SEEN_IN_LOST = (
+    [mk_fix(T0 + t * 1000, 22.0, 1.0, 2.0) for t in range(1, 10)]
+    + [mk_fix(T0 + 10_000, 20.0, 1.0, 2.0)]
+    + [mk_fix(T0 + t * 1000, 18.0, 1.0, 2.0) for t in range(11, 37)]
+)
+
+
 @SETTINGS
 @given(tracks(), st.integers(0, 80), st.sampled_from(["any", "sequence"]))
+@example(SEEN_IN_LOST, 10, "sequence")
 def test_snapshot_restore_anywhere_changes_nothing(fixes: list[Fix], cut: int, order: str) -> None:
     straight = feed(PatrolEngine(parse_tasks_body(body(order))), fixes)
     first = PatrolEngine(parse_tasks_body(body(order)))
