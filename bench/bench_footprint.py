@@ -1,11 +1,14 @@
 """Benchmark: what each import and each component of an agent costs, for both roles.
 
 Run: .venv/bin/python bench/bench_footprint.py [--seconds 5] [--role patrol|camera_gateway]
+     [--python VENV/bin/python]
 First the figure the issue sets a ceiling for: an idle patrol device measured from outside
 (`python -m agent run`, GPS fix at 1 Hz on a pty, companion page off), VmRSS after `--seconds`
 of idling (and its RssAnon/RssFile) and the time from spawn to its retained birth, with the
-agent's bytecode compiled first as an install does; RSS after each import of the run path, the
-libraries first, so their own share shows. Then, for each role in fresh
+agent's bytecode compiled first as an install does; with `--python`, the same again for the
+agent installed in that venv (a Pi's way: Debian's python3, `python3 -m venv
+--system-site-packages`, `pip install .`, as scripts/install does); RSS after each import of
+the run path, the libraries first, so their own share shows. Then, for each role in fresh
 subprocesses: RSS after each start-up stage, the slowest imports (`python -X importtime`,
 cumulative), the heaviest Python allocations (tracemalloc, by file), and which optional
 libraries got loaded. Prints figures beside their ceilings; asserts nothing.
@@ -199,8 +202,14 @@ def rss_split(pid: int) -> dict[str, float]:
     return {ln.split(":")[0]: int(ln.split()[1]) / 1024 for ln in status if ln.startswith(keys)}
 
 
-async def idle_patrol(seconds: float) -> tuple[float, float, float, dict[str, float]]:
-    """An idle patrol process with a 1 Hz GPS fix: VmRSS, VmHWM (MB), spawn-to-birth (s), split."""
+async def idle_patrol(
+    seconds: float, python: Path | None = None
+) -> tuple[float, float, float, dict[str, float]]:
+    """An idle patrol process with a 1 Hz GPS fix: VmRSS, VmHWM (MB), spawn-to-birth (s), split.
+
+    `python`: the interpreter of an installed venv (the agent as installed there); default this
+    tree with this interpreter.
+    """
     from agent.demo.broker import Broker
     from bench.outside import Watch, agent_process, measure, wait_birth, write_config
     from firmware_bridge.sim.gps_sim import GpsSimulator
@@ -217,7 +226,7 @@ async def idle_patrol(seconds: float) -> tuple[float, float, float, dict[str, fl
                 data["gps"] = {"port": str(gps.port), "baud": 9600}
                 cfg = write_config(base / "agent.toml", data)
                 t0 = time.monotonic()
-                with agent_process(cfg, base / "agent.log") as pid:
+                with agent_process(cfg, base / "agent.log", python=python) as pid:
                     birth = await wait_birth(watch, data["device"]["id"], t0)
                     window = await measure(pid, seconds)
                     split = rss_split(pid)
@@ -239,10 +248,11 @@ def installed_bytecode() -> None:
         compileall.compile_dir(ROOT / package, quiet=1)
 
 
-def report_idle(seconds: float) -> None:
+def report_idle(seconds: float, python: Path | None = None) -> None:
     """The idle patrol figures beside their ceilings."""
-    rss, hwm, birth, split = asyncio.run(idle_patrol(seconds))
-    print("== idle patrol device, measured from outside (GPS 1 Hz, page off, bytecode compiled)")
+    rss, hwm, birth, split = asyncio.run(idle_patrol(seconds, python))
+    how = f"installed, {python}" if python else "this tree, bytecode compiled"
+    print(f"== idle patrol device, measured from outside (GPS 1 Hz, page off, {how})")
     print(f"  VmRSS after {seconds:g} s  {rss:7.1f} MB   (ceiling {IDLE_RSS_CEILING_MB:g} MB)")
     print("  of which            " + ", ".join(f"{k} {v:.1f} MB" for k, v in split.items()))
     print(f"  VmHWM (peak)       {hwm:7.1f} MB")
@@ -254,6 +264,12 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=5.0, help="how long each agent idles")
     ap.add_argument("--role", choices=("patrol", "camera_gateway"))
     ap.add_argument("--child", choices=("patrol", "camera_gateway"), help=argparse.SUPPRESS)
+    ap.add_argument(
+        "--python",
+        type=Path,
+        help="also measure the idle patrol device as installed in this venv (its bin/python), "
+        "for example one made by scripts/install or `python3 -m venv --system-site-packages`",
+    )
     args = ap.parse_args()
     if args.child:
         import os
@@ -265,6 +281,8 @@ def main() -> None:
     installed_bytecode()
     if args.role in (None, "patrol"):
         report_idle(max(args.seconds, 10.0))
+        if args.python:
+            report_idle(max(args.seconds, 10.0), args.python)
         report_import_costs()
     for role in (args.role,) if args.role else ("patrol", "camera_gateway"):
         report(role, args.seconds)

@@ -117,14 +117,20 @@ def write_config(path: Path, data: dict[str, Any]) -> Path:
 
 
 @contextmanager
-def agent_process(config: Path, log: Path, env: dict[str, str] | None = None) -> Iterator[int]:
-    """`python -m agent run --config config` as a child; SIGTERM (then SIGKILL) at the end."""
+def agent_process(
+    config: Path, log: Path, env: dict[str, str] | None = None, python: Path | None = None
+) -> Iterator[int]:
+    """`python -m agent run --config config` as a child; SIGTERM (then SIGKILL) at the end.
+
+    `python`: an installed venv's interpreter, run outside this tree so that it imports the
+    installed package (default: this interpreter on this tree).
+    """
     with log.open("wb") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "agent", "run", "--config", str(config)],
+            [str(python or sys.executable), "-m", "agent", "run", "--config", str(config)],
             stdout=out,
             stderr=out,
-            cwd=ROOT,
+            cwd=ROOT if python is None else log.parent,
             env={**os.environ, **(env or {})},
         )
     try:
