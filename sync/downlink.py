@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from sync import envelope
 from sync.errors import StoreError
-from sync.link import Inbound, Session
+from sync.session import Inbound, Session
 from sync.spawn import Spawn, spawn_task
 from sync.verify import BodyValidator, Context, Document, Refusal, verify
 

@@ -9,10 +9,10 @@ from collections.abc import Callable, Collection
 
 from sync.errors import LinkError, StoreError
 from sync.limits import BrokerLimits
-from sync.link import Session
 from sync.outbox import Outbox
 from sync.outbox_rows import Row
 from sync.poison import RetryPolicy, Strikes, Verdict, aside_notice, oversize
+from sync.session import Session
 from sync.spawn import Spawn, spawn_task
 from sync.window import Scan, Window
 

@@ -30,10 +30,11 @@ from firmware_bridge.aio import Backoff
 from sync import envelope
 from sync.downlink import Downlink, Trust
 from sync.keepalive import client_keepalive
-from sync.link import BdSeq, LinkSettings, MqttLink, Session
+from sync.link import BdSeq, LinkSettings, MqttLink
 from sync.messages import Stored
 from sync.outbox import Outbox
 from sync.publisher import Publisher
+from sync.session import Session
 from sync.verify import BodyValidator, PublicKeys, b64url_decode
 
 log = logging.getLogger(__name__)

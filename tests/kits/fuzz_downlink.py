@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from agent.clock import SystemClock
 from agent.runtime.agent import Agent
-from sync.link import Inbound
+from sync.session import Inbound
 from tests.kits.agents import DEV, OpsKey, make_config
 from tests.kits.fuzz import LoopThread, deep_json, keyed
 

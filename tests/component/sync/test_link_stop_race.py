@@ -15,7 +15,7 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from agent.demo.broker import Broker
-from sync.link import Session
+from sync.session import Session
 
 
 @pytest.mark.parametrize("first", ["puback", "cancel"])

@@ -18,9 +18,9 @@ from typing import Any
 
 from agent.modes import validate_mode_body
 from sync.downlink import Downlink, Trust
-from sync.link import Inbound
 from sync.outbox_rows import Row
 from sync.publisher import Publisher
+from sync.session import Inbound
 from sync.window import Window
 from tests.kits.agents import DEV, OpsKey
 
