@@ -15,7 +15,7 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from agent.config.model import Config
+from agent.config.model import Config, NfcConfig, SerialPortConfig
 from agent.errors import EXPECTED_ERRORS
 from agent.patrol.config import ButtonsConfig, PatrolCameraConfig
 from firmware_bridge.aio import Spawn, spawn_task
@@ -65,60 +65,89 @@ async def open_devices(
     A part that cannot start at all (no GPIO library, no pin driver, a camera stack missing)
     is left out and listed in `degraded`: one log line, a failing health check, the rest runs.
     """
-    fixes = tags = presses = None
-    feedback: Callable[[FeedbackKind], None] | None = None
-    checks: DeviceChecks = {}
-    status: StatusParts = []
-    degraded: dict[str, str] = {}
-
-    async def optional(part: str, make: Callable[[], AbstractAsyncContextManager[T]]) -> T | None:
-        return await start_optional(stack, part, make, degraded, checks)
-
-    if cfg.gps is not None:
-        from firmware_bridge.gps import GpsSource
-
-        g = cfg.gps
-        gps = await optional("gps", lambda: GpsSource(g.port, g.baud, spawn=spawn))
-        if gps is not None:
-            fixes = gps.fixes()
-            checks["gps"] = functools.partial(_gps_problem, gps)
-            status.append(lambda: {"serial": gps.counters()})
-    if cfg.nfc is not None:
-        from firmware_bridge.pn532_driver import Pn532Reader
-
-        n = cfg.nfc
-        reader = await optional(
-            "nfc",
-            lambda: Pn532Reader(n.port, n.baud, poll_interval_s=n.poll_interval_s, spawn=spawn),
-        )
-        if reader is not None:
-            tags = reader.scans()
-            checks["nfc"] = functools.partial(_nfc_problem, reader)
-            status.append(lambda: {"nfc": reader.status()})
-    if buttons is not None:
-        from firmware_bridge.buttons import Buttons
-
-        b = buttons
-        named = (("sos", b.sos), ("checkin", b.checkin), ("incident", b.incident))
-        pins = {name: pin for name, pin in named if pin is not None}
-        # The press itself is acknowledged at once; the verdict ("ok"/"error") follows.
-        ack: dict[str, FeedbackKind] = {"checkin": "ack", "sos": "sos", "incident": "ack"}
-        btns = await optional(
-            "buttons", lambda: Buttons(pins, b.led, b.buzzer, pin_factory, press_feedback=ack)
-        )
-        if btns is not None:
-            presses, feedback = btns.presses(), btns.signal
-    cam = None
-    if camera is not None:
-        from agent.patrol.camera import Camera
-
-        c = camera
-        cam = await optional("camera", lambda: Camera(c))
-        if cam is not None:
-            checks["camera"] = functools.partial(_camera_problem, cam)
+    parts = _Parts(stack)
+    fixes = await _open_gps(parts, cfg.gps, spawn) if cfg.gps is not None else None
+    tags = await _open_nfc(parts, cfg.nfc, spawn) if cfg.nfc is not None else None
+    presses, feedback = (
+        await _open_buttons(parts, buttons, pin_factory) if buttons is not None else (None, None)
+    )
+    cam = await _open_camera(parts, camera) if camera is not None else None
+    degraded = parts.degraded
     # Read at each status: a part that fails later (the local API) is added to the same dict.
-    status.append(lambda: {"degraded": dict(degraded)} if degraded else {})
-    return Devices(fixes, tags, presses, feedback, cam, checks, status, degraded)
+    parts.status.append(lambda: {"degraded": dict(degraded)} if degraded else {})
+    return Devices(fixes, tags, presses, feedback, cam, parts.checks, parts.status, degraded)
+
+
+@dataclass
+class _Parts:
+    """What opening the parts gathers: each one's health check, status part, or failure."""
+
+    stack: contextlib.AsyncExitStack
+    checks: DeviceChecks = field(default_factory=dict)
+    status: StatusParts = field(default_factory=list)
+    degraded: dict[str, str] = field(default_factory=dict)
+
+    async def optional(
+        self, part: str, make: Callable[[], AbstractAsyncContextManager[T]]
+    ) -> T | None:
+        """`start_optional` into this stack: the part entered, or None (noted as degraded)."""
+        return await start_optional(self.stack, part, make, self.degraded, self.checks)
+
+
+async def _open_gps(parts: _Parts, g: SerialPortConfig, spawn: Spawn) -> AsyncIterator[Fix] | None:
+    """The GPS receiver's fixes, with its health check and serial counters; None if it failed."""
+    # Imported here (footprint: no serial/NMEA code on a device without the part).
+    from firmware_bridge.gps import GpsSource
+
+    gps = await parts.optional("gps", lambda: GpsSource(g.port, g.baud, spawn=spawn))
+    if gps is None:
+        return None
+    parts.checks["gps"] = functools.partial(_gps_problem, gps)
+    parts.status.append(lambda: {"serial": gps.counters()})
+    return gps.fixes()
+
+
+async def _open_nfc(parts: _Parts, n: NfcConfig, spawn: Spawn) -> AsyncIterator[TagScan] | None:
+    """The PN532 reader's tag scans, with its health check and status; None if it failed."""
+    from firmware_bridge.pn532_driver import Pn532Reader
+
+    reader = await parts.optional(
+        "nfc",
+        lambda: Pn532Reader(n.port, n.baud, poll_interval_s=n.poll_interval_s, spawn=spawn),
+    )
+    if reader is None:
+        return None
+    parts.checks["nfc"] = functools.partial(_nfc_problem, reader)
+    parts.status.append(lambda: {"nfc": reader.status()})
+    return reader.scans()
+
+
+async def _open_buttons(
+    parts: _Parts, b: ButtonsConfig, pin_factory: Any
+) -> tuple[AsyncIterator[ButtonPress] | None, Callable[[FeedbackKind], None] | None]:
+    """The buttons' presses and the LED/buzzer feedback; (None, None) if they failed."""
+    from firmware_bridge.buttons import Buttons
+
+    named = (("sos", b.sos), ("checkin", b.checkin), ("incident", b.incident))
+    pins = {name: pin for name, pin in named if pin is not None}
+    # The press itself is acknowledged at once; the verdict ("ok"/"error") follows.
+    ack: dict[str, FeedbackKind] = {"checkin": "ack", "sos": "sos", "incident": "ack"}
+    btns = await parts.optional(
+        "buttons", lambda: Buttons(pins, b.led, b.buzzer, pin_factory, press_feedback=ack)
+    )
+    if btns is None:
+        return None, None
+    return btns.presses(), btns.signal
+
+
+async def _open_camera(parts: _Parts, c: PatrolCameraConfig) -> Camera | None:
+    """The still camera with its health check; None if it failed (Pillow or OpenCV missing)."""
+    from agent.patrol.camera import Camera
+
+    cam = await parts.optional("camera", lambda: Camera(c))
+    if cam is not None:
+        parts.checks["camera"] = functools.partial(_camera_problem, cam)
+    return cam
 
 
 async def start_optional(

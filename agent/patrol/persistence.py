@@ -13,20 +13,24 @@ them, even when the check-in has been published and deleted from the outbox mean
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from agent.errors import ConfigError
 from agent.patrol.core import CheckinParams, PatrolEngine, parse_tasks_body
 from sync.messages import PROTECTED
 from sync.outbox import Outbox
+from sync.statefile import read_json, write_json
 
 log = logging.getLogger(__name__)
 
+STATE_FILE = "patrol.json"
 STATE_VERSION = 1
 JOURNALLED = ("checkin", "patrol")  # the kinds the driver stores with a journal copy
 _PAGE = 512
@@ -140,6 +144,47 @@ def _without(value: Any, keys: tuple[str, ...]) -> Any:
     if not isinstance(value, Mapping):
         return value
     return {k: v for k, v in value.items() if k not in keys}
+
+
+class StateFile:
+    """state_dir/patrol.json on disk: read once at start, rewritten atomically (fsynced).
+
+    It remembers what the file holds less the position (`without_position`) and when it was
+    last written, so that a periodic save can be skipped when only the last fix moved.
+    """
+
+    def __init__(self, state_dir: Path, mono_ms: Callable[[], int]) -> None:
+        self.path = state_dir / STATE_FILE
+        self._mono_ms = mono_ms
+        self._text: str | None = None  # what the file holds, less the position
+        self._saved_at = 0  # mono ms of the last write (or skipped periodic write)
+
+    async def read(self) -> dict[str, Any]:
+        """The saved document; {} when there is none or it is not a JSON object."""
+        saved = await asyncio.to_thread(read_json, self.path, None)
+        saved = saved if isinstance(saved, dict) else {}
+        self._text = without_position(saved) if saved else None
+        return saved
+
+    def due(self, interval_s: float) -> bool:
+        """Whether the last write is at least `interval_s` old."""
+        return self._mono_ms() - self._saved_at >= interval_s * 1000
+
+    async def write(self, doc: Mapping[str, Any], *, periodic: bool = False) -> bool:
+        """Write `doc` and return True; OSError when the disk refused it (the file is unchanged).
+
+        A periodic write is skipped (False) when only the last fix's position moved: an idle
+        device would rewrite the file every save interval. The caller keeps its state dirty
+        then, so the next event's save or the one at exit writes it.
+        """
+        text = without_position(doc)
+        if periodic and text == self._text:
+            self._saved_at = self._mono_ms()
+            return False
+        await asyncio.to_thread(write_json, self.path, doc)
+        self._text = text
+        self._saved_at = self._mono_ms()
+        return True
 
 
 def journal_seq(saved: Mapping[str, Any], chain: ChainHead) -> int | None:

@@ -98,12 +98,33 @@ async def start_patrol(
         quota_bytes=pcfg.media_quota_bytes,
         events=ctx.events,
     )
-    driver = PatrolDriver(
+    driver = _driver(ctx, dev, media, pcfg, bcfg)
+    await stack.enter_async_context(driver)
+    if pcfg.api:
+        await _start_local_api(stack, driver, pcfg, state_dir, dev)
+    ccfg = companion or cfg.companion
+    page = None
+    if ccfg.enabled:
+        page = await _start_page(stack, ctx, driver, media, ccfg, dev, pcfg.api_max_body_bytes)
+    return PatrolRole(driver, dev, page)
+
+
+def _driver(
+    ctx: RoleContext,
+    dev: Devices,
+    media: MediaStore,
+    pcfg: PatrolConfig,
+    bcfg: ButtonsConfig | None,
+) -> PatrolDriver:
+    """The patrol driver over the opened devices, not entered yet; the mode profile is read at
+    each use (the mode changes while it runs)."""
+    cfg = ctx.cfg
+    return PatrolDriver(
         outbox=ctx.outbox,
         media=media,
         events=ctx.events,
         clock=ctx.clock,
-        state_dir=state_dir,
+        state_dir=cfg.device.state_dir,
         staff_id=cfg.device.staff_id,
         profile=lambda: cfg.modes.profile(ctx.mode()),
         tasks=ctx.tasks,
@@ -116,14 +137,6 @@ async def start_patrol(
         buttons=bcfg,
         spawn=ctx.spawn,
     )
-    await stack.enter_async_context(driver)
-    if pcfg.api:
-        await _start_local_api(stack, driver, pcfg, state_dir, dev)
-    ccfg = companion or cfg.companion
-    page = None
-    if ccfg.enabled:
-        page = await _start_page(stack, ctx, driver, media, ccfg, dev, pcfg.api_max_body_bytes)
-    return PatrolRole(driver, dev, page)
 
 
 async def _start_local_api(

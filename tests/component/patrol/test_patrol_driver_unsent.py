@@ -137,7 +137,7 @@ async def test_unsent_queue_survives_a_restart(
 async def test_stored_before_a_crash_is_not_stored_again(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import agent.patrol.driver
+    import agent.patrol.persistence
 
     state = tmp_path / "state"
     async with rig(state, TASKS) as (driver, outbox, _media, fed):
@@ -148,7 +148,7 @@ async def test_stored_before_a_crash_is_not_stored_again(
         def no_disk(*_a: object) -> None:
             raise OSError(28, "No space left on device")
 
-        monkeypatch.setattr(agent.patrol.driver, "write_json", no_disk)
+        monkeypatch.setattr(agent.patrol.persistence, "write_json", no_disk)
         fault.refusing = False
         await wait_until(lambda: driver.status()["patrol"]["unsent"] == 0, what="stored")
         await driver.drain()
@@ -220,7 +220,7 @@ async def test_photo_of_a_queued_checkin_follows_it_when_stored(
         await driver.drain()  # started, the check-in, completed
         # Taken at the checkpoint, kept while the check-in waits (the reaper keeps it too).
         assert driver.status()["patrol"]["photos"] == 1
-        named = driver._out.unsent.media_ids()
+        named = driver._book.out.unsent.media_ids()
         assert len(named) == 1 and await media.reap(orphan_after_ms=-1, keep=named) == 0
         fault.refusing = False
         await wait_until(lambda: driver.status()["patrol"]["unsent"] == 0, what="queue drained")

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-import agent.patrol.driver
+import agent.patrol.persistence
 from agent.clock import SystemClock
 from agent.demo.broker import Broker
 from agent.documents.state import DocState
@@ -76,7 +76,7 @@ async def test_crash_between_outbox_commit_and_state_save_is_repaired(
         def no_disk(*_a: object) -> None:
             raise OSError(28, "No space left on device")
 
-        monkeypatch.setattr(agent.patrol.driver, "write_json", no_disk)
+        monkeypatch.setattr(agent.patrol.persistence, "write_json", no_disk)
         await scan(fed, driver, TAGS[1], 2)
         assert "patrol state not saved" in driver.status()["patrol"]["last_error"]
     assert (state / "patrol.json").read_bytes() == saved  # the file lags the outbox
@@ -108,7 +108,7 @@ async def test_journal_is_released_after_a_save_and_kept_when_it_fails(
         await scan(fed, driver, TAGS[0], 1)
         # patrol.json has it: the copies went, except the chain head's own.
         assert await journalled(outbox) == await checkin_payloads(outbox)
-        monkeypatch.setattr(agent.patrol.driver, "write_json", no_disk)
+        monkeypatch.setattr(agent.patrol.persistence, "write_json", no_disk)
         await scan(fed, driver, TAGS[1], 2)
         assert await journalled(outbox) == await checkin_payloads(outbox)  # nothing released
     db = sqlite3.connect(state / "outbox.db")
@@ -166,7 +166,7 @@ async def test_checkin_acknowledged_before_a_crash_keeps_chain_and_progress(
                 driver = await patrol_of(app, tmp_path)
                 await wait_until(lambda: app.link.ready, what="connected")
                 await tap(sim, driver, TAGS[0], 1)
-                monkeypatch.setattr(agent.patrol.driver, "write_json", no_disk)
+                monkeypatch.setattr(agent.patrol.persistence, "write_json", no_disk)
                 await tap(sim, driver, TAGS[1], 2)
                 await wait_until(lambda: app.outbox.depth == 0, what="acknowledged, deleted")
                 await wait_until(lambda: len(central.events("/evt/checkin")) >= 2)
@@ -253,7 +253,7 @@ async def test_state_file_from_before_the_journal_is_repaired_from_the_outbox(
     state = tmp_path / "state"
     async with rig(state, TASKS) as (driver, outbox, _media, fed):
         await scan(fed, driver, TAGS[0], 1)
-        monkeypatch.setattr(agent.patrol.driver, "write_json", no_disk)
+        monkeypatch.setattr(agent.patrol.persistence, "write_json", no_disk)
         await scan(fed, driver, TAGS[1], 2)
     monkeypatch.undo()
     # As an agent without the journal left it: no journal rows, no journal_seq in the file.
@@ -280,7 +280,7 @@ async def test_progress_stored_before_a_crash_is_not_raised_again(
     state = tmp_path / "state"
     one = record([task("t-one", [cp("only", at(0, 0), tags=(TAGS[0],))])])
     async with rig(state, one) as (driver, outbox, _media, fed):
-        monkeypatch.setattr(agent.patrol.driver, "write_json", no_disk)
+        monkeypatch.setattr(agent.patrol.persistence, "write_json", no_disk)
         await scan(fed, driver, TAGS[0], 1)
         events = [e["body"]["event"] for e in await outbox_events(outbox, "patrol")]
         assert events == ["started", "completed"]
