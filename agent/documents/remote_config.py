@@ -1,4 +1,8 @@
-"""Remote config (§6 `config`): validate, stage, health-check, commit or roll back; restart-safe."""
+"""Remote config (§6 `config`): validate, stage, health-check, commit or roll back; restart-safe.
+
+Also what a running agent holds of it (`OtaContext`: the config and ver it runs) and the [trust]
+keys documents are verified with (`trusted_keys`).
+"""
 
 from __future__ import annotations
 
@@ -15,6 +19,7 @@ from agent.config.model import Config, parse
 from agent.errors import ConfigError
 from sync import envelope
 from sync.statefile import read_json, write_json
+from sync.verify import PublicKeys, b64url_decode
 
 log = logging.getLogger(__name__)
 
@@ -263,6 +268,41 @@ class ConfigStore:
         except ConfigError as exc:
             log.error("staged config ver %d invalid after restart: %s", staged.ver, exc)
             return lkg, staged, lkg
+
+
+def trusted_keys(cfg: Config) -> PublicKeys:
+    """The [trust] keys, each made a verifier object when a document first needs it."""
+    return PublicKeys({k.kid: b64url_decode(k.public_key) for k in cfg.trust.ops_keys})
+
+
+@dataclass(frozen=True, slots=True)
+class OtaContext:
+    """What the agent needs to run, commit or roll back a remote config."""
+
+    store: ConfigStore
+    local: Config  # the local file: source of the local-only keys
+    staged: Staged | None  # a config in its health window (this agent runs it)
+    lkg: Config  # last-known-good, to go back to
+    startup_acks: tuple[dict[str, Any], ...] = field(default=())
+
+    def keys_at_start(self, running: Config) -> PublicKeys:
+        """The keys documents are verified with when the agent starts with `running`.
+
+        During a health window the last-known-good's keys stay in force (§6 key rotation: a
+        config's own [trust] keys count only once it passed its window).
+        """
+        return trusted_keys(self.lkg if self.staged else running)
+
+    def config_ver(self) -> int | None:
+        """Ver of the config document running now (last-known-good), None: the local file.
+
+        Not the last ver acked: a rolled-back ver is remembered for §6 step 4 but never runs.
+        Reads the store's applied.json when nothing is staged.
+        """
+        if self.staged is not None:
+            return self.staged.ver
+        applied = self.store.applied()
+        return int(applied["ver"]) if applied is not None else None
 
 
 def describe(local_path: str, cfg_ver: int | None, staged: Staged | None) -> str:

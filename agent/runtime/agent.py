@@ -10,32 +10,29 @@ import random
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from contextlib import AsyncExitStack
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from typing import Any
 
 from agent.clock import SystemClock
 from agent.config.model import Config
-from agent.documents.appliers import Appliers, ConfigSwitch, SessionOps, validate_cmd_body
+from agent.documents.appliers import Appliers, ConfigSwitch, SessionOps
 from agent.documents.mode_control import ModeControl
-from agent.documents.remote_config import ConfigStore, Staged, validate_body
+from agent.documents.remote_config import ConfigStore, OtaContext, trusted_keys
 from agent.documents.state import DocState
 from agent.errors import EXPECTED_ERRORS, StoreError
 from agent.events import Events
-from agent.modes import EffectiveMode, validate_mode_body
-from agent.patrol.core.schema import parse_tasks_body
+from agent.modes import EffectiveMode
 from agent.roles import Role, RoleContext
 from agent.runtime.reporting import Reporting
 from agent.runtime.supervisor import Factory, Supervisor
-from firmware_bridge.aio import Backoff
+from agent.runtime.sync_stack import document_validators, mqtt_link
 from sync import envelope
 from sync.downlink import Downlink, Trust
-from sync.keepalive import client_keepalive
-from sync.link import BdSeq, LinkSettings, MqttLink
 from sync.messages import Stored
 from sync.outbox import Outbox
 from sync.publisher import Publisher
 from sync.session import Session
-from sync.verify import BodyValidator, PublicKeys, b64url_decode
+from sync.verify import BodyValidator
 
 log = logging.getLogger(__name__)
 # How often `reported.problems` is judged again (republished only when it changed).
@@ -49,22 +46,6 @@ STARTUP_STEPS = ("store", "downlink", "link", "role", "ready")
 
 async def _no_hook(step: str) -> None:
     return None
-
-
-def trusted_keys(cfg: Config) -> PublicKeys:
-    """The [trust] keys, each made a verifier object when a document first needs it."""
-    return PublicKeys({k.kid: b64url_decode(k.public_key) for k in cfg.trust.ops_keys})
-
-
-@dataclass(frozen=True, slots=True)
-class OtaContext:
-    """What the agent needs to run, commit or roll back a remote config."""
-
-    store: ConfigStore
-    local: Config  # the local file: source of the local-only keys
-    staged: Staged | None  # a config in its health window (this agent runs it)
-    lkg: Config  # last-known-good, to go back to
-    startup_acks: tuple[dict[str, Any], ...] = field(default=())
 
 
 class Agent:
@@ -90,8 +71,7 @@ class Agent:
         self._stack = AsyncExitStack()
         self._started = time.monotonic()
         self.state = DocState(cfg.device.state_dir)
-        # During a health window the old keys stay in force (§6 key rotation: after applied).
-        self._keys = trusted_keys(self.ota.lkg if self.ota.staged else cfg)
+        self._keys = self.ota.keys_at_start(cfg)  # the old ones during a health window
         self._central_online = False
         self._health_every_s = health_every_s
         # A rollback happens across a restart, so it is read once here; a commit clears it.
@@ -99,13 +79,7 @@ class Agent:
         self._stopped = asyncio.Event()
         self.role: Role | None = None
         self.supervisor = Supervisor(on_fatal=self._fatal, rng=self._rng)
-        self._validators: dict[str, BodyValidator] = {
-            "mode": validate_mode_body,
-            "cmd": validate_cmd_body,
-            "tasks": parse_tasks_body,
-            "config": validate_body(self.ota.local),
-        }
-        self._validators.update(extra_validators or {})
+        self._validators = document_validators(self.ota.local, extra_validators)
         self._appliers = Appliers(
             state=self.state,
             modes=lambda: self.modes,
@@ -134,6 +108,46 @@ class Agent:
 
     def _build_parts(self, cfg: Config) -> None:
         """Every part exists from construction; `_start` enters them in the one start-up order."""
+        self._build_store(cfg)
+        self.downlink = Downlink(
+            trust=self._trust,
+            versions=self.state,
+            now_ms=self.trusted_now_ms,
+            validators=self._validators,
+            appliers=self._appliers.table(),
+            store_ack=self._store_ack,
+            on_applied=self.publish_reported,
+            on_central=self._central,
+            apply_errors=EXPECTED_ERRORS,
+            held=True,  # until the role runs: see `_start`
+            spawn=self._once,
+        )
+        self.link = mqtt_link(
+            cfg,
+            birth=self.birth,
+            downlink=self.downlink,
+            on_session=self._session,
+            rng=self._rng,
+            spawn=self._once,
+        )
+        self.reporting = Reporting(
+            cfg=cfg,
+            clock=self.clock,
+            link=self.link,
+            modes=self.modes,
+            outbox=self.outbox,
+            publisher=self.publisher,
+            events=self.events,
+            supervisor=self.supervisor,
+            role=lambda: self.role,
+            config_ver=lambda: self.config_ver,
+            tasks_ver=lambda: self.tasks_ver,
+            rolled_back=lambda: self._rolled_back,
+            health_every_s=self._health_every_s,
+        )
+
+    def _build_store(self, cfg: Config) -> None:
+        """The durable side (see `_start_store`): outbox, events, mode control, publisher."""
         self.outbox = Outbox(
             cfg.device.state_dir,
             cfg.device.id,
@@ -159,35 +173,6 @@ class Agent:
             gate_open=(lambda: self._central_online) if cfg.sync.flush_gate else None,
             monotonic=time.monotonic,
             spawn=self._once,
-        )
-        self.downlink = Downlink(
-            trust=self._trust,
-            versions=self.state,
-            now_ms=self.trusted_now_ms,
-            validators=self._validators,
-            appliers=self._appliers.table(),
-            store_ack=self._store_ack,
-            on_applied=self.publish_reported,
-            on_central=self._central,
-            apply_errors=EXPECTED_ERRORS,
-            held=True,  # until the role runs: see `_start`
-            spawn=self._once,
-        )
-        self.link = self._mqtt_link(cfg)
-        self.reporting = Reporting(
-            cfg=cfg,
-            clock=self.clock,
-            link=self.link,
-            modes=self.modes,
-            outbox=self.outbox,
-            publisher=self.publisher,
-            events=self.events,
-            supervisor=self.supervisor,
-            role=lambda: self.role,
-            config_ver=lambda: self.config_ver,
-            tasks_ver=lambda: self.tasks_ver,
-            rolled_back=lambda: self._rolled_back,
-            health_every_s=self._health_every_s,
         )
 
     async def _store_ack(self, body: Mapping[str, Any]) -> Stored:
@@ -265,36 +250,6 @@ class Agent:
             await self._store_ack(body)
         await st.enter_async_context(self.modes)
         await st.enter_async_context(self.publisher)
-
-    def _mqtt_link(self, cfg: Config) -> MqttLink:
-        b = cfg.broker
-        return MqttLink(
-            LinkSettings(
-                dev=cfg.device.id,
-                host=b.host,
-                port=b.port,
-                protocol=b.protocol,
-                keepalive_s=client_keepalive(b.keepalive_s),  # half-open: 1.5x
-                connect_timeout_s=b.connect_timeout_s,
-                tls=b.tls,
-                ca_file=b.ca_file,
-                cert_file=b.cert_file,
-                key_file=b.key_file,
-                username=b.username,
-                password_file=b.password_file,
-                role=cfg.device.role,
-                zones=tuple(cfg.device.zones),
-                hosts=b.nodes() if b.hosts else (),
-            ),
-            bdseq=BdSeq(cfg.device.state_dir / "bdseq.json"),
-            birth=self.birth,
-            subscriptions=self.downlink.topics,
-            on_message=self.downlink.on_message,
-            on_session=self._session,
-            backoff=Backoff(cfg.sync.backoff_base_s, cfg.sync.backoff_cap_s),
-            rng=self._rng,
-            spawn=self._once,
-        )
 
     def role_context(self) -> RoleContext:
         """What the role may use of this agent (agent/roles.py)."""
@@ -397,15 +352,8 @@ class Agent:
 
     @property
     def config_ver(self) -> int | None:
-        """Ver of the config document running now (last-known-good), None: the local file.
-
-        Not the last ver acked: a rolled-back ver is remembered for §6 step 4 but never runs.
-        """
-        staged = self.ota.staged
-        if staged is not None:
-            return staged.ver
-        applied = self.ota.store.applied()
-        return int(applied["ver"]) if applied is not None else None
+        """Ver of the config document running now, None: the local file (`OtaContext`)."""
+        return self.ota.config_ver()
 
     @property
     def tasks_ver(self) -> int | None:

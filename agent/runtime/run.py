@@ -12,12 +12,13 @@ from agent.config.model import Config
 from agent.documents.remote_config import (
     MAX_STARTS_WHILE_PENDING,
     ConfigStore,
+    OtaContext,
     Staged,
     config_ack,
     describe,
 )
 from agent.documents.state import DocState
-from agent.runtime.agent import Agent, OtaContext
+from agent.runtime.agent import Agent
 from agent.runtime.memory import trim_heap
 from agent.runtime.systemd import agent_watchdog
 

@@ -25,6 +25,7 @@ from agent.vision.config import AlarmHttpConfig, CameraConfig, ForwardingConfig
 from agent.vision.detector_choice import build_detector
 from agent.vision.detectors import Detector
 from agent.vision.event_stream import EventStream
+from agent.vision.events_config import CameraEventsConfig
 from agent.vision.pipeline import CameraPipeline
 from agent.vision.publish import DetectionWriter
 from firmware_bridge.aio import Spawn, spawn_task
@@ -120,20 +121,7 @@ class Gateway:
         await stack.__aenter__()
         try:
             for cam in self._cameras:
-                pipeline = CameraPipeline(
-                    cam,
-                    self._publisher,
-                    source_factory=self._source_factory,
-                    detector_factory=self._detector_factory,
-                    mode=self._mode,
-                    clock=self._clock,
-                    now_ms=self._now_ms,
-                    sleep=self._sleep,
-                    rng=self._rng,
-                    track_prefix=f"{cam.id}.{self._run_id}",
-                    spawn=self._spawn_camera,
-                )
-                self._pipelines[cam.id] = await stack.enter_async_context(pipeline)
+                self._pipelines[cam.id] = await stack.enter_async_context(self._pipeline(cam))
             if token is not None or secrets:
                 self._forwarder = await stack.enter_async_context(
                     AlarmForwarder(
@@ -160,23 +148,45 @@ class Gateway:
                 )
             for cam in self._cameras:
                 if cam.events is not None and self._forwarder is not None:
-                    self._streams[cam.id] = await stack.enter_async_context(
-                        EventStream(
-                            cam.id,
-                            cam.events,
-                            secrets[cam.id],
-                            self._forwarder.handle,
-                            clock=self._clock,
-                            sleep=self._sleep,
-                            spawn=self._spawn_camera,  # one camera's stream fails alone too
-                        )
-                    )
+                    stream = self._event_stream(cam.id, cam.events, secrets[cam.id])
+                    self._streams[cam.id] = await stack.enter_async_context(stream)
         except BaseException:
             await stack.aclose()
             raise
         self._stack = stack
         log.info("camera gateway running %d camera(s)", len(self._pipelines))
         return self
+
+    def _pipeline(self, cam: CameraConfig) -> CameraPipeline:
+        """`cam`'s analysis pipeline (not yet entered); its track ids are unique to this run."""
+        return CameraPipeline(
+            cam,
+            self._publisher,
+            source_factory=self._source_factory,
+            detector_factory=self._detector_factory,
+            mode=self._mode,
+            clock=self._clock,
+            now_ms=self._now_ms,
+            sleep=self._sleep,
+            rng=self._rng,
+            track_prefix=f"{cam.id}.{self._run_id}",
+            spawn=self._spawn_camera,
+        )
+
+    def _event_stream(
+        self, camera_id: str, events: CameraEventsConfig, password: str | None
+    ) -> EventStream:
+        """A camera's pulled event stream (not yet entered); its alarms go to the forwarder."""
+        assert self._forwarder is not None
+        return EventStream(
+            camera_id,
+            events,
+            password,
+            self._forwarder.handle,
+            clock=self._clock,
+            sleep=self._sleep,
+            spawn=self._spawn_camera,  # one camera's stream fails alone too
+        )
 
     async def __aexit__(self, *exc: object) -> None:
         stack, self._stack = self._stack, None

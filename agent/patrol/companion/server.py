@@ -3,6 +3,7 @@
 Every /api request passes, in order: the rate limit per client (429), the session cookie
 (401; not for /api/pair), the CSRF token on POST (403), then the local API's body rules
 (411 no Content-Length, 413 too large, 415 wrong type, 400 not matching the schema).
+What it is given is typed in `protocols.py`; the event stream it serves is `sse.py`.
 """
 
 from __future__ import annotations
@@ -14,68 +15,32 @@ import re
 import secrets
 import ssl
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 from importlib import resources
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from aiohttp import web
 
 from agent.errors import ConfigError, StoreError
 from agent.patrol.companion.access import RateLimiter, Session, Sessions, code_matches, csrf_ok
-from agent.patrol.companion.delivery import Acked, Deliveries
+from agent.patrol.companion.delivery import Deliveries
 from agent.patrol.companion.files import PhotoRefused, device_code, phone_jpeg
+from agent.patrol.companion.protocols import PatrolPage, Waiting
+from agent.patrol.companion.sse import event_stream
 from agent.patrol.companion.upload import read_incident
 from agent.patrol.companion.view import next_checkpoint, progress
 from agent.patrol.config import CompanionConfig
 from agent.patrol.localapi import ApiReply, SosIn, parse_body
-from agent.patrol.notices import Notices
 from firmware_bridge import board
-from firmware_bridge.types import Fix
-from sync.messages import Stored
 
 log = logging.getLogger(__name__)
 
 COOKIE = "ge_sid"
 STATIC = ("index.html", "app.js", "app.css")
-PING_S = 15.0  # SSE comment lines keep the phone's connection (and its NAT) alive
 _SHA = re.compile(r"^[0-9a-f]{64}$")
 SESSION = web.RequestKey("session", Session)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
-class SafetyPage(Protocol):
-    """The device's safety checks as the page uses them (agent/patrol/safety.py)."""
-
-    async def answer(self, by: str) -> bool: ...
-    def view(self) -> dict[str, Any] | None: ...
-
-
-class PatrolPage(Protocol):
-    """What the page drives: the patrol driver (agent/patrol/driver.py)."""
-
-    notices: Notices
-
-    @property
-    def safety(self) -> SafetyPage: ...
-
-    async def incident(
-        self, *, category: str, level: int, note: str, photo: bool, images: list[bytes]
-    ) -> Stored: ...
-    async def sos(self, *, note: str) -> Stored: ...
-    async def manual_checkin(self) -> dict[str, Any]: ...
-    def status(self) -> Mapping[str, Any]: ...
-    def tasks_view(self) -> Mapping[str, Any]: ...
-    def current_fix(self) -> tuple[Fix | None, float | None]: ...
-
-
-class Waiting(Acked, Protocol):
-    """What is not yet sent: the agent's outbox (sync.outbox.Outbox)."""
-
-    depth: int
-    bytes: int
-
-    async def oldest_ms(self) -> int | None: ...
 
 
 def page_files() -> dict[str, bytes]:
@@ -345,31 +310,13 @@ class CompanionServer:
     async def _events(self, request: web.Request) -> web.StreamResponse:
         if len(self._streams) >= 2 * self._cfg.max_sessions:
             return _err(503, "busy", "too many open event streams")
-        resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
-        resp.headers["Cache-Control"] = "no-store"
-        resp.headers["X-Accel-Buffering"] = "no"
         with self._patrol.notices.listen() as q:
-            self._streams.add(q)
+            self._streams.add(q)  # so that closing the server ends it with a `bye`
             self.stats["streams"] += 1
             try:
-                await resp.prepare(request)
-                await resp.write(b"retry: 3000\n\n")
-                while not self._closing.is_set():
-                    try:
-                        async with asyncio.timeout(PING_S):  # 3.11's wait_for drops cancels
-                            notice = await q.get()
-                    except TimeoutError:
-                        await resp.write(b": ping\n\n")
-                        continue
-                    if notice.get("type") == "bye":
-                        break
-                    data = json.dumps(notice, ensure_ascii=False, separators=(",", ":"))
-                    await resp.write(f"event: {notice['type']}\ndata: {data}\n\n".encode())
-            except ConnectionError:
-                log.debug("companion: event stream closed by the phone")
+                return await event_stream(request, q, self._closing)
             finally:
                 self._streams.discard(q)
-        return resp
 
     async def _photo(self, request: web.Request) -> web.StreamResponse:
         sha = request.match_info["sha"]

@@ -10,13 +10,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from agent.config.model import parse
-from agent.documents.remote_config import remote_config
+from agent.documents.appliers import validate_cmd_body
+from agent.documents.remote_config import remote_config, trusted_keys
 from agent.errors import ConfigError
 from agent.modes import validate_mode_body
 from agent.ops import documents as d
 from agent.ops.keys import public_of
 from agent.patrol.core.schema import parse_tasks_body
-from agent.runtime.agent import trusted_keys, validate_cmd_body
 from sync.verify import Context, Document, Refusal, sign, verify
 from tests.kits.agents import make_config
 

@@ -12,9 +12,9 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
 
 from agent.config.model import parse
+from agent.documents.remote_config import trusted_keys
 from agent.errors import ConfigError
 from agent.ops import keys
-from agent.runtime.agent import trusted_keys
 from tests.kits.paths import REPO
 
 
