@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from agent.patrol.core import CheckIn, CheckinParams, Decision, PatrolEngine, parse_tasks_body
+from agent.patrol.core import (
+    CheckIn,
+    CheckinParams,
+    Decision,
+    PatrolEngine,
+    Progress,
+    parse_tasks_body,
+)
 from firmware_bridge.geo import offset_deg
 from firmware_bridge.types import Fix
 from tests.kits.patrol import task
@@ -104,3 +111,12 @@ def feed_fixes(
 def checkins(ds: list[Decision]) -> list[tuple[str, str, str]]:
     """(task, checkpoint, method) of each check-in among `ds`."""
     return [(d.task_id, d.checkpoint_id, d.method) for d in ds if isinstance(d, CheckIn)]
+
+
+def events(ds: list[Decision]) -> list[tuple[str, str, str | None, int, int]]:
+    """The progress events among `ds`: (task, event, checkpoint, done, total)."""
+    return [
+        (d.task_id, d.event, d.checkpoint_id, d.done, d.total)
+        for d in ds
+        if isinstance(d, Progress)
+    ]
