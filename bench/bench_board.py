@@ -1,6 +1,6 @@
 """Benchmark: what a Pi owner plans with, per role (issue 22 point 4; docs/hardware.md).
 
-Run: .venv/bin/python bench/bench_board.py [--seconds 60] [--only idle,patrol,gw1,gw2,gw4]
+Run: .venv/bin/python bench/bench_board.py [--seconds 60] [--only idle,standby,patrol,gw1,gw2,gw4]
 
 Each scenario is one real agent process (`python -m agent run`) measured from outside over a
 window (bench/outside.py): CPU (utime + stime over wall time, % of one core), VmRSS at the end
@@ -8,6 +8,8 @@ and VmHWM, and bytes written per hour (`wchar` handed to write(2); `write_bytes`
 the block layer, i.e. flash on a Pi). Scenarios:
 
 - idle: patrol device, GPS fix at 1 Hz, no tasks, companion page off;
+- standby: the same once provisioned: its signed task set (retained, as central keeps it)
+  verified and applied at connect, standing still away from the checkpoints, no camera;
 - patrol: the same walking a line of checkpoints 96 m apart at 1.6 m/s (a check-in about
   once a minute), each check-in with a 640x480 photo, signed tasks applied;
 - gw1, gw2, gw4: camera gateway with 1, 2, 4 cameras replaying a 640x480 5 fps clip with
@@ -122,6 +124,7 @@ async def scenario(name: str, seconds: float, base: Path) -> dict[str, Any]:
             if name == "patrol":
                 scene.write_demo_photo(base / "camera")
                 data["camera"] = {"source": f"file:{base / 'camera'}"}
+            if name in ("patrol", "standby"):
                 doc = scene.signed(key, "tasks", tasks_body(points), {"dev": dev})
                 watch.publish(f"grid/v1/{dev}/desired/tasks", doc, retain=True)
             cfg = write_config(base / "agent.toml", data)
@@ -163,7 +166,7 @@ def run(name: str, seconds: float) -> dict[str, Any]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seconds", type=float, default=60.0, help="measuring window per scenario")
-    ap.add_argument("--only", default="idle,patrol,gw1,gw2,gw4")
+    ap.add_argument("--only", default="idle,standby,patrol,gw1,gw2,gw4")
     args = ap.parse_args()
     here = sysbench_here()
     factors = {pi: here / ev for pi, ev in PI_SYSBENCH.items()} if here else {}
