@@ -33,7 +33,10 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from bench.outside import Watch, Window
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -83,6 +86,42 @@ def tasks_body(points: list[tuple[float, float]]) -> dict[str, Any]:
     return {"tasks": [{**task, "order": "any", "checkpoints": cps}]}
 
 
+def role_sections(name: str, base: Path, gps_port: str) -> dict[str, Any]:
+    """Scenario `name`'s own config sections: a gateway's cameras on the demo clip, or a patrol
+    device's GPS (and, walking the patrol, its file camera with the demo photo)."""
+    from agent.demo import scene
+    from agent.demo.clip import camera_section, write_clip
+
+    if name.startswith("gw"):
+        clip = write_clip(base / "clip" / "lake.avi")
+        # The demo clip's own section picks HOG (its drawn figures are for HOG); the
+        # board is planned with the default detector (the person model when fetched).
+        section = {k: v for k, v in camera_section(clip).items() if k != "detector"}
+        return {"cameras": [{**section, "id": f"cam-{i}"} for i in range(int(name[2:]))]}
+    sections: dict[str, Any] = {"gps": {"port": gps_port, "baud": 9600}}
+    if name == "patrol":
+        scene.write_demo_photo(base / "camera")
+        sections["camera"] = {"source": f"file:{base / 'camera'}"}
+    return sections
+
+
+def figures(window: Window, watch: Watch, dev: str, birth: float) -> dict[str, Any]:
+    """What a scenario reports: birth time, the measured window's CPU, memory and writes, the
+    events central saw, and (for a gateway) each camera's fps and detector."""
+    cams = list(cams_status(watch.status.get(dev, {})).values())
+    return {
+        "birth_s": birth,
+        "cpu_pct": window.cpu_pct,
+        "rss_mb": window.b.rss_mb,
+        "hwm_mb": window.b.hwm_mb,
+        "wchar_h": window.per_hour("wchar"),
+        "write_bytes_h": window.per_hour("write_bytes"),
+        "events": dict(watch.events),
+        "fps": [c.get("fps", 0.0) for c in cams],
+        "detector": sorted({str(c.get("detector")) for c in cams}),
+    }
+
+
 async def scenario(name: str, seconds: float, base: Path) -> dict[str, Any]:
     """Run one scenario; its figures."""
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -90,7 +129,6 @@ async def scenario(name: str, seconds: float, base: Path) -> dict[str, Any]:
 
     from agent.demo import scene
     from agent.demo.broker import Broker
-    from agent.demo.clip import camera_section, write_clip
     from bench.outside import Watch, agent_process, measure, wait_birth, write_config
     from firmware_bridge.sim.gps_sim import GpsSimulator
     from sync.verify import b64url_encode
@@ -100,9 +138,14 @@ async def scenario(name: str, seconds: float, base: Path) -> dict[str, Any]:
     broker = Broker(base / "broker")
     broker.start()
     watch = Watch(broker.port)
-    dev = "bench-gw" if name.startswith("gw") else "bench-pd"
+    gateway = name.startswith("gw")
+    dev = "bench-gw" if gateway else "bench-pd"
     data: dict[str, Any] = {
-        "device": {"id": dev, "role": "patrol", "state_dir": str(base / "state")},
+        "device": {
+            "id": dev,
+            "role": "camera_gateway" if gateway else "patrol",
+            "state_dir": str(base / "state"),
+        },
         "broker": {"host": "127.0.0.1", "port": broker.port},
         "trust": {"ops_keys": [{"kid": "ops-demo", "public_key": public}]},
     }
@@ -111,19 +154,7 @@ async def scenario(name: str, seconds: float, base: Path) -> dict[str, Any]:
         walk = [START, *points] if name == "patrol" else [START]
         opts = dict(speed_mps=1.6, noise_m=1.0, outlier_prob=0.0, outage_prob=0.0)
         async with GpsSimulator(walk=walk, **opts) as gps:  # type: ignore[arg-type]
-            if name.startswith("gw"):
-                clip = write_clip(base / "clip" / "lake.avi")
-                data["device"]["role"] = "camera_gateway"
-                # The demo clip's own section picks HOG (its drawn figures are for HOG); the
-                # board is planned with the default detector (the person model when fetched).
-                section = {k: v for k, v in camera_section(clip).items() if k != "detector"}
-                cams = [{**section, "id": f"cam-{i}"} for i in range(int(name[2:]))]
-                data["cameras"] = cams
-            else:
-                data["gps"] = {"port": str(gps.port), "baud": 9600}
-            if name == "patrol":
-                scene.write_demo_photo(base / "camera")
-                data["camera"] = {"source": f"file:{base / 'camera'}"}
+            data.update(role_sections(name, base, str(gps.port)))
             if name in ("patrol", "standby"):
                 doc = scene.signed(key, "tasks", tasks_body(points), {"dev": dev})
                 watch.publish(f"grid/v1/{dev}/desired/tasks", doc, retain=True)
@@ -133,19 +164,7 @@ async def scenario(name: str, seconds: float, base: Path) -> dict[str, Any]:
                 birth = await wait_birth(watch, dev, t0)
                 await asyncio.sleep(5.0)  # start-up (imports, first frames) is not steady state
                 window = await measure(pid, seconds)
-        return {
-            "birth_s": birth,
-            "cpu_pct": window.cpu_pct,
-            "rss_mb": window.b.rss_mb,
-            "hwm_mb": window.b.hwm_mb,
-            "wchar_h": window.per_hour("wchar"),
-            "write_bytes_h": window.per_hour("write_bytes"),
-            "events": dict(watch.events),
-            "fps": [c.get("fps", 0.0) for c in cams_status(watch.status.get(dev, {})).values()],
-            "detector": sorted(
-                {str(c.get("detector")) for c in cams_status(watch.status.get(dev, {})).values()}
-            ),
-        }
+        return figures(window, watch, dev, birth)
     finally:
         watch.close()
         broker.stop()

@@ -132,13 +132,9 @@ _MARK: dict[Verdict, str] = {
 }
 
 
-def _diagnose(walk: Walk, params: CheckinParams, radius: float, dwell: float) -> str:
-    """One line (plus a verdict strip) on a missed visit: what GPS saw, what the rule made of it.
-
-    Mirrors the engine for the one target checkpoint (gate, judge, dwell run), per fix:
-    I inside, L likely, h hold, u unknown, o outside, x rejected by the gate, - no fix (loss);
-    the strip covers the true time inside the radius (+/- 3 fixes).
-    """
+def _verdict_strip(walk: Walk, params: CheckinParams, radius: float) -> tuple[list[str], int, int]:
+    """The rule's verdict at each fix (one mark a fix, see _diagnose), the longest confirmed dwell
+    run in ms and how many fixes the gate rejected: the engine mirrored for the target alone."""
     gate, run = Gate(), None
     marks: list[str] = []
     best_ms = rejected = 0
@@ -160,10 +156,11 @@ def _diagnose(walk: Walk, params: CheckinParams, radius: float, dwell: float) ->
             mark += _MARK[verdict]
         # A re-anchored chain judges earlier fixes now: show the newest verdict at this fix.
         marks.append(mark[-1] if mark else "x")
-    inside = [math.hypot(n, e) <= radius for _, n, e in walk.truth]
-    idx = [i for i, v in enumerate(inside) if v]
-    lo, hi = max(0, idx[0] - 3), min(len(inside), idx[-1] + 4)
-    valid_in = [walk.fixes[i].valid for i in idx]
+    return marks, best_ms, rejected
+
+
+def _valid_runs(valid_in: list[bool]) -> tuple[int, list[int]]:
+    """The longest run of valid fixes and the lengths of the loss gaps, in fixes."""
     longest = cur = 0
     for v in valid_in:
         cur = cur + 1 if v else 0
@@ -175,6 +172,22 @@ def _diagnose(walk: Walk, params: CheckinParams, radius: float, dwell: float) ->
         elif cur:
             gaps.append(cur)
             cur = 0
+    return longest, gaps
+
+
+def _diagnose(walk: Walk, params: CheckinParams, radius: float, dwell: float) -> str:
+    """One line (plus a verdict strip) on a missed visit: what GPS saw, what the rule made of it.
+
+    Mirrors the engine for the one target checkpoint (gate, judge, dwell run), per fix:
+    I inside, L likely, h hold, u unknown, o outside, x rejected by the gate, - no fix (loss);
+    the strip covers the true time inside the radius (+/- 3 fixes).
+    """
+    marks, best_ms, rejected = _verdict_strip(walk, params, radius)
+    inside = [math.hypot(n, e) <= radius for _, n, e in walk.truth]
+    idx = [i for i, v in enumerate(inside) if v]
+    lo, hi = max(0, idx[0] - 3), min(len(inside), idx[-1] + 4)
+    valid_in = [walk.fixes[i].valid for i in idx]
+    longest, gaps = _valid_runs(valid_in)
     ev = _evidence_s(walk, radius)
     seen = Counter(marks[i] for i in idx)
     kind = (

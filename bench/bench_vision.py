@@ -145,18 +145,20 @@ class WholePipeline:
         return self.proc.detector_runs - self.seeded
 
 
-def stage_figures(seconds: float) -> list[tuple[str, float]]:
-    cam = CameraConfig.model_validate(CAMERA)
-    params = cam.thresholds.params(True)
-    quiet, moving = ring(FrameMaker(False)), ring(FrameMaker(True))
-    out: list[tuple[str, float]] = []
+Figures = list[tuple[str, float]]
 
+
+def motion_figures(
+    cam: CameraConfig, quiet: list[np.ndarray], moving: list[np.ndarray], seconds: float
+) -> Figures:
+    """fps of background subtraction on quiet and moving frames, and of the tamper metrics."""
+    params = cam.thresholds.params(True)
     n = len(quiet)
     md = MotionDetector(cam.motion)
     md.apply(quiet[0], 0.0)
-    out.append(
+    out = [
         ("motion (MOG2 at 160 px), quiet", rate(lambda i: md.apply(quiet[i % n], i * 0.2), seconds))
-    )
+    ]
     md2 = MotionDetector(cam.motion)
     md2.apply(quiet[0], 0.0)
     out.append(
@@ -170,6 +172,14 @@ def stage_figures(seconds: float) -> list[tuple[str, float]]:
     out.append(
         ("tamper metrics", rate(lambda i: tm.measure(gray, i * 0.2, params.tamper), seconds))
     )
+    return out
+
+
+def detector_figures(cam: CameraConfig, moving: list[np.ndarray], seconds: float) -> Figures:
+    """fps of each people detector (HOG, the cascade fallback, the default) on a whole frame and
+    on the walker's one motion ROI."""
+    n = len(moving)
+    out: Figures = []
     blob = (float(20 + STEP * 20 - 12), 240.0, 112.0, 196.0)  # the walker's blob in frame 20
     for name, det in (
         ("HOG alone", HogDetector(HogDetectorConfig())),
@@ -188,6 +198,12 @@ def stage_figures(seconds: float) -> list[tuple[str, float]]:
                 rate(lambda i, d=det: d.detect(moving[20], [blob]), seconds),
             )
         )
+    return out
+
+
+def rules_figures(cam: CameraConfig, moving: list[np.ndarray], seconds: float) -> Figures:
+    """fps of the pure rules + lifecycle step with six people, and of a boxed snapshot JPEG."""
+    params = cam.thresholds.params(True)
     people = tuple(
         rules.SceneObject(i, "person", (40.0 * i, 300.0, 40.0, 100.0), 0.9, 0.0) for i in range(6)
     )
@@ -198,10 +214,20 @@ def stage_figures(seconds: float) -> list[tuple[str, float]]:
         _, conds = rules.evaluate(scene, zones, params, rules.RuleMemory())
         lifecycle.step(lifecycle.LifecycleState("b"), conds, i * 0.2, lifecycle.Timing())
 
-    out.append(("rules + lifecycle (6 people)", rate(pure, seconds)))
     marks = tuple(rules.Marked(p.box, p.score, p.label) for p in people)
-    out.append(("snapshot JPEG with boxes", rate(lambda i: render(moving[0], marks), seconds)))
+    return [
+        ("rules + lifecycle (6 people)", rate(pure, seconds)),
+        ("snapshot JPEG with boxes", rate(lambda i: render(moving[0], marks), seconds)),
+    ]
 
+
+def stage_figures(seconds: float) -> Figures:
+    """(stage, fps) for every stage and for the whole pipeline; a NaN fps marks a note line."""
+    cam = CameraConfig.model_validate(CAMERA)
+    quiet, moving = ring(FrameMaker(False)), ring(FrameMaker(True))
+    out = motion_figures(cam, quiet, moving, seconds)
+    out += detector_figures(cam, moving, seconds)
+    out += rules_figures(cam, moving, seconds)
     for name, frames in (("quiet", quiet), ("with motion", moving)):
         whole = WholePipeline(cam, quiet, frames)
         out.append((f"whole pipeline, {name}", rate(whole.step, max(seconds, 3.0))))

@@ -7,6 +7,7 @@ import dataclasses
 import hashlib
 import math
 from pathlib import Path
+from typing import Any
 
 import piexif
 import pytest
@@ -15,6 +16,8 @@ from agent.config.model import ModeProfile
 from agent.errors import DeviceError
 from agent.patrol.camera import Camera, exif_bytes, read_gps
 from agent.patrol.config import PatrolCameraConfig
+from firmware_bridge.types import Fix
+from sync.outbox_rows import Row
 from tests.conftest import SHARED_DATA
 from tests.kits.aio import wait_until
 from tests.kits.patrol import (
@@ -37,6 +40,48 @@ def pictures(tmp_path: Path) -> Path:
     """The shared street scenes when present (several chunks each), else generated ones."""
     shared = SHARED_DATA / "images"
     return shared if shared.is_dir() else jpeg_folder(tmp_path / "pics")
+
+
+def check_exif(path: Path, here: Fix) -> None:
+    """Check the stored JPEG's EXIF: the fix's position, altitude, GPS time and accuracy, WGS-84,
+    and the picture's own time."""
+    gps = read_gps(str(path))  # EXIF keeps 1/1000 arc-second: within 2e-7 degrees (2 cm)
+    assert math.isclose(gps["lat"], here.lat or 0, abs_tol=2e-7)
+    assert math.isclose(gps["lon"], here.lon or 0, abs_tol=2e-7)
+    assert gps["utc_ms"] == here.utc_ms and gps["alt_m"] == pytest.approx(42.5)
+    exif = piexif.load(str(path))
+    assert exif["GPS"][piexif.GPSIFD.GPSMapDatum] == b"WGS-84"
+    assert exif["GPS"][piexif.GPSIFD.GPSHPositioningError] == (350, 100)
+    assert exif["Exif"][piexif.ExifIFD.DateTimeOriginal].startswith(b"20")
+    assert exif["Exif"][piexif.ExifIFD.OffsetTimeOriginal] == b"+00:00"
+
+
+def check_chunk_order(
+    rows: list[Row], data: bytes, checkin: dict[str, Any], media_evt: dict[str, Any]
+) -> list[int]:
+    """Check the outbox order (§4): the check-in, every chunk of `data` in order, then the media
+    event naming them; return the rowids of the chunks and the media event, in order."""
+    ref = checkin["body"]["photos"][0]
+    mid = ref["media_id"]
+    topics = [r.topic for r in rows]
+    i_checkin = topics.index(f"grid/v1/{DEV}/evt/checkin")
+    chunk_rows = [r for r in rows if r.topic.startswith(f"grid/v1/{DEV}/media/{mid}/")]
+    n = math.ceil(len(data) / 65536)
+    assert n > 1 or not (SHARED_DATA / "images").is_dir()  # street scenes: several chunks
+    assert [r.topic.rsplit("/", 1)[1] for r in chunk_rows] == [str(k) for k in range(n)]
+    assert b"".join(r.payload for r in chunk_rows) == data
+    assert all(r.priority == 4 for r in chunk_rows)
+    assert i_checkin < topics.index(chunk_rows[0].topic)
+    assert topics.index(chunk_rows[-1].topic) < topics.index(f"grid/v1/{DEV}/evt/media")
+    assert media_evt["body"] == {
+        "media_id": mid,
+        "sha256": ref["sha256"],
+        "bytes": len(data),
+        "chunks": n,
+        "mime": "image/jpeg",
+        "ref": {"kind": "checkin", "id": checkin["id"]},
+    }
+    return [r.rowid for r in chunk_rows] + [r.rowid for r in rows if r.topic.endswith("/media")]
 
 
 async def test_photo_checkpoint_stores_jpeg_with_exif_and_sends_chunks_after(
@@ -63,43 +108,10 @@ async def test_photo_checkpoint_stores_jpeg_with_exif_and_sends_chunks_after(
         path = state / "media" / f"{ref['sha256']}.jpg"
         data = path.read_bytes()
         assert hashlib.sha256(data).hexdigest() == ref["sha256"] and len(data) == ref["bytes"]
-
-        # EXIF read back: the fix's position, altitude and GPS time; the picture's own time.
-        gps = read_gps(str(path))  # EXIF keeps 1/1000 arc-second: within 2e-7 degrees (2 cm)
-        assert math.isclose(gps["lat"], here.lat or 0, abs_tol=2e-7)
-        assert math.isclose(gps["lon"], here.lon or 0, abs_tol=2e-7)
-        assert gps["utc_ms"] == here.utc_ms and gps["alt_m"] == pytest.approx(42.5)
-        exif = piexif.load(str(path))
-        assert exif["GPS"][piexif.GPSIFD.GPSMapDatum] == b"WGS-84"
-        assert exif["GPS"][piexif.GPSIFD.GPSHPositioningError] == (350, 100)
-        assert exif["Exif"][piexif.ExifIFD.DateTimeOriginal].startswith(b"20")
-        assert exif["Exif"][piexif.ExifIFD.OffsetTimeOriginal] == b"+00:00"
-
-        # Order: the check-in, then every chunk in order, then the media event (§4).
-        mid = ref["media_id"]
-        topics = [r.topic for r in rows]
-        i_checkin = topics.index(f"grid/v1/{DEV}/evt/checkin")
-        chunk_rows = [r for r in rows if r.topic.startswith(f"grid/v1/{DEV}/media/{mid}/")]
-        n = math.ceil(len(data) / 65536)
-        assert n > 1 or not (SHARED_DATA / "images").is_dir()  # street scenes: several chunks
-        assert [r.topic.rsplit("/", 1)[1] for r in chunk_rows] == [str(k) for k in range(n)]
-        assert b"".join(r.payload for r in chunk_rows) == data
-        assert all(r.priority == 4 for r in chunk_rows)
-        assert i_checkin < topics.index(chunk_rows[0].topic)
-        assert topics.index(chunk_rows[-1].topic) < topics.index(f"grid/v1/{DEV}/evt/media")
-        assert media_evt["body"] == {
-            "media_id": mid,
-            "sha256": ref["sha256"],
-            "bytes": len(data),
-            "chunks": n,
-            "mime": "image/jpeg",
-            "ref": {"kind": "checkin", "id": checkin["id"]},
-        }
+        check_exif(path, here)
+        group = check_chunk_order(rows, data, checkin, media_evt)
 
         # Kept until every chunk and the media event are acknowledged (deleted from the outbox).
-        group = [r.rowid for r in chunk_rows] + [
-            r.rowid for r in rows if r.topic.endswith("/media")
-        ]
         await outbox.delete(group[:-1])
         assert await media.reap() == 0 and path.exists()
         await outbox.delete(group[-1:])

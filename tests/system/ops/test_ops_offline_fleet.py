@@ -42,6 +42,63 @@ def retained(broker: Broker, topic: str) -> list[bytes]:
         w.close()
 
 
+async def check_role_push_names_the_offline_device(ops: Ops, tasks: Path, here: Agent) -> None:
+    """Check that `push-tasks --role patrol` picks the offline pd-0043 (its will named no role),
+    names it offline once without waiting for it, and the online device applies the set."""
+    code, out = await ops("push-tasks", "--role", "patrol", "--file", str(tasks), *ops.signing())
+    assert code == 3, out  # not every device runs it yet; nobody waited for pd-0043
+    assert "grid/v1/pd-0043/desired/tasks" in out
+    assert "1 offline (pd-0043)" in out and "2 devices: 1 applied, 1 offline" in out
+    # Not waited for, so not "no ack", and named once (before publishing), not again after.
+    assert "pd-0043: offline" in out and "pd-0043: no ack" not in out, out
+    assert "applies when they return: pd-0043" not in out, out
+    assert here.tasks_ver is not None
+
+
+async def check_pushes_to_the_wrong_devices_stop(ops: Ops, broker: Broker, tasks: Path) -> None:
+    """Check that tasks for a zone with a camera gateway, and a mode or tasks for a typo'd zone,
+    stop before publishing (with and without --dry-run) and leave nothing retained."""
+    # Reported: `push-tasks --zone ruyihu` sent patrol tasks to a camera gateway.
+    for extra in ([], ["--dry-run"]):  # Reported: --dry-run skipped the checks.
+        argv = ["push-tasks", "--zone", "ruyihu", "--file", str(tasks), *extra]
+        code, out = await ops(*argv, *ops.signing())
+        assert code == 2, out
+        assert "gw-0007: a camera_gateway device; tasks are for patrol devices" in out
+        assert "nothing sent" in out and "published" not in out and '"topic"' not in out
+    assert not retained(broker, "grid/v1/gw-0007/desired/tasks")
+
+    # Reported: a typo'd zone published a retained document for nobody.
+    for extra in ([], ["--dry-run"]):
+        argv = ["set-mode", "major_event", "--zone", "ruyihu.cdb", "--reason", "x", *extra]
+        code, out = await ops(*argv, *ops.signing())
+        assert code == 2, out
+        assert "no device announces zone ruyihu.cdb (did you mean ruyihu.cbd?)" in out
+    assert not retained(broker, "grid/v1/zone/ruyihu.cdb/desired/mode")
+    argv = ["push-tasks", "--zone", "ruyihu.cdb", "--file", str(tasks)]
+    code, out = await ops(*argv, *ops.signing())
+    assert code == 2 and "(did you mean ruyihu.cbd?)" in out, out
+
+
+async def check_fleet_config_previews(ops: Ops) -> None:
+    """Check the `push-config --dry-run` previews: a push stripping the devices' wiring stops; a
+    plain change says what changes per device class."""
+    # Reported: the documented fleet push stripped each device of its wiring.
+    strip = ops.dir / "strip.json"
+    strip.write_text(json.dumps({"gps": None, "device": {"staff_id": None}}))
+    argv = ["push-config", "--role", "patrol", "--file", str(strip), "--dry-run"]
+    code, out = await ops(*argv, *ops.signing())
+    assert code == 2 and "removes gps, device.staff_id from every device" in out, out
+    # A plain fleet change says what changes per device class, before publishing.
+    change = ops.dir / "change.toml"
+    change.write_text("[modes.profiles.normal]\nstatus_interval_s = 20\n")
+    argv = ["push-config", "--zone", "ruyihu", "--file", str(change), "--dry-run"]
+    code, out = await ops(*argv, *ops.signing())
+    assert code == 0, out
+    assert "what changes on camera_gateway devices (1: gw-0007):" in out
+    assert "what changes on patrol devices (2: pd-0042, pd-0043):" in out
+    assert "modes.profiles.normal.status_interval_s = 20" in out
+
+
 @pytest.mark.slow
 async def test_offline_devices_are_picked_and_bad_pushes_stop(ops: Ops, broker: Broker) -> None:
     tasks = await import_tasks(ops)
@@ -57,52 +114,9 @@ async def test_offline_devices_are_picked_and_bad_pushes_stop(ops: Ops, broker: 
             what="online",
         )
         # Reported: `--role` skipped offline devices (their will named no role).
-        code, out = await ops(
-            "push-tasks", "--role", "patrol", "--file", str(tasks), *ops.signing()
-        )
-        assert code == 3, out  # not every device runs it yet; nobody waited for pd-0043
-        assert "grid/v1/pd-0043/desired/tasks" in out
-        assert "1 offline (pd-0043)" in out and "2 devices: 1 applied, 1 offline" in out
-        # Not waited for, so not "no ack", and named once (before publishing), not again after.
-        assert "pd-0043: offline" in out and "pd-0043: no ack" not in out, out
-        assert "applies when they return: pd-0043" not in out, out
-        assert here.tasks_ver is not None
-
-        # Reported: `push-tasks --zone ruyihu` sent patrol tasks to a camera gateway.
-        for extra in ([], ["--dry-run"]):  # Reported: --dry-run skipped the checks.
-            argv = ["push-tasks", "--zone", "ruyihu", "--file", str(tasks), *extra]
-            code, out = await ops(*argv, *ops.signing())
-            assert code == 2, out
-            assert "gw-0007: a camera_gateway device; tasks are for patrol devices" in out
-            assert "nothing sent" in out and "published" not in out and '"topic"' not in out
-        assert not retained(broker, "grid/v1/gw-0007/desired/tasks")
-
-        # Reported: a typo'd zone published a retained document for nobody.
-        for extra in ([], ["--dry-run"]):
-            argv = ["set-mode", "major_event", "--zone", "ruyihu.cdb", "--reason", "x", *extra]
-            code, out = await ops(*argv, *ops.signing())
-            assert code == 2, out
-            assert "no device announces zone ruyihu.cdb (did you mean ruyihu.cbd?)" in out
-        assert not retained(broker, "grid/v1/zone/ruyihu.cdb/desired/mode")
-        argv = ["push-tasks", "--zone", "ruyihu.cdb", "--file", str(tasks)]
-        code, out = await ops(*argv, *ops.signing())
-        assert code == 2 and "(did you mean ruyihu.cbd?)" in out, out
-
-        # Reported: the documented fleet push stripped each device of its wiring.
-        strip = ops.dir / "strip.json"
-        strip.write_text(json.dumps({"gps": None, "device": {"staff_id": None}}))
-        argv = ["push-config", "--role", "patrol", "--file", str(strip), "--dry-run"]
-        code, out = await ops(*argv, *ops.signing())
-        assert code == 2 and "removes gps, device.staff_id from every device" in out, out
-        # A plain fleet change says what changes per device class, before publishing.
-        change = ops.dir / "change.toml"
-        change.write_text("[modes.profiles.normal]\nstatus_interval_s = 20\n")
-        argv = ["push-config", "--zone", "ruyihu", "--file", str(change), "--dry-run"]
-        code, out = await ops(*argv, *ops.signing())
-        assert code == 0, out
-        assert "what changes on camera_gateway devices (1: gw-0007):" in out
-        assert "what changes on patrol devices (2: pd-0042, pd-0043):" in out
-        assert "modes.profiles.normal.status_interval_s = 20" in out
+        await check_role_push_names_the_offline_device(ops, tasks, here)
+        await check_pushes_to_the_wrong_devices_stop(ops, broker, tasks)
+        await check_fleet_config_previews(ops)
 
     # pd-0043 comes back and applies the set it missed.
     async with Agent(device(ops, "pd-0043"), clock=synced()) as back:

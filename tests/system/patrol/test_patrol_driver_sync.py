@@ -3,7 +3,6 @@ driver, a PN532 simulator and a file camera; a real Mosquitto that is down at fi
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 import json
 from pathlib import Path
@@ -17,7 +16,7 @@ from firmware_bridge.sim.pn532_sim import Pn532Simulator
 from tests.kits.agents import DEV, make_config
 from tests.kits.aio import wait_until
 from tests.kits.mqtt import Watcher
-from tests.kits.patrol import at, cp, http, jpeg_folder, patrol_of, record, tap, task
+from tests.kits.patrol import at, cp, http, jpeg_folder, patrol_of, record, sha, tap, task
 
 TAGS = ["04000001", "04000002", "04000003"]
 TASKS = record(
@@ -31,8 +30,43 @@ TASKS = record(
 )
 
 
-def sha(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
+Messages = list[tuple[str, bytes, bool]]
+
+
+def check_chain(messages: Messages) -> list[tuple[dict[str, Any], bytes]]:
+    """Check the check-ins central got: cp0..cp2 by NFC, the first two history, a hash chain it
+    can verify from the bytes received; return them (envelope, bytes) in seq order, one per id."""
+    checkins = sorted(
+        ((json.loads(p), p) for t, p, _ in messages if t.endswith("/evt/checkin")),
+        key=lambda e: e[0]["seq"],
+    )
+    by_id: dict[str, tuple[dict[str, Any], bytes]] = {e["id"]: (e, p) for e, p in checkins}
+    ordered = list(by_id.values())
+    assert [e["body"]["checkpoint_id"] for e, _ in ordered] == ["cp0", "cp1", "cp2"]
+    assert [e["hist"] for e, _ in ordered] == [True, True, False]
+    assert all(e["body"]["method"] == "nfc" for e, _ in ordered)
+    # The chain central can verify from the bytes it received.
+    assert ordered[0][0]["body"]["prev"] is None
+    for (_, before), (after, _) in itertools.pairwise(ordered):
+        assert after["body"]["prev"] == sha(before)
+    return ordered
+
+
+def check_photo(messages: Messages, checkin: dict[str, Any]) -> None:
+    """Check that every chunk of the check-in's photo arrived and reassembles to the named bytes,
+    and that its media event names the check-in."""
+    ref = checkin["body"]["photos"][0]
+    media = [json.loads(p) for t, p, _ in messages if t.endswith("/evt/media")]
+    meta = next(m["body"] for m in media if m["body"]["media_id"] == ref["media_id"])
+    assert meta["ref"] == {"kind": "checkin", "id": checkin["id"]}
+    chunks: dict[int, bytes] = {}
+    prefix = f"grid/v1/{DEV}/media/{ref['media_id']}/"
+    for t, p, _ in messages:
+        if t.startswith(prefix):
+            chunks[int(t[len(prefix) :])] = p
+    assert sorted(chunks) == list(range(meta["chunks"]))
+    data = b"".join(chunks[n] for n in range(meta["chunks"]))
+    assert sha(data) == ref["sha256"] == meta["sha256"] and len(data) == ref["bytes"]
 
 
 async def test_offline_checkins_with_photo_reach_central_intact(
@@ -77,32 +111,8 @@ async def test_offline_checkins_with_photo_reach_central_intact(
         finally:
             central.close()
 
-    checkins = sorted(
-        ((json.loads(p), p) for t, p, _ in messages if t.endswith("/evt/checkin")),
-        key=lambda e: e[0]["seq"],
-    )
-    by_id: dict[str, tuple[dict[str, Any], bytes]] = {e["id"]: (e, p) for e, p in checkins}
-    ordered = list(by_id.values())
-    assert [e["body"]["checkpoint_id"] for e, _ in ordered] == ["cp0", "cp1", "cp2"]
-    assert [e["hist"] for e, _ in ordered] == [True, True, False]
-    assert all(e["body"]["method"] == "nfc" for e, _ in ordered)
-    # The chain central can verify from the bytes it received.
-    assert ordered[0][0]["body"]["prev"] is None
-    for (_, before), (after, _) in itertools.pairwise(ordered):
-        assert after["body"]["prev"] == sha(before)
-    # The photo: every chunk arrived and reassembles to the named bytes.
-    ref = ordered[1][0]["body"]["photos"][0]
-    media = [json.loads(p) for t, p, _ in messages if t.endswith("/evt/media")]
-    meta = next(m["body"] for m in media if m["body"]["media_id"] == ref["media_id"])
-    assert meta["ref"] == {"kind": "checkin", "id": ordered[1][0]["id"]}
-    chunks: dict[int, bytes] = {}
-    prefix = f"grid/v1/{DEV}/media/{ref['media_id']}/"
-    for t, p, _ in messages:
-        if t.startswith(prefix):
-            chunks[int(t[len(prefix) :])] = p
-    assert sorted(chunks) == list(range(meta["chunks"]))
-    data = b"".join(chunks[n] for n in range(meta["chunks"]))
-    assert sha(data) == ref["sha256"] == meta["sha256"] and len(data) == ref["bytes"]
+    ordered = check_chain(messages)
+    check_photo(messages, ordered[1][0])
     patrol = [json.loads(p)["body"]["event"] for t, p, _ in messages if t.endswith("/evt/patrol")]
     assert sorted(set(patrol)) == ["completed", "started"]
 
