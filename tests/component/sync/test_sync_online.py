@@ -28,6 +28,14 @@ async def test_events_reach_broker_with_contract_envelope(broker: Broker, tmp_pa
         stored = [await agent.outbox.append("incident", {"n": i}) for i in range(20)]
         await wait_until(lambda: len(watcher.events("/evt/incident")) == 20)
         await wait_until(lambda: agent.outbox.depth == 0)
+    topic = f"grid/v1/{DEV}/state"
+
+    def offline() -> bool:
+        return any(json.loads(p)["online"] is False for p in watcher.on(topic))
+
+    # The broker PUBACKs the graceful offline before the agent returns; delivering it to this
+    # watcher's own connection comes after that (a loaded run read the states in between).
+    await wait_until(offline, what="the graceful offline state")
     evts = watcher.events("/evt/incident")
     assert [e["id"] for e in evts] == [s.id for s in stored]
     first = evts[0]
@@ -53,7 +61,7 @@ async def test_events_reach_broker_with_contract_envelope(broker: Broker, tmp_pa
     notices = watcher.events("/evt/notice")
     assert notices[0]["seq"] == 1 and notices[0]["body"] == {"type": "state_reset"}
     assert [e["seq"] for e in evts] == list(range(2, 22))
-    states = [json.loads(p) for p in watcher.on(f"grid/v1/{DEV}/state")]
+    states = [json.loads(p) for p in watcher.on(topic)]
     assert states[0]["online"] is True and states[0]["role"] == "patrol"
     assert states[0]["mode"] == "normal" and states[0]["tasks_ver"] is None
     assert states[-1] == {
