@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import threading
 import time
@@ -76,6 +77,14 @@ class Watcher:
         """Payloads received on exactly `topic`."""
         with self._cond:
             return [p for t, p, _ in self.messages if t == topic]
+
+    def media_whole(self, dev: str, media_id: str, sha256: str) -> bool:
+        """Whether the chunks of `dev`'s photo `media_id` received so far (0, 1, ... up to the
+        first missing; the last copy of each, as central keeps it) join to `sha256`."""
+        chunks: list[bytes] = []
+        while got := self.on(f"grid/v1/{dev}/media/{media_id}/{len(chunks)}"):
+            chunks.append(got[-1])
+        return hashlib.sha256(b"".join(chunks)).hexdigest() == sha256
 
     def publish(self, topic: str, payload: bytes, retain: bool = False) -> None:
         """Publish at QoS 1 and wait until the broker has it."""

@@ -22,8 +22,7 @@ from agent.runtime.supervisor import Supervisor
 from agent.vision.config import CameraConfig
 from firmware_bridge.aio import Backoff
 from sync.messages import DEFAULT_PRIORITY, Stored
-from tests.kits.agents import DEV, OpsKey, make_config
-from tests.kits.mqtt import Watcher
+from tests.kits.agents import OpsKey, make_config
 
 DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 IMAGES = DATA / "images"
@@ -210,17 +209,3 @@ def gateway_config(tmp_path: Path, broker: Broker, key: OpsKey, video: Path) -> 
     return make_config(
         tmp_path / "state", broker.port, key, device={"role": "camera_gateway"}, cameras=[camera]
     )
-
-
-def media_complete(w: Watcher, ref: dict[str, Any]) -> bool:
-    """Whether the watcher holds every chunk of photo `ref`, matching its size and sha256."""
-    chunks: list[bytes] = []
-    n = 0
-    while True:
-        got = w.on(f"grid/v1/{DEV}/media/{ref['media_id']}/{n}")
-        if not got:
-            break
-        chunks.append(got[0])
-        n += 1
-    data = b"".join(chunks)
-    return len(data) == ref["bytes"] and hashlib.sha256(data).hexdigest() == ref["sha256"]

@@ -69,6 +69,17 @@ def check_photo(messages: Messages, checkin: dict[str, Any]) -> None:
     assert sha(data) == ref["sha256"] == meta["sha256"] and len(data) == ref["bytes"]
 
 
+def patrol_events(w: Watcher) -> list[str]:
+    """The patrol events (`started`, `completed`, ...) the watcher received, in order."""
+    return [e["body"]["event"] for e in w.events("/evt/patrol")]
+
+
+def photos_whole(w: Watcher) -> bool:
+    """Whether every photo named by a check-in the watcher received has all its chunks."""
+    refs = [ph for e in w.events("/evt/checkin") for ph in e["body"]["photos"]]
+    return bool(refs) and all(w.media_whole(DEV, r["media_id"], r["sha256"]) for r in refs)
+
+
 async def test_offline_checkins_with_photo_reach_central_intact(
     own_broker: Broker, tmp_path: Path
 ) -> None:
@@ -107,6 +118,10 @@ async def test_offline_checkins_with_photo_reach_central_intact(
                 await wait_until(lambda: not photo.exists(), what="photo reaped after acks")
                 await wait_until(lambda: len(central.events("/evt/checkin")) >= 3)
                 await wait_until(lambda: len(central.events("/evt/media")) >= 1)
+            # Acknowledged by the broker is not yet delivered to this watcher: wait for the last
+            # of what is checked below (the patrol's end, the photo's chunks).
+            await wait_until(lambda: {"started", "completed"} <= set(patrol_events(central)))
+            await wait_until(lambda: photos_whole(central), what="the photo's chunks")
             messages = list(central.messages)
         finally:
             central.close()

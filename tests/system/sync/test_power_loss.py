@@ -111,6 +111,12 @@ async def test_cut_during_photo_write_loses_no_acknowledged_photo(
     assert list((state / "media").glob("*.tmp")), "the cut left its half-written file"
     w = await drain_to_broker(state, broker, set(photos))
     assert not list((state / "media").glob("*.tmp")), "the agent's start removes half-writes"
+
+    # The chunks follow their check-ins and reach this watcher after the broker has them.
+    def whole() -> bool:
+        return all(w.media_whole(DEV, m, sha) for m, sha in photos.values())
+
+    await wait_until(whole, what="every acknowledged photo whole at the watcher")
     for media_id, sha in photos.values():
         chunks = sorted(
             (int(t.rsplit("/", 1)[1]), p)

@@ -12,7 +12,7 @@ from agent.runtime.agent import Agent
 from tests.kits.agents import DEV, OpsKey
 from tests.kits.aio import wait_until
 from tests.kits.mqtt import Watcher
-from tests.kits.vision import background, gateway_config, media_complete, with_boxes, write_video
+from tests.kits.vision import background, gateway_config, with_boxes, write_video
 
 
 async def test_gateway_reports_motion_with_snapshot_and_answers_snapshot_cmd(
@@ -37,7 +37,9 @@ async def test_gateway_reports_motion_with_snapshot_and_answers_snapshot_cmd(
         assert start["camera_id"] == "cam-plaza-1" and start["origin"] == "edge"
         assert start["rule"] == "motion" and start["zone"] == "plaza"
         ref = start["photos"][0]
-        await wait_until(lambda: media_complete(w, ref), what="snapshot chunks")
+        await wait_until(
+            lambda: w.media_whole(DEV, ref["media_id"], ref["sha256"]), what="snapshot chunks"
+        )
 
         def media_event() -> list[dict]:
             # The media event follows the last chunk (§4): it may arrive a moment later.
@@ -65,7 +67,10 @@ async def test_gateway_reports_motion_with_snapshot_and_answers_snapshot_cmd(
             what="snapshot",
         )
         snap = next(e["body"] for e in w.events("/evt/notice") if e["body"]["type"] == "snapshot")
-        await wait_until(lambda: media_complete(w, snap["photos"][0]), what="cmd photo")
+        await wait_until(
+            lambda: w.media_whole(DEV, snap["photos"][0]["media_id"], snap["photos"][0]["sha256"]),
+            what="cmd photo",
+        )
         # The ack is stored when the applier returns, so it may come after the chunks.
         await wait_until(lambda: any(e["body"]["typ"] == "cmd" for e in w.events("/ack")))
         acks = [e["body"] for e in w.events("/ack")]

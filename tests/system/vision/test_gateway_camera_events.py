@@ -11,12 +11,12 @@ from agent.clock import SystemClock
 from agent.config.model import Config
 from agent.demo.broker import Broker
 from agent.runtime.agent import Agent
-from tests.kits.agents import OpsKey, make_config
+from tests.kits.agents import DEV, OpsKey, make_config
 from tests.kits.aio import wait_until
 from tests.kits.camera_bodies import alert_block, alert_xml, camera_jpeg, stream_block, xml_push
 from tests.kits.camera_server import HANG, CameraStreamServer
 from tests.kits.mqtt import Watcher
-from tests.kits.vision import background, media_complete, write_video
+from tests.kits.vision import background, write_video
 
 TOKEN = "alarm-token-0123456789abcdef"
 PASSWORD = "cam-pass-e2e-7731"
@@ -76,7 +76,9 @@ async def picture_arrives(w: Watcher, rule: str, pic: bytes) -> None:
     chunk of it and its media event."""
     (ref,) = camera_starts(w)[rule]["photos"]
     assert ref["sha256"] == hashlib.sha256(pic).hexdigest()  # the camera's picture
-    await wait_until(lambda: media_complete(w, ref), what=f"{rule} chunks")
+    await wait_until(
+        lambda: w.media_whole(DEV, ref["media_id"], ref["sha256"]), what=f"{rule} chunks"
+    )
     await wait_until(
         lambda: any(e["body"]["media_id"] == ref["media_id"] for e in w.events("/evt/media")),
         what=f"{rule} media event",
