@@ -12,6 +12,7 @@ from hypothesis import settings
 
 from agent.demo.broker import Broker
 from tests.kits.brokers import KINDS, run_mosquitto
+from tests.kits.mqtt import Watcher
 from tests.kits.paths import SHARED_DATA
 
 BROKER_FIXTURES = {"broker", "own_broker", "any_broker", "ops"}
@@ -24,9 +25,22 @@ settings.register_profile("grid", deadline=None)
 settings.register_profile("thorough", deadline=None, max_examples=2000)
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--watcher-delay",
+        type=float,
+        default=0.0,
+        metavar="S",
+        help="deliver every message to the tests' MQTT watcher S seconds late (fault injection: "
+        "finds tests that read what the broker acknowledged before the watcher has it)",
+    )
+
+
 def pytest_configure(config: pytest.Config) -> None:
-    """Hypothesis profile: the one named on the command line, else "grid"."""
+    """Hypothesis profile: the one named on the command line, else "grid"; the watcher's
+    delivery delay (`--watcher-delay`)."""
     settings.load_profile(config.getoption("hypothesis_profile", None) or "grid")
+    Watcher.delivery_delay_s = config.getoption("watcher_delay")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

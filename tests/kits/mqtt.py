@@ -14,7 +14,14 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 
 class Watcher:
-    """Subscribes to `grid/v1/#` (the central side's view) and keeps every message."""
+    """Subscribes to `grid/v1/#` (the central side's view) and keeps every message.
+
+    `delivery_delay_s` (`scripts/test --watcher-delay S`) injects a fault: every message reaches
+    the test S seconds late, in order, as on a loaded machine. A test that reads what the broker
+    has acknowledged before its watcher received it then fails every run, not once in a while.
+    """
+
+    delivery_delay_s = 0.0
 
     def __init__(
         self,
@@ -47,6 +54,8 @@ class Watcher:
         )
 
     def _on_message(self, _c: Any, _u: Any, msg: paho.MQTTMessage) -> None:
+        if self.delivery_delay_s:
+            time.sleep(self.delivery_delay_s)  # paho's network thread: later messages wait too
         with self._cond:
             self.messages.append((msg.topic, bytes(msg.payload), bool(msg.retain)))
             self._cond.notify_all()
