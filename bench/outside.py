@@ -75,7 +75,8 @@ class Window:
         return 100.0 * (self.b.cpu_s - self.a.cpu_s) / (self.b.at - self.a.at)
 
     def per_hour(self, field: str) -> float:
-        return (getattr(self.b, field) - getattr(self.a, field)) * 3600 / (self.b.at - self.a.at)
+        delta = float(getattr(self.b, field) - getattr(self.a, field))
+        return delta * 3600 / (self.b.at - self.a.at)
 
 
 class Watch:
