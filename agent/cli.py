@@ -37,10 +37,16 @@ def _load(path: str) -> Config | None:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
+    from agent.config.isolated import load_in_child
+    from agent.runtime.memory import defer_imports
+
+    defer_imports()  # before the libraries that import them (issue 22)
     from agent.runtime import run as supervisor
 
-    cfg = _load(args.config)
-    if cfg is None:
+    try:
+        cfg = load_in_child(expand(args.config))  # no validator built in this process
+    except ConfigError as exc:
+        _print_problems(args.config, exc)
         return 2
     from agent.runtime.private import lock_down
 

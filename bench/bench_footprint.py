@@ -59,7 +59,12 @@ async def child(role: str, seconds: float, trace: bool) -> dict[str, Any]:
     if trace:
         tracemalloc.start()
     out: dict[str, Any] = {"rss_python": rss_mb()}
-    from agent.config.model import parse
+    from agent.runtime.memory import defer_imports
+
+    defer_imports()  # as `edge-agent run` does, before the libraries
+    from agent.config.isolated import load_in_child
+    from agent.config.model import Config  # noqa: F401  (its cost is this stage's)
+    from bench.outside import write_config
 
     out["rss_config"] = rss_mb()
     from agent.runtime.agent import Agent
@@ -75,7 +80,8 @@ async def child(role: str, seconds: float, trace: bool) -> dict[str, Any]:
         broker = Broker(base / "broker")
         broker.start()
         try:
-            cfg = parse(config(role, base / "state", broker.port, video))
+            data = config(role, base / "state", broker.port, video)
+            cfg = load_in_child(write_config(base / "agent.toml", data))  # as `run` does
             async with Agent(cfg):
                 await asyncio.sleep(seconds)
                 out["rss_running"] = rss_mb()
@@ -125,8 +131,12 @@ def import_summary(stderr: str, n: int = 12) -> list[tuple[str, int]]:
 
 # What `edge-agent run` of an idle patrol device imports (issue 22): the libraries first, then the
 # agent's modules, so the figure before `agent.cli` is what the libraries cost by themselves.
+# It builds no pydantic model itself (the config is validated in a child process); the first
+# model a document brings costs what `pydantic:first-model` shows, printed apart.
+DEFER = "(defer unused modules)"  # agent.runtime.memory.defer_imports, as `run` does first
 FIRST_MODEL = "pydantic:first-model"  # building one model imports the schema machinery
 RUN_PATH = (
+    DEFER,
     "asyncio",
     "sqlite3",
     "paho.mqtt.client",
@@ -136,13 +146,13 @@ RUN_PATH = (
     "argparse",
     "tomllib",
     "pydantic",
-    FIRST_MODEL,
     "agent.cli",
     "agent.config.model",
     "sync.outbox",
     "agent.runtime.run",
     "agent.patrol.role",
     "firmware_bridge.gps",
+    FIRST_MODEL,
 )
 COST = """
 import importlib, sys
@@ -155,10 +165,17 @@ def first_model():
     class One(BaseModel):
         x: int = 0
     One(x=1)
+def step(name):
+    if name.endswith(":first-model"):
+        return first_model()
+    if name.startswith("("):
+        from agent.runtime.memory import defer_imports
+        return defer_imports()
+    importlib.import_module(name)
 prev = rss()
 print(f"    {'interpreter':<28} {prev:6.1f} MB")
 for name in sys.argv[1:]:
-    first_model() if name.endswith(":first-model") else importlib.import_module(name)
+    step(name)
     now = rss()
     print(f"    {name:<28} {now:6.1f} MB  +{now - prev:4.1f}")
     prev = now
@@ -172,10 +189,13 @@ def report_import_costs() -> None:
     )
     print("  RSS after each import of `edge-agent run` (fresh interpreter):")
     print(out.stdout.rstrip())
-    rows = {ln.split()[0]: float(ln.split()[1]) for ln in out.stdout.splitlines() if " MB" in ln}
-    if FIRST_MODEL in rows and RUN_PATH[-1] in rows:
-        libs, total = rows[FIRST_MODEL], rows[RUN_PATH[-1]]
+    rows = {
+        ln[:33].strip(): float(ln[33:].split()[0]) for ln in out.stdout.splitlines() if " MB" in ln
+    }
+    if "pydantic" in rows and "firmware_bridge.gps" in rows:
+        libs, total = rows["pydantic"], rows["firmware_bridge.gps"]
         print(f"  the libraries alone {libs:.1f} MB, the agent's modules +{total - libs:.1f} MB")
+        print(f"  (the first model a document brings: +{rows[FIRST_MODEL] - total:.1f} MB more)")
 
 
 def report(role: str, seconds: float) -> None:

@@ -50,7 +50,10 @@ ModeName = Literal["normal", "holiday", "major_event", "emergency"]
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # defer_build: a model's validator is built when something is first validated, not when the
+    # class is defined. `edge-agent run` validates the file in a child process
+    # (agent.config.isolated), so an idle device never builds one (issue 22: ~2.5 MB).
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
 
 class DeviceConfig(_Model):
@@ -204,15 +207,14 @@ class ModeProfile(_Model):
 
 
 def _default_profiles() -> dict[ModeName, ModeProfile]:
+    # Built without validation: these are constants (a test validates each one), and a running
+    # agent that falls back to them must not build ModeProfile's validator for it (issue 22).
+    make = ModeProfile.model_construct
     return {
-        "normal": ModeProfile(),
-        "holiday": ModeProfile(status_interval_s=30.0),
-        "major_event": ModeProfile(status_interval_s=15.0, p0_incident_levels=[1]),
-        "emergency": ModeProfile(
-            status_interval_s=5.0,
-            checkin_photo=True,
-            p0_incident_levels=[1, 2],
-        ),
+        "normal": make(),
+        "holiday": make(status_interval_s=30.0),
+        "major_event": make(status_interval_s=15.0, p0_incident_levels=[1]),
+        "emergency": make(status_interval_s=5.0, checkin_photo=True, p0_incident_levels=[1, 2]),
     }
 
 
@@ -231,30 +233,33 @@ class ModesConfig(_Model):
             for key, prof in source.items():
                 if key == name:
                     return prof
-        return ModeProfile()
+        return ModeProfile.model_construct()
 
 
 class Config(_Model):
     """The whole agent config."""
 
+    # Defaults are factories, not instances: an instance here would build each section's
+    # validator when this module is imported (see _Model).
     device: DeviceConfig
-    broker: BrokerConfig = BrokerConfig()
+    broker: BrokerConfig = Field(default_factory=BrokerConfig)
     gps: SerialPortConfig | None = None
     nfc: NfcConfig | None = None
-    trust: TrustConfig = TrustConfig()
-    sync: SyncConfig = SyncConfig()
-    modes: ModesConfig = ModesConfig()
+    trust: TrustConfig = Field(default_factory=TrustConfig)
+    sync: SyncConfig = Field(default_factory=SyncConfig)
+    modes: ModesConfig = Field(default_factory=ModesConfig)
     # Patrol device (docs/patrol.md).
     buttons: ButtonsConfig | None = None
     camera: PatrolCameraConfig | None = None
-    patrol: PatrolConfig = PatrolConfig()
-    companion: CompanionConfig = CompanionConfig()  # the phone page (docs/companion.md)
+    patrol: PatrolConfig = Field(default_factory=PatrolConfig)
+    # The phone page (docs/companion.md).
+    companion: CompanionConfig = Field(default_factory=CompanionConfig)
     # Camera gateway (docs/vision.md); detection thresholds per work mode live per camera.
     cameras: CameraList = []
     alarm_http: AlarmHttpConfig | None = None
     # Observability (docs/metrics.md).
-    metrics: MetricsConfig = MetricsConfig()
-    logging: LoggingConfig = LoggingConfig()
+    metrics: MetricsConfig = Field(default_factory=MetricsConfig)
+    logging: LoggingConfig = Field(default_factory=LoggingConfig)
 
 
 assert set(MODES) == {"normal", "holiday", "major_event", "emergency"}

@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 class MetricsConfig(BaseModel):
     """`[metrics]`: the local Prometheus endpoint (off by default, loopback by default)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)  # see config.model
 
     enabled: bool = False
     host: str = "127.0.0.1"
@@ -27,6 +27,6 @@ class LoggingConfig(BaseModel):
     """`[logging]`: `json = true` writes one JSON object per line for log shippers."""
 
     # By name too: a config dumped without aliases (ops tooling) must parse again.
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, defer_build=True)
 
     json_lines: bool = Field(default=False, alias="json")

@@ -30,7 +30,8 @@ IncidentCategory = Literal[
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # Validators built on first use, not at import (agent.config.model._Model says why).
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
 
 class ButtonsConfig(_Model):

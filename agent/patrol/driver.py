@@ -77,8 +77,10 @@ class PatrolDriver:
         spawn: Spawn = spawn_task,
     ) -> None:
         self._clock, self._media, self._inputs = clock, media, (fixes, tags, presses)
-        self._cfg = cfg = settings or PatrolConfig()
-        self._buttons = buttons or ButtonsConfig()
+        # The defaults unvalidated: they are the models' own, and validating would build the
+        # models' validators in a device that has nothing to validate (issue 22).
+        self._cfg = cfg = settings or PatrolConfig.model_construct()
+        self._buttons = buttons or ButtonsConfig.model_construct()
         self._params = params or CheckinParams(
             reach_speed_mps=cfg.reach_speed_mps, k_hold=cfg.k_hold
         )

@@ -37,7 +37,8 @@ _Note = Annotated[str, StringConstraints(max_length=1000)]
 
 class _Input(BaseModel):
     # strict: "2" is not a level and 1 is not a bool; a UI bug must show up as a 400.
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+    # defer_build: built by the first request, not by an idle device's imports (issue 22).
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, defer_build=True)
 
 
 M = TypeVar("M", bound=_Input)

@@ -18,7 +18,8 @@ _Ms = Annotated[int, Field(ge=0)]
 
 class _Strict(BaseModel):
     # strict: no "1" -> 1 or true -> 1 coercion; a central bug must show up as invalid_body.
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+    # defer_build: built by the first task document, not by an idle device's imports (issue 22).
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, defer_build=True)
 
 
 class CheckpointModel(_Strict):

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import json
+import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from agent.demo.broker import Broker
+from tests.kits.mqtt import Watcher
 from tests.kits.paths import REPO
 
 ROOT = REPO
@@ -72,3 +77,76 @@ def test_run_command_parses_without_the_operations_tool() -> None:
         [sys.executable, "-m", "agent", "ops", "--help"], capture_output=True, text=True, cwd=ROOT
     )
     assert full.returncode == 0, full.stderr
+
+
+# `edge-agent run` as a device runs it, with a handler that writes what it has imported when
+# the test sends SIGUSR1 (the agent's loop handles SIGINT and SIGTERM only).
+RUN = """
+import json, signal, sys, types
+from agent import cli
+
+def dump(_sig, _frame):
+    loaded = {name: isinstance(m, types.ModuleType) and type(m) is types.ModuleType
+              for name, m in sys.modules.items()}
+    from agent.config.model import Config
+    state = {"loaded": loaded, "config_validator_built": Config.__pydantic_complete__}
+    with open(sys.argv[2], "w") as out:
+        json.dump(state, out)
+
+signal.signal(signal.SIGUSR1, dump)
+sys.exit(cli.main(["run", "--config", sys.argv[1]]))
+"""
+
+
+def _online(payload: bytes) -> bool:
+    return json.loads(payload).get("online") is True
+
+
+def _idle_run_state(broker: Broker, tmp_path: Path) -> dict[str, object]:
+    """Start `edge-agent run` (patrol, no devices), wait for its birth, read its imports."""
+    cfg = tmp_path / "agent.toml"
+    cfg.write_text(
+        f'[device]\nid = "pd-0043"\nrole = "patrol"\nstate_dir = "{tmp_path / "state"}"\n'
+        f'[broker]\nhost = "127.0.0.1"\nport = {broker.port}\n'
+    )
+    out, log = tmp_path / "modules.json", tmp_path / "agent.log"
+    watcher = Watcher.of(broker, "grid/v1/pd-0043/state")
+    with log.open("wb") as err:
+        proc = subprocess.Popen(
+            [sys.executable, "-c", RUN, str(cfg), str(out)],
+            cwd=ROOT,
+            stdout=err,
+            stderr=err,
+        )
+    try:
+        born = watcher.wait_for(lambda msgs: any(_online(p) for _, p, _ in msgs), 60)
+        assert born, f"no birth from the agent: {log.read_text()}"
+        os.kill(proc.pid, signal.SIGUSR1)
+        deadline = time.monotonic() + 30
+        while not out.exists() or not out.read_text().endswith("}"):
+            assert time.monotonic() < deadline and proc.poll() is None, log.read_text()
+            time.sleep(0.05)
+        return dict(json.loads(out.read_text()))
+    finally:
+        proc.terminate()
+        proc.wait(timeout=60)
+        watcher.close()
+
+
+def test_idle_run_builds_no_validator_and_defers_unused_modules(
+    broker: Broker, tmp_path: Path
+) -> None:
+    """Issue 22 point 3: an idle `edge-agent run` validated its config in a child process.
+
+    So the agent's own process built no pydantic validator (nor loaded pydantic's plugin loader
+    and, through importlib.metadata, the email package), and paho's urllib.request import is
+    the deferred stand-in: no http.client either.
+    """
+    state = _idle_run_state(broker, tmp_path)
+    loaded = state["loaded"]
+    assert isinstance(loaded, dict)
+    assert state["config_validator_built"] is False
+    for name in ("pydantic.plugin._loader", "importlib.metadata", "email.message", "http.client"):
+        assert name not in loaded, name
+    assert loaded["urllib.request"] is False  # the stand-in, not the module
+    assert loaded["paho.mqtt.client"] is True
