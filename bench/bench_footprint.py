@@ -131,7 +131,7 @@ def import_summary(stderr: str, n: int = 12) -> list[tuple[str, int]]:
 
 # What `edge-agent run` of an idle patrol device imports (issue 22): the libraries first, then the
 # agent's modules, so the figure before `agent.cli` is what the libraries cost by themselves.
-# It builds no pydantic model itself (the config is validated in a child process); the first
+# It builds no pydantic model itself (the config is validated in a forked child); the first
 # model a document brings costs what `pydantic:first-model` shows, printed apart.
 DEFER = "(defer unused modules)"  # agent.runtime.memory.defer_imports, as `run` does first
 FIRST_MODEL = "pydantic:first-model"  # building one model imports the schema machinery

@@ -51,7 +51,7 @@ ModeName = Literal["normal", "holiday", "major_event", "emergency"]
 
 class _Model(BaseModel):
     # defer_build: a model's validator is built when something is first validated, not when the
-    # class is defined. `edge-agent run` validates the file in a child process
+    # class is defined. `edge-agent run` validates the file in a forked child
     # (agent.config.isolated), so an idle device never builds one (issue 22: ~2.5 MB).
     model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 

@@ -136,7 +136,7 @@ def _idle_run_state(broker: Broker, tmp_path: Path) -> dict[str, object]:
 def test_idle_run_builds_no_validator_and_defers_unused_modules(
     broker: Broker, tmp_path: Path
 ) -> None:
-    """Issue 22 point 3: an idle `edge-agent run` validated its config in a child process.
+    """Issue 22 point 3: an idle `edge-agent run` validated its config in a forked child.
 
     So the agent's own process built no pydantic validator (nor loaded pydantic's plugin loader
     and, through importlib.metadata, the email package), and paho's urllib.request import is
