@@ -28,7 +28,7 @@ import time
 import traceback
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
 from agent.errors import ConfigError
 
@@ -71,7 +71,7 @@ def load_in_child(
     return _result(path, data, os.waitstatus_to_exitcode(status))
 
 
-def _child(path: Path, validate: Callable[[Path], Config], out: int) -> None:
+def _child(path: Path, validate: Callable[[Path], Config], out: int) -> NoReturn:
     """Validate, write the pickled outcome to `out`, exit: 0 when it was written, else 1.
 
     Whatever is raised, the child exits here (with its traceback on stderr), never returning

@@ -4,6 +4,9 @@ Start-up (imports, the config's validation, opening the outbox) frees a few hund
 glibc heap in small holes that malloc keeps for itself. `malloc_trim(0)` returns the free pages
 to the kernel: about 0.5 MB of an idle patrol device's RSS (docs/hardware.md). Only glibc has
 it; elsewhere (musl, macOS) nothing is done.
+
+Before that, `edge-agent run` calls `defer_imports`: modules that libraries import for features
+a device never uses get a stand-in in `sys.modules`, replaced by the real module on first use.
 """
 
 from __future__ import annotations

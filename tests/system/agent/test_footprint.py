@@ -86,8 +86,8 @@ import json, signal, sys, types
 from agent import cli
 
 def dump(_sig, _frame):
-    loaded = {name: isinstance(m, types.ModuleType) and type(m) is types.ModuleType
-              for name, m in sys.modules.items()}
+    # True: a module; False: a stand-in (agent.runtime.memory.defer_imports) or other object.
+    loaded = {name: type(m) is types.ModuleType for name, m in sys.modules.items()}
     from agent.config.model import Config
     state = {"loaded": loaded, "config_validator_built": Config.__pydantic_complete__}
     with open(sys.argv[2], "w") as out:
